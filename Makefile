@@ -1,0 +1,67 @@
+# kafka-fleet: a local fleet on loopback (ZooKeeper ensemble, Kafka 3.9 brokers booted through
+# kafka-bootstrap, moto) and the tests that run against it. Every target installs what it needs.
+
+SHELL := /bin/bash
+CACHE := dev/.cache
+LIBS := $(CACHE)/lib
+VENV := dev/.venv
+CARGO ?= cargo
+# Integration tests start JVMs: one at a time on a 2-core machine.
+TEST_THREADS ?= 1
+
+.PHONY: all deps system jars moto build demo test unit-test integration-test bench clippy broker-config-keys clean
+
+all: build
+
+deps: system jars moto
+
+system:
+	@dev/install-system.sh
+
+# Kafka 3.9 (ZooKeeper mode), its tools and a logging binding, pinned in dev/pom.xml.
+jars: $(LIBS)/.stamp
+$(LIBS)/.stamp: dev/pom.xml
+	@echo "fetching Kafka jars with Maven (pinned in dev/pom.xml)"
+	@rm -rf $(LIBS)
+	mvn -B -q -f dev/pom.xml dependency:copy-dependencies -DoutputDirectory=.cache/lib -DincludeScope=runtime
+	@touch $@
+
+# moto in server mode (EC2 + Route53 APIs) in a virtualenv.
+moto: $(VENV)/.stamp
+$(VENV)/.stamp: dev/requirements-moto.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r dev/requirements-moto.txt
+	@touch $@
+
+build:
+	$(CARGO) build --workspace --bins
+
+# A ZooKeeper ensemble and a 3-broker cluster booted through kafka-bootstrap; kcat shows a message
+# produced and consumed. Stays up until Ctrl-C when run from a terminal.
+demo: deps build
+	$(CARGO) run -q -p fleet-tests --bin local-fleet -- demo
+
+unit-test:
+	$(CARGO) test --workspace --lib --bins
+
+integration-test: deps build
+	$(CARGO) test -p fleet-tests --tests -- --test-threads=$(TEST_THREADS)
+
+test: deps build
+	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test -p fleet-tests --tests -- --test-threads=$(TEST_THREADS)
+
+# Figures for docs/benchmarks.md.
+bench: deps build
+	$(CARGO) run --release -q -p fleet-tests --bin bench-broker-ids -- --runs 5 --sizes 50,100
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Regenerate the catalog of Kafka broker config keys after a Kafka version bump.
+broker-config-keys: jars
+	java -cp "$(LIBS)/*" dev/tools/DumpBrokerConfigKeys.java | sort > bootstrap/src/broker_config_keys.tsv
+
+clean:
+	$(CARGO) clean
+	rm -rf $(CACHE) $(VENV)

@@ -1,0 +1,301 @@
+//! Sequential broker IDs under a ZooKeeper lock.
+//!
+//! The registry `/<root>/clusters/<cluster>/broker-ids/<id>` maps each ID to the instance holding
+//! it. Under a Curator-compatible lock, an instance:
+//! 1. gets its own ID back if it already has one (restart);
+//! 2. else takes over the lowest ID whose instance the provider reports terminated or no longer
+//!    knows, provided no broker with that ID is registered in `/brokers/ids` (it could be alive
+//!    on a host we are wrong about);
+//! 3. else takes the lowest ID, from the base up, that is neither in the registry nor live.
+//!
+//! The decision is a pure function ([`decide`]); the writes go through the lock's fenced
+//! operations, so a client that lost the lock (session expired while it thought it held it)
+//! cannot write.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fleet_common::paths::ClusterPaths;
+use fleet_common::znodes::{self, BrokerIdLease};
+use fleet_common::zk::ensure_path;
+use zookeeper_client as zk;
+
+use crate::provider::{InfraProvider, InstanceStatus};
+
+/// One registry entry as read, with its znode version for a conditional rewrite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryEntry {
+    pub lease: BrokerIdLease,
+    pub version: i32,
+}
+
+/// What to do; the plan of one assignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The instance already holds this ID.
+    Keep { id: i32 },
+    /// Take over the ID of a terminated (or no longer known) instance.
+    Reuse { id: i32, previous_instance_id: String, version: i32 },
+    /// A fresh ID.
+    New { id: i32 },
+}
+
+impl Decision {
+    pub fn id(&self) -> i32 {
+        match self {
+            Decision::Keep { id } | Decision::Reuse { id, .. } | Decision::New { id } => *id,
+        }
+    }
+}
+
+/// What the provider said of the other instances: `None` when it could not be asked (unknown), in
+/// which case nothing is reused.
+pub type ProviderView = Option<HashMap<String, InstanceStatus>>;
+
+pub fn decide(
+    instance_id: &str,
+    registry: &BTreeMap<i32, RegistryEntry>,
+    provider: &ProviderView,
+    live_brokers: &BTreeSet<i32>,
+    base: i32,
+) -> Decision {
+    if let Some((id, _)) = registry.iter().find(|(_, e)| e.lease.instance_id == instance_id) {
+        return Decision::Keep { id: *id };
+    }
+    if let Some(statuses) = provider {
+        let reusable = registry.iter().find(|(id, e)| {
+            let gone = !matches!(statuses.get(&e.lease.instance_id), Some(InstanceStatus::Alive));
+            gone && !live_brokers.contains(id)
+        });
+        if let Some((id, e)) = reusable {
+            return Decision::Reuse { id: *id, previous_instance_id: e.lease.instance_id.clone(), version: e.version };
+        }
+    }
+    let mut id = base;
+    while registry.contains_key(&id) || live_brokers.contains(&id) {
+        id += 1;
+    }
+    Decision::New { id }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssignError {
+    #[error("zookeeper operation `{op}` on {path} failed: {source}")]
+    Zk {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: zk::Error,
+    },
+    #[error("timed out after {0:?} waiting for the broker-ID lock (another bootstrap holds it?)")]
+    LockTimeout(Duration),
+    #[error("lost the broker-ID lock before writing (session expired); nothing was written")]
+    LockLost,
+    #[error(transparent)]
+    Decode(#[from] znodes::ZnodeDecodeError),
+}
+
+fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(zk::Error) -> AssignError + 'a {
+    move |source| AssignError::Zk { op, path: path.to_string(), source }
+}
+
+/// Result of an assignment, for logs and `--output json`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Assignment {
+    pub broker_id: i32,
+    /// `kept`, `reused` or `new`.
+    pub how: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_instance_id: Option<String>,
+}
+
+/// Reads the registry (pipelined: one multi-read for every entry).
+pub async fn read_registry(client: &zk::Client, paths: &ClusterPaths) -> Result<BTreeMap<i32, RegistryEntry>, AssignError> {
+    let dir = paths.broker_ids();
+    let children = match client.list_children(&dir).await {
+        Ok(c) => c,
+        Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(zk_err("list", &dir)(e)),
+    };
+    let ids: Vec<i32> = children.iter().filter_map(|c| c.parse().ok()).collect();
+    let mut reader = client.new_multi_reader();
+    for id in &ids {
+        let path = paths.broker_id(*id);
+        reader.add_get_data(&path).map_err(zk_err("multi-read", &path))?;
+    }
+    let results = if ids.is_empty() { Vec::new() } else { reader.commit().await.map_err(zk_err("multi-read", &dir))? };
+    let mut registry = BTreeMap::new();
+    for (id, result) in ids.into_iter().zip(results) {
+        if let zk::MultiReadResult::Data { data, stat } = result {
+            let path = paths.broker_id(id);
+            let lease: BrokerIdLease = znodes::decode(&path, "a broker-ID lease", &data)?;
+            registry.insert(id, RegistryEntry { lease, version: stat.version });
+        }
+    }
+    Ok(registry)
+}
+
+/// Broker IDs with a live `/brokers/ids/<id>` ephemeral.
+pub async fn live_broker_ids(client: &zk::Client, paths: &ClusterPaths) -> Result<BTreeSet<i32>, AssignError> {
+    let dir = paths.kafka().broker_ids();
+    match client.list_children(&dir).await {
+        Ok(c) => Ok(c.iter().filter_map(|c| c.parse().ok()).collect()),
+        Err(zk::Error::NoNode) => Ok(BTreeSet::new()),
+        Err(e) => Err(zk_err("list", &dir)(e)),
+    }
+}
+
+/// Makes sure the cluster's subtree exists (idempotent, before taking the lock).
+pub async fn ensure_cluster_tree(client: &zk::Client, paths: &ClusterPaths) -> Result<(), AssignError> {
+    for path in [paths.broker_ids(), paths.broker_id_lock(), paths.kafka_chroot()] {
+        ensure_path(client, &path).await.map_err(zk_err("mkdir", &path))?;
+    }
+    Ok(())
+}
+
+/// Takes the lock, decides, writes (fenced), releases.
+#[tracing::instrument(skip(client, paths, provider), fields(instance = instance_id))]
+pub async fn assign(
+    client: &zk::Client,
+    paths: &ClusterPaths,
+    instance_id: &str,
+    provider: &dyn InfraProvider,
+    base: i32,
+    lock_timeout: Duration,
+) -> Result<Assignment, AssignError> {
+    ensure_cluster_tree(client, paths).await?;
+    let lock_dir = paths.broker_id_lock();
+    let prefix = zk::LockPrefix::new_curator(&lock_dir, "lock-").map_err(zk_err("lock", &lock_dir))?;
+    let lock = match tokio::time::timeout(lock_timeout, client.lock(prefix, instance_id.as_bytes(), zk::Acls::anyone_all())).await {
+        Err(_) => return Err(AssignError::LockTimeout(lock_timeout)),
+        Ok(Err(e)) => return Err(zk_err("lock", &lock_dir)(e)),
+        Ok(Ok(lock)) => lock,
+    };
+    let lock_path = lock.lock_path().to_string();
+    let outcome = assign_locked(&lock, paths, instance_id, provider, base).await;
+    // Release now rather than in the background: the process may exec Kafka right after.
+    if let Err(e) = client.delete(&lock_path, None).await {
+        tracing::warn!(error = %e, path = %lock_path, "could not delete lock node; it goes with the session");
+    }
+    drop(lock);
+    outcome
+}
+
+async fn assign_locked(
+    lock: &zk::LockClient<'_>,
+    paths: &ClusterPaths,
+    instance_id: &str,
+    provider: &dyn InfraProvider,
+    base: i32,
+) -> Result<Assignment, AssignError> {
+    let client = lock.client();
+    let (registry, live) = tokio::try_join!(read_registry(client, paths), live_broker_ids(client, paths))?;
+    let mut provider_view: ProviderView = Some(HashMap::new());
+    let others: Vec<String> = registry
+        .values()
+        .map(|e| e.lease.instance_id.clone())
+        .filter(|i| i != instance_id)
+        .collect();
+    let is_restart = registry.values().any(|e| e.lease.instance_id == instance_id);
+    if !is_restart && !others.is_empty() {
+        provider_view = match provider.statuses(&others).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // Unknown is not absent: without the provider's word, reuse nothing.
+                tracing::warn!(error = %e, "provider could not be asked; no broker ID will be reused this time");
+                None
+            }
+        };
+    }
+    let decision = decide(instance_id, &registry, &provider_view, &live, base);
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let fenced = |e: zk::Error| match e {
+        zk::Error::RuntimeInconsistent | zk::Error::SessionExpired => AssignError::LockLost,
+        other => AssignError::Zk { op: "fenced write", path: paths.broker_ids(), source: other },
+    };
+    let assignment = match &decision {
+        Decision::Keep { id } => Assignment { broker_id: *id, how: "kept", previous_instance_id: None },
+        Decision::New { id } => {
+            let lease = BrokerIdLease { instance_id: instance_id.to_string(), assigned_at_ms: now_ms, previous_instance_id: None };
+            let data = serde_json::to_vec(&lease).unwrap_or_default();
+            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+            lock.create(&paths.broker_id(*id), &data, &options).await.map_err(fenced)?;
+            Assignment { broker_id: *id, how: "new", previous_instance_id: None }
+        }
+        Decision::Reuse { id, previous_instance_id, version } => {
+            let lease = BrokerIdLease {
+                instance_id: instance_id.to_string(),
+                assigned_at_ms: now_ms,
+                previous_instance_id: Some(previous_instance_id.clone()),
+            };
+            let data = serde_json::to_vec(&lease).unwrap_or_default();
+            lock.set_data(&paths.broker_id(*id), &data, Some(*version)).await.map_err(fenced)?;
+            Assignment { broker_id: *id, how: "reused", previous_instance_id: Some(previous_instance_id.clone()) }
+        }
+    };
+    tracing::info!(broker = assignment.broker_id, how = assignment.how, "broker ID assigned");
+    Ok(assignment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(entries: &[(i32, &str)]) -> BTreeMap<i32, RegistryEntry> {
+        entries
+            .iter()
+            .map(|(id, inst)| {
+                let lease = BrokerIdLease { instance_id: inst.to_string(), assigned_at_ms: 0, previous_instance_id: None };
+                (*id, RegistryEntry { lease, version: 0 })
+            })
+            .collect()
+    }
+
+    fn view(entries: &[(&str, InstanceStatus)]) -> ProviderView {
+        Some(entries.iter().map(|(i, s)| (i.to_string(), *s)).collect())
+    }
+
+    #[test]
+    fn first_instance_gets_the_base() {
+        assert_eq!(decide("a", &BTreeMap::new(), &view(&[]), &BTreeSet::new(), 1), Decision::New { id: 1 });
+        assert_eq!(decide("a", &BTreeMap::new(), &view(&[]), &BTreeSet::new(), 0), Decision::New { id: 0 });
+    }
+
+    #[test]
+    fn restart_keeps_its_id_even_if_provider_is_unknown() {
+        let r = registry(&[(1, "a"), (2, "b")]);
+        assert_eq!(decide("b", &r, &None, &BTreeSet::from([1, 2]), 1), Decision::Keep { id: 2 });
+    }
+
+    #[test]
+    fn lowest_terminated_or_absent_id_is_reused() {
+        let r = registry(&[(1, "a"), (2, "b"), (3, "c")]);
+        let v = view(&[("a", InstanceStatus::Alive), ("b", InstanceStatus::Terminated)]);
+        // b (2) is terminated and c (3) is absent: the lowest wins.
+        assert_eq!(
+            decide("d", &r, &v, &BTreeSet::from([1]), 1),
+            Decision::Reuse { id: 2, previous_instance_id: "b".into(), version: 0 }
+        );
+    }
+
+    #[test]
+    fn never_reuses_an_id_whose_broker_is_live() {
+        let r = registry(&[(1, "a"), (2, "b")]);
+        let v = view(&[("a", InstanceStatus::Terminated), ("b", InstanceStatus::Alive)]);
+        assert_eq!(decide("c", &r, &v, &BTreeSet::from([1, 2]), 1), Decision::New { id: 3 });
+    }
+
+    #[test]
+    fn unknown_provider_reuses_nothing() {
+        let r = registry(&[(1, "a")]);
+        assert_eq!(decide("c", &r, &None, &BTreeSet::new(), 1), Decision::New { id: 2 });
+    }
+
+    #[test]
+    fn new_ids_skip_live_brokers_outside_the_registry() {
+        // A broker started by hand with ID 2 must not be collided with.
+        let r = registry(&[(1, "a")]);
+        let v = view(&[("a", InstanceStatus::Alive)]);
+        assert_eq!(decide("c", &r, &v, &BTreeSet::from([1, 2]), 1), Decision::New { id: 3 });
+    }
+}

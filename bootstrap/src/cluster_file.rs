@@ -1,0 +1,296 @@
+//! The cluster file a broker host boots from, parsed in two stages: [`RawClusterFile`] is exactly
+//! what the user wrote (unknown fields rejected, no I/O); [`ClusterFile`] is validated and typed.
+//!
+//! ```yaml
+//! cluster: blue
+//! zookeeper: zk1:2181,zk2:2181,zk3:2181
+//! fleetRoot: /kafka-fleet          # optional
+//! brokerIdBase: 1                  # optional: the first broker ID handed out
+//! provider: { kind: ec2, region: us-east-1 }          # or { kind: local, root: run/hosts }
+//! dns: { kind: route53, zone: kafka.example.internal } # or { kind: local, root: ... } or { kind: none }
+//! fleetApi: { url: http://fleet-manager:8080, timeoutMs: 2000 }   # optional
+//! properties:
+//!   log.retention.hours: 24
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fleet_common::paths::{validate_cluster_name, validate_znode_path, DEFAULT_FLEET_ROOT};
+use fleet_common::ZkAddress;
+use serde::Deserialize;
+
+use crate::properties::{self, Source};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawClusterFile {
+    pub cluster: String,
+    pub zookeeper: String,
+    #[serde(default)]
+    pub fleet_root: Option<String>,
+    #[serde(default)]
+    pub broker_id_base: Option<i64>,
+    pub provider: RawProvider,
+    #[serde(default)]
+    pub dns: Option<RawDns>,
+    #[serde(default)]
+    pub fleet_api: Option<RawFleetApi>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, ScalarValue>,
+}
+
+/// A YAML scalar; Kafka properties are strings in the end.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ScalarValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl ScalarValue {
+    fn to_property(&self) -> String {
+        match self {
+            ScalarValue::Bool(b) => b.to_string(),
+            ScalarValue::Int(i) => i.to_string(),
+            ScalarValue::Float(f) => f.to_string(),
+            ScalarValue::Str(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawProvider {
+    Local {
+        root: PathBuf,
+    },
+    Ec2 {
+        region: String,
+        #[serde(default, rename = "endpointUrl")]
+        endpoint_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawDns {
+    None,
+    Local {
+        root: PathBuf,
+    },
+    Route53 {
+        zone: String,
+        #[serde(default, rename = "endpointUrl")]
+        endpoint_url: Option<String>,
+        #[serde(default)]
+        ttl: Option<i64>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawFleetApi {
+    pub url: String,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// A validated cluster file.
+#[derive(Clone, Debug)]
+pub struct ClusterFile {
+    pub cluster: String,
+    pub zookeeper: ZkAddress,
+    pub fleet_root: String,
+    pub broker_id_base: i32,
+    pub provider: ProviderConfig,
+    pub dns: DnsConfig,
+    pub fleet_api: Option<FleetApiConfig>,
+    /// Layer 2 of the broker properties, already checked against Kafka's catalog.
+    pub properties: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub enum ProviderConfig {
+    Local { root: PathBuf },
+    Ec2 { region: String, endpoint_url: Option<String> },
+}
+
+#[derive(Clone, Debug)]
+pub enum DnsConfig {
+    None,
+    Local { root: PathBuf },
+    Route53 { zone: String, endpoint_url: Option<String>, ttl: i64 },
+}
+
+#[derive(Clone, Debug)]
+pub struct FleetApiConfig {
+    pub url: String,
+    pub timeout: Duration,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterFileError {
+    #[error("cannot read cluster file {path}: {source} (pass an existing file with --cluster-file)")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cluster file {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("cluster file {path}: field `{field}`: {message}")]
+    Field { path: PathBuf, field: String, message: String },
+}
+
+impl ClusterFile {
+    pub fn load(path: &Path) -> Result<Self, ClusterFileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ClusterFileError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ClusterFileError> {
+        let raw: RawClusterFile = serde_saphyr::from_str(text)
+            .map_err(|e| ClusterFileError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+        raw.resolve(path)
+    }
+}
+
+impl RawClusterFile {
+    /// Stage two: validate and type every field. No I/O.
+    pub fn resolve(self, path: &Path) -> Result<ClusterFile, ClusterFileError> {
+        let field = |field: &str, message: String| ClusterFileError::Field {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        validate_cluster_name(&self.cluster).map_err(|m| field("cluster", m))?;
+        let zookeeper = ZkAddress::parse(&self.zookeeper).map_err(|e| field("zookeeper", e.to_string()))?;
+        if zookeeper.chroot.is_some() {
+            return Err(field(
+                "zookeeper",
+                "give the ensemble without a chroot; the cluster's Kafka chroot is derived from fleetRoot and cluster"
+                    .into(),
+            ));
+        }
+        let fleet_root = self.fleet_root.unwrap_or_else(|| DEFAULT_FLEET_ROOT.to_string());
+        validate_znode_path(&fleet_root).map_err(|e| field("fleetRoot", e.to_string()))?;
+        if fleet_root == "/" {
+            return Err(field("fleetRoot", "must not be `/`: use a dedicated root such as /kafka-fleet".into()));
+        }
+        let broker_id_base = match self.broker_id_base {
+            None => 1,
+            Some(b) if (0..=1_000_000).contains(&b) => b as i32,
+            Some(b) => return Err(field("brokerIdBase", format!("{b} is out of range: use 0..=1000000"))),
+        };
+        let provider = match self.provider {
+            RawProvider::Local { root } => ProviderConfig::Local { root },
+            RawProvider::Ec2 { region, endpoint_url } => {
+                if region.trim().is_empty() {
+                    return Err(field("provider.region", "must name an AWS region, e.g. us-east-1".into()));
+                }
+                check_url(endpoint_url.as_deref()).map_err(|m| field("provider.endpointUrl", m))?;
+                ProviderConfig::Ec2 { region, endpoint_url }
+            }
+        };
+        let dns = match self.dns {
+            None | Some(RawDns::None) => DnsConfig::None,
+            Some(RawDns::Local { root }) => DnsConfig::Local { root },
+            Some(RawDns::Route53 { zone, endpoint_url, ttl }) => {
+                let zone = zone.trim_end_matches('.').to_string();
+                if zone.is_empty() || !zone.contains('.') {
+                    return Err(field("dns.zone", format!("`{zone}` is not a DNS zone name, e.g. kafka.example.internal")));
+                }
+                check_url(endpoint_url.as_deref()).map_err(|m| field("dns.endpointUrl", m))?;
+                let ttl = ttl.unwrap_or(30);
+                if !(1..=86_400).contains(&ttl) {
+                    return Err(field("dns.ttl", format!("{ttl} is out of range: use 1..=86400 seconds")));
+                }
+                DnsConfig::Route53 { zone, endpoint_url, ttl }
+            }
+        };
+        let fleet_api = match self.fleet_api {
+            None => None,
+            Some(api) => {
+                check_url(Some(&api.url)).map_err(|m| field("fleetApi.url", m))?;
+                let timeout_ms = api.timeout_ms.unwrap_or(2000);
+                if !(1..=60_000).contains(&timeout_ms) {
+                    return Err(field("fleetApi.timeoutMs", format!("{timeout_ms} is out of range: use 1..=60000")));
+                }
+                Some(FleetApiConfig { url: api.url, timeout: Duration::from_millis(timeout_ms), token: api.token })
+            }
+        };
+        let mut properties = Vec::new();
+        for (key, value) in &self.properties {
+            let value = value.to_property();
+            properties::validate(key, &value, &Source::ClusterFile)
+                .map_err(|e| field(&format!("properties.{key}"), e.to_string()))?;
+            properties.push((key.clone(), value));
+        }
+        Ok(ClusterFile {
+            cluster: self.cluster,
+            zookeeper,
+            fleet_root,
+            broker_id_base,
+            provider,
+            dns,
+            fleet_api,
+            properties,
+        })
+    }
+}
+
+fn check_url(url: Option<&str>) -> Result<(), String> {
+    match url {
+        None => Ok(()),
+        Some(u) if (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len() => Ok(()),
+        Some(u) => Err(format!("`{u}` is not an http(s) URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ClusterFile, ClusterFileError> {
+        ClusterFile::parse(text, Path::new("cluster.yaml"))
+    }
+
+    const GOOD: &str = "cluster: blue\nzookeeper: 127.0.0.1:2181\nprovider: { kind: local, root: /tmp/hosts }\nproperties:\n  log.retention.hours: 24\n  auto.create.topics.enable: false\n";
+
+    #[test]
+    fn good_file_resolves() {
+        let f = parse(GOOD).expect("valid");
+        assert_eq!(f.cluster, "blue");
+        assert_eq!(f.fleet_root, "/kafka-fleet");
+        assert_eq!(f.broker_id_base, 1);
+        assert!(f.properties.contains(&("log.retention.hours".into(), "24".into())));
+        assert!(f.properties.contains(&("auto.create.topics.enable".into(), "false".into())));
+    }
+
+    #[test]
+    fn bad_files_name_the_field() {
+        for (text, needle) in [
+            (format!("{GOOD}colour: red\n"), "colour"),
+            (GOOD.replace("cluster: blue", "cluster: Blue_1"), "cluster"),
+            (GOOD.replace("127.0.0.1:2181", "127.0.0.1:x"), "zookeeper"),
+            (GOOD.replace("kind: local", "kind: gcp"), "gcp"),
+            (GOOD.replace("24", "a day"), "properties.log.retention.hours"),
+            (GOOD.replace("log.retention.hours", "log.retention.hour"), "did you mean"),
+            (format!("{GOOD}  broker.id: 4\n"), "derived"),
+            (format!("{GOOD}brokerIdBase: -1\n"), "brokerIdBase"),
+            ("cluster: [".to_string(), "not valid"),
+            (GOOD.replace("cluster: blue\n", ""), "cluster"),
+        ] {
+            let err = parse(&text).expect_err(&text).to_string();
+            assert!(err.contains(needle), "expected `{needle}` in: {err}");
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Kafka brokers on loopback, each booted the way a host boots: by `kafka-bootstrap run`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fleet_common::local::{self, LocalInstance, LocalInstanceState};
+use fleet_common::znodes::BrokerRegistration;
+use fleet_common::FleetPaths;
+
+use crate::process::ManagedProcess;
+use crate::{free_port, kafka_libs, wait_until, wire, workspace_bin, RunDir, ZkEnsemble};
+
+/// Broker properties for small local clusters: tiny internal topics, quick group starts.
+pub fn local_properties(brokers: usize) -> BTreeMap<String, String> {
+    let rf = brokers.clamp(1, 3).to_string();
+    [
+        ("offsets.topic.replication.factor", rf.as_str()),
+        ("offsets.topic.num.partitions", "4"),
+        ("transaction.state.log.replication.factor", rf.as_str()),
+        ("transaction.state.log.min.isr", "1"),
+        ("transaction.state.log.num.partitions", "4"),
+        ("default.replication.factor", rf.as_str()),
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("num.network.threads", "2"),
+        ("num.io.threads", "2"),
+        ("num.recovery.threads.per.data.dir", "1"),
+        ("log.segment.bytes", "16777216"),
+        ("controlled.shutdown.max.retries", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// How a cluster's hosts are provided.
+#[derive(Clone, Debug)]
+pub enum HostProvider {
+    Local,
+    /// EC2 through moto; the test plays the booting host.
+    Ec2 { endpoint: String },
+}
+
+#[derive(Clone, Debug)]
+pub enum Dns {
+    Local,
+    Route53 { endpoint: String, zone: String },
+}
+
+/// One cluster's namespace and its cluster file. Dropping it stops its brokers.
+pub struct LocalCluster {
+    pub name: String,
+    pub fleet_root: String,
+    pub zookeeper: String,
+    pub cluster_file: PathBuf,
+    pub hosts_root: PathBuf,
+    pub dns_root: PathBuf,
+    pub brokers: Vec<LocalBroker>,
+    pub extra_env: Vec<(String, String)>,
+    pub run: RunDir,
+}
+
+pub struct LocalBroker {
+    pub instance_id: String,
+    pub broker_id: i32,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub process: ManagedProcess,
+}
+
+impl LocalBroker {
+    pub fn bootstrap_server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The JVM's PID, as recorded by kafka-bootstrap.
+    pub fn jvm_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.data_dir.join("kafka.pid")).ok()?.trim().parse().ok()
+    }
+}
+
+/// Options for one cluster.
+pub struct ClusterSpec {
+    pub name: String,
+    pub provider: HostProvider,
+    pub dns: Dns,
+    pub properties: BTreeMap<String, String>,
+    pub fleet_api: Option<String>,
+}
+
+impl ClusterSpec {
+    pub fn local(brokers: usize) -> Self {
+        Self {
+            name: crate::unique("c").replace('_', "-"),
+            provider: HostProvider::Local,
+            dns: Dns::Local,
+            properties: local_properties(brokers),
+            fleet_api: None,
+        }
+    }
+}
+
+impl LocalCluster {
+    /// Writes the cluster file; starts nothing.
+    pub fn new(zk: &ZkEnsemble, spec: ClusterSpec) -> Self {
+        let run = RunDir::new(&spec.name);
+        let fleet_root = format!("/{}", crate::unique("fleet"));
+        let hosts_root = run.path.join("hosts");
+        let dns_root = run.path.join("dns");
+        let provider = match &spec.provider {
+            HostProvider::Local => format!("{{ kind: local, root: \"{}\" }}", hosts_root.display()),
+            HostProvider::Ec2 { endpoint } => format!("{{ kind: ec2, region: us-east-1, endpointUrl: \"{endpoint}\" }}"),
+        };
+        let dns = match &spec.dns {
+            Dns::Local => format!("{{ kind: local, root: \"{}\" }}", dns_root.display()),
+            Dns::Route53 { endpoint, zone } => {
+                format!("{{ kind: route53, zone: \"{zone}\", endpointUrl: \"{endpoint}\", ttl: 30 }}")
+            }
+        };
+        let mut text = format!(
+            "cluster: {}\nzookeeper: \"{}\"\nfleetRoot: \"{fleet_root}\"\nprovider: {provider}\ndns: {dns}\n",
+            spec.name,
+            zk.connect_string()
+        );
+        if let Some(api) = &spec.fleet_api {
+            text.push_str(&format!("fleetApi: {{ url: \"{api}\", timeoutMs: 1000 }}\n"));
+        }
+        text.push_str("properties:\n");
+        for (k, v) in &spec.properties {
+            text.push_str(&format!("  {k}: \"{v}\"\n"));
+        }
+        let cluster_file = run.path.join("cluster.yaml");
+        std::fs::write(&cluster_file, text).expect("cluster file");
+        Self {
+            name: spec.name,
+            fleet_root,
+            zookeeper: zk.connect_string(),
+            cluster_file,
+            hosts_root,
+            dns_root,
+            brokers: Vec::new(),
+            extra_env: Vec::new(),
+            run,
+        }
+    }
+
+    pub fn paths(&self) -> fleet_common::ClusterPaths {
+        FleetPaths::new(&self.fleet_root).cluster(&self.name)
+    }
+
+    /// Registers a local host with the local provider (what launching an instance does).
+    pub fn add_local_instance(&self, instance_id: &str, az: &str) {
+        let instance = LocalInstance {
+            instance_id: instance_id.to_string(),
+            availability_zone: az.to_string(),
+            state: LocalInstanceState::Running,
+            private_ip: "127.0.0.1".to_string(),
+        };
+        local::write_instance(&self.hosts_root, &instance).expect("local instance");
+    }
+
+    pub fn terminate_local_instance(&self, instance_id: &str) {
+        let mut instance = local::read_instance(&self.hosts_root, instance_id)
+            .expect("read local instance")
+            .expect("instance exists");
+        instance.state = LocalInstanceState::Terminated;
+        local::write_instance(&self.hosts_root, &instance).expect("local instance");
+    }
+
+    /// A `kafka-bootstrap` command for this cluster, with the AWS test credentials exported.
+    pub fn bootstrap_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(workspace_bin("kafka-bootstrap"));
+        cmd.args(args).arg("--cluster-file").arg(&self.cluster_file);
+        for (k, v) in crate::moto::AWS_ENV {
+            cmd.env(k, v);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Boots one broker host through `kafka-bootstrap run` and waits until it is ready: registered
+    /// in `/brokers/ids/<id>` and answering Metadata.
+    pub async fn start_broker(&mut self, instance_id: &str) -> &LocalBroker {
+        let data_dir = self.hosts_root.join(instance_id).join("data");
+        self.start_broker_at(instance_id, &data_dir, free_port()).await
+    }
+
+    pub async fn start_broker_at(&mut self, instance_id: &str, data_dir: &Path, port: u16) -> &LocalBroker {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let report = data_dir.join("boot-report.json");
+        let _ = std::fs::remove_file(&report);
+        let mut cmd = self.bootstrap_command(&["run"]);
+        cmd.args(["--instance-id", instance_id, "--port", &port.to_string()])
+            .args(["--bind-host", "127.0.0.1", "--advertised-host", "127.0.0.1", "--mode", "child"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--kafka-libs")
+            .arg(kafka_libs())
+            .env("KAFKA_HEAP_OPTS", "-Xms64m -Xmx320m")
+            .env("KAFKA_JVM_OPTS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Djava.awt.headless=true");
+        let log = data_dir.join("broker.log");
+        let mut process = ManagedProcess::spawn(instance_id, cmd, &log).expect("spawn kafka-bootstrap");
+        let broker_id: i32 = {
+            let report = report.clone();
+            let proc_ref = &mut process;
+            let mut exited = None;
+            let id = crate::wait::try_wait_until(Duration::from_secs(60), &mut || {
+                let report = report.clone();
+                let running = proc_ref.is_running();
+                if !running {
+                    exited = Some(proc_ref.log_tail(30));
+                }
+                async move {
+                    if !running {
+                        return Err("kafka-bootstrap exited".to_string());
+                    }
+                    let text = match std::fs::read_to_string(&report) {
+                        Ok(t) => t,
+                        Err(_) => return Ok(None),
+                    };
+                    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+                    Ok(v["broker_id"].as_i64().map(|i| i as i32))
+                }
+            })
+            .await;
+            match id {
+                Ok(id) => id,
+                Err(e) => panic!("broker {instance_id} did not boot: {e}\n{}", exited.unwrap_or_else(|| process.log_tail(30))),
+            }
+        };
+        let broker = LocalBroker { instance_id: instance_id.to_string(), broker_id, port, data_dir: data_dir.to_path_buf(), process };
+        self.brokers.retain(|b| b.instance_id != instance_id);
+        self.brokers.push(broker);
+        let zk = self.zk_client().await;
+        self.wait_broker_ready(&zk, broker_id, port).await;
+        self.brokers.last().expect("just pushed")
+    }
+
+    async fn wait_broker_ready(&self, zk: &zookeeper_client::Client, broker_id: i32, port: u16) {
+        let path = self.paths().kafka().broker(broker_id);
+        let log = self.brokers.last().map(|b| b.process.log.display().to_string()).unwrap_or_default();
+        wait_until(&format!("broker {broker_id} registered and serving metadata (log {log})"), Duration::from_secs(90), || {
+            let path = path.clone();
+            async move {
+                match zk.get_data(&path).await {
+                    Ok(_) => {}
+                    Err(zookeeper_client::Error::NoNode) => return Ok(None),
+                    Err(e) => return Err(e.to_string()),
+                }
+                let brokers = wire::metadata_brokers(&format!("127.0.0.1:{port}")).await?;
+                Ok(brokers.iter().any(|b| b.node_id == broker_id).then_some(()))
+            }
+        })
+        .await;
+    }
+
+    pub async fn zk_client(&self) -> zookeeper_client::Client {
+        let address = fleet_common::ZkAddress::parse(&self.zookeeper).expect("harness connect string");
+        fleet_common::ZkConnector::default().connect(&address).await.expect("zookeeper client")
+    }
+
+    /// `/brokers/ids/<id>` as Kafka wrote it.
+    pub async fn registration(&self, broker_id: i32) -> Option<BrokerRegistration> {
+        let zk = self.zk_client().await;
+        let (data, _) = zk.get_data(&self.paths().kafka().broker(broker_id)).await.ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    /// The fleet's broker-ID registry: id -> instance.
+    pub async fn registry(&self) -> BTreeMap<i32, String> {
+        let zk = self.zk_client().await;
+        let registry = kafka_bootstrap::broker_id::read_registry(&zk, &self.paths()).await.expect("registry");
+        registry.into_iter().map(|(id, e)| (id, e.lease.instance_id)).collect()
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        self.brokers.iter().map(LocalBroker::bootstrap_server).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn broker(&self, instance_id: &str) -> &LocalBroker {
+        self.brokers.iter().find(|b| b.instance_id == instance_id).expect("known broker")
+    }
+
+    /// Stops a broker host as a crash would (the JVM killed, then its bootstrap).
+    pub fn kill_broker(&mut self, instance_id: &str) {
+        if let Some(i) = self.brokers.iter().position(|b| b.instance_id == instance_id) {
+            let mut b = self.brokers.remove(i);
+            if let Some(pid) = b.jvm_pid() {
+                crate::process::signal_pid(pid, libc::SIGKILL);
+            }
+            b.process.kill();
+        }
+    }
+}

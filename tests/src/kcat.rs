@@ -1,0 +1,50 @@
+//! `kcat`, the independent client the tests check the project's claims with.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::wait_until;
+
+/// Produces one message (acks=all), retrying until the topic exists and accepts it.
+pub async fn produce(bootstrap: &str, topic: &str, message: &str) {
+    wait_until(&format!("kcat to produce to {topic}"), Duration::from_secs(60), || async move {
+        let mut child = tokio::process::Command::new("kcat")
+            .args(["-P", "-b", bootstrap, "-t", topic, "-X", "acks=all", "-X", "message.timeout.ms=10000"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run kcat (run `make deps`): {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(format!("{message}\n").as_bytes()).await.map_err(|e| e.to_string())?;
+        }
+        let out = child.wait_with_output().await.map_err(|e| e.to_string())?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() && !err.contains("ERROR") {
+            Ok(Some(()))
+        } else {
+            Err(format!("kcat produce: {err}"))
+        }
+    })
+    .await
+}
+
+/// Consumes the first message of partition 0 of `topic` from the beginning.
+pub async fn consume_one(bootstrap: &str, topic: &str) -> String {
+    wait_until(&format!("kcat to consume from {topic}"), Duration::from_secs(60), || async move {
+        let out = tokio::process::Command::new("kcat")
+            .args(["-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-c", "1", "-e", "-q"])
+            .output()
+            .await
+            .map_err(|e| format!("cannot run kcat: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !text.is_empty() {
+            Ok(Some(text))
+        } else {
+            Err(format!("kcat consume: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    })
+    .await
+}
