@@ -113,6 +113,8 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::AssignId(common) => {
             let (file, instance_id) = load(&common).await?;
             let provider = provider::from_config(&file.provider).await;
+            // A host the provider does not know (or knows as terminated) must not take an ID.
+            provider.whoami(&instance_id).await?;
             let paths = fleet_common::FleetPaths::new(&file.fleet_root).cluster(&file.cluster);
             let zk = fleet_common::ZkConnector::default()
                 .with_deadline(Duration::from_secs(common.zk_timeout_secs))

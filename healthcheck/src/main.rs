@@ -1,1 +1,6 @@
-fn main() {}
+//! Placeholder: this service arrives with its own issue; the crate exists so the workspace shows
+//! the architecture from the start.
+fn main() -> std::process::ExitCode {
+    eprintln!("healthcheck: not built yet");
+    std::process::ExitCode::from(2)
+}
