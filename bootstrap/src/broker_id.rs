@@ -46,6 +46,15 @@ impl Decision {
             Decision::Keep { id } | Decision::Reuse { id, .. } | Decision::New { id } => *id,
         }
     }
+
+    pub fn assignment(&self) -> Assignment {
+        let (how, previous_instance_id) = match self {
+            Decision::Keep { .. } => ("kept", None),
+            Decision::New { .. } => ("new", None),
+            Decision::Reuse { previous_instance_id, .. } => ("reused", Some(previous_instance_id.clone())),
+        };
+        Assignment { broker_id: self.id(), how, previous_instance_id }
+    }
 }
 
 /// What the provider said of the other instances: `None` when it could not be asked (unknown), in
@@ -181,6 +190,33 @@ pub async fn assign(
     outcome
 }
 
+/// Reads what the decision needs (registry, live brokers, and the provider's word on the other
+/// instances) and decides. Read-only: `assign` calls it under the lock, `--dry-run` without.
+pub async fn plan(
+    client: &zk::Client,
+    paths: &ClusterPaths,
+    instance_id: &str,
+    provider: &dyn InfraProvider,
+    base: i32,
+) -> Result<Decision, AssignError> {
+    let (registry, live) = tokio::try_join!(read_registry(client, paths), live_broker_ids(client, paths))?;
+    let is_restart = registry.values().any(|e| e.lease.instance_id == instance_id);
+    let others: Vec<String> = registry.values().map(|e| e.lease.instance_id.clone()).collect();
+    let provider_view: ProviderView = if is_restart || others.is_empty() {
+        Some(HashMap::new())
+    } else {
+        match provider.statuses(&others).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // Unknown is not absent: without the provider's word, reuse nothing.
+                tracing::warn!(error = %e, "provider could not be asked; no broker ID will be reused this time");
+                None
+            }
+        }
+    };
+    Ok(decide(instance_id, &registry, &provider_view, &live, base))
+}
+
 async fn assign_locked(
     lock: &zk::LockClient<'_>,
     paths: &ClusterPaths,
@@ -188,39 +224,19 @@ async fn assign_locked(
     provider: &dyn InfraProvider,
     base: i32,
 ) -> Result<Assignment, AssignError> {
-    let client = lock.client();
-    let (registry, live) = tokio::try_join!(read_registry(client, paths), live_broker_ids(client, paths))?;
-    let mut provider_view: ProviderView = Some(HashMap::new());
-    let others: Vec<String> = registry
-        .values()
-        .map(|e| e.lease.instance_id.clone())
-        .filter(|i| i != instance_id)
-        .collect();
-    let is_restart = registry.values().any(|e| e.lease.instance_id == instance_id);
-    if !is_restart && !others.is_empty() {
-        provider_view = match provider.statuses(&others).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                // Unknown is not absent: without the provider's word, reuse nothing.
-                tracing::warn!(error = %e, "provider could not be asked; no broker ID will be reused this time");
-                None
-            }
-        };
-    }
-    let decision = decide(instance_id, &registry, &provider_view, &live, base);
+    let decision = plan(lock.client(), paths, instance_id, provider, base).await?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let fenced = |e: zk::Error| match e {
         zk::Error::RuntimeInconsistent | zk::Error::SessionExpired => AssignError::LockLost,
         other => AssignError::Zk { op: "fenced write", path: paths.broker_ids(), source: other },
     };
-    let assignment = match &decision {
-        Decision::Keep { id } => Assignment { broker_id: *id, how: "kept", previous_instance_id: None },
+    match &decision {
+        Decision::Keep { .. } => {}
         Decision::New { id } => {
             let lease = BrokerIdLease { instance_id: instance_id.to_string(), assigned_at_ms: now_ms, previous_instance_id: None };
             let data = serde_json::to_vec(&lease).unwrap_or_default();
             let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
             lock.create(&paths.broker_id(*id), &data, &options).await.map_err(fenced)?;
-            Assignment { broker_id: *id, how: "new", previous_instance_id: None }
         }
         Decision::Reuse { id, previous_instance_id, version } => {
             let lease = BrokerIdLease {
@@ -230,9 +246,9 @@ async fn assign_locked(
             };
             let data = serde_json::to_vec(&lease).unwrap_or_default();
             lock.set_data(&paths.broker_id(*id), &data, Some(*version)).await.map_err(fenced)?;
-            Assignment { broker_id: *id, how: "reused", previous_instance_id: Some(previous_instance_id.clone()) }
         }
-    };
+    }
+    let assignment = decision.assignment();
     tracing::info!(broker = assignment.broker_id, how = assignment.how, "broker ID assigned");
     Ok(assignment)
 }

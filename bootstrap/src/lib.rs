@@ -107,7 +107,7 @@ pub async fn prepare(
     let zk = ZkConnector::default().with_deadline(opts.zk_timeout).connect(&file.zookeeper).await?;
 
     let assignment = if opts.dry_run {
-        dry_run_decision(&zk, &paths, &opts.instance_id, provider, file.broker_id_base).await?
+        broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base).await?.assignment()
     } else {
         broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout).await?
     };
@@ -166,26 +166,6 @@ pub async fn prepare(
     let properties_file = write_files(&opts.data_dir, &props)?;
     report.properties_file = Some(properties_file);
     Ok((report, props))
-}
-
-async fn dry_run_decision(
-    zk: &zookeeper_client::Client,
-    paths: &fleet_common::ClusterPaths,
-    instance_id: &str,
-    provider: &dyn InfraProvider,
-    base: i32,
-) -> Result<broker_id::Assignment, BootError> {
-    let registry = broker_id::read_registry(zk, paths).await?;
-    let live = broker_id::live_broker_ids(zk, paths).await?;
-    let others: Vec<String> = registry.values().map(|e| e.lease.instance_id.clone()).collect();
-    let view = provider.statuses(&others).await.ok();
-    let decision = broker_id::decide(instance_id, &registry, &view, &live, base);
-    let (how, previous) = match &decision {
-        broker_id::Decision::Keep { .. } => ("kept", None),
-        broker_id::Decision::New { .. } => ("new", None),
-        broker_id::Decision::Reuse { previous_instance_id, .. } => ("reused", Some(previous_instance_id.clone())),
-    };
-    Ok(broker_id::Assignment { broker_id: decision.id(), how, previous_instance_id: previous })
 }
 
 fn host_for_url(host: &str) -> String {
