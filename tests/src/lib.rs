@@ -8,6 +8,7 @@
 pub mod kafka;
 pub mod kcat;
 pub mod moto;
+pub mod postgres;
 pub mod process;
 pub mod wait;
 pub mod wire;
@@ -21,6 +22,7 @@ use std::sync::Mutex;
 
 pub use kafka::{LocalBroker, LocalCluster};
 pub use moto::Moto;
+pub use postgres::Postgres;
 pub use wait::wait_until;
 pub use zookeeper::ZkEnsemble;
 
