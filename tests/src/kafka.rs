@@ -28,6 +28,8 @@ pub fn local_properties(brokers: usize) -> BTreeMap<String, String> {
         ("num.recovery.threads.per.data.dir", "1"),
         ("log.segment.bytes", "16777216"),
         ("controlled.shutdown.max.retries", "1"),
+        // Restore preferred leaders within seconds, not the default 5 minutes.
+        ("leader.imbalance.check.interval.seconds", "5"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -284,6 +286,30 @@ impl LocalCluster {
         self.brokers.iter().find(|b| b.instance_id == instance_id).expect("known broker")
     }
 
+    /// Stops a broker cleanly (SIGTERM: controlled shutdown), waiting until it has exited.
+    pub fn stop_broker(&mut self, instance_id: &str) {
+        if let Some(i) = self.brokers.iter().position(|b| b.instance_id == instance_id) {
+            let mut b = self.brokers.remove(i);
+            if let Some(pid) = b.jvm_pid() {
+                crate::process::signal_pid(pid, libc::SIGTERM);
+            }
+            if b.process.terminate(Duration::from_secs(90)).is_none() {
+                eprintln!("broker {instance_id} did not stop within 90 s; killed");
+            }
+        }
+    }
+
+    /// Creates a topic through Kafka's own tool with an explicit assignment, e.g. `["1:2", "2:3"]`
+    /// (partition i on the listed brokers, preferred leader first).
+    pub async fn create_topic(&self, topic: &str, assignment: &[&str]) {
+        let out = kafka_tool(
+            "org.apache.kafka.tools.TopicCommand",
+            &["--bootstrap-server", &self.bootstrap_servers(), "--create", "--topic", topic, "--replica-assignment", &assignment.join(",")],
+        )
+        .await;
+        assert!(out.status.success(), "creating {topic} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Stops a broker host as a crash would (the JVM killed, then its bootstrap).
     pub fn kill_broker(&mut self, instance_id: &str) {
         if let Some(i) = self.brokers.iter().position(|b| b.instance_id == instance_id) {
@@ -294,4 +320,18 @@ impl LocalCluster {
             b.process.kill();
         }
     }
+}
+
+/// Runs one of Kafka's own tools (`kafka-topics` is `org.apache.kafka.tools.TopicCommand`).
+pub async fn kafka_tool(class: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("java")
+        .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"])
+        .arg(format!("-Dlog4j.configuration=file:{}", crate::log4j_config().display()))
+        .arg("-cp")
+        .arg(format!("{}/*", kafka_libs().display()))
+        .arg(class)
+        .args(args)
+        .output()
+        .await
+        .expect("java for Kafka's tools")
 }

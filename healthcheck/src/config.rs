@@ -1,0 +1,237 @@
+//! The service's configuration file, parsed in two stages (raw YAML, unknown keys rejected; then
+//! validated), with documented defaults.
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8090          # default
+//! scanIntervalMs: 10000           # default: a full re-read every 10 s (watches trigger earlier scans)
+//! zookeeperTimeoutMs: 5000        # default: a scan slower than this is a failed scan
+//! thresholds:
+//!   slowZookeeperMs: 500          # default
+//!   leaderImbalanceRatio: 0.1     # default, as Kafka's leader.imbalance.per.broker.percentage
+//!   defaultMinIsr: 1              # default, when neither topic nor cluster config sets it
+//! clusters:
+//!   - name: blue
+//!     zookeeper: zk1:2181,zk2:2181,zk3:2181
+//!     fleetRoot: /kafka-fleet     # default; Kafka's chroot is <fleetRoot>/clusters/<name>/kafka
+//!     kafkaChroot: /kafka/blue    # optional: for clusters not laid out by the fleet
+//!     expectedBrokers: [1, 2, 3]  # optional: else the fleet's broker-ID registry, else the assigned replicas
+//!     expectedRacks: [us-east-1a, us-east-1b]   # optional
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fleet_common::paths::{validate_cluster_name, validate_znode_path, DEFAULT_FLEET_ROOT};
+use fleet_common::{FleetPaths, KafkaPaths, ZkAddress};
+use serde::Deserialize;
+
+use crate::findings::{Expectations, Thresholds};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub scan_interval_ms: Option<u64>,
+    #[serde(default)]
+    pub zookeeper_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub thresholds: Option<RawThresholds>,
+    #[serde(default)]
+    pub clusters: Vec<RawCluster>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawThresholds {
+    #[serde(default)]
+    pub slow_zookeeper_ms: Option<u64>,
+    #[serde(default)]
+    pub leader_imbalance_ratio: Option<f64>,
+    #[serde(default)]
+    pub default_min_isr: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCluster {
+    pub name: String,
+    pub zookeeper: String,
+    #[serde(default)]
+    pub fleet_root: Option<String>,
+    #[serde(default)]
+    pub kafka_chroot: Option<String>,
+    #[serde(default)]
+    pub expected_brokers: Option<Vec<i32>>,
+    #[serde(default)]
+    pub expected_racks: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub scan_interval: Duration,
+    pub zookeeper_timeout: Duration,
+    pub thresholds: Thresholds,
+    pub clusters: Vec<ClusterTarget>,
+}
+
+/// One cluster to watch.
+#[derive(Clone, Debug)]
+pub struct ClusterTarget {
+    pub name: String,
+    pub zookeeper: ZkAddress,
+    pub kafka: KafkaPaths,
+    /// Set when the cluster is laid out by the fleet (its registry is then read).
+    pub fleet: Option<fleet_common::ClusterPaths>,
+    pub expectations: Expectations,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config: field `{field}`: {message}")]
+    Field { field: String, message: String },
+}
+
+fn field(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Field { field: field.into(), message: message.into() }
+}
+
+pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })
+}
+
+fn ranged(name: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or(default);
+    if !range.contains(&v) {
+        return Err(field(name, format!("{v} is out of range: use {}..={} milliseconds", range.start(), range.end())));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+impl RawThresholds {
+    pub fn resolve(&self) -> Result<Thresholds, ConfigError> {
+        let d = Thresholds::default();
+        let ratio = self.leader_imbalance_ratio.unwrap_or(d.leader_imbalance_ratio);
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(field("thresholds.leaderImbalanceRatio", format!("{ratio} is out of range: use 0.0..=1.0")));
+        }
+        let min_isr = self.default_min_isr.unwrap_or(d.default_min_isr);
+        if !(1..=16).contains(&min_isr) {
+            return Err(field("thresholds.defaultMinIsr", format!("{min_isr} is out of range: use 1..=16")));
+        }
+        Ok(Thresholds {
+            default_min_isr: min_isr,
+            leader_imbalance_ratio: ratio,
+            slow_zookeeper: ranged("thresholds.slowZookeeperMs", self.slow_zookeeper_ms, 500, 1..=600_000)?,
+        })
+    }
+}
+
+impl RawCluster {
+    pub fn resolve(self, at: &str) -> Result<ClusterTarget, ConfigError> {
+        validate_cluster_name(&self.name).map_err(|m| field(format!("{at}.name"), m))?;
+        let zookeeper = ZkAddress::parse(&self.zookeeper).map_err(|e| field(format!("{at}.zookeeper"), e.to_string()))?;
+        let fleet_root = self.fleet_root.unwrap_or_else(|| DEFAULT_FLEET_ROOT.to_string());
+        validate_znode_path(&fleet_root).map_err(|e| field(format!("{at}.fleetRoot"), e.to_string()))?;
+        let (kafka, fleet) = match self.kafka_chroot {
+            Some(chroot) => {
+                validate_znode_path(&chroot).map_err(|e| field(format!("{at}.kafkaChroot"), e.to_string()))?;
+                (KafkaPaths::new(if chroot == "/" { String::new() } else { chroot }), None)
+            }
+            None => {
+                let paths = FleetPaths::new(fleet_root).cluster(&self.name);
+                (paths.kafka(), Some(paths))
+            }
+        };
+        if let Some(ids) = &self.expected_brokers {
+            if let Some(bad) = ids.iter().find(|id| **id < 0) {
+                return Err(field(format!("{at}.expectedBrokers"), format!("{bad} is not a broker ID (0 or more)")));
+            }
+        }
+        Ok(ClusterTarget {
+            name: self.name,
+            zookeeper,
+            kafka,
+            fleet,
+            expectations: Expectations {
+                brokers: self.expected_brokers.map(|v| v.into_iter().collect::<BTreeSet<_>>()),
+                racks: self.expected_racks.into_iter().collect(),
+            },
+        })
+    }
+}
+
+impl RawConfig {
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let listen = self.listen.as_deref().unwrap_or("127.0.0.1:8090");
+        let listen: SocketAddr =
+            listen.parse().map_err(|_| field("listen", format!("`{listen}` is not an address:port such as 127.0.0.1:8090")))?;
+        let thresholds = self.thresholds.unwrap_or_default().resolve()?;
+        if self.clusters.is_empty() {
+            return Err(field("clusters", "list at least one cluster to watch"));
+        }
+        let mut clusters = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, c) in self.clusters.into_iter().enumerate() {
+            let target = c.resolve(&format!("clusters[{i}]"))?;
+            if !names.insert(target.name.clone()) {
+                return Err(field(format!("clusters[{i}].name"), format!("`{}` is listed twice", target.name)));
+            }
+            clusters.push(target);
+        }
+        Ok(Config {
+            listen,
+            scan_interval: ranged("scanIntervalMs", self.scan_interval_ms, 10_000, 100..=3_600_000)?,
+            zookeeper_timeout: ranged("zookeeperTimeoutMs", self.zookeeper_timeout_ms, 5_000, 100..=600_000)?,
+            thresholds,
+            clusters,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax { path: "t".into(), message: e.to_string() })?;
+        raw.resolve()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse("clusters:\n  - { name: blue, zookeeper: \"127.0.0.1:2181\" }\n").expect("valid");
+        assert_eq!(c.scan_interval, Duration::from_secs(10));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!(c.clusters[0].kafka.chroot(), "/kafka-fleet/clusters/blue/kafka");
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        for (text, needle) in [
+            ("scanIntervalMs: 5\nclusters: [{ name: a, zookeeper: \"h:1\" }]", "scanIntervalMs"),
+            ("colour: red\nclusters: []", "colour"),
+            ("clusters: [{ name: a, zookeeper: \"h:1\", replicas: 3 }]", "replicas"),
+            ("clusters: [{ name: a, zookeeper: \"h:x\" }]", "clusters[0].zookeeper"),
+            ("clusters: []", "clusters"),
+            ("thresholds: { leaderImbalanceRatio: 2 }\nclusters: [{ name: a, zookeeper: \"h:1\" }]", "leaderImbalanceRatio"),
+            ("listen: nowhere\nclusters: [{ name: a, zookeeper: \"h:1\" }]", "listen"),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(needle), "expected `{needle}` in {err}");
+        }
+    }
+}

@@ -1,0 +1,456 @@
+//! From what was observed in ZooKeeper to findings: a pure function, testable without I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use fleet_common::znodes::{BrokerRegistration, PartitionState};
+use serde::Serialize;
+
+/// One scan's view of a cluster, as plain data.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterObservation {
+    /// `/brokers/ids/<id>`, the live brokers.
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// `/controller`'s broker id; `None` when the znode is absent.
+    pub controller: Option<i32>,
+    pub topics: BTreeMap<String, TopicObservation>,
+    /// Broker IDs the fleet's registry says the cluster has (empty when it keeps none).
+    pub registry_ids: BTreeSet<i32>,
+    /// Cluster-wide `min.insync.replicas` from `/config/brokers/<default>`, when set there.
+    pub default_min_isr: Option<i32>,
+    /// Round trip of one read against ZooKeeper during the scan.
+    pub zookeeper_latency: Duration,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TopicObservation {
+    pub partitions: BTreeMap<i32, PartitionObservation>,
+    /// The topic's `min.insync.replicas` override, when it has one.
+    pub min_isr: Option<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionObservation {
+    /// Assigned replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    /// `None` while the controller has not yet written the state (partition being created).
+    pub state: Option<PartitionState>,
+}
+
+/// What is expected of a cluster (from configuration or the command line).
+#[derive(Clone, Debug, Default)]
+pub struct Expectations {
+    /// Explicit broker set; when `None`, the fleet's registry, else the assigned replicas.
+    pub brokers: Option<BTreeSet<i32>>,
+    /// Racks brokers may register with; empty means any.
+    pub racks: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Thresholds {
+    /// `min.insync.replicas` when neither the topic nor the cluster config sets it.
+    pub default_min_isr: i32,
+    /// A broker leading fewer than this share of its preferred partitions is imbalanced
+    /// (Kafka's own `leader.imbalance.per.broker.percentage` default is 10%).
+    pub leader_imbalance_ratio: f64,
+    pub slow_zookeeper: Duration,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { default_min_isr: 1, leader_imbalance_ratio: 0.10, slow_zookeeper: Duration::from_millis(500) }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    MissingBroker,
+    NoController,
+    OfflinePartition,
+    UnderMinIsrPartition,
+    UnderReplicatedPartition,
+    PreferredLeaderImbalance,
+    UnexpectedRack,
+    DuplicateEndpoint,
+    ZookeeperSlow,
+    ZookeeperUnreachable,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 10] = [
+        FindingKind::MissingBroker,
+        FindingKind::NoController,
+        FindingKind::OfflinePartition,
+        FindingKind::UnderMinIsrPartition,
+        FindingKind::UnderReplicatedPartition,
+        FindingKind::PreferredLeaderImbalance,
+        FindingKind::UnexpectedRack,
+        FindingKind::DuplicateEndpoint,
+        FindingKind::ZookeeperSlow,
+        FindingKind::ZookeeperUnreachable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::MissingBroker => "missing_broker",
+            FindingKind::NoController => "no_controller",
+            FindingKind::OfflinePartition => "offline_partition",
+            FindingKind::UnderMinIsrPartition => "under_min_isr_partition",
+            FindingKind::UnderReplicatedPartition => "under_replicated_partition",
+            FindingKind::PreferredLeaderImbalance => "preferred_leader_imbalance",
+            FindingKind::UnexpectedRack => "unexpected_rack",
+            FindingKind::DuplicateEndpoint => "duplicate_endpoint",
+            FindingKind::ZookeeperSlow => "zookeeper_slow",
+            FindingKind::ZookeeperUnreachable => "zookeeper_unreachable",
+        }
+    }
+}
+
+/// One sign of unhealthiness, with the evidence that shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    pub evidence: serde_json::Value,
+}
+
+/// Per-broker figures exported as gauges.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BrokerFigures {
+    pub up: bool,
+    pub leader_partitions: u64,
+    pub preferred_partitions: u64,
+    pub under_replicated_partitions: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub findings: Vec<Finding>,
+    pub brokers: BTreeMap<i32, BrokerFigures>,
+    pub partitions: u64,
+    pub expected_brokers: Vec<i32>,
+}
+
+pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds) -> Evaluation {
+    let mut findings = Vec::new();
+    let assigned: BTreeSet<i32> =
+        obs.topics.values().flat_map(|t| t.partitions.values().flat_map(|p| p.replicas.iter().copied())).collect();
+    let expected: BTreeSet<i32> = match &expect.brokers {
+        Some(b) => b.clone(),
+        None if !obs.registry_ids.is_empty() => obs.registry_ids.clone(),
+        None => assigned.clone(),
+    };
+    let mut figures: BTreeMap<i32, BrokerFigures> = expected
+        .iter()
+        .chain(obs.brokers.keys())
+        .map(|id| (*id, BrokerFigures { up: obs.brokers.contains_key(id), ..Default::default() }))
+        .collect();
+
+    for id in expected.iter().filter(|id| !obs.brokers.contains_key(id)) {
+        findings.push(Finding {
+            kind: FindingKind::MissingBroker,
+            severity: Severity::Warning,
+            message: format!("broker {id} is expected but not registered in /brokers/ids"),
+            broker: Some(*id),
+            topic: None,
+            partition: None,
+            evidence: serde_json::json!({ "expected": expected, "registered": obs.brokers.keys().collect::<Vec<_>>() }),
+        });
+    }
+    match obs.controller {
+        Some(c) if obs.brokers.contains_key(&c) => {}
+        other => findings.push(Finding {
+            kind: FindingKind::NoController,
+            severity: Severity::Critical,
+            message: match other {
+                Some(c) => format!("/controller names broker {c}, which is not registered"),
+                None => "no active controller (/controller is absent)".to_string(),
+            },
+            broker: other,
+            topic: None,
+            partition: None,
+            evidence: serde_json::json!({ "controller": other }),
+        }),
+    }
+
+    let cluster_min_isr = obs.default_min_isr.unwrap_or(th.default_min_isr);
+    let mut partitions = 0u64;
+    for (topic, t) in &obs.topics {
+        let min_isr = t.min_isr.unwrap_or(cluster_min_isr);
+        for (p, part) in &t.partitions {
+            partitions += 1;
+            if let Some(preferred) = part.replicas.first() {
+                figures.entry(*preferred).or_default().preferred_partitions += 1;
+            }
+            let Some(state) = &part.state else { continue };
+            if state.leader >= 0 {
+                figures.entry(state.leader).or_default().leader_partitions += 1;
+            }
+            let evidence = || serde_json::json!({ "replicas": part.replicas, "isr": state.isr, "leader": state.leader, "leader_epoch": state.leader_epoch });
+            let partition_finding = |kind, severity, message: String| Finding {
+                kind,
+                severity,
+                message,
+                broker: None,
+                topic: Some(topic.clone()),
+                partition: Some(*p),
+                evidence: evidence(),
+            };
+            if state.leader < 0 || !obs.brokers.contains_key(&state.leader) {
+                findings.push(partition_finding(
+                    FindingKind::OfflinePartition,
+                    Severity::Critical,
+                    format!("{topic}-{p} has no live leader (leader {})", state.leader),
+                ));
+                continue;
+            }
+            let in_sync = part.replicas.iter().filter(|r| state.isr.contains(r)).count();
+            if (in_sync as i32) < min_isr {
+                findings.push(partition_finding(
+                    FindingKind::UnderMinIsrPartition,
+                    Severity::Critical,
+                    format!("{topic}-{p} has {in_sync} in-sync replicas, below min.insync.replicas={min_isr}: acks=all writes fail"),
+                ));
+            }
+            if in_sync < part.replicas.len() {
+                for r in part.replicas.iter().filter(|r| !state.isr.contains(r)) {
+                    figures.entry(*r).or_default().under_replicated_partitions += 1;
+                }
+                findings.push(partition_finding(
+                    FindingKind::UnderReplicatedPartition,
+                    Severity::Warning,
+                    format!("{topic}-{p} is under-replicated: isr {:?} of replicas {:?}", state.isr, part.replicas),
+                ));
+            }
+        }
+    }
+
+    // Preferred-leader imbalance, per live broker, as Kafka's controller measures it.
+    let mut led_preferred: HashMap<i32, u64> = HashMap::new();
+    for t in obs.topics.values() {
+        for part in t.partitions.values() {
+            if let (Some(preferred), Some(state)) = (part.replicas.first(), &part.state) {
+                if state.leader == *preferred {
+                    *led_preferred.entry(*preferred).or_default() += 1;
+                }
+            }
+        }
+    }
+    for (id, f) in &figures {
+        if !f.up || f.preferred_partitions == 0 {
+            continue;
+        }
+        let led = led_preferred.get(id).copied().unwrap_or(0);
+        let ratio = (f.preferred_partitions - led) as f64 / f.preferred_partitions as f64;
+        if ratio > th.leader_imbalance_ratio {
+            findings.push(Finding {
+                kind: FindingKind::PreferredLeaderImbalance,
+                severity: Severity::Warning,
+                message: format!(
+                    "broker {id} leads {led} of the {} partitions it is preferred leader for ({:.0}% imbalance)",
+                    f.preferred_partitions,
+                    ratio * 100.0
+                ),
+                broker: Some(*id),
+                topic: None,
+                partition: None,
+                evidence: serde_json::json!({ "preferred": f.preferred_partitions, "leading_preferred": led, "ratio": ratio }),
+            });
+        }
+    }
+
+    let mut endpoints: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (id, reg) in &obs.brokers {
+        if !expect.racks.is_empty() && !reg.rack.as_ref().is_some_and(|r| expect.racks.contains(r)) {
+            findings.push(Finding {
+                kind: FindingKind::UnexpectedRack,
+                severity: Severity::Warning,
+                message: format!("broker {id} registered with rack {:?}, not one of {:?}", reg.rack, expect.racks),
+                broker: Some(*id),
+                topic: None,
+                partition: None,
+                evidence: serde_json::json!({ "rack": reg.rack, "expected": expect.racks }),
+            });
+        }
+        for e in &reg.endpoints {
+            endpoints.entry(e.as_str()).or_default().push(*id);
+        }
+    }
+    for (endpoint, ids) in endpoints.into_iter().filter(|(_, ids)| ids.len() > 1) {
+        findings.push(Finding {
+            kind: FindingKind::DuplicateEndpoint,
+            severity: Severity::Critical,
+            message: format!("brokers {ids:?} all advertise {endpoint}"),
+            broker: ids.first().copied(),
+            topic: None,
+            partition: None,
+            evidence: serde_json::json!({ "endpoint": endpoint, "brokers": ids }),
+        });
+    }
+
+    if obs.zookeeper_latency > th.slow_zookeeper {
+        findings.push(Finding {
+            kind: FindingKind::ZookeeperSlow,
+            severity: Severity::Warning,
+            message: format!(
+                "ZooKeeper answered in {} ms (threshold {} ms)",
+                obs.zookeeper_latency.as_millis(),
+                th.slow_zookeeper.as_millis()
+            ),
+            broker: None,
+            topic: None,
+            partition: None,
+            evidence: serde_json::json!({ "latency_ms": obs.zookeeper_latency.as_millis() as u64 }),
+        });
+    }
+
+    findings.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.kind.cmp(&b.kind)).then(a.topic.cmp(&b.topic)).then(a.partition.cmp(&b.partition))
+    });
+    Evaluation { findings, brokers: figures, partitions, expected_brokers: expected.into_iter().collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(id: i32, rack: &str) -> (i32, BrokerRegistration) {
+        (
+            id,
+            BrokerRegistration {
+                version: 5,
+                host: Some("127.0.0.1".into()),
+                port: Some(9000 + id),
+                endpoints: vec![format!("PLAINTEXT://127.0.0.1:{}", 9000 + id)],
+                listener_security_protocol_map: None,
+                rack: Some(rack.into()),
+                jmx_port: None,
+                timestamp: None,
+                features: None,
+            },
+        )
+    }
+
+    fn part(replicas: &[i32], leader: i32, isr: &[i32]) -> PartitionObservation {
+        PartitionObservation {
+            replicas: replicas.to_vec(),
+            state: Some(PartitionState { controller_epoch: 1, leader, version: 1, leader_epoch: 0, isr: isr.to_vec() }),
+        }
+    }
+
+    fn healthy() -> ClusterObservation {
+        let topic = TopicObservation {
+            partitions: BTreeMap::from([(0, part(&[1, 2], 1, &[1, 2])), (1, part(&[2, 3], 2, &[2, 3])), (2, part(&[3, 1], 3, &[3, 1]))]),
+            min_isr: None,
+        };
+        ClusterObservation {
+            brokers: BTreeMap::from([broker(1, "a"), broker(2, "b"), broker(3, "c")]),
+            controller: Some(1),
+            topics: BTreeMap::from([("events".to_string(), topic)]),
+            registry_ids: BTreeSet::from([1, 2, 3]),
+            default_min_isr: None,
+            zookeeper_latency: Duration::from_millis(2),
+        }
+    }
+
+    fn kinds(e: &Evaluation) -> Vec<(FindingKind, Option<String>, Option<i32>, Option<i32>)> {
+        e.findings.iter().map(|f| (f.kind, f.topic.clone(), f.partition, f.broker)).collect()
+    }
+
+    #[test]
+    fn healthy_cluster_has_no_findings() {
+        let e = evaluate(&healthy(), &Expectations::default(), &Thresholds::default());
+        assert!(e.findings.is_empty(), "{:?}", e.findings);
+        assert_eq!(e.partitions, 3);
+        assert_eq!(e.brokers[&2].leader_partitions, 1);
+    }
+
+    #[test]
+    fn stopped_broker_is_missing_and_its_partitions_under_replicated() {
+        let mut o = healthy();
+        o.brokers.remove(&3);
+        let t = o.topics.get_mut("events").expect("topic");
+        t.partitions.insert(1, part(&[2, 3], 2, &[2]));
+        t.partitions.insert(2, part(&[3, 1], 1, &[1]));
+        let e = evaluate(&o, &Expectations::default(), &Thresholds::default());
+        let k = kinds(&e);
+        assert!(k.contains(&(FindingKind::MissingBroker, None, None, Some(3))));
+        assert!(k.contains(&(FindingKind::UnderReplicatedPartition, Some("events".into()), Some(1), None)));
+        assert!(k.contains(&(FindingKind::UnderReplicatedPartition, Some("events".into()), Some(2), None)));
+        assert!(!k.iter().any(|x| x.0 == FindingKind::UnderReplicatedPartition && x.2 == Some(0)));
+        assert_eq!(e.brokers[&3].under_replicated_partitions, 2);
+        assert!(!e.brokers[&3].up);
+    }
+
+    #[test]
+    fn leaderless_partition_is_offline_and_critical() {
+        let mut o = healthy();
+        o.topics.get_mut("events").expect("topic").partitions.insert(0, part(&[1, 2], -1, &[1]));
+        let e = evaluate(&o, &Expectations::default(), &Thresholds::default());
+        assert_eq!(e.findings[0].kind, FindingKind::OfflinePartition);
+        assert_eq!(e.findings[0].severity, Severity::Critical);
+        assert_eq!(e.findings[0].evidence["leader"], -1);
+    }
+
+    #[test]
+    fn min_isr_comes_from_topic_then_cluster_then_default() {
+        let mut o = healthy();
+        o.topics.get_mut("events").expect("topic").partitions.insert(0, part(&[1, 2], 1, &[1]));
+        let th = Thresholds::default();
+        let count = |o: &ClusterObservation| {
+            evaluate(o, &Expectations::default(), &th).findings.iter().filter(|f| f.kind == FindingKind::UnderMinIsrPartition).count()
+        };
+        assert_eq!(count(&o), 0);
+        o.default_min_isr = Some(2);
+        assert_eq!(count(&o), 1);
+        o.topics.get_mut("events").expect("topic").min_isr = Some(1);
+        assert_eq!(count(&o), 0);
+    }
+
+    #[test]
+    fn no_controller_or_dead_controller() {
+        let mut o = healthy();
+        o.controller = None;
+        assert!(kinds(&evaluate(&o, &Expectations::default(), &Thresholds::default())).iter().any(|k| k.0 == FindingKind::NoController));
+        o.controller = Some(9);
+        assert!(kinds(&evaluate(&o, &Expectations::default(), &Thresholds::default())).iter().any(|k| k.0 == FindingKind::NoController));
+    }
+
+    #[test]
+    fn imbalance_rack_endpoint_and_slow_zookeeper() {
+        let mut o = healthy();
+        // Broker 2 is preferred for partition 1 but broker 3 leads it.
+        o.topics.get_mut("events").expect("topic").partitions.insert(1, part(&[2, 3], 3, &[2, 3]));
+        o.brokers.get_mut(&3).expect("b3").endpoints = vec!["PLAINTEXT://127.0.0.1:9001".into()];
+        o.zookeeper_latency = Duration::from_secs(1);
+        let expect = Expectations { brokers: None, racks: BTreeSet::from(["a".to_string(), "b".to_string()]) };
+        let k = kinds(&evaluate(&o, &expect, &Thresholds::default()));
+        assert!(k.contains(&(FindingKind::PreferredLeaderImbalance, None, None, Some(2))), "{k:?}");
+        assert!(k.contains(&(FindingKind::UnexpectedRack, None, None, Some(3))), "{k:?}");
+        assert!(k.contains(&(FindingKind::DuplicateEndpoint, None, None, Some(1))), "{k:?}");
+        assert!(k.iter().any(|x| x.0 == FindingKind::ZookeeperSlow));
+    }
+
+    #[test]
+    fn explicit_expectations_win_over_the_registry() {
+        let o = healthy();
+        let expect = Expectations { brokers: Some(BTreeSet::from([1, 2, 3, 4])), racks: BTreeSet::new() };
+        let k = kinds(&evaluate(&o, &expect, &Thresholds::default()));
+        assert_eq!(k, vec![(FindingKind::MissingBroker, None, None, Some(4))]);
+    }
+}

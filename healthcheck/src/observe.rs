@@ -1,0 +1,163 @@
+//! Reading a cluster's state out of ZooKeeper, with requests pipelined on one session: every
+//! read of a stage is in flight at once (bounded), rather than one round trip at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use fleet_common::znodes::{self, BrokerRegistration, ControllerZnode, PartitionState, TopicAssignment};
+use fleet_common::{ClusterPaths, KafkaPaths};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use zookeeper_client as zk;
+
+use crate::findings::{ClusterObservation, PartitionObservation, TopicObservation};
+
+/// Requests in flight at once on the session.
+const IN_FLIGHT: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("no Kafka cluster at {chroot}: /brokers does not exist (wrong --cluster or --fleet-root, or the cluster never started)")]
+    NoCluster { chroot: String },
+    #[error("zookeeper read of {path} failed: {source}")]
+    Zk {
+        path: String,
+        #[source]
+        source: zk::Error,
+    },
+    #[error(transparent)]
+    Decode(#[from] znodes::ZnodeDecodeError),
+}
+
+fn zk_err(path: &str) -> impl FnOnce(zk::Error) -> ObserveError + '_ {
+    move |source| ObserveError::Zk { path: path.to_string(), source }
+}
+
+async fn data_or_none(client: &zk::Client, path: &str) -> Result<Option<Vec<u8>>, ObserveError> {
+    match client.get_data(path).await {
+        Ok((data, _)) => Ok(Some(data)),
+        Err(zk::Error::NoNode) => Ok(None),
+        Err(e) => Err(zk_err(path)(e)),
+    }
+}
+
+async fn children_or_empty(client: &zk::Client, path: &str) -> Result<Vec<String>, ObserveError> {
+    match client.list_children(path).await {
+        Ok(c) => Ok(c),
+        Err(zk::Error::NoNode) => Ok(Vec::new()),
+        Err(e) => Err(zk_err(path)(e)),
+    }
+}
+
+/// Reads many znodes concurrently; absent ones come back as `None`.
+async fn read_all(client: &zk::Client, paths: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>, ObserveError> {
+    stream::iter(paths)
+        .map(|path| async move {
+            let data = data_or_none(client, &path).await?;
+            Ok::<_, ObserveError>((path, data))
+        })
+        .buffered(IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// `cluster` locates the fleet's registry; `kafka` is where Kafka's znodes are.
+pub async fn observe(
+    client: &zk::Client,
+    kafka: &KafkaPaths,
+    cluster: Option<&ClusterPaths>,
+) -> Result<ClusterObservation, ObserveError> {
+    let brokers_root = format!("{}/brokers", kafka.chroot());
+    let started = Instant::now();
+    let exists = client.check_stat(&brokers_root).await.map_err(zk_err(&brokers_root))?;
+    let zookeeper_latency = started.elapsed();
+    if exists.is_none() {
+        return Err(ObserveError::NoCluster { chroot: kafka.chroot().to_string() });
+    }
+
+    let ids_path = kafka.broker_ids();
+    let topics_path = kafka.topics();
+    let controller_path = kafka.controller();
+    let default_config_path = format!("{}/config/brokers/<default>", kafka.chroot());
+    let registry_path = cluster.map(ClusterPaths::broker_ids);
+    let (broker_ids, topic_names, controller, default_config, registry) = tokio::try_join!(
+        children_or_empty(client, &ids_path),
+        children_or_empty(client, &topics_path),
+        data_or_none(client, &controller_path),
+        data_or_none(client, &default_config_path),
+        async {
+            match &registry_path {
+                Some(p) => children_or_empty(client, p).await,
+                None => Ok(Vec::new()),
+            }
+        },
+    )?;
+
+    let broker_paths: Vec<String> = broker_ids.iter().map(|id| format!("{ids_path}/{id}")).collect();
+    let topic_paths: Vec<String> = topic_names.iter().map(|t| kafka.topic(t)).collect();
+    let topic_config_paths: Vec<String> = topic_names.iter().map(|t| kafka.topic_config(t)).collect();
+    let (broker_data, topic_data, topic_configs) = tokio::try_join!(
+        read_all(client, broker_paths),
+        read_all(client, topic_paths),
+        read_all(client, topic_config_paths),
+    )?;
+
+    let mut brokers = BTreeMap::new();
+    for ((path, data), id) in broker_data.into_iter().zip(&broker_ids) {
+        // A broker that went away between the list and the read is simply not live.
+        let (Some(data), Ok(id)) = (data, id.parse::<i32>()) else { continue };
+        let reg: BrokerRegistration = znodes::decode(&path, "a broker registration", &data)?;
+        brokers.insert(id, reg);
+    }
+    let controller = match controller {
+        Some(data) => Some(znodes::decode::<ControllerZnode>(&controller_path, "the controller znode", &data)?.brokerid),
+        None => None,
+    };
+
+    let mut topics = BTreeMap::new();
+    let mut state_paths = Vec::new();
+    for (((path, data), (_, config)), name) in topic_data.into_iter().zip(topic_configs).zip(&topic_names) {
+        let Some(data) = data else { continue };
+        let assignment: TopicAssignment = znodes::decode(&path, "a topic assignment", &data)?;
+        let min_isr = config.as_deref().and_then(min_isr_of);
+        let mut partitions = BTreeMap::new();
+        for (p, replicas) in assignment.partitions {
+            let Ok(p) = p.parse::<i32>() else { continue };
+            state_paths.push((name.clone(), p));
+            partitions.insert(p, PartitionObservation { replicas, state: None });
+        }
+        topics.insert(name.clone(), TopicObservation { partitions, min_isr });
+    }
+    let states = read_all(client, state_paths.iter().map(|(t, p)| kafka.partition_state(t, *p)).collect()).await?;
+    for ((topic, p), (path, data)) in state_paths.into_iter().zip(states) {
+        let Some(data) = data else { continue };
+        let state: PartitionState = znodes::decode(&path, "a partition state", &data)?;
+        if let Some(part) = topics.get_mut(&topic).and_then(|t| t.partitions.get_mut(&p)) {
+            part.state = Some(state);
+        }
+    }
+
+    Ok(ClusterObservation {
+        brokers,
+        controller,
+        topics,
+        registry_ids: registry.iter().filter_map(|id| id.parse().ok()).collect::<BTreeSet<i32>>(),
+        default_min_isr: default_config.as_deref().and_then(min_isr_of),
+        zookeeper_latency,
+    })
+}
+
+/// `min.insync.replicas` from a `/config/...` znode: `{"version":1,"config":{...}}`.
+fn min_isr_of(data: &[u8]) -> Option<i32> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    v.get("config")?.get("min.insync.replicas")?.as_str()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn min_isr_is_read_from_config_znodes() {
+        assert_eq!(super::min_isr_of(br#"{"version":1,"config":{"min.insync.replicas":"2"}}"#), Some(2));
+        assert_eq!(super::min_isr_of(br#"{"version":1,"config":{}}"#), None);
+        assert_eq!(super::min_isr_of(b"garbage"), None);
+    }
+}
