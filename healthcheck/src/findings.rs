@@ -368,7 +368,9 @@ mod tests {
         }
     }
 
-    fn kinds(e: &Evaluation) -> Vec<(FindingKind, Option<String>, Option<i32>, Option<i32>)> {
+    type Where = (FindingKind, Option<String>, Option<i32>, Option<i32>);
+
+    fn kinds(e: &Evaluation) -> Vec<Where> {
         e.findings.iter().map(|f| (f.kind, f.topic.clone(), f.partition, f.broker)).collect()
     }
 

@@ -174,7 +174,7 @@ fn print_table(report: &Report) {
     if report.findings.is_empty() {
         return;
     }
-    println!("{:<9} {:<28} {}", "SEVERITY", "FINDING", "DETAIL");
+    println!("{:<9} {:<28} DETAIL", "SEVERITY", "FINDING");
     for f in &report.findings {
         let sev = match f.severity {
             kafka_healthcheck::findings::Severity::Critical => "critical",
