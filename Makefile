@@ -54,6 +54,7 @@ test: deps build
 # Figures for docs/benchmarks.md.
 bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-broker-ids -- --runs 5 --sizes 50,100
+	$(CARGO) run -q -p fleet-tests --bin bench-healthcheck -- --partitions 10000 --runs 5
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -203,6 +203,10 @@ impl LocalCluster {
             .arg(kafka_libs())
             .env("KAFKA_HEAP_OPTS", "-Xms64m -Xmx320m")
             .env("KAFKA_JVM_OPTS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Djava.awt.headless=true");
+        // The cluster's own environment (e.g. a bigger heap for a benchmark) wins.
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
         let log = data_dir.join("broker.log");
         let mut process = ManagedProcess::spawn(instance_id, cmd, &log).expect("spawn kafka-bootstrap");
         let broker_id: i32 = {

@@ -1,4 +1,5 @@
 //! `kcat`, the independent client the tests check the project's claims with.
+//! Messages go to partition 0 explicitly: unkeyed messages would otherwise land on a random one.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -7,11 +8,11 @@ use tokio::io::AsyncWriteExt;
 
 use crate::wait_until;
 
-/// Produces one message (acks=all), retrying until the topic exists and accepts it.
+/// Produces one message to partition 0 (acks=all), retrying until the topic exists and accepts it.
 pub async fn produce(bootstrap: &str, topic: &str, message: &str) {
     wait_until(&format!("kcat to produce to {topic}"), Duration::from_secs(60), || async move {
         let mut child = tokio::process::Command::new("kcat")
-            .args(["-P", "-b", bootstrap, "-t", topic, "-X", "acks=all", "-X", "message.timeout.ms=10000"])
+            .args(["-P", "-b", bootstrap, "-t", topic, "-p", "0", "-X", "acks=all", "-X", "message.timeout.ms=10000"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
