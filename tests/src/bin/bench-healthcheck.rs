@@ -78,6 +78,19 @@ async fn main() -> Result<()> {
     let mut ours = Vec::new();
     let mut ours_scan = Vec::new();
     let mut theirs = Vec::new();
+    let mut jvm_only = Vec::new();
+    let kafka_topics = |extra: &[&str]| {
+        // Kafka's tool with kafka-run-class.sh's default JVM options.
+        let mut cmd = Command::new("java");
+        cmd.args(["-Xmx256M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35"])
+            .args(["-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"])
+            .arg(format!("-Dlog4j.configuration=file:{}", log4j_config().display()))
+            .arg("-cp")
+            .arg(format!("{}/*", kafka_libs().display()))
+            .arg("org.apache.kafka.tools.TopicCommand")
+            .args(extra);
+        cmd
+    };
     for run in 0..args.runs {
         let started = Instant::now();
         let out = check().output().context("kafka-healthcheck")?;
@@ -85,20 +98,16 @@ async fn main() -> Result<()> {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         ours_scan.push(Duration::from_millis(v["last_scan_duration_ms"].as_u64().unwrap_or(0)));
 
-        // Kafka's tool with kafka-run-class.sh's default JVM options.
         let started = Instant::now();
-        let out = Command::new("java")
-            .args(["-Xmx256M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35"])
-            .args(["-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"])
-            .arg(format!("-Dlog4j.configuration=file:{}", log4j_config().display()))
-            .arg("-cp")
-            .arg(format!("{}/*", kafka_libs().display()))
-            .args(["org.apache.kafka.tools.TopicCommand", "--bootstrap-server", &cluster.bootstrap_servers()])
-            .args(["--describe", "--under-replicated-partitions"])
+        let out = kafka_topics(&["--bootstrap-server", &cluster.bootstrap_servers(), "--describe", "--under-replicated-partitions"])
             .output()
             .context("kafka-topics")?;
         theirs.push(started.elapsed());
         ensure!(out.status.success(), "kafka-topics failed: {}", String::from_utf8_lossy(&out.stderr));
+        // The same tool doing no work: how much of its time is JVM start-up.
+        let started = Instant::now();
+        kafka_topics(&["--version"]).output().context("kafka-topics --version")?;
+        jvm_only.push(started.elapsed());
         eprintln!("run {}/{}: kafka-healthcheck check {:?} (scan {:?}), kafka-topics --describe --under-replicated-partitions {:?}",
             run + 1, args.runs, ours[run], ours_scan[run], theirs[run]);
     }
@@ -106,11 +115,12 @@ async fn main() -> Result<()> {
         v.sort();
         v[v.len() / 2]
     };
-    let (o, s, t) = (median(&mut ours), median(&mut ours_scan), median(&mut theirs));
+    let (o, s, t, j) = (median(&mut ours), median(&mut ours_scan), median(&mut theirs), median(&mut jvm_only));
     println!("{total} partitions, {} brokers, replication {}, median of {} runs", args.brokers, args.replication, args.runs);
     println!("{:<58} {:>8} ms", "kafka-healthcheck check (whole command)", o.as_millis());
     println!("{:<58} {:>8} ms", "  of which the ZooKeeper scan", s.as_millis());
     println!("{:<58} {:>8} ms", "kafka-topics --describe --under-replicated-partitions", t.as_millis());
+    println!("{:<58} {:>8} ms", "  kafka-topics --version (its JVM start-up alone)", j.as_millis());
     println!("{:<58} {:>8.1}x", "speed-up (whole commands)", t.as_secs_f64() / o.as_secs_f64());
     Ok(())
 }
