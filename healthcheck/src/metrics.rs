@@ -36,6 +36,7 @@ pub struct Metrics {
     partitions: Family<ClusterLabel, Gauge>,
     controller: Family<ClusterLabel, Gauge>,
     last_scan: Family<ClusterLabel, Gauge>,
+    zk_latency: Family<ClusterLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     broker_up: Family<BrokerLabel, Gauge>,
     broker_leaders: Family<BrokerLabel, Gauge>,
     broker_preferred: Family<BrokerLabel, Gauge>,
@@ -64,6 +65,8 @@ impl Metrics {
         registry.register("controller_broker", "Broker id of the active controller, -1 when none", controller.clone());
         let last_scan = Family::<ClusterLabel, Gauge>::default();
         registry.register("last_complete_scan_timestamp_seconds", "When the last complete scan finished", last_scan.clone());
+        let zk_latency = Family::<ClusterLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register("zookeeper_latency_seconds", "Round trip of the last complete scan's first ZooKeeper read", zk_latency.clone());
         let broker_up = Family::<BrokerLabel, Gauge>::default();
         registry.register("broker_up", "1 when the broker is registered in /brokers/ids", broker_up.clone());
         let broker_leaders = Family::<BrokerLabel, Gauge>::default();
@@ -87,6 +90,7 @@ impl Metrics {
             partitions,
             controller,
             last_scan,
+            zk_latency,
             broker_up,
             broker_leaders,
             broker_preferred,
@@ -113,6 +117,9 @@ impl Metrics {
             return;
         }
         self.partitions.get_or_create(&cluster).set(report.partitions as i64);
+        if let Some(ms) = report.zookeeper_latency_ms {
+            self.zk_latency.get_or_create(&cluster).set(ms / 1000.0);
+        }
         self.controller.get_or_create(&cluster).set(report.controller.map(i64::from).unwrap_or(-1));
         self.last_scan.get_or_create(&cluster).set(report.last_complete_scan_ms.map(|ms| (ms / 1000) as i64).unwrap_or(0));
         for (id, f) in &report.brokers {

@@ -41,6 +41,10 @@ pub struct Report {
     pub expected_brokers: Vec<i32>,
     pub controller: Option<i32>,
     pub partitions: u64,
+    /// Round trip of the scan's first ZooKeeper read.
+    pub zookeeper_latency_ms: Option<f64>,
+    /// The healthcheck's ZooKeeper session as last seen (e.g. SyncConnected, Disconnected).
+    pub zookeeper_session: Option<String>,
 }
 
 impl Report {
@@ -57,6 +61,8 @@ impl Report {
             expected_brokers: Vec::new(),
             controller: None,
             partitions: 0,
+            zookeeper_latency_ms: None,
+            zookeeper_session: None,
         }
     }
 
@@ -106,6 +112,8 @@ pub async fn scan(client: &zk::Client, target: &ClusterTarget, th: &Thresholds) 
         expected_brokers: eval.expected_brokers,
         controller: obs.controller,
         partitions: eval.partitions,
+        zookeeper_latency_ms: Some(obs.zookeeper_latency.as_secs_f64() * 1000.0),
+        zookeeper_session: Some(format!("{:?}", client.state())),
     })
 }
 
@@ -146,7 +154,9 @@ pub async fn run_cluster(
             Err(e) => {
                 tracing::warn!(cluster = %target.name, error = %e, "scan failed; keeping the last verdict, marked stale");
                 let previous = reports.read().await.get(&target.name).cloned();
-                Report::failed(previous.as_ref(), &target.name, &e)
+                let mut r = Report::failed(previous.as_ref(), &target.name, &e);
+                r.zookeeper_session = Some(client.as_ref().map(|c| format!("{:?}", c.state())).unwrap_or_else(|| "NotConnected".into()));
+                r
             }
         };
         metrics.record(&report, started.elapsed());

@@ -73,6 +73,9 @@ async fn healthcheck_reports_missing_brokers_urp_offline_and_recovery() {
     let hc = HealthcheckServer::start(&config_for(&cluster)).await;
     let healthy = wait_health(&hc, "a healthy verdict", Duration::from_secs(60), |s, b| s == 200 && b["status"] == "healthy").await;
     assert_eq!(healthy["partitions"], 7, "{healthy}");
+    assert_eq!(healthy["zookeeper_session"], "SyncConnected");
+    let latency = sample(&hc.metrics().await, &format!("kafka_health_zookeeper_latency_seconds{{cluster=\"{}\"}}", cluster.name));
+    assert!(latency.is_some_and(|l| l > 0.0 && l < 1.0), "{latency:?}");
 
     // Stop broker 3 (host-3): within two scan intervals, it is missing and exactly the partitions
     // holding a replica on it are under-replicated.
