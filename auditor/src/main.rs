@@ -1,6 +1,138 @@
-//! Placeholder: this service arrives with its own issue; the crate exists so the workspace shows
-//! the architecture from the start.
-fn main() -> std::process::ExitCode {
-    eprintln!("auditor: not built yet");
-    std::process::ExitCode::from(2)
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use kafka_auditor::loadtest::{self, LoadReport, LoadSpec, SpecError};
+
+/// Heartbeats brokers, load-tests them, replays message sets.
+#[derive(Parser)]
+#[command(name = "kafka-auditor", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Produce at a rate (or `max`) for a duration; report msg/s, MB/s and ack latency.
+    Loadtest {
+        #[arg(long)]
+        bootstrap_servers: String,
+        #[arg(long)]
+        topic: String,
+        /// Messages per second over all producers, or `max`.
+        #[arg(long, default_value = "max", allow_hyphen_values = true)]
+        rate: String,
+        /// Record size in bytes.
+        #[arg(long, default_value = "100", allow_hyphen_values = true)]
+        size: String,
+        #[arg(long, default_value = "10s", allow_hyphen_values = true)]
+        duration: String,
+        /// 0, 1 or all.
+        #[arg(long, default_value = "1")]
+        acks: String,
+        #[arg(long, default_value = "1", allow_hyphen_values = true)]
+        producers: String,
+        /// Extra librdkafka producer settings, key=value (repeatable).
+        #[arg(long = "producer-config")]
+        producer_config: Vec<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLEET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn loadtest_spec(
+    bootstrap_servers: String,
+    topic: String,
+    rate: &str,
+    size: &str,
+    duration: &str,
+    acks: &str,
+    producers: &str,
+    producer_config: &[String],
+) -> Result<LoadSpec, SpecError> {
+    if topic.trim().is_empty() {
+        return Err(SpecError::Topic);
+    }
+    let size = match size.parse::<i64>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => n as usize,
+        _ => return Err(SpecError::Size(size.to_string())),
+    };
+    let producers = match producers.parse::<i64>() {
+        Ok(n) if (1..=64).contains(&n) => n as usize,
+        _ => return Err(SpecError::Producers(producers.to_string())),
+    };
+    let mut extra = Vec::new();
+    for kv in producer_config {
+        let (k, v) = kv.split_once('=').filter(|(k, _)| !k.is_empty()).ok_or_else(|| SpecError::ProducerConfig(kv.clone()))?;
+        extra.push((k.to_string(), v.to_string()));
+    }
+    Ok(LoadSpec {
+        bootstrap_servers,
+        topic,
+        rate: loadtest::parse_rate(rate)?,
+        size,
+        duration: loadtest::parse_duration(duration)?,
+        acks: loadtest::parse_acks(acks)?,
+        producers,
+        producer_config: extra,
+    })
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Loadtest { bootstrap_servers, topic, rate, size, duration, acks, producers, producer_config, output } => {
+            let spec = loadtest_spec(bootstrap_servers, topic, &rate, &size, &duration, &acks, &producers, &producer_config)?;
+            let live = std::io::stderr().is_terminal() || output == Output::Table;
+            let report = loadtest::run(&spec, |r| {
+                if live {
+                    eprintln!(
+                        "{:>6.1}s  {:>10.0} msg/s  {:>8.2} MB/s  p99 {:>7.2} ms  errors {}",
+                        r.elapsed_s, r.msgs_per_s, r.mb_per_s, r.latency_ms_p99, r.errors
+                    );
+                }
+            })?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Output::Table => print_table(&report),
+            }
+            Ok(if report.errors > 0 { 1 } else { 0 })
+        }
+    }
+}
+
+fn print_table(r: &LoadReport) {
+    println!("{:<14} {:>14}", "elapsed", format!("{:.1} s", r.elapsed_s));
+    println!("{:<14} {:>14}", "acked", r.acked);
+    println!("{:<14} {:>14}", "errors", r.errors);
+    println!("{:<14} {:>14.0}", "msg/s", r.msgs_per_s);
+    println!("{:<14} {:>14.2}", "MB/s", r.mb_per_s);
+    println!("{:<14} {:>14.2}", "p50 ms", r.latency_ms_p50);
+    println!("{:<14} {:>14.2}", "p99 ms", r.latency_ms_p99);
+    println!("{:<14} {:>14.2}", "p99.9 ms", r.latency_ms_p999);
+    println!("{:<14} {:>14.2}", "max ms", r.latency_ms_max);
+    if let Some(e) = &r.first_error {
+        println!("{:<14} {e}", "first error");
+    }
 }

@@ -1,0 +1,4 @@
+//! `kafka-auditor`: proves that every broker accepts and delivers messages, measures how fast,
+//! and loads a cluster on demand.
+
+pub mod loadtest;
