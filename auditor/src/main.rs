@@ -15,6 +15,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Heartbeat every broker of the configured clusters; serve /metrics, /api/figures and the
+    /// dashboard at /.
+    Run {
+        #[arg(long, short = 'c')]
+        config: std::path::PathBuf,
+    },
     /// Produce at a rate (or `max`) for a duration; report msg/s, MB/s and ack latency.
     Loadtest {
         #[arg(long)]
@@ -102,6 +108,12 @@ fn loadtest_spec(
 
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
+        Command::Run { config } => {
+            let config = kafka_auditor::config::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(serve(config))?;
+            Ok(0)
+        }
         Command::Loadtest { bootstrap_servers, topic, rate, size, duration, acks, producers, producer_config, output } => {
             let spec = loadtest_spec(bootstrap_servers, topic, &rate, &size, &duration, &acks, &producers, &producer_config)?;
             let live = std::io::stderr().is_terminal() || output == Output::Table;
@@ -120,6 +132,31 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(if report.errors > 0 { 1 } else { 0 })
         }
     }
+}
+
+async fn serve(config: kafka_auditor::config::Config) -> Result<()> {
+    use std::sync::Arc;
+    let heartbeats: Vec<_> = config.clusters.into_iter().map(kafka_auditor::heartbeat::Heartbeat::new).collect();
+    for hb in &heartbeats {
+        let hb = hb.clone();
+        tokio::spawn(async move {
+            let cluster = hb.spec().cluster.clone();
+            if let Err(e) = kafka_auditor::heartbeat::run(hb).await {
+                tracing::error!(cluster = %cluster, error = %e, "heartbeat stopped");
+            }
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (field `listen`): {e}", config.listen))?;
+    eprintln!("kafka-auditor: dashboard at http://{}/", config.listen);
+    let app = kafka_auditor::server::router(kafka_auditor::server::AppState { heartbeats: Arc::new(heartbeats) });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
 }
 
 fn print_table(r: &LoadReport) {

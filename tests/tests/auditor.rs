@@ -50,3 +50,97 @@ async fn loadtest_paces_to_the_rate_and_rejects_bad_input_before_sending() {
     }
     assert_eq!(topic_records(&bootstrap, "load"), acked as usize, "bad input sent nothing");
 }
+
+struct AuditorProcess {
+    port: u16,
+    _process: fleet_tests::process::ManagedProcess,
+    _run: fleet_tests::RunDir,
+}
+
+impl AuditorProcess {
+    fn start(cluster: &LocalCluster, interval_ms: u64) -> Self {
+        let run = fleet_tests::RunDir::new("auditor");
+        let port = fleet_tests::free_port();
+        let config = run.path.join("auditor.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "instanceId: test-auditor\nlisten: 127.0.0.1:{port}\nclusters:\n  - name: {}\n    bootstrapServers: \"{}\"\n    intervalMs: {interval_ms}\n    windowIntervals: 4\n",
+                cluster.name,
+                cluster.bootstrap_servers()
+            ),
+        )
+        .expect("config");
+        let mut cmd = std::process::Command::new(workspace_bin("kafka-auditor"));
+        cmd.arg("run").arg("--config").arg(&config).env("FLEET_LOG", "info");
+        let process = fleet_tests::process::ManagedProcess::spawn("auditor", cmd, &run.path.join("auditor.log")).expect("spawn auditor");
+        Self { port, _process: process, _run: run }
+    }
+
+    /// broker -> (produce availability, consume availability, p99 ms, attempts so far)
+    async fn figures(&self) -> Result<std::collections::BTreeMap<i64, (f64, f64, f64, u64)>, String> {
+        let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{}/api/figures", self.port))
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(body[0]["brokers"]
+            .as_array()
+            .ok_or("no brokers yet")?
+            .iter()
+            .map(|b| {
+                (
+                    b["broker"].as_i64().unwrap_or(-1),
+                    (
+                        b["produce_availability"].as_f64().unwrap_or(-1.0),
+                        b["consume_availability"].as_f64().unwrap_or(-1.0),
+                        b["latency_ms_p99"].as_f64().unwrap_or(0.0),
+                        b["attempts_total"].as_u64().unwrap_or(0),
+                    ),
+                )
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_availability_per_broker_follows_a_stopped_broker() {
+    let zk = ZkEnsemble::start(1).await;
+    let mut cluster = LocalCluster::new(&zk, ClusterSpec::local(3));
+    for i in 1..=3 {
+        cluster.add_local_instance(&format!("host-{i}"), "local-a");
+        cluster.start_broker(&format!("host-{i}")).await;
+    }
+    let auditor = AuditorProcess::start(&cluster, 500);
+    let all_healthy = |f: &std::collections::BTreeMap<i64, (f64, f64, f64, u64)>| {
+        f.len() == 3 && f.values().all(|(p, c, lat, n)| *p == 1.0 && *c == 1.0 && *lat > 0.0 && *n >= 6)
+    };
+    fleet_tests::wait_until("every broker at 100% with latency figures", std::time::Duration::from_secs(60), || async {
+        let f = auditor.figures().await?;
+        if all_healthy(&f) { Ok(Some(())) } else { Err(format!("{f:?}")) }
+    })
+    .await;
+
+    // Broker 2 stops: its availability drops within a few intervals; the others stay at 100%.
+    let host = cluster.brokers.iter().find(|b| b.broker_id == 2).map(|b| b.instance_id.clone()).expect("broker 2");
+    cluster.stop_broker(&host);
+    let f = fleet_tests::wait_until("broker 2's availability to drop", std::time::Duration::from_secs(15), || async {
+        let f = auditor.figures().await?;
+        let dropped = f.get(&2).is_some_and(|(p, _, _, _)| *p < 1.0);
+        if dropped { Ok(Some(f)) } else { Err(format!("{f:?}")) }
+    })
+    .await;
+    for b in [1, 3] {
+        assert_eq!(f[&b].0, 1.0, "broker {b} must stay at 100%: {f:?}");
+        assert_eq!(f[&b].1, 1.0, "broker {b} must stay at 100%: {f:?}");
+    }
+
+    // It comes back: availability recovers.
+    cluster.start_broker(&host).await;
+    fleet_tests::wait_until("broker 2 to recover", std::time::Duration::from_secs(60), || async {
+        let f = auditor.figures().await?;
+        if all_healthy(&f) { Ok(Some(())) } else { Err(format!("{f:?}")) }
+    })
+    .await;
+}

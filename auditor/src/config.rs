@@ -1,0 +1,171 @@
+//! The auditor's configuration file: raw YAML (unknown keys rejected), then validated.
+//!
+//! ```yaml
+//! instanceId: auditor-1        # default: the host name; tells instances apart
+//! mode: both                   # producer | consumer | both (default)
+//! listen: 127.0.0.1:8091       # default
+//! clusters:
+//!   - name: blue
+//!     bootstrapServers: 127.0.0.1:9092
+//!     monitorTopic: __kafka_auditor     # default
+//!     intervalMs: 1000                  # default: one record per partition per second
+//!     recordSize: 100                   # default, bytes
+//!     replicationFactor: 1              # default: a partition's availability is its broker's
+//!     windowIntervals: 10               # default: availability over the last 10 intervals
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::heartbeat::HeartbeatSpec;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub listen: Option<String>,
+    pub clusters: Vec<RawCluster>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCluster {
+    pub name: String,
+    pub bootstrap_servers: String,
+    #[serde(default)]
+    pub monitor_topic: Option<String>,
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    #[serde(default)]
+    pub record_size: Option<u64>,
+    #[serde(default)]
+    pub replication_factor: Option<i32>,
+    #[serde(default)]
+    pub window_intervals: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub clusters: Vec<HeartbeatSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config: field `{field}`: {message}")]
+    Field { field: String, message: String },
+}
+
+fn field(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Field { field: field.into(), message: message.into() }
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let raw: RawConfig =
+        serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
+    raw.resolve()
+}
+
+impl RawConfig {
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let listen = self.listen.as_deref().unwrap_or("127.0.0.1:8091");
+        let listen: SocketAddr = listen.parse().map_err(|_| field("listen", format!("`{listen}` is not an address:port")))?;
+        let instance_id = self
+            .instance_id
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "auditor".to_string());
+        if instance_id.trim().is_empty() {
+            return Err(field("instanceId", "must not be empty"));
+        }
+        let (produce, consume) = match self.mode.as_deref().unwrap_or("both") {
+            "producer" => (true, false),
+            "consumer" => (false, true),
+            "both" => (true, true),
+            other => return Err(field("mode", format!("`{other}`: use producer, consumer or both"))),
+        };
+        if self.clusters.is_empty() {
+            return Err(field("clusters", "list at least one cluster"));
+        }
+        let mut clusters = Vec::new();
+        for (i, c) in self.clusters.into_iter().enumerate() {
+            let at = |f: &str| format!("clusters[{i}].{f}");
+            if c.name.trim().is_empty() {
+                return Err(field(at("name"), "must not be empty"));
+            }
+            if c.bootstrap_servers.trim().is_empty() {
+                return Err(field(at("bootstrapServers"), "give host:port[,host:port]"));
+            }
+            let interval = c.interval_ms.unwrap_or(1000);
+            if !(50..=600_000).contains(&interval) {
+                return Err(field(at("intervalMs"), format!("{interval} is out of range: use 50..=600000")));
+            }
+            let size = c.record_size.unwrap_or(100);
+            if !(1..=1_000_000).contains(&size) {
+                return Err(field(at("recordSize"), format!("{size} is out of range: use 1..=1000000 bytes")));
+            }
+            let rf = c.replication_factor.unwrap_or(1);
+            if !(1..=5).contains(&rf) {
+                return Err(field(at("replicationFactor"), format!("{rf} is out of range: use 1..=5")));
+            }
+            let window = c.window_intervals.unwrap_or(10);
+            if !(1..=3600).contains(&window) {
+                return Err(field(at("windowIntervals"), format!("{window} is out of range: use 1..=3600")));
+            }
+            clusters.push(HeartbeatSpec {
+                cluster: c.name,
+                bootstrap_servers: c.bootstrap_servers,
+                topic: c.monitor_topic.unwrap_or_else(|| "__kafka_auditor".to_string()),
+                interval: Duration::from_millis(interval),
+                record_size: size as usize,
+                instance_id: instance_id.clone(),
+                replication_factor: rf,
+                window,
+                produce,
+                consume,
+            });
+        }
+        Ok(Config { listen, clusters })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax { path: "t".into(), message: e.to_string() })?;
+        raw.resolve()
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = parse("instanceId: a\nclusters: [{ name: blue, bootstrapServers: \"h:9092\" }]").expect("valid");
+        assert_eq!(c.clusters[0].interval, Duration::from_secs(1));
+        assert!(c.clusters[0].produce && c.clusters[0].consume);
+        for (text, needle) in [
+            ("clusters: [{ name: b, bootstrapServers: \"h:1\", colour: red }]", "colour"),
+            ("mode: sometimes\nclusters: [{ name: b, bootstrapServers: \"h:1\" }]", "mode"),
+            ("clusters: [{ name: b, bootstrapServers: \"h:1\", intervalMs: 0 }]", "clusters[0].intervalMs"),
+            ("clusters: []", "clusters"),
+        ] {
+            let e = parse(text).expect_err(text).to_string();
+            assert!(e.contains(needle), "{needle} in {e}");
+        }
+    }
+}
