@@ -4,4 +4,5 @@
 pub mod config;
 pub mod heartbeat;
 pub mod loadtest;
+pub mod replay;
 pub mod server;

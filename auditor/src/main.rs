@@ -21,6 +21,35 @@ enum Command {
         #[arg(long, short = 'c')]
         config: std::path::PathBuf,
     },
+    /// Replay a message set (JSON Lines) to a topic, then verify exactly that set arrived.
+    /// Exit 0 complete, 1 missing or unexpected records, 2 error (nothing sent on bad input).
+    Replay {
+        #[arg(long)]
+        bootstrap_servers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Messages per second, or `max`.
+        #[arg(long, default_value = "max", allow_hyphen_values = true)]
+        rate: String,
+        /// Send only.
+        #[arg(long)]
+        no_verify: bool,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Check that a topic holds exactly a message set (from the beginning to its current end).
+    Verify {
+        #[arg(long)]
+        bootstrap_servers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
     /// Produce at a rate (or `max`) for a duration; report msg/s, MB/s and ack latency.
     Loadtest {
         #[arg(long)]
@@ -114,6 +143,46 @@ fn run(cli: Cli) -> Result<u8> {
             runtime.block_on(serve(config))?;
             Ok(0)
         }
+        Command::Replay { bootstrap_servers, topic, file, rate, no_verify, output } => {
+            use kafka_auditor::replay;
+            let rate = loadtest::parse_rate(&rate)?;
+            let records = replay::load(&file)?;
+            let before = replay::end_offsets(&bootstrap_servers, &topic)?;
+            let started = std::time::Instant::now();
+            replay::send(&bootstrap_servers, &topic, &records, rate)?;
+            let elapsed = started.elapsed().as_secs_f64();
+            let verification = if no_verify {
+                None
+            } else {
+                let after = replay::end_offsets(&bootstrap_servers, &topic)?;
+                Some(replay::verify(&bootstrap_servers, &topic, &records, &before, &after)?)
+            };
+            let report = replay::ReplayReport { sent: records.len(), elapsed_s: elapsed, msgs_per_s: records.len() as f64 / elapsed.max(1e-9), verification };
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Output::Table => {
+                    println!("sent {} records in {:.2} s ({:.0} msg/s)", report.sent, report.elapsed_s, report.msgs_per_s);
+                    if let Some(v) = &report.verification {
+                        print_verification(v);
+                    }
+                }
+            }
+            Ok(match &report.verification {
+                Some(v) if !v.complete => 1,
+                _ => 0,
+            })
+        }
+        Command::Verify { bootstrap_servers, topic, file, output } => {
+            use kafka_auditor::replay;
+            let records = replay::load(&file)?;
+            let to = replay::end_offsets(&bootstrap_servers, &topic)?;
+            let v = replay::verify(&bootstrap_servers, &topic, &records, &std::collections::BTreeMap::new(), &to)?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+                Output::Table => print_verification(&v),
+            }
+            Ok(if v.complete { 0 } else { 1 })
+        }
         Command::Loadtest { bootstrap_servers, topic, rate, size, duration, acks, producers, producer_config, output } => {
             let spec = loadtest_spec(bootstrap_servers, topic, &rate, &size, &duration, &acks, &producers, &producer_config)?;
             let live = std::io::stderr().is_terminal() || output == Output::Table;
@@ -157,6 +226,25 @@ async fn serve(config: kafka_auditor::config::Config) -> Result<()> {
         })
         .await?;
     Ok(())
+}
+
+fn print_verification(v: &kafka_auditor::replay::Verification) {
+    println!(
+        "{}: expected {}, found {}, missing {}, unexpected {}",
+        if v.complete { "COMPLETE" } else { "INCOMPLETE" },
+        v.expected,
+        v.found,
+        v.missing.len(),
+        v.unexpected.len()
+    );
+    for (what, list) in [("missing", &v.missing), ("unexpected", &v.unexpected)] {
+        for r in list.iter().take(20) {
+            println!("  {what}: key {:?} value {:?}", r.key, r.value);
+        }
+        if list.len() > 20 {
+            println!("  ... and {} more {what}", list.len() - 20);
+        }
+    }
 }
 
 fn print_table(r: &LoadReport) {
