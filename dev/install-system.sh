@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the local fleet and the tests need. Idempotent; skips apt when all are present.
 set -euo pipefail
-packages=(kcat postgresql)
+packages=(kcat postgresql chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

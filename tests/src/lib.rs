@@ -5,6 +5,7 @@
 //! Processes are started directly (the JVM's own PID, no wrapper shell), in their own process group,
 //! with `PR_SET_PDEATHSIG` so they die with the test process even when it is killed.
 
+pub mod browser;
 pub mod healthcheck;
 pub mod kafka;
 pub mod kcat;

@@ -136,6 +136,38 @@ async fn heartbeat_availability_per_broker_follows_a_stopped_broker() {
         assert_eq!(f[&b].1, 1.0, "broker {b} must stay at 100%: {f:?}");
     }
 
+    // The dashboard, in a real browser: one row per broker, the stopped one marked.
+    let url = format!("http://127.0.0.1:{}/", auditor.port);
+    let dom = fleet_tests::browser::dump_dom(&url, &cluster.run.path).expect("chromium renders the dashboard");
+    let rows: Vec<&str> = dom.split("<tr").skip(1).filter(|r| r.contains("data-broker")).collect();
+    assert_eq!(rows.len(), 3, "one row per broker: {dom}");
+    let row = |id: i64| rows.iter().find(|r| r.contains(&format!("data-broker=\"{id}\""))).copied().unwrap_or_default();
+    assert!(row(2).contains("class=\"problem\""), "broker 2 marked: {}", row(2));
+    assert!(!row(1).contains("class=\"problem\"") && !row(3).contains("class=\"problem\""), "{dom}");
+    let shot = fleet_tests::repo_root().join("target/test-output/auditor-dashboard-broker-2-stopped.png");
+    std::fs::create_dir_all(shot.parent().expect("folder")).expect("test output folder");
+    fleet_tests::browser::screenshot(&url, &shot, &cluster.run.path).expect("screenshot");
+    eprintln!("dashboard screenshot: {}", shot.display());
+
+    // /metrics carries every series the shipped Grafana dashboard queries, per broker.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", auditor.port)).await.expect("metrics").text().await.expect("text");
+    let grafana = std::fs::read_to_string(fleet_tests::repo_root().join("auditor/grafana/kafka-auditor.json")).expect("grafana json");
+    let dashboard: serde_json::Value = serde_json::from_str(&grafana).expect("grafana json parses");
+    let mut queried = std::collections::BTreeSet::new();
+    for p in dashboard["panels"].as_array().expect("panels") {
+        let expr = p["targets"][0]["expr"].as_str().unwrap_or_default();
+        for part in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if part.starts_with("kafka_auditor_") {
+                queried.insert(part.to_string());
+            }
+        }
+    }
+    assert!(queried.len() >= 6, "{queried:?}");
+    for name in &queried {
+        assert!(metrics.contains(&format!("{name}{{cluster=\"{}\"", cluster.name)), "{name} not in /metrics:\n{metrics}");
+    }
+    assert!(metrics.contains("kafka_auditor_produce_availability{") && metrics.contains("broker=\"2\"} 0"), "{metrics}");
+
     // It comes back: availability recovers.
     cluster.start_broker(&host).await;
     fleet_tests::wait_until("broker 2 to recover", std::time::Duration::from_secs(60), || async {
