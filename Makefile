@@ -36,8 +36,8 @@ $(VENV)/.stamp: dev/requirements-moto.txt
 build:
 	$(CARGO) build --workspace --bins
 
-# A ZooKeeper ensemble and a 3-broker cluster booted through kafka-bootstrap; kcat shows a message
-# produced and consumed. Stays up until Ctrl-C when run from a terminal.
+# A ZooKeeper ensemble, a 3-broker cluster booted through kafka-bootstrap, a kcat round trip, and
+# kafka-auditor heartbeating every broker. Stays up until Ctrl-C when run from a terminal.
 demo: deps build
 	$(CARGO) run -q -p fleet-tests --bin local-fleet -- demo
 
@@ -55,6 +55,7 @@ test: deps build
 bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-broker-ids -- --runs 5 --sizes 50,100
 	$(CARGO) run -q -p fleet-tests --bin bench-healthcheck -- --partitions 10000 --runs 5
+	$(CARGO) run -q -p fleet-tests --bin bench-loadtest -- --seconds 15 --rounds 3
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

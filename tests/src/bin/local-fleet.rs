@@ -64,6 +64,38 @@ async fn main() -> Result<()> {
     anyhow::ensure!(got == message, "consumed {got:?}, produced {message:?}");
     println!("==> round trip OK");
 
+    // The auditor heartbeats every broker; its dashboard stays up with the fleet.
+    let auditor_port = fleet_tests::free_port();
+    let auditor_config = cluster.run.path.join("auditor.yaml");
+    std::fs::write(
+        &auditor_config,
+        format!("instanceId: demo-auditor\nlisten: 127.0.0.1:{auditor_port}\nclusters:\n  - name: demo\n    bootstrapServers: \"{bootstrap}\"\n    intervalMs: 500\n    windowIntervals: 4\n"),
+    )?;
+    let mut cmd = std::process::Command::new(fleet_tests::workspace_bin("kafka-auditor"));
+    cmd.arg("run").arg("--config").arg(&auditor_config);
+    let _auditor = fleet_tests::process::ManagedProcess::spawn("auditor", cmd, &cluster.run.path.join("auditor.log"))?;
+    println!("==> kafka-auditor heartbeating every broker: dashboard http://127.0.0.1:{auditor_port}/");
+    let figures_url = format!("http://127.0.0.1:{auditor_port}/api/figures");
+    let figures = fleet_tests::wait_until("the auditor to see every broker at 100%", std::time::Duration::from_secs(60), || {
+        let url = figures_url.clone();
+        async move {
+            let v: serde_json::Value = reqwest::get(&url).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+            let seen = v[0]["brokers"].as_array().cloned().unwrap_or_default();
+            let ready = seen.len() == brokers && seen.iter().all(|b| b["produce_availability"] == 1.0 && b["consume_availability"] == 1.0 && b["attempts_total"].as_u64().unwrap_or(0) >= 4);
+            Ok(ready.then_some(seen))
+        }
+    })
+    .await;
+    for b in &figures {
+        println!(
+            "    broker {}: produce {:.0}%, consume {:.0}%, end-to-end p99 {:.1} ms",
+            b["broker"],
+            b["produce_availability"].as_f64().unwrap_or(0.0) * 100.0,
+            b["consume_availability"].as_f64().unwrap_or(0.0) * 100.0,
+            b["latency_ms_p99"].as_f64().unwrap_or(0.0)
+        );
+    }
+
     if !exit && std::io::stdin().is_terminal() {
         println!("fleet is up; Ctrl-C stops it");
         tokio::signal::ctrl_c().await?;
