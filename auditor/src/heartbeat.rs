@@ -59,19 +59,22 @@ struct Tick {
     attempts: u64,
     produced: u64,
     consumed: u64,
+    lost: u64,
 }
 
+/// Everything counted for one monitor partition.
 #[derive(Debug)]
-struct BrokerState {
+struct Counters {
     ticks: VecDeque<Tick>,
     latency_us: Histogram<u64>,
     lost: u64,
     duplicated: u64,
     out_of_order: u64,
     checksum_errors: u64,
+    attempts_total: u64,
 }
 
-impl BrokerState {
+impl Counters {
     fn new() -> Self {
         Self {
             ticks: VecDeque::from([Tick::default()]),
@@ -80,6 +83,7 @@ impl BrokerState {
             duplicated: 0,
             out_of_order: 0,
             checksum_errors: 0,
+            attempts_total: 0,
         }
     }
 }
@@ -109,6 +113,19 @@ pub struct BrokerFigures {
     pub attempts_total: u64,
 }
 
+/// The same figures for one partition of the monitor topic.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionFigures {
+    pub partition: i32,
+    pub preferred_leader: i32,
+    pub produce_availability: f64,
+    pub consume_availability: f64,
+    pub latency_ms_p99: f64,
+    pub records_lost: u64,
+    pub records_duplicated: u64,
+    pub records_out_of_order: u64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ClusterFigures {
     pub cluster: String,
@@ -116,6 +133,7 @@ pub struct ClusterFigures {
     pub topic: String,
     pub interval_ms: u64,
     pub brokers: Vec<BrokerFigures>,
+    pub partitions: Vec<PartitionFigures>,
     pub updated_ms: u64,
 }
 
@@ -123,22 +141,33 @@ pub struct ClusterFigures {
 pub struct Heartbeat {
     spec: HeartbeatSpec,
     state: Mutex<HeartbeatState>,
+    history: Mutex<VecDeque<HistoryPoint>>,
 }
+
+/// One interval's per-broker figures, kept so the dashboard shows the last minutes at once.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryPoint {
+    pub at_ms: u64,
+    /// broker -> (min of produce and consume availability, p99 latency ms)
+    pub brokers: BTreeMap<i32, (f64, f64)>,
+}
+
+/// How much history is kept.
+const HISTORY: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Default)]
 struct HeartbeatState {
     /// partition -> preferred leader broker.
     preferred: BTreeMap<i32, i32>,
-    brokers: BTreeMap<i32, BrokerState>,
+    partitions: BTreeMap<i32, Counters>,
     /// (instance, partition) -> next expected sequence number.
     expected_seq: BTreeMap<(String, i32), u64>,
-    attempts_total: BTreeMap<i32, u64>,
     updated_ms: u64,
 }
 
 impl Heartbeat {
     pub fn new(spec: HeartbeatSpec) -> Arc<Self> {
-        Arc::new(Self { spec, state: Mutex::new(HeartbeatState::default()) })
+        Arc::new(Self { spec, state: Mutex::new(HeartbeatState::default()), history: Mutex::new(VecDeque::new()) })
     }
 
     pub fn spec(&self) -> &HeartbeatSpec {
@@ -150,55 +179,119 @@ impl Heartbeat {
         f(&mut guard)
     }
 
-    fn broker_for(&self, st: &mut HeartbeatState, partition: i32) -> Option<i32> {
-        let b = *st.preferred.get(&partition)?;
-        st.brokers.entry(b).or_insert_with(BrokerState::new);
-        Some(b)
+    /// The counters of a partition we know the preferred leader of.
+    fn counters<'s>(st: &'s mut HeartbeatState, partition: i32) -> Option<&'s mut Counters> {
+        st.preferred.get(&partition)?;
+        Some(st.partitions.entry(partition).or_insert_with(Counters::new))
     }
 
     /// Starts a new interval: the oldest one leaves the window.
     fn rotate(&self) {
         let window = self.spec.window.max(1);
         self.with_state(|st| {
-            for b in st.brokers.values_mut() {
-                b.ticks.push_front(Tick::default());
-                b.ticks.truncate(window + 1);
+            for c in st.partitions.values_mut() {
+                c.ticks.push_front(Tick::default());
+                c.ticks.truncate(window + 1);
             }
             st.updated_ms = now_us() / 1000;
         });
     }
 
+    fn record_history(&self) {
+        let f = self.figures();
+        let point = HistoryPoint {
+            at_ms: now_us() / 1000,
+            brokers: f
+                .brokers
+                .iter()
+                .map(|b| (b.broker, (b.produce_availability.min(b.consume_availability), b.latency_ms_p99)))
+                .collect(),
+        };
+        let keep = (HISTORY.as_millis() / self.spec.interval.as_millis().max(1)) as usize;
+        let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        h.push_back(point);
+        while h.len() > keep.max(1) {
+            h.pop_front();
+        }
+    }
+
+    pub fn history(&self) -> Vec<HistoryPoint> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+
     pub fn figures(&self) -> ClusterFigures {
+        let own_produce = self.spec.produce;
         self.with_state(|st| {
+            // The newest tick is still filling: the window is the completed ones.
+            let window = |cs: &[&Counters]| -> Tick {
+                let mut t = Tick::default();
+                for c in cs {
+                    for x in c.ticks.iter().skip(1) {
+                        t.attempts += x.attempts;
+                        t.produced += x.produced;
+                        t.consumed += x.consumed;
+                        t.lost += x.lost;
+                    }
+                }
+                t
+            };
+            let ratio = |num: u64, den: u64| if den == 0 { 1.0 } else { (num as f64 / den as f64).min(1.0) };
+            // With our own producer we know what should have arrived; a consumer-only instance
+            // goes by sequence gaps, as Xinfra Monitor does.
+            let consume_availability =
+                |t: &Tick| if own_produce { ratio(t.consumed, t.produced) } else { ratio(t.consumed, t.consumed + t.lost) };
+            let q = |h: &Histogram<u64>, p: f64| if h.is_empty() { 0.0 } else { h.value_at_quantile(p) as f64 / 1000.0 };
+            let mut by_broker: BTreeMap<i32, Vec<(i32, &Counters)>> = BTreeMap::new();
+            for (p, leader) in &st.preferred {
+                if let Some(c) = st.partitions.get(p) {
+                    by_broker.entry(*leader).or_default().push((*p, c));
+                }
+            }
             let mut brokers = Vec::new();
-            for (id, b) in &st.brokers {
-                // The newest tick is still filling: the window is the completed ones.
-                let done: Vec<Tick> = b.ticks.iter().skip(1).copied().collect();
-                let sum = |f: fn(&Tick) -> u64| done.iter().map(f).sum::<u64>();
-                let (attempts, produced, consumed) = (sum(|t| t.attempts), sum(|t| t.produced), sum(|t| t.consumed));
-                let ratio = |num: u64, den: u64| if den == 0 { 1.0 } else { (num as f64 / den as f64).min(1.0) };
-                let q = |p: f64| if b.latency_us.is_empty() { 0.0 } else { b.latency_us.value_at_quantile(p) as f64 / 1000.0 };
+            let mut partitions = Vec::new();
+            for (id, parts) in &by_broker {
+                let cs: Vec<&Counters> = parts.iter().map(|(_, c)| *c).collect();
+                let t = window(&cs);
+                let mut latency = latency_histogram();
+                for c in &cs {
+                    let _ = latency.add(&c.latency_us);
+                }
                 brokers.push(BrokerFigures {
                     broker: *id,
-                    partitions: st.preferred.iter().filter(|(_, l)| *l == id).map(|(p, _)| *p).collect(),
-                    produce_availability: ratio(produced, attempts),
-                    consume_availability: ratio(consumed, produced),
-                    latency_ms_p50: q(0.5),
-                    latency_ms_p99: q(0.99),
-                    latency_ms_p999: q(0.999),
-                    records_lost: b.lost,
-                    records_duplicated: b.duplicated,
-                    records_out_of_order: b.out_of_order,
-                    checksum_errors: b.checksum_errors,
-                    attempts_total: st.attempts_total.get(id).copied().unwrap_or(0),
+                    partitions: parts.iter().map(|(p, _)| *p).collect(),
+                    produce_availability: ratio(t.produced, t.attempts),
+                    consume_availability: consume_availability(&t),
+                    latency_ms_p50: q(&latency, 0.5),
+                    latency_ms_p99: q(&latency, 0.99),
+                    latency_ms_p999: q(&latency, 0.999),
+                    records_lost: cs.iter().map(|c| c.lost).sum(),
+                    records_duplicated: cs.iter().map(|c| c.duplicated).sum(),
+                    records_out_of_order: cs.iter().map(|c| c.out_of_order).sum(),
+                    checksum_errors: cs.iter().map(|c| c.checksum_errors).sum(),
+                    attempts_total: cs.iter().map(|c| c.attempts_total).sum(),
                 });
+                for (p, c) in parts {
+                    let t = window(&[c]);
+                    partitions.push(PartitionFigures {
+                        partition: *p,
+                        preferred_leader: *id,
+                        produce_availability: ratio(t.produced, t.attempts),
+                        consume_availability: consume_availability(&t),
+                        latency_ms_p99: q(&c.latency_us, 0.99),
+                        records_lost: c.lost,
+                        records_duplicated: c.duplicated,
+                        records_out_of_order: c.out_of_order,
+                    });
+                }
             }
+            partitions.sort_by_key(|p| p.partition);
             ClusterFigures {
                 cluster: self.spec.cluster.clone(),
                 instance: self.spec.instance_id.clone(),
                 topic: self.spec.topic.clone(),
                 interval_ms: self.spec.interval.as_millis() as u64,
                 brokers,
+                partitions,
                 updated_ms: st.updated_ms,
             }
         })
@@ -288,10 +381,10 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
         }
     };
     hb.with_state(|st| {
-        st.preferred = preferred.clone();
-        for b in preferred.values() {
-            st.brokers.entry(*b).or_insert_with(BrokerState::new);
+        for p in preferred.keys() {
+            st.partitions.entry(*p).or_insert_with(Counters::new);
         }
+        st.preferred = preferred.clone();
     });
     if spec.consume {
         let hb = hb.clone();
@@ -311,6 +404,7 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
     loop {
         ticker.tick().await;
         hb.rotate();
+        hb.record_history();
         round += 1;
         // Every 30 intervals, look for brokers that joined.
         if round.is_multiple_of(30) {
@@ -327,11 +421,11 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
             let this_seq = *n;
             *n += 1;
             hb.with_state(|st| {
-                if let Some(b) = hb.broker_for(st, p) {
-                    if let Some(t) = st.brokers.get_mut(&b).and_then(|s| s.ticks.front_mut()) {
+                if let Some(c) = Heartbeat::counters(st, p) {
+                    c.attempts_total += 1;
+                    if let Some(t) = c.ticks.front_mut() {
                         t.attempts += 1;
                     }
-                    *st.attempts_total.entry(b).or_default() += 1;
                 }
             });
             let headers = OwnedHeaders::new()
@@ -350,10 +444,8 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
                 };
                 if ok {
                     hb.with_state(|st| {
-                        if let Some(b) = hb.broker_for(st, p) {
-                            if let Some(t) = st.brokers.get_mut(&b).and_then(|s| s.ticks.front_mut()) {
-                                t.produced += 1;
-                            }
+                        if let Some(t) = Heartbeat::counters(st, p).and_then(|c| c.ticks.front_mut()) {
+                            t.produced += 1;
                         }
                     });
                 }
@@ -364,17 +456,29 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
 
 async fn consume(hb: Arc<Heartbeat>, partitions: Vec<i32>) -> anyhow::Result<()> {
     let spec = hb.spec().clone();
+    // Consumer-only instances share the partitions through one consumer group; an instance that
+    // also produces reads every partition itself.
+    let group = if spec.produce {
+        format!("kafka-auditor-{}-{}", spec.cluster, spec.instance_id)
+    } else {
+        format!("kafka-auditor-{}", spec.cluster)
+    };
     let consumer: StreamConsumer = client_config(&spec)
-        .set("group.id", format!("kafka-auditor-{}-{}", spec.cluster, spec.instance_id))
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "latest")
         .set("fetch.wait.max.ms", "50")
         .set("enable.partition.eof", "false")
         .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(&spec.topic, *p, Offset::End)?;
+    if spec.produce {
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition_offset(&spec.topic, *p, Offset::End)?;
+        }
+        consumer.assign(&tpl)?;
+    } else {
+        consumer.subscribe(&[spec.topic.as_str()])?;
     }
-    consumer.assign(&tpl)?;
     loop {
         let msg = match consumer.recv().await {
             Ok(m) => m,
@@ -404,9 +508,9 @@ async fn consume(hb: Arc<Heartbeat>, partitions: Vec<i32>) -> anyhow::Result<()>
         }
         let (Some(instance), Some(seq), Some(sent)) = (instance, seq, sent) else { continue };
         let checksum_ok = sum == Some(checksum(msg.payload().unwrap_or_default()));
+        let mine = instance == hb.spec.instance_id;
         hb.with_state(|st| {
-            let Some(b) = hb.broker_for(st, p) else { return };
-            let expected = st.expected_seq.entry((instance.clone(), p)).or_insert(seq);
+            let expected = st.expected_seq.entry((instance, p)).or_insert(seq);
             let (mut lost, mut dup, mut ooo) = (0, 0, 0);
             if seq == *expected {
                 *expected += 1;
@@ -418,20 +522,21 @@ async fn consume(hb: Arc<Heartbeat>, partitions: Vec<i32>) -> anyhow::Result<()>
             } else {
                 ooo = 1;
             }
-            let Some(state) = st.brokers.get_mut(&b) else { return };
-            state.lost += lost;
-            state.duplicated += dup;
-            state.out_of_order += ooo;
+            let Some(c) = Heartbeat::counters(st, p) else { return };
+            c.lost += lost;
+            c.duplicated += dup;
+            c.out_of_order += ooo;
             if !checksum_ok {
-                state.checksum_errors += 1;
+                c.checksum_errors += 1;
             }
-            // Only this instance's records count toward consume availability of its produce.
-            if instance == hb.spec.instance_id {
-                if let Some(t) = state.ticks.front_mut() {
+            if let Some(t) = c.ticks.front_mut() {
+                t.lost += lost;
+                // With our own producer, only our records count toward consume availability.
+                if mine || !hb.spec.produce {
                     t.consumed += 1;
                 }
             }
-            let _ = state.latency_us.record(received_us.saturating_sub(sent).max(1));
+            let _ = c.latency_us.record(received_us.saturating_sub(sent).max(1));
         });
     }
 }

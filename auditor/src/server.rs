@@ -25,12 +25,18 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Html(DASHBOARD) }))
         .route("/api/figures", get(figures))
+        .route("/api/history", get(history))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
 
 async fn figures(State(state): State<AppState>) -> Json<Vec<ClusterFigures>> {
     Json(state.heartbeats.iter().map(|h| h.figures()).collect())
+}
+
+/// cluster -> the last minutes of per-broker figures, one point per interval.
+async fn history(State(state): State<AppState>) -> Json<std::collections::BTreeMap<String, Vec<crate::heartbeat::HistoryPoint>>> {
+    Json(state.heartbeats.iter().map(|h| (h.spec().cluster.clone(), h.history())).collect())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -59,13 +59,17 @@ struct AuditorProcess {
 
 impl AuditorProcess {
     fn start(cluster: &LocalCluster, interval_ms: u64) -> Self {
+        Self::start_as(cluster, interval_ms, "test-auditor", "both")
+    }
+
+    fn start_as(cluster: &LocalCluster, interval_ms: u64, instance: &str, mode: &str) -> Self {
         let run = fleet_tests::RunDir::new("auditor");
         let port = fleet_tests::free_port();
         let config = run.path.join("auditor.yaml");
         std::fs::write(
             &config,
             format!(
-                "instanceId: test-auditor\nlisten: 127.0.0.1:{port}\nclusters:\n  - name: {}\n    bootstrapServers: \"{}\"\n    intervalMs: {interval_ms}\n    windowIntervals: 4\n",
+                "instanceId: {instance}\nmode: {mode}\nlisten: 127.0.0.1:{port}\nclusters:\n  - name: {}\n    bootstrapServers: \"{}\"\n    intervalMs: {interval_ms}\n    windowIntervals: 4\n",
                 cluster.name,
                 cluster.bootstrap_servers()
             ),
@@ -78,13 +82,17 @@ impl AuditorProcess {
     }
 
     /// broker -> (produce availability, consume availability, p99 ms, attempts so far)
-    async fn figures(&self) -> Result<std::collections::BTreeMap<i64, (f64, f64, f64, u64)>, String> {
-        let body: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{}/api/figures", self.port))
+    async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+        reqwest::get(format!("http://127.0.0.1:{}{path}", self.port))
             .await
             .map_err(|e| e.to_string())?
             .json()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+    }
+
+    async fn figures(&self) -> Result<std::collections::BTreeMap<i64, (f64, f64, f64, u64)>, String> {
+        let body = self.get("/api/figures").await?;
         Ok(body[0]["brokers"]
             .as_array()
             .ok_or("no brokers yet")?
@@ -121,6 +129,12 @@ async fn heartbeat_availability_per_broker_follows_a_stopped_broker() {
         if all_healthy(&f) { Ok(Some(())) } else { Err(format!("{f:?}")) }
     })
     .await;
+
+    // Per-partition figures, and the history the dashboard starts from.
+    let body = auditor.get("/api/figures").await.expect("figures");
+    assert_eq!(body[0]["partitions"].as_array().map(Vec::len), Some(3), "{body}");
+    let history = auditor.get("/api/history").await.expect("history");
+    assert!(history[&cluster.name].as_array().is_some_and(|h| h.len() >= 2), "{history}");
 
     // Broker 2 stops: its availability drops within a few intervals; the others stay at 100%.
     let host = cluster.brokers.iter().find(|b| b.broker_id == 2).map(|b| b.instance_id.clone()).expect("broker 2");
@@ -227,4 +241,26 @@ async fn replay_verifies_a_complete_set_and_reports_a_missing_record() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(topic_records(&bootstrap, "replayed"), before, "nothing sent on bad input");
+}
+
+#[tokio::test]
+async fn producer_and_consumer_instances_split_the_roles() {
+    let zk = ZkEnsemble::start(1).await;
+    let mut cluster = LocalCluster::new(&zk, ClusterSpec::local(2));
+    for i in 1..=2 {
+        cluster.add_local_instance(&format!("host-{i}"), "local-a");
+        cluster.start_broker(&format!("host-{i}")).await;
+    }
+    let producer = AuditorProcess::start_as(&cluster, 300, "producer-1", "producer");
+    let consumer = AuditorProcess::start_as(&cluster, 300, "consumer-1", "consumer");
+    // The consumer-only instance sees the producer's heartbeats for every broker: latency and
+    // consume availability, without producing anything itself.
+    fleet_tests::wait_until("the consumer instance to see both brokers", std::time::Duration::from_secs(60), || async {
+        let f = consumer.figures().await?;
+        let ok = f.len() == 2 && f.values().all(|(_, c, lat, attempts)| *c == 1.0 && *lat > 0.0 && *attempts == 0);
+        if ok { Ok(Some(())) } else { Err(format!("{f:?}")) }
+    })
+    .await;
+    let f = producer.figures().await.expect("producer figures");
+    assert!(f.values().all(|(p, _, _, attempts)| *p == 1.0 && *attempts > 0), "{f:?}");
 }
