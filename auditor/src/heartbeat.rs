@@ -180,7 +180,7 @@ impl Heartbeat {
     }
 
     /// The counters of a partition we know the preferred leader of.
-    fn counters<'s>(st: &'s mut HeartbeatState, partition: i32) -> Option<&'s mut Counters> {
+    fn counters(st: &mut HeartbeatState, partition: i32) -> Option<&mut Counters> {
         st.preferred.get(&partition)?;
         Some(st.partitions.entry(partition).or_insert_with(Counters::new))
     }

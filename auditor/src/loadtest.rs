@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
@@ -25,6 +28,8 @@ pub struct LoadSpec {
     pub producers: usize,
     /// Extra librdkafka settings (`key=value`), applied last.
     pub producer_config: Vec<(String, String)>,
+    /// Also consume what is produced, and measure end-to-end latency.
+    pub consume: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +118,18 @@ pub struct LoadReport {
     pub latency_ms_max: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// The consuming side, with `--consume`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumed: Option<ConsumeReport>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ConsumeReport {
+    pub consumed: u64,
+    pub msgs_per_s: f64,
+    pub end_to_end_ms_p50: f64,
+    pub end_to_end_ms_p99: f64,
+    pub end_to_end_ms_p999: f64,
 }
 
 struct Stats {
@@ -171,6 +188,57 @@ fn producer_config(spec: &LoadSpec) -> ClientConfig {
     c
 }
 
+fn unix_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// The consuming side: from the end offsets before the run, until it has read everything
+/// acknowledged (or 15 s after the producers finished). Payloads carry their send time.
+fn spawn_consumer(
+    spec: &LoadSpec,
+    producers_done: Arc<AtomicBool>,
+    acked: Arc<Stats>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<(u64, Duration, Histogram<u64>)>>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &spec.bootstrap_servers)
+        .set("group.id", format!("kafka-auditor-loadtest-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(&spec.topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == spec.topic) {
+        for p in t.partitions() {
+            let (_, high) = consumer.fetch_watermarks(&spec.topic, p.id(), Duration::from_secs(10))?;
+            tpl.add_partition_offset(&spec.topic, p.id(), Offset::Offset(high))?;
+        }
+    }
+    anyhow::ensure!(tpl.count() > 0, "topic {} has no partitions to consume", spec.topic);
+    consumer.assign(&tpl)?;
+    Ok(std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut latency = Histogram::new_with_bounds(1, 600_000_000, 3)?;
+        let mut consumed = 0u64;
+        let mut done_at: Option<Instant> = None;
+        loop {
+            if producers_done.load(Ordering::Relaxed) {
+                let since = *done_at.get_or_insert_with(Instant::now);
+                if consumed >= acked.acked.load(Ordering::Relaxed) || since.elapsed() > Duration::from_secs(15) {
+                    break;
+                }
+            }
+            let Some(msg) = consumer.poll(Duration::from_millis(100)) else { continue };
+            let Ok(msg) = msg else { continue };
+            consumed += 1;
+            if let Some(sent) = msg.payload().and_then(|p| p.get(..8)).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) {
+                let _ = latency.record(unix_us().saturating_sub(sent).max(1));
+            }
+        }
+        Ok((consumed, started.elapsed(), latency))
+    }))
+}
+
 /// Runs the load; `progress` is called about once a second with the figures so far.
 pub fn run(spec: &LoadSpec, mut progress: impl FnMut(&LoadReport)) -> anyhow::Result<LoadReport> {
     let started = Instant::now();
@@ -182,12 +250,15 @@ pub fn run(spec: &LoadSpec, mut progress: impl FnMut(&LoadReport)) -> anyhow::Re
     });
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let producers_done = Arc::new(AtomicBool::new(false));
+    let consumer = if spec.consume { Some(spawn_consumer(spec, producers_done.clone(), stats.clone())?) } else { None };
     let payload = vec![b'x'; spec.size];
     let mut threads = Vec::new();
     for _ in 0..spec.producers {
         let producer: ThreadedProducer<LoadContext> =
             producer_config(spec).create_with_context(LoadContext { started, stats: stats.clone() })?;
-        let (topic, payload, sent, stop) = (spec.topic.clone(), payload.clone(), sent.clone(), stop.clone());
+        let (topic, mut payload, sent, stop) = (spec.topic.clone(), payload.clone(), sent.clone(), stop.clone());
+        let stamp = spec.consume && payload.len() >= 8;
         let per_producer_rate = spec.rate.map(|r| (r as f64 / spec.producers as f64).max(1.0));
         let deadline = started + spec.duration;
         threads.push(std::thread::spawn(move || {
@@ -203,6 +274,10 @@ pub fn run(spec: &LoadSpec, mut progress: impl FnMut(&LoadReport)) -> anyhow::Re
                     }
                 }
                 let opaque = started.elapsed().as_micros() as usize;
+                if stamp {
+                    // The consuming side reads the send time from the first 8 bytes.
+                    payload[..8].copy_from_slice(&unix_us().to_le_bytes());
+                }
                 let mut record = BaseRecord::with_opaque_to(&topic, opaque).payload(&payload[..]);
                 loop {
                     match producer.send::<(), [u8]>(record) {
@@ -240,6 +315,7 @@ pub fn run(spec: &LoadSpec, mut progress: impl FnMut(&LoadReport)) -> anyhow::Re
             latency_ms_p999: pct(0.999),
             latency_ms_max: h.as_ref().map(|h| h.max() as f64 / 1000.0).unwrap_or(0.0),
             first_error: stats.first_error.lock().ok().and_then(|e| e.clone()),
+            consumed: None,
         }
     };
     let mut next_progress = started + Duration::from_secs(1);
@@ -254,7 +330,20 @@ pub fn run(spec: &LoadSpec, mut progress: impl FnMut(&LoadReport)) -> anyhow::Re
         let _ = t.join();
     }
     // Throughput over the sending window plus the final flush: everything acked counts.
-    Ok(report(started.elapsed()))
+    let mut final_report = report(started.elapsed());
+    producers_done.store(true, Ordering::Relaxed);
+    if let Some(consumer) = consumer {
+        let (consumed, took, latency) = consumer.join().map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
+        let q = |p: f64| if latency.is_empty() { 0.0 } else { latency.value_at_quantile(p) as f64 / 1000.0 };
+        final_report.consumed = Some(ConsumeReport {
+            consumed,
+            msgs_per_s: consumed as f64 / took.as_secs_f64().max(1e-9),
+            end_to_end_ms_p50: q(0.5),
+            end_to_end_ms_p99: q(0.99),
+            end_to_end_ms_p999: q(0.999),
+        });
+    }
+    Ok(final_report)
 }
 
 #[cfg(test)]

@@ -72,6 +72,9 @@ enum Command {
         /// Extra librdkafka producer settings, key=value (repeatable).
         #[arg(long = "producer-config")]
         producer_config: Vec<String>,
+        /// Also consume what is produced and report end-to-end latency.
+        #[arg(long)]
+        consume: bool,
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -132,6 +135,7 @@ fn loadtest_spec(
         acks: loadtest::parse_acks(acks)?,
         producers,
         producer_config: extra,
+        consume: false,
     })
 }
 
@@ -183,8 +187,9 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(if v.complete { 0 } else { 1 })
         }
-        Command::Loadtest { bootstrap_servers, topic, rate, size, duration, acks, producers, producer_config, output } => {
-            let spec = loadtest_spec(bootstrap_servers, topic, &rate, &size, &duration, &acks, &producers, &producer_config)?;
+        Command::Loadtest { bootstrap_servers, topic, rate, size, duration, acks, producers, producer_config, consume, output } => {
+            let mut spec = loadtest_spec(bootstrap_servers, topic, &rate, &size, &duration, &acks, &producers, &producer_config)?;
+            spec.consume = consume;
             let live = std::io::stderr().is_terminal() || output == Output::Table;
             let report = loadtest::run(&spec, |r| {
                 if live {
@@ -259,5 +264,12 @@ fn print_table(r: &LoadReport) {
     println!("{:<14} {:>14.2}", "max ms", r.latency_ms_max);
     if let Some(e) = &r.first_error {
         println!("{:<14} {e}", "first error");
+    }
+    if let Some(c) = &r.consumed {
+        println!("{:<14} {:>14}", "consumed", c.consumed);
+        println!("{:<14} {:>14.0}", "consumed/s", c.msgs_per_s);
+        println!("{:<14} {:>14.2}", "e2e p50 ms", c.end_to_end_ms_p50);
+        println!("{:<14} {:>14.2}", "e2e p99 ms", c.end_to_end_ms_p99);
+        println!("{:<14} {:>14.2}", "e2e p99.9 ms", c.end_to_end_ms_p999);
     }
 }

@@ -34,6 +34,14 @@ async fn loadtest_paces_to_the_rate_and_rejects_bad_input_before_sending() {
     assert!(v["latency_ms_p99"].as_f64().is_some_and(|p| p > 0.0), "{v}");
     assert_eq!(topic_records(&bootstrap, "load"), acked as usize, "Kafka holds exactly what was acknowledged");
 
+    // With the consuming side: everything acknowledged is read back, with end-to-end latency.
+    let out = auditor(&["loadtest", "--bootstrap-servers", &bootstrap, "--topic", "load", "--rate", "1000", "--duration", "2s", "--consume", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(c["consumed"]["consumed"], c["acked"], "{c}");
+    assert!(c["consumed"]["end_to_end_ms_p99"].as_f64().is_some_and(|p| p > 0.0), "{c}");
+    let acked = acked + c["acked"].as_u64().unwrap_or(0);
+
     for (args, needle) in [
         (vec!["--rate", "0"], "--rate"),
         (vec!["--rate", "-5"], "--rate"),
