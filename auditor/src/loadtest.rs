@@ -192,13 +192,16 @@ fn unix_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
+/// What the consuming side read: count, how long, end-to-end latency (µs).
+type Consumed = (u64, Duration, Histogram<u64>);
+
 /// The consuming side: from the end offsets before the run, until it has read everything
 /// acknowledged (or 15 s after the producers finished). Payloads carry their send time.
 fn spawn_consumer(
     spec: &LoadSpec,
     producers_done: Arc<AtomicBool>,
     acked: Arc<Stats>,
-) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<(u64, Duration, Histogram<u64>)>>> {
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<Consumed>>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &spec.bootstrap_servers)
         .set("group.id", format!("kafka-auditor-loadtest-{}", std::process::id()))
