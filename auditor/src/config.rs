@@ -12,6 +12,9 @@
 //!     recordSize: 100                   # default, bytes
 //!     replicationFactor: 1              # default: a partition's availability is its broker's
 //!     windowIntervals: 10               # default: availability over the last 10 intervals
+//!     zookeeper: zk1:2181/kafka-fleet/clusters/blue/kafka   # optional: the cluster's ZooKeeper
+//!                                       # with its Kafka chroot; lets the auditor restore preferred
+//!                                       # leaders of the monitor topic when leadership drifts
 //! ```
 
 use std::net::SocketAddr;
@@ -49,6 +52,8 @@ pub struct RawCluster {
     pub replication_factor: Option<i32>,
     #[serde(default)]
     pub window_intervals: Option<usize>,
+    #[serde(default)]
+    pub zookeeper: Option<String>,
 }
 
 #[derive(Debug)]
@@ -127,6 +132,16 @@ impl RawConfig {
             if !(1..=3600).contains(&window) {
                 return Err(field(at("windowIntervals"), format!("{window} is out of range: use 1..=3600")));
             }
+            let zookeeper = match &c.zookeeper {
+                None => None,
+                Some(z) => {
+                    let a = fleet_common::ZkAddress::parse(z).map_err(|e| field(at("zookeeper"), e.to_string()))?;
+                    if a.chroot.is_none() {
+                        return Err(field(at("zookeeper"), "add the cluster's Kafka chroot, e.g. zk1:2181/kafka-fleet/clusters/blue/kafka"));
+                    }
+                    Some(a)
+                }
+            };
             clusters.push(HeartbeatSpec {
                 cluster: c.name,
                 bootstrap_servers: c.bootstrap_servers,
@@ -138,6 +153,7 @@ impl RawConfig {
                 window,
                 produce,
                 consume,
+                zookeeper,
             });
         }
         Ok(Config { listen, clusters })

@@ -37,6 +37,19 @@ pub struct HeartbeatSpec {
     pub window: usize,
     pub produce: bool,
     pub consume: bool,
+    /// The cluster's ZooKeeper with its Kafka chroot: when set, preferred leaders of the monitor
+    /// topic are restored when leadership drifts.
+    pub zookeeper: Option<fleet_common::ZkAddress>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn drift_is_a_live_preferred_leader_not_leading() {
+        let live = std::collections::BTreeSet::from([1, 2]);
+        let leaders = vec![(0, 1, vec![1, 2]), (1, 1, vec![2, 1]), (2, 1, vec![3, 1]), (3, -1, vec![2])];
+        assert_eq!(super::drifted(&leaders, &live), vec![1, 3]);
+    }
 }
 
 /// FNV-1a: a stable checksum of the payload, carried in a header.
@@ -412,6 +425,12 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
                 hb.with_state(|st| st.preferred = p);
             }
         }
+        // Every 5 intervals, put drifted leadership back on the preferred leaders.
+        if spec.zookeeper.is_some() && round.is_multiple_of(5) {
+            if let Err(e) = restore_preferred_leaders(&spec, &producer).await {
+                tracing::warn!(cluster = %spec.cluster, error = %e, "could not restore preferred leaders");
+            }
+        }
         if !spec.produce {
             continue;
         }
@@ -452,6 +471,54 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
             });
         }
     }
+}
+
+/// Partitions of the monitor topic led by another broker than their preferred (first) replica,
+/// while the preferred one is alive.
+pub fn drifted(leaders: &[(i32, i32, Vec<i32>)], live: &std::collections::BTreeSet<i32>) -> Vec<i32> {
+    leaders
+        .iter()
+        .filter(|(_, leader, replicas)| replicas.first().is_some_and(|p| p != leader && live.contains(p)))
+        .map(|(p, _, _)| *p)
+        .collect()
+}
+
+/// Asks the controller (ZooKeeper mode) for a preferred-replica election of the drifted monitor
+/// partitions, by creating `/admin/preferred_replica_election` as `kafka-leader-election` does.
+async fn restore_preferred_leaders(spec: &HeartbeatSpec, producer: &FutureProducer) -> anyhow::Result<()> {
+    let Some(zk_address) = &spec.zookeeper else { return Ok(()) };
+    let metadata = {
+        let p = producer.clone();
+        let topic = spec.topic.clone();
+        tokio::task::spawn_blocking(move || p.client().fetch_metadata(Some(&topic), Duration::from_secs(10))).await??
+    };
+    let live: std::collections::BTreeSet<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+    let leaders: Vec<(i32, i32, Vec<i32>)> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == spec.topic)
+        .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader(), p.replicas().to_vec())))
+        .collect();
+    let partitions = drifted(&leaders, &live);
+    if partitions.is_empty() {
+        return Ok(());
+    }
+    let client = fleet_common::ZkConnector::default().with_deadline(Duration::from_secs(5)).connect(zk_address).await?;
+    let body = serde_json::json!({
+        "version": 1,
+        "partitions": partitions.iter().map(|p| serde_json::json!({"topic": spec.topic, "partition": p})).collect::<Vec<_>>(),
+    });
+    let options = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    match client.create("/admin/preferred_replica_election", &serde_json::to_vec(&body)?, &options).await {
+        Ok(_) => tracing::info!(cluster = %spec.cluster, ?partitions, "preferred-leader election requested for drifted monitor partitions"),
+        // One is already running; the next check looks again.
+        Err(zookeeper_client::Error::NodeExists) => {}
+        Err(zookeeper_client::Error::NoNode) => {
+            fleet_common::zk::ensure_path(&client, "/admin").await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
 }
 
 async fn consume(hb: Arc<Heartbeat>, partitions: Vec<i32>) -> anyhow::Result<()> {

@@ -71,13 +71,17 @@ impl AuditorProcess {
     }
 
     fn start_as(cluster: &LocalCluster, interval_ms: u64, instance: &str, mode: &str) -> Self {
+        Self::start_with(cluster, interval_ms, instance, mode, "")
+    }
+
+    fn start_with(cluster: &LocalCluster, interval_ms: u64, instance: &str, mode: &str, extra: &str) -> Self {
         let run = fleet_tests::RunDir::new("auditor");
         let port = fleet_tests::free_port();
         let config = run.path.join("auditor.yaml");
         std::fs::write(
             &config,
             format!(
-                "instanceId: {instance}\nmode: {mode}\nlisten: 127.0.0.1:{port}\nclusters:\n  - name: {}\n    bootstrapServers: \"{}\"\n    intervalMs: {interval_ms}\n    windowIntervals: 4\n",
+                "instanceId: {instance}\nmode: {mode}\nlisten: 127.0.0.1:{port}\nclusters:\n  - name: {}\n    bootstrapServers: \"{}\"\n    intervalMs: {interval_ms}\n    windowIntervals: 4\n{extra}",
                 cluster.name,
                 cluster.bootstrap_servers()
             ),
@@ -271,4 +275,47 @@ async fn producer_and_consumer_instances_split_the_roles() {
     .await;
     let f = producer.figures().await.expect("producer figures");
     assert!(f.values().all(|(p, _, _, attempts)| *p == 1.0 && *attempts > 0), "{f:?}");
+}
+
+#[tokio::test]
+async fn drifted_monitor_leadership_is_restored_to_the_preferred_broker() {
+    let zk = ZkEnsemble::start(1).await;
+    let mut spec = ClusterSpec::local(2);
+    // Kafka's own rebalancer off: whatever restores leadership here is the auditor.
+    spec.properties.insert("auto.leader.rebalance.enable".into(), "false".into());
+    let mut cluster = LocalCluster::new(&zk, spec);
+    for i in 1..=2 {
+        cluster.add_local_instance(&format!("host-{i}"), "local-a");
+        cluster.start_broker(&format!("host-{i}")).await;
+    }
+    let extra = format!("    replicationFactor: 2\n    zookeeper: \"{}{}\"\n", cluster.zookeeper, cluster.paths().kafka_chroot());
+    let auditor = AuditorProcess::start_with(&cluster, 300, "leader-keeper", "both", &extra);
+    let zkc = cluster.zk_client().await;
+    let kafka_paths = cluster.paths().kafka();
+    let state_path = |p: i32| kafka_paths.partition_state("__kafka_auditor", p);
+    let leader_of = |p: i32| {
+        let (zkc, path) = (&zkc, state_path(p));
+        async move {
+            let (data, _) = zkc.get_data(&path).await.map_err(|e| e.to_string())?;
+            let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| e.to_string())?;
+            Ok::<i64, String>(v["leader"].as_i64().unwrap_or(-1))
+        }
+    };
+    // The monitor topic: partition 1 is preferred-led by broker 2.
+    fleet_tests::wait_until("broker 2 leading its monitor partition", std::time::Duration::from_secs(60), || async {
+        Ok((leader_of(1).await? == 2 && auditor.figures().await?.len() == 2).then_some(()))
+    })
+    .await;
+    let host2 = cluster.brokers.iter().find(|b| b.broker_id == 2).map(|b| b.instance_id.clone()).expect("broker 2");
+    cluster.stop_broker(&host2);
+    fleet_tests::wait_until("leadership to move to broker 1", std::time::Duration::from_secs(30), || async {
+        Ok((leader_of(1).await? == 1).then_some(()))
+    })
+    .await;
+    cluster.start_broker(&host2).await;
+    fleet_tests::wait_until("the auditor to restore broker 2 as leader", std::time::Duration::from_secs(60), || async {
+        let l = leader_of(1).await?;
+        if l == 2 { Ok(Some(())) } else { Err(format!("leader {l}")) }
+    })
+    .await;
 }
