@@ -18,7 +18,7 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -62,29 +62,11 @@ pub struct Config {
     pub clusters: Vec<HeartbeatSpec>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("config: field `{field}`: {message}")]
-    Field { field: String, message: String },
-}
-
-fn field(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Field { field: field.into(), message: message.into() }
-}
+pub use fleet_common::config_file::ConfigError;
+use fleet_common::config_file::field;
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    let raw: RawConfig =
-        serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
-    raw.resolve()
+    fleet_common::config_file::load_yaml::<RawConfig>(path)?.resolve()
 }
 
 impl RawConfig {
@@ -165,8 +147,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax { path: "t".into(), message: e.to_string() })?;
-        raw.resolve()
+        fleet_common::config_file::parse_yaml::<RawConfig>(text, Path::new("t"))?.resolve()
     }
 
     #[test]

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use fleet_common::paths::{validate_cluster_name, validate_znode_path, DEFAULT_FLEET_ROOT};
@@ -90,27 +90,11 @@ pub struct ClusterTarget {
     pub expectations: Expectations,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("config: field `{field}`: {message}")]
-    Field { field: String, message: String },
-}
-
-fn field(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Field { field: field.into(), message: message.into() }
-}
+pub use fleet_common::config_file::ConfigError;
+use fleet_common::config_file::field;
 
 pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })
+    fleet_common::config_file::load_yaml(path)
 }
 
 fn ranged(name: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<Duration, ConfigError> {
@@ -207,8 +191,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax { path: "t".into(), message: e.to_string() })?;
-        raw.resolve()
+        fleet_common::config_file::parse_yaml::<RawConfig>(text, Path::new("t"))?.resolve()
     }
 
     #[test]

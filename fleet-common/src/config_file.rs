@@ -1,0 +1,33 @@
+//! Loading a service's YAML configuration file: the errors name the file or the field and the fix.
+//! Services parse into their own raw type (unknown keys rejected) and resolve it themselves.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config: field `{field}`: {message}")]
+    Field { field: String, message: String },
+}
+
+/// A resolve-stage error for `field`.
+pub fn field(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Field { field: field.into(), message: message.into() }
+}
+
+/// Reads and parses a YAML file into `T` (its raw, as-written form).
+pub fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    parse_yaml(&text, path)
+}
+
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })
+}
