@@ -158,16 +158,15 @@ async fn three_broker_local_cluster_serves_kcat_and_restart_keeps_the_id() {
         cluster.brokers.iter().map(|b| (b.broker_id, b.instance_id.clone())).collect();
     by_id.sort();
     assert_eq!(by_id.iter().map(|b| b.0).collect::<Vec<_>>(), vec![1, 2, 3]);
-    for (id, az) in [(1, "local-a"), (2, "local-b"), (3, "local-c")] {
-        let instance = &by_id[(id - 1) as usize].1;
+    // Each broker registers with its host's availability zone as rack.
+    for (id, instance) in &by_id {
         let want_az = match instance.as_str() {
             "host-1" => "local-a",
             "host-2" => "local-b",
             _ => "local-c",
         };
-        let _ = az;
-        let reg = cluster.registration(id).await.expect("registered");
-        assert_eq!(reg.rack.as_deref(), Some(want_az));
+        let reg = cluster.registration(*id).await.expect("registered");
+        assert_eq!(reg.rack.as_deref(), Some(want_az), "broker {id} on {instance}");
     }
     // Local routes: one record per broker, and the bootstrap record holds all three.
     let sets = fleet_common::local::read_record(&cluster.dns_root, &format!("{}.local", cluster.name)).expect("routes");
