@@ -24,12 +24,8 @@ enum Command {
     /// Replay a message set (JSON Lines) to a topic, then verify exactly that set arrived.
     /// Exit 0 complete, 1 missing or unexpected records, 2 error (nothing sent on bad input).
     Replay {
-        #[arg(long)]
-        bootstrap_servers: String,
-        #[arg(long)]
-        topic: String,
-        #[arg(long)]
-        file: std::path::PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
         /// Messages per second, or `max`.
         #[arg(long, default_value = "max", allow_hyphen_values = true)]
         rate: String,
@@ -41,12 +37,8 @@ enum Command {
     },
     /// Check that a topic holds exactly a message set (from the beginning to its current end).
     Verify {
-        #[arg(long)]
-        bootstrap_servers: String,
-        #[arg(long)]
-        topic: String,
-        #[arg(long)]
-        file: std::path::PathBuf,
+        #[command(flatten)]
+        set: SetArgs,
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -78,6 +70,18 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+}
+
+/// A message set and where it goes: shared by `replay` and `verify`.
+#[derive(clap::Args)]
+struct SetArgs {
+    #[arg(long)]
+    bootstrap_servers: String,
+    #[arg(long)]
+    topic: String,
+    /// JSON Lines: {"key", "value", "headers", "delayMs"} per line.
+    #[arg(long)]
+    file: std::path::PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -147,7 +151,7 @@ fn run(cli: Cli) -> Result<u8> {
             runtime.block_on(serve(config))?;
             Ok(0)
         }
-        Command::Replay { bootstrap_servers, topic, file, rate, no_verify, output } => {
+        Command::Replay { set: SetArgs { bootstrap_servers, topic, file }, rate, no_verify, output } => {
             use kafka_auditor::replay;
             let rate = loadtest::parse_rate(&rate)?;
             let records = replay::load(&file)?;
@@ -176,7 +180,7 @@ fn run(cli: Cli) -> Result<u8> {
                 _ => 0,
             })
         }
-        Command::Verify { bootstrap_servers, topic, file, output } => {
+        Command::Verify { set: SetArgs { bootstrap_servers, topic, file }, output } => {
             use kafka_auditor::replay;
             let records = replay::load(&file)?;
             let to = replay::end_offsets(&bootstrap_servers, &topic)?;
