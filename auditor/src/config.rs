@@ -63,7 +63,7 @@ pub struct Config {
 }
 
 pub use fleet_common::config_file::ConfigError;
-use fleet_common::config_file::field;
+use fleet_common::config_file::{field, in_range};
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     fleet_common::config_file::load_yaml::<RawConfig>(path)?.resolve()
@@ -98,22 +98,10 @@ impl RawConfig {
             if c.bootstrap_servers.trim().is_empty() {
                 return Err(field(at("bootstrapServers"), "give host:port[,host:port]"));
             }
-            let interval = c.interval_ms.unwrap_or(1000);
-            if !(50..=600_000).contains(&interval) {
-                return Err(field(at("intervalMs"), format!("{interval} is out of range: use 50..=600000")));
-            }
-            let size = c.record_size.unwrap_or(100);
-            if !(1..=1_000_000).contains(&size) {
-                return Err(field(at("recordSize"), format!("{size} is out of range: use 1..=1000000 bytes")));
-            }
-            let rf = c.replication_factor.unwrap_or(1);
-            if !(1..=5).contains(&rf) {
-                return Err(field(at("replicationFactor"), format!("{rf} is out of range: use 1..=5")));
-            }
-            let window = c.window_intervals.unwrap_or(10);
-            if !(1..=3600).contains(&window) {
-                return Err(field(at("windowIntervals"), format!("{window} is out of range: use 1..=3600")));
-            }
+            let interval = in_range(&at("intervalMs"), c.interval_ms, 1000, 50..=600_000, " milliseconds")?;
+            let size = in_range(&at("recordSize"), c.record_size, 100, 1..=1_000_000, " bytes")?;
+            let rf = in_range(&at("replicationFactor"), c.replication_factor, 1, 1..=5, "")?;
+            let window = in_range(&at("windowIntervals"), c.window_intervals, 10, 1..=3600, "")?;
             let zookeeper = match &c.zookeeper {
                 None => None,
                 Some(z) => {

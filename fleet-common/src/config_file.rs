@@ -31,3 +31,20 @@ pub fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Confi
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
     serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax { path: path.to_path_buf(), message: e.to_string() })
 }
+
+/// `value` (or `default` when absent) if it lies in `range`; else an error naming `name`, the
+/// value and the accepted range (`unit` follows the range, e.g. " milliseconds").
+pub fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
+    name: &str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<T, ConfigError> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(field(name, format!("{v} is out of range: use {}..={}{unit}", range.start(), range.end())))
+    }
+}

@@ -91,35 +91,25 @@ pub struct ClusterTarget {
 }
 
 pub use fleet_common::config_file::ConfigError;
-use fleet_common::config_file::field;
+use fleet_common::config_file::{field, in_range};
 
 pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
     fleet_common::config_file::load_yaml(path)
 }
 
-fn ranged(name: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<Duration, ConfigError> {
-    let v = value.unwrap_or(default);
-    if !range.contains(&v) {
-        return Err(field(name, format!("{v} is out of range: use {}..={} milliseconds", range.start(), range.end())));
-    }
-    Ok(Duration::from_millis(v))
+fn millis(name: &str, value: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<Duration, ConfigError> {
+    in_range(name, value, default, range, " milliseconds").map(Duration::from_millis)
 }
 
 impl RawThresholds {
     pub fn resolve(&self) -> Result<Thresholds, ConfigError> {
         let d = Thresholds::default();
-        let ratio = self.leader_imbalance_ratio.unwrap_or(d.leader_imbalance_ratio);
-        if !(0.0..=1.0).contains(&ratio) {
-            return Err(field("thresholds.leaderImbalanceRatio", format!("{ratio} is out of range: use 0.0..=1.0")));
-        }
-        let min_isr = self.default_min_isr.unwrap_or(d.default_min_isr);
-        if !(1..=16).contains(&min_isr) {
-            return Err(field("thresholds.defaultMinIsr", format!("{min_isr} is out of range: use 1..=16")));
-        }
+        let ratio = in_range("thresholds.leaderImbalanceRatio", self.leader_imbalance_ratio, d.leader_imbalance_ratio, 0.0..=1.0, "")?;
+        let min_isr = in_range("thresholds.defaultMinIsr", self.default_min_isr, d.default_min_isr, 1..=16, "")?;
         Ok(Thresholds {
             default_min_isr: min_isr,
             leader_imbalance_ratio: ratio,
-            slow_zookeeper: ranged("thresholds.slowZookeeperMs", self.slow_zookeeper_ms, 500, 1..=600_000)?,
+            slow_zookeeper: millis("thresholds.slowZookeeperMs", self.slow_zookeeper_ms, 500, 1..=600_000)?,
         })
     }
 }
@@ -178,8 +168,8 @@ impl RawConfig {
         }
         Ok(Config {
             listen,
-            scan_interval: ranged("scanIntervalMs", self.scan_interval_ms, 10_000, 100..=3_600_000)?,
-            zookeeper_timeout: ranged("zookeeperTimeoutMs", self.zookeeper_timeout_ms, 5_000, 100..=600_000)?,
+            scan_interval: millis("scanIntervalMs", self.scan_interval_ms, 10_000, 100..=3_600_000)?,
+            zookeeper_timeout: millis("zookeeperTimeoutMs", self.zookeeper_timeout_ms, 5_000, 100..=600_000)?,
             thresholds,
             clusters,
         })

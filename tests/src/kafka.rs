@@ -177,6 +177,10 @@ impl LocalCluster {
         for (k, v) in crate::moto::AWS_ENV {
             cmd.env(k, v);
         }
+        // Small JVMs for local brokers; the cluster's own environment (e.g. a benchmark's bigger
+        // heap) wins.
+        cmd.env("KAFKA_HEAP_OPTS", "-Xms64m -Xmx320m")
+            .env("KAFKA_JVM_OPTS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Djava.awt.headless=true");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -200,13 +204,7 @@ impl LocalCluster {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--kafka-libs")
-            .arg(kafka_libs())
-            .env("KAFKA_HEAP_OPTS", "-Xms64m -Xmx320m")
-            .env("KAFKA_JVM_OPTS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Djava.awt.headless=true");
-        // The cluster's own environment (e.g. a bigger heap for a benchmark) wins.
-        for (k, v) in &self.extra_env {
-            cmd.env(k, v);
-        }
+            .arg(kafka_libs());
         let log = data_dir.join("broker.log");
         let mut process = ManagedProcess::spawn(instance_id, cmd, &log).expect("spawn kafka-bootstrap");
         let broker_id: i32 = {

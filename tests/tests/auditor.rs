@@ -16,12 +16,18 @@ fn topic_records(bootstrap: &str, topic: &str) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
+/// A one-broker cluster on a standalone ZooKeeper.
+async fn one_broker(zk: &ZkEnsemble) -> LocalCluster {
+    let mut cluster = LocalCluster::new(zk, ClusterSpec::local(1));
+    cluster.add_local_instance("host-1", "local-a");
+    cluster.start_broker("host-1").await;
+    cluster
+}
+
 #[tokio::test]
 async fn loadtest_paces_to_the_rate_and_rejects_bad_input_before_sending() {
     let zk = ZkEnsemble::start(1).await;
-    let mut cluster = LocalCluster::new(&zk, ClusterSpec::local(1));
-    cluster.add_local_instance("host-1", "local-a");
-    cluster.start_broker("host-1").await;
+    let cluster = one_broker(&zk).await;
     cluster.create_topic("load", &["1", "1", "1"]).await;
     let bootstrap = cluster.bootstrap_servers();
 
@@ -214,9 +220,7 @@ fn write_set(path: &std::path::Path, n: usize, skip: Option<usize>) {
 #[tokio::test]
 async fn replay_verifies_a_complete_set_and_reports_a_missing_record() {
     let zk = ZkEnsemble::start(1).await;
-    let mut cluster = LocalCluster::new(&zk, ClusterSpec::local(1));
-    cluster.add_local_instance("host-1", "local-a");
-    cluster.start_broker("host-1").await;
+    let cluster = one_broker(&zk).await;
     cluster.create_topic("replayed", &["1", "1", "1"]).await;
     cluster.create_topic("gappy", &["1", "1"]).await;
     let bootstrap = cluster.bootstrap_servers();
