@@ -23,6 +23,14 @@ pub struct LocalInstance {
     pub availability_zone: String,
     pub state: LocalInstanceState,
     pub private_ip: String,
+    /// The cluster the host was launched for (the fleet manager's tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The broker port this host was given (local hosts share one IP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_ms: Option<i64>,
 }
 
 pub const INSTANCE_FILE: &str = "instance.json";

@@ -89,6 +89,8 @@ pub struct ClusterSpec {
     pub dns: Dns,
     pub properties: BTreeMap<String, String>,
     pub fleet_api: Option<String>,
+    /// The fleet's ZooKeeper root; a fresh one when `None`.
+    pub fleet_root: Option<String>,
 }
 
 impl ClusterSpec {
@@ -99,6 +101,7 @@ impl ClusterSpec {
             dns: Dns::Local,
             properties: local_properties(brokers),
             fleet_api: None,
+            fleet_root: None,
         }
     }
 }
@@ -107,7 +110,7 @@ impl LocalCluster {
     /// Writes the cluster file; starts nothing.
     pub fn new(zk: &ZkEnsemble, spec: ClusterSpec) -> Self {
         let run = RunDir::new(&spec.name);
-        let fleet_root = format!("/{}", crate::unique("fleet"));
+        let fleet_root = spec.fleet_root.clone().unwrap_or_else(|| format!("/{}", crate::unique("fleet")));
         let hosts_root = run.path.join("hosts");
         let dns_root = run.path.join("dns");
         let provider = match &spec.provider {
@@ -158,6 +161,9 @@ impl LocalCluster {
             availability_zone: az.to_string(),
             state: LocalInstanceState::Running,
             private_ip: "127.0.0.1".to_string(),
+            cluster: Some(self.name.clone()),
+            port: None,
+            launched_ms: None,
         };
         local::write_instance(&self.hosts_root, &instance).expect("local instance");
     }

@@ -49,3 +49,24 @@ pub async fn consume_one(bootstrap: &str, topic: &str) -> String {
     })
     .await
 }
+
+/// Cluster metadata as kcat sees it (`kcat -L -J`): brokers, topics, partitions and replicas.
+pub async fn metadata(bootstrap: &str) -> Result<serde_json::Value, String> {
+    let out = tokio::process::Command::new("kcat")
+        .args(["-L", "-J", "-b", bootstrap, "-m", "10"])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run kcat: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("kcat -L: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("kcat -L -J output: {e}"))
+}
+
+/// (partitions, smallest replica count) of `topic` per kcat, if it has the topic.
+pub fn topic_shape(metadata: &serde_json::Value, topic: &str) -> Option<(usize, usize)> {
+    let t = metadata["topics"].as_array()?.iter().find(|t| t["topic"] == topic)?;
+    let partitions = t["partitions"].as_array()?;
+    let rf = partitions.iter().filter_map(|p| p["replicas"].as_array().map(|r| r.len())).min()?;
+    Some((partitions.len(), rf))
+}

@@ -1,0 +1,618 @@
+//! The HTTP API (axum): specs CRUD, plan preview, status, journal, and the persisted broker
+//! properties `kafka-bootstrap` fetches. Bearer tokens with `read` / `write` scopes. Every error is
+//! JSON: `{"error": kind, "message", "field"?, "resource"?}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+use crate::plan::Plan;
+use crate::reconciler::{self, Reconciler};
+use crate::spec::{self, Declared, DeclaredSpec, FieldError, Kind};
+use crate::store::{ApplyResult, JournalEntry, Store, StoreError, StoredResource};
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    pub name: String,
+    pub secret: String,
+    pub write: bool,
+}
+
+impl ApiToken {
+    /// `NAME:read:SECRET` or `NAME:write:SECRET` (write implies read).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.splitn(3, ':');
+        let (Some(name), Some(scope), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("`{text}` is not NAME:SCOPE:SECRET (scope read or write)"));
+        };
+        let write = match scope {
+            "read" => false,
+            "write" => true,
+            other => return Err(format!("scope `{other}` is not read or write")),
+        };
+        if name.is_empty() || secret.len() < 8 {
+            return Err(format!("token `{name}`: the name must not be empty and the secret must have 8 characters or more"));
+        }
+        Ok(Self { name: name.to_string(), secret: secret.to_string(), write })
+    }
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub reconciler: Arc<Reconciler>,
+    pub tokens: Vec<ApiToken>,
+    pub preview_zk: tokio::sync::Mutex<Option<zookeeper_client::Client>>,
+}
+
+type Shared = Arc<AppState>;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody { error, message: message.into(), field: None, resource: None } }
+    }
+    fn field(e: FieldError) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody { error: "invalid", message: e.to_string(), field: Some(e.field), resource: e.resource },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not-found", e.to_string()),
+            StoreError::Conflict { ref resource, .. } => {
+                let mut err = ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string());
+                err.body.resource = Some(resource.clone());
+                err
+            }
+            StoreError::Invalid(f) => ApiError::field(f),
+            StoreError::Db(_) | StoreError::BadUrl(_) => {
+                tracing::error!(error = %e, "store error answering a request");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
+    paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
+          get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties),
+    components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    let v1 = Router::new()
+        .route("/apply", post(apply))
+        .route("/plan", post(plan_preview).get(plan_current))
+        .route("/clusters", get(list_clusters))
+        .route("/clusters/{name}", get(get_cluster).delete(delete_cluster))
+        .route("/clusters/{name}/topics", get(list_cluster_topics))
+        .route("/clusters/{name}/topics/{topic}", get(get_topic).delete(delete_topic))
+        .route("/clusters/{name}/brokers/{id}/properties", get(broker_properties))
+        .route("/topics", get(list_topics))
+        .route("/routes", get(list_routes))
+        .route("/routes/{name}", get(get_route).delete(delete_route))
+        .route("/journal", get(journal))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such API path; see /openapi.json") })
+        .layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .nest("/v1", v1)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    state
+        .reconciler
+        .metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels { method, status: response.status().as_u16().to_string() })
+        .inc();
+    response
+}
+
+/// Bearer auth: 401 without a known token, 403 when the token lacks the write scope.
+async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request: Request, next: Next) -> Response {
+    let needs = if matches!(*request.method(), Method::GET | Method::HEAD) || request.uri().path().ends_with("/plan") {
+        Scope::Read
+    } else {
+        Scope::Write
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send Authorization: Bearer <token> (fleetctl: set FLEET_TOKEN)")
+            .into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        return r;
+    };
+    let Some(token) = state.tokens.iter().find(|t| constant_time_eq(t.secret.as_bytes(), presented.as_bytes())) else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not known to this fleet manager").into_response();
+    };
+    if needs == Scope::Write && !token.write {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("token `{}` has the read scope only; this needs write", token.name))
+            .into_response();
+    }
+    request.extensions_mut().insert(Actor(format!("api:{}", token.name)));
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Clone)]
+struct Actor(String);
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    pub status: &'static str,
+    pub leader: bool,
+    pub identity: String,
+    pub revision: i64,
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn health(State(state): State<Shared>) -> Result<Json<Health>, ApiError> {
+    let revision = state.store.revision().await?;
+    Ok(Json(Health { status: "ok", leader: state.reconciler.is_leader(), identity: state.reconciler.identity.clone(), revision }))
+}
+
+async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.reconciler.metrics.encode())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ApplyQuery {
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResponse {
+    pub dry_run: bool,
+    pub results: Vec<ApplyResult>,
+    /// Per cluster, the revision the reconciler must have converged on for this apply to be done
+    /// (`status.observedRevision >= revisions[cluster]`).
+    pub revisions: BTreeMap<String, i64>,
+}
+
+/// Parses a body: a JSON object `{"resources": [...]}`, a JSON array, one JSON document, or a
+/// YAML stream (`Content-Type: application/yaml`).
+fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Vec<Declared>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let mut err = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", format!("the body is larger than {MAX_BODY_BYTES} bytes: split the batch"));
+            err.body.field = Some("(body)".into());
+            err
+        } else {
+            ApiError::new(e.status(), "bad-request", e.body_text())
+        }
+    })?;
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "the body is not UTF-8");
+        e.body.field = Some("(body)".into());
+        e
+    })?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let values: Vec<serde_json::Value> = if content_type.contains("yaml") {
+        spec::parse_yaml_documents(text).map_err(|e| ApiError { status: StatusCode::BAD_REQUEST, ..ApiError::field(e) })?
+    } else {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "bad-request", format!("the body is not JSON: {e}"));
+            err.body.field = Some("(body)".into());
+            err
+        })?;
+        match value {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Object(mut map) if map.contains_key("resources") => {
+                if map.len() != 1 {
+                    let extra = map.keys().find(|k| *k != "resources").cloned().unwrap_or_default();
+                    return Err(ApiError::field(FieldError::new(extra, "unknown field: the body has only `resources`")));
+                }
+                match map.remove("resources") {
+                    Some(serde_json::Value::Array(items)) => items,
+                    _ => return Err(ApiError::field(FieldError::new("resources", "must be a list of documents"))),
+                }
+            }
+            other => vec![other],
+        }
+    };
+    if values.is_empty() {
+        return Err(ApiError::field(FieldError::new("resources", "no documents given")));
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            spec::validate_value(v).map_err(|e| {
+                let mut err = ApiError::field(e);
+                if err.body.resource.is_none() {
+                    err.body.resource = Some(format!("document {}", i + 1));
+                }
+                err
+            })
+        })
+        .collect()
+}
+
+#[utoipa::path(post, path = "/v1/apply", params(("dryRun" = Option<bool>, Query, description = "validate and report, write nothing")),
+    request_body(content = Object, description = "{resources: [documents]}, a list, one document, or YAML"),
+    responses((status = 200, body = ApplyResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn apply(
+    State(state): State<Shared>,
+    query: Result<Query<ApplyQuery>, axum::extract::rejection::QueryRejection>,
+    actor: Option<axum::Extension<Actor>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<ApplyResponse> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
+    let batch = parse_body(&headers, body)?;
+    let dry_run = query.dry_run.unwrap_or(false);
+    let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
+    let results = state.store.apply(&batch, &actor, dry_run).await?;
+    if !dry_run {
+        state.reconciler.wake.notify_one();
+    }
+    let mut revisions: BTreeMap<String, i64> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.kind != Kind::Route) {
+        let e = revisions.entry(r.cluster.clone()).or_default();
+        *e = (*e).max(r.revision);
+    }
+    Ok(Json(ApplyResponse { dry_run, results, revisions }))
+}
+
+async fn preview_client(state: &AppState) -> Option<zookeeper_client::Client> {
+    let mut guard = state.preview_zk.lock().await;
+    if let Some(c) = guard.as_ref() {
+        if c.state() == zookeeper_client::SessionState::SyncConnected {
+            return Some(c.clone());
+        }
+    }
+    match state.reconciler.zk_connector.connect(&state.reconciler.zk_address).await {
+        Ok(c) => {
+            *guard = Some(c.clone());
+            Some(c)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "plan preview without ZooKeeper");
+            None
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/plan", request_body(content = Object, description = "documents as for /v1/apply"),
+    responses((status = 200, body = [Plan])), security(("bearer" = [])))]
+async fn plan_preview(State(state): State<Shared>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> ApiResult<Vec<Plan>> {
+    let batch = parse_body(&headers, body)?;
+    // Validate as apply would, then plan the stored state with the batch laid over it.
+    state.store.apply(&batch, "plan", true).await?;
+    let mut all = state.store.list(None, None).await?;
+    let clusters: Vec<String> = batch
+        .iter()
+        .map(|d| match &d.spec {
+            DeclaredSpec::KafkaCluster(_) => d.name.clone(),
+            DeclaredSpec::Topic(t) => t.cluster.clone(),
+            DeclaredSpec::Route(r) => r.cluster.clone(),
+        })
+        .collect();
+    for d in batch {
+        all.retain(|r| !(r.kind() == d.kind() && r.key() == d.key()));
+        all.push(StoredResource {
+            cluster: String::new(),
+            generation: 0,
+            revision: i64::MAX,
+            uid: String::new(),
+            created_ms: 0,
+            updated_ms: 0,
+            deleting: false,
+            declared: d,
+        });
+    }
+    let desired: Vec<_> = reconciler::desired_from(&all).into_iter().filter(|d| clusters.contains(&d.spec.name)).collect();
+    let zk = preview_client(&state).await;
+    Ok(Json(state.reconciler.preview(zk.as_ref(), desired).await))
+}
+
+#[utoipa::path(get, path = "/v1/plan", responses((status = 200, body = [Plan])), security(("bearer" = [])))]
+async fn plan_current(State(state): State<Shared>) -> ApiResult<Vec<Plan>> {
+    let desired = reconciler::desired_state(&state.store).await?;
+    let zk = preview_client(&state).await;
+    Ok(Json(state.reconciler.preview(zk.as_ref(), desired).await))
+}
+
+/// A resource as the API shows it: the declared document, bookkeeping, and (for clusters) status.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceView {
+    pub kind: Kind,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub generation: i64,
+    pub revision: i64,
+    pub uid: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub deleting: bool,
+    /// The document as declared (apply it back to re-create).
+    #[schema(value_type = Object)]
+    pub document: serde_json::Value,
+    /// Defaults filled in from the priority class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub effective: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub status: Option<serde_json::Value>,
+}
+
+async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, spec::ClusterSpec>, with_status: bool) -> ResourceView {
+    let effective = match &r.declared.spec {
+        DeclaredSpec::KafkaCluster(s) => serde_json::to_value(spec::effective_cluster(&r.declared.name, s)).ok(),
+        DeclaredSpec::Topic(t) => spec::effective_topic(&r.declared.name, t, clusters.get(&t.cluster)).ok().and_then(|t| serde_json::to_value(t).ok()),
+        DeclaredSpec::Route(_) => None,
+    };
+    let status = if with_status && r.kind() == Kind::KafkaCluster { state.store.status(&r.declared.name).await.ok().flatten() } else { None };
+    ResourceView {
+        kind: r.kind(),
+        name: r.declared.name.clone(),
+        cluster: (r.kind() != Kind::KafkaCluster).then(|| r.cluster.clone()),
+        generation: r.generation,
+        revision: r.revision,
+        uid: r.uid.clone(),
+        created_ms: r.created_ms,
+        updated_ms: r.updated_ms,
+        deleting: r.deleting,
+        document: serde_json::to_value(r.declared.to_document()).unwrap_or_default(),
+        effective,
+        status,
+    }
+}
+
+async fn cluster_specs(store: &Store) -> Result<BTreeMap<String, spec::ClusterSpec>, StoreError> {
+    Ok(store
+        .list(Some(Kind::KafkaCluster), None)
+        .await?
+        .into_iter()
+        .filter_map(|r| match &r.declared.spec {
+            DeclaredSpec::KafkaCluster(s) => Some((r.declared.name.clone(), spec::effective_cluster(&r.declared.name, s))),
+            _ => None,
+        })
+        .collect())
+}
+
+async fn list_views(state: &AppState, kind: Kind, cluster: Option<&str>, with_status: bool) -> Result<Vec<ResourceView>, ApiError> {
+    let clusters = cluster_specs(&state.store).await?;
+    let mut out = Vec::new();
+    for r in state.store.list(Some(kind), cluster).await? {
+        out.push(view(state, r, &clusters, with_status).await);
+    }
+    Ok(out)
+}
+
+fn check_cluster_name(name: &str) -> Result<(), ApiError> {
+    fleet_common::paths::validate_cluster_name(name).map_err(|m| ApiError::field(FieldError::new("name", m)))
+}
+
+#[utoipa::path(get, path = "/v1/clusters", responses((status = 200, body = [ResourceView])), security(("bearer" = [])))]
+async fn list_clusters(State(state): State<Shared>) -> ApiResult<Vec<ResourceView>> {
+    Ok(Json(list_views(&state, Kind::KafkaCluster, None, true).await?))
+}
+
+#[utoipa::path(get, path = "/v1/clusters/{name}", params(("name" = String, Path)), responses((status = 200, body = ResourceView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_cluster(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult<ResourceView> {
+    check_cluster_name(&name)?;
+    let r = state.store.get(Kind::KafkaCluster, &name).await?;
+    let clusters = cluster_specs(&state.store).await?;
+    Ok(Json(view(&state, r, &clusters, true).await))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    generation: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct DeleteResponse {
+    revision: i64,
+}
+
+async fn do_delete(
+    state: &AppState,
+    kind: Kind,
+    key: &str,
+    actor: Option<axum::Extension<Actor>>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
+    let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
+    let revision = state.store.delete(kind, key, &actor, query.generation).await?;
+    state.reconciler.wake.notify_one();
+    Ok(Json(DeleteResponse { revision }))
+}
+
+#[utoipa::path(delete, path = "/v1/clusters/{name}", params(("name" = String, Path), ("generation" = Option<i64>, Query)),
+    responses((status = 200), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+async fn delete_cluster(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    actor: Option<axum::Extension<Actor>>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    check_cluster_name(&name)?;
+    do_delete(&state, Kind::KafkaCluster, &name, actor, query).await
+}
+
+#[utoipa::path(get, path = "/v1/topics", responses((status = 200, body = [ResourceView])), security(("bearer" = [])))]
+async fn list_topics(State(state): State<Shared>) -> ApiResult<Vec<ResourceView>> {
+    Ok(Json(list_views(&state, Kind::Topic, None, false).await?))
+}
+
+#[utoipa::path(get, path = "/v1/clusters/{name}/topics", params(("name" = String, Path)), responses((status = 200, body = [ResourceView])), security(("bearer" = [])))]
+async fn list_cluster_topics(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult<Vec<ResourceView>> {
+    check_cluster_name(&name)?;
+    state.store.get(Kind::KafkaCluster, &name).await?;
+    Ok(Json(list_views(&state, Kind::Topic, Some(&name), false).await?))
+}
+
+#[utoipa::path(get, path = "/v1/clusters/{name}/topics/{topic}", params(("name" = String, Path), ("topic" = String, Path)),
+    responses((status = 200, body = ResourceView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_topic(State(state): State<Shared>, Path((name, topic)): Path<(String, String)>) -> ApiResult<ResourceView> {
+    check_cluster_name(&name)?;
+    let r = state.store.get(Kind::Topic, &spec::topic_key(&name, &topic)).await?;
+    let clusters = cluster_specs(&state.store).await?;
+    Ok(Json(view(&state, r, &clusters, false).await))
+}
+
+#[utoipa::path(delete, path = "/v1/clusters/{name}/topics/{topic}", params(("name" = String, Path), ("topic" = String, Path), ("generation" = Option<i64>, Query)),
+    responses((status = 200), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn delete_topic(
+    State(state): State<Shared>,
+    Path((name, topic)): Path<(String, String)>,
+    actor: Option<axum::Extension<Actor>>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    check_cluster_name(&name)?;
+    do_delete(&state, Kind::Topic, &spec::topic_key(&name, &topic), actor, query).await
+}
+
+#[utoipa::path(get, path = "/v1/routes", responses((status = 200, body = [ResourceView])), security(("bearer" = [])))]
+async fn list_routes(State(state): State<Shared>) -> ApiResult<Vec<ResourceView>> {
+    Ok(Json(list_views(&state, Kind::Route, None, false).await?))
+}
+
+#[utoipa::path(get, path = "/v1/routes/{name}", params(("name" = String, Path)), responses((status = 200, body = ResourceView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn get_route(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult<ResourceView> {
+    let r = state.store.get(Kind::Route, &name).await?;
+    let clusters = cluster_specs(&state.store).await?;
+    Ok(Json(view(&state, r, &clusters, false).await))
+}
+
+#[utoipa::path(delete, path = "/v1/routes/{name}", params(("name" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn delete_route(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    actor: Option<axum::Extension<Actor>>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    do_delete(&state, Kind::Route, &name, actor, query).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalQuery {
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/v1/journal", params(("cluster" = Option<String>, Query), ("limit" = Option<i64>, Query), ("before" = Option<i64>, Query)),
+    responses((status = 200, body = [JournalEntry])), security(("bearer" = [])))]
+async fn journal(State(state): State<Shared>, query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Vec<JournalEntry>> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError { status: StatusCode::BAD_REQUEST, ..ApiError::field(FieldError::new("limit", format!("{limit} is out of range: use 1..=1000"))) });
+    }
+    if let Some(c) = &q.cluster {
+        check_cluster_name(c)?;
+    }
+    Ok(Json(state.store.journal(q.cluster.as_deref(), limit, q.before).await?))
+}
+
+#[derive(Serialize)]
+struct PropertiesBody {
+    properties: BTreeMap<String, String>,
+}
+
+/// What `kafka-bootstrap` fetches as its top layer: the cluster's declared broker config.
+#[utoipa::path(get, path = "/v1/clusters/{name}/brokers/{id}/properties", params(("name" = String, Path), ("id" = i32, Path)),
+    responses((status = 200, description = "{properties: {key: value}}"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+async fn broker_properties(State(state): State<Shared>, Path((name, id)): Path<(String, String)>) -> Result<Json<PropertiesBody>, ApiError> {
+    check_cluster_name(&name)?;
+    let id: i32 = id.parse().map_err(|_| ApiError::field(FieldError::new("id", format!("`{id}` is not a broker ID (an integer >= 0)"))))?;
+    if id < 0 {
+        return Err(ApiError::field(FieldError::new("id", "broker IDs are >= 0")));
+    }
+    let r = state.store.get(Kind::KafkaCluster, &name).await?;
+    let DeclaredSpec::KafkaCluster(s) = &r.declared.spec else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", "not a cluster"));
+    };
+    Ok(Json(PropertiesBody { properties: spec::effective_cluster(&name, s).broker_config }))
+}

@@ -1,0 +1,231 @@
+//! `fleet-manager`: serves the API and, when elected, reconciles the fleet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use fleet_common::{FleetPaths, ZkAddress, ZkConnector};
+use fleet_manager::api::{self, ApiToken, AppState};
+use fleet_manager::metrics::Metrics;
+use fleet_manager::provider::{self, DnsZone, FleetCoordinates, HostProvider};
+use fleet_manager::reconciler::{ReconcileSettings, Reconciler};
+use fleet_manager::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "fleet-manager", version, about = "The kafka-fleet control plane: source of truth, reconciler, HTTP API")]
+struct Args {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "FLEET_MANAGER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The URL broker hosts reach this API at (for their persisted properties).
+    #[arg(long, env = "FLEET_MANAGER_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Folder for the embedded database and local hosts.
+    #[arg(long, env = "FLEET_MANAGER_DATA_DIR", default_value = "run/fleet-manager")]
+    data_dir: PathBuf,
+    /// sqlite://PATH (default: <data-dir>/fleet.db) or postgres://USER@HOST/DB.
+    #[arg(long, env = "FLEET_DATABASE_URL")]
+    database: Option<String>,
+    /// ZooKeeper connect string (the fleet's ensemble).
+    #[arg(long, env = "FLEET_ZOOKEEPER")]
+    zookeeper: String,
+    #[arg(long, env = "FLEET_ROOT", default_value = fleet_common::paths::DEFAULT_FLEET_ROOT)]
+    fleet_root: String,
+    /// ZooKeeper session timeout: how fast a standby takes over from a dead leader.
+    #[arg(long, default_value_t = 10_000)]
+    zk_session_timeout_ms: u64,
+    /// API tokens, NAME:SCOPE:SECRET with SCOPE read or write (comma-separated in the variable).
+    #[arg(long = "token", env = "FLEET_MANAGER_TOKENS", value_delimiter = ',', required = true)]
+    tokens: Vec<String>,
+    /// This instance's name in the election and the journal (default: hostname:pid).
+    #[arg(long)]
+    identity: Option<String>,
+    #[arg(long, default_value_t = 30)]
+    interval_secs: u64,
+    /// How long a broker may be missing while its host is alive before the host is replaced.
+    #[arg(long, default_value_t = 90)]
+    replace_grace_secs: u64,
+    #[arg(long, default_value_t = 60)]
+    step_timeout_secs: u64,
+    /// Local hosts: Kafka's jars.
+    #[arg(long, env = "KAFKA_LIBS")]
+    kafka_libs: Option<PathBuf>,
+    /// Local hosts: the kafka-bootstrap binary (default: next to this one).
+    #[arg(long)]
+    bootstrap_bin: Option<PathBuf>,
+    #[arg(long, default_value = "-Xms64m -Xmx320m")]
+    local_heap_opts: String,
+    #[arg(long, default_value = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Djava.awt.headless=true")]
+    local_jvm_opts: String,
+    /// EC2 hosts: region (enables the ec2 provider).
+    #[arg(long, env = "AWS_REGION")]
+    ec2_region: Option<String>,
+    #[arg(long, env = "FLEET_EC2_ENDPOINT_URL")]
+    ec2_endpoint_url: Option<String>,
+    #[arg(long, env = "FLEET_EC2_IMAGE_ID")]
+    ec2_image_id: Option<String>,
+    #[arg(long = "ec2-security-group")]
+    ec2_security_groups: Vec<String>,
+    /// DNS the brokers register in: local (files under the data dir), route53 or none.
+    #[arg(long, default_value = "local")]
+    dns: String,
+    #[arg(long)]
+    dns_zone: Option<String>,
+    #[arg(long, env = "FLEET_ROUTE53_ENDPOINT_URL")]
+    route53_endpoint_url: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+    if args.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(filter).init();
+    }
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("fleet-manager: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let tokens: Vec<ApiToken> = args
+        .tokens
+        .iter()
+        .map(|t| ApiToken::parse(t).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()
+        .context("--token")?;
+    let zk_address = ZkAddress::parse(&args.zookeeper).context("--zookeeper")?;
+    fleet_common::paths::validate_znode_path(&args.fleet_root).context("--fleet-root")?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    let database = args.database.clone().unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("fleet.db").display()));
+    let store = Store::open(&database).await.with_context(|| format!("opening the store at {database}"))?;
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
+        format!("{host}:{}", std::process::id())
+    });
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let fleet = FleetCoordinates {
+        zookeeper: args.zookeeper.clone(),
+        fleet_root: args.fleet_root.clone(),
+        fleet_api_url: public_url,
+        fleet_api_token: tokens.iter().find(|t| !t.write).or(tokens.first()).map(|t| t.secret.clone()),
+    };
+    let local_root = data_dir.join("local");
+    let local: Option<Arc<dyn HostProvider>> = match &args.kafka_libs {
+        Some(libs) => {
+            let bootstrap_bin = match &args.bootstrap_bin {
+                Some(b) => b.clone(),
+                None => std::env::current_exe()?.with_file_name("kafka-bootstrap"),
+            };
+            if !bootstrap_bin.exists() {
+                bail!("--bootstrap-bin: {} does not exist (build it with cargo build --bins)", bootstrap_bin.display());
+            }
+            Some(Arc::new(provider::LocalHosts {
+                config: provider::LocalHostsConfig {
+                    root: local_root.clone(),
+                    bootstrap_bin,
+                    kafka_libs: libs.clone(),
+                    heap_opts: args.local_heap_opts.clone(),
+                    jvm_opts: args.local_jvm_opts.clone(),
+                },
+                fleet: fleet.clone(),
+            }))
+        }
+        None => None,
+    };
+    let ec2: Option<Arc<dyn HostProvider>> = match (&args.ec2_region, &args.ec2_image_id) {
+        (Some(region), Some(image)) => Some(Arc::new(
+            provider::Ec2Hosts::new(
+                provider::Ec2Config {
+                    region: region.clone(),
+                    endpoint_url: args.ec2_endpoint_url.clone(),
+                    image_id: image.clone(),
+                    subnet_ids: Default::default(),
+                    security_group_ids: args.ec2_security_groups.clone(),
+                    iam_instance_profile: None,
+                    dns_zone: args.dns_zone.clone(),
+                },
+                fleet.clone(),
+            )
+            .await,
+        )),
+        _ => None,
+    };
+    let dns: Arc<dyn DnsZone> = match args.dns.as_str() {
+        "local" => Arc::new(provider::LocalDns { root: local_root.join("dns") }),
+        "none" => Arc::new(provider::NoDns),
+        "route53" => {
+            let zone = args.dns_zone.clone().context("--dns route53 needs --dns-zone")?;
+            Arc::new(provider::Route53Dns::new(&zone, args.route53_endpoint_url.as_deref()).await)
+        }
+        other => bail!("--dns: `{other}` is not local, route53 or none"),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let reconciler = Arc::new(Reconciler {
+        store: store.clone(),
+        zk_address,
+        zk_connector: ZkConnector::default()
+            .with_session_timeout(Duration::from_millis(args.zk_session_timeout_ms))
+            .with_deadline(Duration::from_secs(20)),
+        paths: FleetPaths::new(&args.fleet_root),
+        local,
+        ec2,
+        dns,
+        settings: ReconcileSettings {
+            interval: Duration::from_secs(args.interval_secs.max(1)),
+            replace_grace: Duration::from_secs(args.replace_grace_secs),
+            step_timeout: Duration::from_secs(args.step_timeout_secs.max(1)),
+            ..ReconcileSettings::default()
+        },
+        identity: identity.clone(),
+        leader: AtomicBool::new(false),
+        wake: tokio::sync::Notify::new(),
+        metrics,
+    });
+    let state = Arc::new(AppState { store, reconciler: reconciler.clone(), tokens, preview_zk: tokio::sync::Mutex::new(None) });
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %args.listen, identity = %identity, database = %redact(&database), "fleet manager serving");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reconcile = tokio::spawn(reconciler.run(stop_rx));
+    let shutdown = async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "no SIGTERM handler");
+                return std::future::pending().await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down: finishing requests, leaving the election");
+        let _ = stop_tx.send(true);
+    };
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+    let _ = tokio::time::timeout(Duration::from_secs(10), reconcile).await;
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}

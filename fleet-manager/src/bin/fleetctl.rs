@@ -1,0 +1,619 @@
+//! `fleetctl`: the operator's CLI for the fleet manager's API.
+//!
+//! Exit codes (scripts can rely on them):
+//! 0 done; 1 other failure; 2 bad input or usage (nothing was written); 3 not found;
+//! 4 conflict (stale generation, being deleted); 5 `--wait` timed out; 6 unauthorized/forbidden;
+//! 7 the API is unreachable.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fleet_manager::spec;
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug)]
+#[command(name = "fleetctl", version, about = "Declare and inspect the Kafka fleet")]
+struct Cli {
+    /// The fleet manager's API.
+    #[arg(long, global = true, env = "FLEET_API", default_value = "http://127.0.0.1:8080")]
+    api: String,
+    /// Bearer token (read scope for reads, write for changes).
+    #[arg(long, global = true, env = "FLEET_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create or update resources from YAML files (a folder: every .yaml/.yml/.json in it; `-`: stdin).
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Validate and report what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait until the reconciler has converged on this change.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Show what the reconciler would do (for the stored specs, or with these files applied).
+    Plan {
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+    },
+    /// List resources.
+    Get {
+        #[arg(value_enum)]
+        what: Listing,
+        /// Only this cluster's topics.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Everything about one cluster: spec, status, hosts, topics, plan, recent journal.
+    Describe {
+        #[arg(value_enum)]
+        what: Single,
+        name: String,
+    },
+    /// Delete a resource (a cluster's hosts are terminated by the reconciler).
+    Delete {
+        #[arg(value_enum, required_unless_present = "files")]
+        what: Option<Single>,
+        #[arg(required_unless_present = "files")]
+        name: Option<String>,
+        /// The topic's cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Delete what these files declare.
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+        /// Only if the resource is still at this generation.
+        #[arg(long)]
+        generation: Option<i64>,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// What was done, newest first.
+    Journal {
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        limit: i64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Listing {
+    Clusters,
+    Topics,
+    Routes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Single {
+    Cluster,
+    Topic,
+    Route,
+}
+
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration, e.g. 90s, 10m, 1h"))?;
+    match unit {
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{s}`: use s, m or h, e.g. 90s")),
+    }
+}
+
+/// A failure with the exit code it maps to.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+type Result<T> = std::result::Result<T, Failure>;
+
+struct Client {
+    http: reqwest::Client,
+    api: String,
+    token: Option<String>,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.api.trim_end_matches('/'));
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| Failure::new(7, format!("cannot reach the fleet manager at {}: {e} (set FLEET_API)", self.api)))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| Failure::new(7, format!("reading the answer: {e}")))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = match (&value["message"], &value["field"]) {
+            (Value::String(m), _) => m.clone(),
+            _ => value.to_string(),
+        };
+        let code = match status.as_u16() {
+            400 | 413 | 422 => 2,
+            401 | 403 => 6,
+            404 => 3,
+            409 => 4,
+            _ => 1,
+        };
+        Err(Failure::new(code, format!("{} ({})", message, status.as_u16())))
+    }
+    async fn get(&self, path: &str) -> Result<Value> {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("fleetctl: {}", f.message);
+            std::process::ExitCode::from(f.code)
+        }
+    }
+}
+
+/// Reads and checks documents locally (stage 1), naming the file and document on error.
+fn read_documents(files: &[PathBuf]) -> Result<Vec<Value>> {
+    let mut paths = Vec::new();
+    for f in files {
+        if f.as_os_str() == "-" {
+            paths.push(f.clone());
+        } else if f.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(f)
+                .map_err(|e| Failure::new(2, format!("{}: {e}", f.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+                .collect();
+            entries.sort();
+            paths.extend(entries);
+        } else {
+            paths.push(f.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let text = if p.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).map_err(|e| Failure::new(2, format!("stdin: {e}")))?
+        } else {
+            std::fs::read_to_string(&p).map_err(|e| Failure::new(2, format!("{}: {e}", p.display())))?
+        };
+        let docs = spec::parse_yaml_documents(&text).map_err(|e| Failure::new(2, format!("{}: {}", p.display(), e.message)))?;
+        for (i, doc) in docs.into_iter().enumerate() {
+            spec::validate_value(doc.clone()).map_err(|e| Failure::new(2, format!("{} (document {}): {e}", p.display(), i + 1)))?;
+            out.push(doc);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::new(2, "no documents in the given files"));
+    }
+    Ok(out)
+}
+
+fn print_value(output: Output, value: &Value, table: impl FnOnce(&Value) -> String) -> Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Output::Yaml => print!("{}", serde_saphyr::to_string(value).map_err(|e| Failure::new(1, e.to_string()))?),
+        Output::Table => print!("{}", table(value)),
+    }
+    Ok(())
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join("  ");
+        s = s.trim_end().to_string();
+        s.push('\n');
+        s
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn live_of(status: &Value) -> String {
+    match &status["brokers"]["live"] {
+        v if v["state"] == "known" => v["value"].as_array().map(|a| a.len().to_string()).unwrap_or_default(),
+        _ => "?".into(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Failure::new(1, e.to_string()))?;
+    let client = Client { http, api: cli.api.clone(), token: cli.token.clone() };
+    let output = cli.output;
+    match cli.command {
+        Command::Apply { files, dry_run, wait, timeout } => {
+            let docs = read_documents(&files)?;
+            let path = if dry_run { "/v1/apply?dryRun=true" } else { "/v1/apply" };
+            let answer = client.send(reqwest::Method::POST, path, Some(json!({ "resources": docs }))).await?;
+            print_value(output, &answer, |a| {
+                let rows = a["results"]
+                    .as_array()
+                    .map(|rs| {
+                        rs.iter()
+                            .map(|r| {
+                                vec![s(&r["kind"]), s(&r["name"]), format!("{}{}", s(&r["outcome"]), if dry_run { " (dry run)" } else { "" }), s(&r["generation"])]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                table(&["KIND", "NAME", "OUTCOME", "GENERATION"], rows)
+            })?;
+            if wait && !dry_run {
+                let revisions: Vec<(String, i64)> = answer["revisions"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(c, r)| (c.clone(), r.as_i64().unwrap_or(0))).collect())
+                    .unwrap_or_default();
+                wait_converged(&client, &revisions, timeout, output).await?;
+            }
+            Ok(())
+        }
+        Command::Plan { files } => {
+            let plans = if files.is_empty() {
+                client.get("/v1/plan").await?
+            } else {
+                let docs = read_documents(&files)?;
+                client.send(reqwest::Method::POST, "/v1/plan", Some(json!({ "resources": docs }))).await?
+            };
+            print_value(output, &plans, |p| {
+                let mut out = String::new();
+                for plan in p.as_array().into_iter().flatten() {
+                    let steps = plan["steps"].as_array().cloned().unwrap_or_default();
+                    let waiting = plan["waiting"].as_array().cloned().unwrap_or_default();
+                    let warnings = plan["warnings"].as_array().cloned().unwrap_or_default();
+                    out.push_str(&format!("cluster {}: {}\n", s(&plan["cluster"]), if steps.is_empty() && waiting.is_empty() { "no changes" } else { "" }));
+                    for st in steps {
+                        out.push_str(&format!("  + {}\n", describe_step(&st)));
+                    }
+                    for w in waiting {
+                        out.push_str(&format!("  ~ waiting: {}\n", s(&w)));
+                    }
+                    for w in warnings {
+                        out.push_str(&format!("  ! {}\n", s(&w)));
+                    }
+                }
+                if out.is_empty() {
+                    out.push_str("no clusters\n");
+                }
+                out
+            })
+        }
+        Command::Get { what, cluster } => {
+            let path = match (what, &cluster) {
+                (Listing::Clusters, _) => "/v1/clusters".to_string(),
+                (Listing::Topics, Some(c)) => format!("/v1/clusters/{c}/topics"),
+                (Listing::Topics, None) => "/v1/topics".to_string(),
+                (Listing::Routes, _) => "/v1/routes".to_string(),
+            };
+            let list = client.get(&path).await?;
+            let docs: Value = if output == Output::Table {
+                list.clone()
+            } else {
+                Value::Array(list.as_array().into_iter().flatten().map(|r| r["document"].clone()).collect())
+            };
+            let docs = if output == Output::Json { list.clone() } else { docs };
+            print_value(output, &docs, |l| {
+                let items = l.as_array().cloned().unwrap_or_default();
+                match what {
+                    Listing::Clusters => table(
+                        &["NAME", "BROKERS", "LIVE", "PHASE", "PROVIDER", "CLASS", "GENERATION"],
+                        items
+                            .iter()
+                            .map(|c| {
+                                let phase = if c["deleting"] == true { "Deleting".to_string() } else { c["status"]["phase"].as_str().unwrap_or("Pending").to_string() };
+                                vec![s(&c["name"]), s(&c["effective"]["brokers"]), live_of(&c["status"]), phase, s(&c["effective"]["provider"]), s(&c["effective"]["priorityClass"]), s(&c["generation"])]
+                            })
+                            .collect(),
+                    ),
+                    Listing::Topics => table(
+                        &["CLUSTER", "NAME", "PARTITIONS", "REPLICATION", "CLASS", "RETENTION.MS", "GENERATION"],
+                        items
+                            .iter()
+                            .map(|t| {
+                                let e = &t["effective"];
+                                vec![s(&t["cluster"]), s(&t["name"]), s(&e["partitions"]), s(&e["replicationFactor"]), s(&e["priorityClass"]), s(&e["configs"]["retention.ms"]), s(&t["generation"])]
+                            })
+                            .collect(),
+                    ),
+                    Listing::Routes => table(
+                        &["NAME", "CLUSTER", "GENERATION"],
+                        items.iter().map(|r| vec![s(&r["name"]), s(&r["cluster"]), s(&r["generation"])]).collect(),
+                    ),
+                }
+            })
+        }
+        Command::Describe { what, name } => {
+            let path = match what {
+                Single::Cluster => format!("/v1/clusters/{name}"),
+                Single::Route => format!("/v1/routes/{name}"),
+                Single::Topic => {
+                    let (c, t) = name.split_once('/').ok_or_else(|| Failure::new(2, "name a topic as CLUSTER/TOPIC"))?;
+                    format!("/v1/clusters/{c}/topics/{t}")
+                }
+            };
+            let mut value = client.get(&path).await?;
+            if what == Single::Cluster {
+                value["journal"] = client.get(&format!("/v1/journal?cluster={name}&limit=10")).await.unwrap_or(Value::Null);
+            }
+            print_value(output, &value, describe_text)
+        }
+        Command::Delete { what, name, cluster, files, generation, wait, timeout } => {
+            let mut targets: Vec<(String, String)> = Vec::new(); // (path, display)
+            if !files.is_empty() {
+                for d in read_documents(&files)?.iter().rev() {
+                    let n = s(&d["metadata"]["name"]);
+                    let path = match d["kind"].as_str() {
+                        Some("KafkaCluster") => format!("/v1/clusters/{n}"),
+                        Some("Topic") => format!("/v1/clusters/{}/topics/{n}", s(&d["spec"]["cluster"])),
+                        _ => format!("/v1/routes/{n}"),
+                    };
+                    targets.push((path, format!("{}/{n}", s(&d["kind"]))));
+                }
+            } else if let (Some(what), Some(name)) = (what, name) {
+                let path = match what {
+                    Single::Cluster => format!("/v1/clusters/{name}"),
+                    Single::Route => format!("/v1/routes/{name}"),
+                    Single::Topic => {
+                        let c = cluster.ok_or_else(|| Failure::new(2, "--cluster: a topic is named within its cluster"))?;
+                        format!("/v1/clusters/{c}/topics/{name}")
+                    }
+                };
+                targets.push((path, name));
+            }
+            let mut answers = Vec::new();
+            for (path, display) in &targets {
+                let q = generation.map(|g| format!("?generation={g}")).unwrap_or_default();
+                let a = client.send(reqwest::Method::DELETE, &format!("{path}{q}"), None).await?;
+                answers.push(json!({"deleted": display, "revision": a["revision"]}));
+            }
+            print_value(output, &Value::Array(answers.clone()), |a| {
+                a.as_array().into_iter().flatten().map(|x| format!("{} marked for deletion\n", s(&x["deleted"]))).collect()
+            })?;
+            if wait {
+                let deadline = Instant::now() + timeout;
+                for (path, display) in &targets {
+                    loop {
+                        match client.get(path).await {
+                            Err(f) if f.code == 3 => break,
+                            Err(f) => return Err(f),
+                            Ok(_) if Instant::now() > deadline => return Err(Failure::new(5, format!("{display} still exists after {}s", timeout.as_secs()))),
+                            Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                        }
+                    }
+                    if output == Output::Table {
+                        println!("{display} gone");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Journal { cluster, limit } => {
+            let mut path = format!("/v1/journal?limit={limit}");
+            if let Some(c) = cluster {
+                path.push_str(&format!("&cluster={c}"));
+            }
+            let entries = client.get(&path).await?;
+            print_value(output, &entries, |e| {
+                table(
+                    &["ID", "TIME", "ACTOR", "CLUSTER", "ACTION", "OUTCOME", "MESSAGE"],
+                    e.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|x| vec![s(&x["id"]), format_ms(x["atMs"].as_i64().unwrap_or(0)), s(&x["actor"]), s(&x["cluster"]), s(&x["action"]), s(&x["outcome"]), s(&x["message"])])
+                        .collect(),
+                )
+            })
+        }
+    }
+}
+
+fn format_ms(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (h, m, sec) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{sec:02}Z")
+}
+
+fn describe_step(st: &Value) -> String {
+    match st["action"].as_str().unwrap_or("") {
+        "launchHost" | "LaunchHost" => format!("launch a broker host in {} ({})", s(&st["availabilityZone"]), s(&st["reason"])),
+        "terminateHost" | "TerminateHost" => format!("terminate host {} ({})", s(&st["instanceId"]), s(&st["reason"])),
+        "createTopic" | "CreateTopic" => format!("create topic {} ({} partitions, replication {})", s(&st["topic"]), s(&st["partitions"]), s(&st["replicationFactor"])),
+        "createPartitions" | "CreatePartitions" => format!("add partitions to {}: {} -> {}", s(&st["topic"]), s(&st["from"]), s(&st["to"])),
+        "alterTopicConfigs" | "AlterTopicConfigs" => format!("set configs of {}: {}", s(&st["topic"]), st["changed"].as_array().map(|c| c.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
+        "deleteTopic" | "DeleteTopic" => format!("delete topic {}", s(&st["topic"])),
+        "deleteDnsRecord" | "DeleteDnsRecord" => format!("delete DNS record {} ({})", s(&st["name"]), s(&st["setIdentifier"])),
+        other => format!("{other} {}", st),
+    }
+}
+
+fn describe_text(v: &Value) -> String {
+    let mut out = String::new();
+    let doc = &v["document"];
+    out.push_str(&format!("{}: {}\n", s(&doc["kind"]), s(&v["name"])));
+    out.push_str(&format!("Generation: {}   Revision: {}   Deleting: {}\n", s(&v["generation"]), s(&v["revision"]), s(&v["deleting"])));
+    if let Some(e) = v["effective"].as_object() {
+        out.push_str("Spec (effective):\n");
+        for (k, val) in e {
+            out.push_str(&format!("  {k}: {}\n", s(val)));
+        }
+    }
+    let st = &v["status"];
+    if st.is_object() {
+        out.push_str(&format!(
+            "Status: {} (converged: {}, observed revision {} of {})\n",
+            s(&st["phase"]),
+            s(&st["converged"]),
+            s(&st["observedRevision"]),
+            s(&st["desiredRevision"])
+        ));
+        out.push_str(&format!("  Brokers: {} live of {} desired\n", live_of(st), s(&st["brokers"]["desired"])));
+        if let Some(reg) = st["brokers"]["registry"]["value"].as_object() {
+            for (id, inst) in reg {
+                out.push_str(&format!("    broker {id} on {}\n", s(inst)));
+            }
+        }
+        if let Some(hosts) = st["hosts"].as_array() {
+            out.push_str(&format!("  Hosts ({}):\n", hosts.len()));
+            for h in hosts {
+                out.push_str(&format!("    {}  {}  {}\n", s(&h["instanceId"]), s(&h["availabilityZone"]), s(&h["state"])));
+            }
+        }
+        if let Some(topics) = st["topics"]["value"].as_object() {
+            out.push_str(&format!("  Topics ({}):\n", topics.len()));
+            for (name, t) in topics {
+                out.push_str(&format!("    {name}: {} partitions, replication {}\n", s(&t["partitions"]), s(&t["replicationFactor"])));
+            }
+        }
+        let plan = &st["plan"];
+        for step in plan["steps"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  Planned: {}\n", describe_step(step)));
+        }
+        for w in plan["waiting"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  Waiting: {}\n", s(w)));
+        }
+        for w in plan["warnings"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  Warning: {}\n", s(w)));
+        }
+    } else if doc["kind"] == "KafkaCluster" {
+        out.push_str("Status: not reconciled yet\n");
+    }
+    if let Some(entries) = v["journal"].as_array() {
+        out.push_str("Recent journal:\n");
+        for e in entries {
+            out.push_str(&format!("  {} {} {} {}\n", format_ms(e["atMs"].as_i64().unwrap_or(0)), s(&e["outcome"]), s(&e["action"]), s(&e["message"])));
+        }
+    }
+    out
+}
+
+/// Polls each cluster until its status reports convergence on `revision`.
+async fn wait_converged(client: &Client, revisions: &[(String, i64)], timeout: Duration, output: Output) -> Result<()> {
+    let clusters: Vec<String> = revisions.iter().map(|(c, _)| c.clone()).collect();
+    let deadline = Instant::now() + timeout;
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let mut last_line = String::new();
+    let mut pending: Vec<String> = clusters.to_vec();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        let mut lines = Vec::new();
+        for c in &pending {
+            let revision = revisions.iter().find(|(x, _)| x == c).map(|(_, r)| *r).unwrap_or(0);
+            let v = client.get(&format!("/v1/clusters/{c}")).await?;
+            let st = &v["status"];
+            let observed = st["observedRevision"].as_i64().unwrap_or(0);
+            if st["converged"] == true && observed >= revision {
+                if !tty && output == Output::Table {
+                    eprintln!("{c}: converged");
+                }
+                continue;
+            }
+            let waiting = st["plan"]["waiting"].as_array().and_then(|w| w.first()).map(s).unwrap_or_default();
+            let step = st["plan"]["steps"].as_array().and_then(|w| w.first()).map(describe_step).unwrap_or_default();
+            lines.push(format!(
+                "{c}: {} - {}/{} brokers live{}{}",
+                st["phase"].as_str().unwrap_or("Pending"),
+                live_of(st),
+                s(&v["effective"]["brokers"]),
+                if step.is_empty() { String::new() } else { format!(" - {step}") },
+                if waiting.is_empty() { String::new() } else { format!(" - waiting: {waiting}") },
+            ));
+            still.push(c.clone());
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        let line = lines.join(" | ");
+        match &bar {
+            Some(b) => b.set_message(line.clone()),
+            None if line != last_line => eprintln!("{line}"),
+            None => {}
+        }
+        last_line = line;
+        if Instant::now() > deadline {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Err(Failure::new(5, format!("not converged after {}s: {last_line}", timeout.as_secs())));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if output == Output::Table {
+        println!("converged: {}", clusters.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The fleet manager's Prometheus metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub step: String,
+    pub ok: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub status: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub leader: Gauge,
+    pub pass_seconds: Histogram,
+    pub steps: Family<StepLabels, Counter>,
+    pub live_brokers: Family<ClusterLabels, Gauge>,
+    pub converged: Family<ClusterLabels, Gauge>,
+    pub http_requests: Family<HttpLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("fleet_manager");
+        let leader = Gauge::default();
+        registry.register("leader", "1 while this instance is the reconciling leader", leader.clone());
+        let pass_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register("reconcile_pass_seconds", "Duration of a reconcile pass over every cluster", pass_seconds.clone());
+        let steps = Family::<StepLabels, Counter>::default();
+        registry.register("steps", "Plan steps applied, by step and outcome", steps.clone());
+        let live_brokers = Family::<ClusterLabels, Gauge>::default();
+        registry.register("live_brokers", "Brokers in /brokers/ids at the last pass (-1: unknown)", live_brokers.clone());
+        let converged = Family::<ClusterLabels, Gauge>::default();
+        registry.register("cluster_converged", "1 when the cluster matched its spec at the last pass", converged.clone());
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests served, by method and status", http_requests.clone());
+        Self { registry, leader, pass_seconds, steps, live_brokers, converged, http_requests }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+}

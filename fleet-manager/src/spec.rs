@@ -1,0 +1,688 @@
+//! Declarative specs, parsed in two stages.
+//!
+//! 1. [`RawDocument`] -> [`Declared`]: exactly what the user wrote (kubectl-like envelope, unknown
+//!    fields rejected), checked on its own, no I/O. Every error names the field.
+//! 2. [`Declared`] -> effective specs ([`ClusterSpec`], [`TopicSpec`]): defaults from the priority
+//!    class filled in, and checks that need other resources (the topic's cluster exists, the
+//!    replication factor fits the cluster's broker count), against a snapshot the caller supplies.
+//!
+//! The store keeps the declared form (what the user said); the effective form is derived on read.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const API_VERSION: &str = "kafka-fleet.io/v1";
+pub const SUPPORTED_KAFKA_VERSIONS: &[&str] = &["3.9"];
+pub const MAX_BROKERS: i64 = 200;
+pub const MAX_PARTITIONS: i64 = 10_000;
+pub const MAX_REPLICATION: i64 = 7;
+
+/// A rejected input: the field (a dotted path from the document's root) and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{}{field}: {message}", resource.as_deref().map(|r| format!("{r}: ")).unwrap_or_default())]
+pub struct FieldError {
+    /// `Kind/name` of the document, when known.
+    pub resource: Option<String>,
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { resource: None, field: field.into(), message: message.into() }
+    }
+    pub fn on(mut self, resource: impl Into<String>) -> Self {
+        if self.resource.is_none() {
+            self.resource = Some(resource.into());
+        }
+        self
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Kind {
+    KafkaCluster,
+    Topic,
+    Route,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::KafkaCluster => "KafkaCluster",
+            Kind::Topic => "Topic",
+            Kind::Route => "Route",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "KafkaCluster" => Some(Kind::KafkaCluster),
+            "Topic" => Some(Kind::Topic),
+            "Route" => Some(Kind::Route),
+            _ => None,
+        }
+    }
+}
+
+/// Priority classes of the seed design: how many copies and how long data is kept by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorityClass {
+    /// Error logs, traces.
+    Low,
+    /// Most data.
+    Medium,
+    /// Streaming activity.
+    High,
+}
+
+impl PriorityClass {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            _ => None,
+        }
+    }
+    pub fn replication_factor(self) -> u16 {
+        match self {
+            Self::Low | Self::Medium => 2,
+            Self::High => 3,
+        }
+    }
+    pub fn retention_hours(self) -> i64 {
+        match self {
+            Self::Low => 2,
+            Self::Medium => 4,
+            Self::High => 24,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Local,
+    Ec2,
+}
+
+/// One YAML/JSON document as written.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawDocument {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: RawMetadata,
+    pub spec: serde_json::Value,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMetadata {
+    pub name: String,
+    /// The generation the writer last read; a stale one is refused (409).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A YAML scalar; Kafka configs are strings in the end.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    pub fn to_config(&self) -> String {
+        match self {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Str(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclaredClusterSpec {
+    /// Kafka release line, e.g. "3.9".
+    pub kafka_version: String,
+    pub brokers: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// Racks; brokers are spread over them evenly.
+    pub availability_zones: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub broker_config: BTreeMap<String, Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclaredTopicSpec {
+    pub cluster: String,
+    pub partitions: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_hours: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub configs: BTreeMap<String, Scalar>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclaredRouteSpec {
+    /// The cluster producers of this route write to.
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "spec")]
+pub enum DeclaredSpec {
+    KafkaCluster(DeclaredClusterSpec),
+    Topic(DeclaredTopicSpec),
+    Route(DeclaredRouteSpec),
+}
+
+/// A document that passed stage 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Declared {
+    pub name: String,
+    pub generation: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub spec: DeclaredSpec,
+}
+
+impl Declared {
+    pub fn kind(&self) -> Kind {
+        match self.spec {
+            DeclaredSpec::KafkaCluster(_) => Kind::KafkaCluster,
+            DeclaredSpec::Topic(_) => Kind::Topic,
+            DeclaredSpec::Route(_) => Kind::Route,
+        }
+    }
+    /// The store key: topics are named within their cluster.
+    pub fn key(&self) -> String {
+        match &self.spec {
+            DeclaredSpec::Topic(t) => topic_key(&t.cluster, &self.name),
+            _ => self.name.clone(),
+        }
+    }
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.kind().as_str(), self.key())
+    }
+    pub fn spec_json(&self) -> serde_json::Value {
+        match &self.spec {
+            DeclaredSpec::KafkaCluster(s) => serde_json::to_value(s),
+            DeclaredSpec::Topic(s) => serde_json::to_value(s),
+            DeclaredSpec::Route(s) => serde_json::to_value(s),
+        }
+        .unwrap_or(serde_json::Value::Null)
+    }
+    /// The document form (what `fleetctl get -o yaml` prints and `apply` accepts).
+    pub fn to_document(&self) -> RawDocument {
+        RawDocument {
+            api_version: API_VERSION.to_string(),
+            kind: self.kind().as_str().to_string(),
+            metadata: RawMetadata { name: self.name.clone(), generation: self.generation, labels: self.labels.clone() },
+            spec: self.spec_json(),
+        }
+    }
+    /// Rebuilds from what the store holds (written by this code, so a failure is a bug or a
+    /// hand-edited row; it is reported, not unwrapped).
+    pub fn from_stored(kind: Kind, name: &str, generation: i64, spec: &str) -> Result<Self, FieldError> {
+        let value: serde_json::Value =
+            serde_json::from_str(spec).map_err(|e| FieldError::new("spec", format!("stored spec is not JSON: {e}")))?;
+        let stored_name = match kind {
+            Kind::Topic => name.split_once('/').map(|(_, t)| t).unwrap_or(name),
+            _ => name,
+        };
+        let doc = RawDocument {
+            api_version: API_VERSION.to_string(),
+            kind: kind.as_str().to_string(),
+            metadata: RawMetadata { name: stored_name.to_string(), generation: None, labels: BTreeMap::new() },
+            spec: value,
+        };
+        let mut declared = validate_document(doc)?;
+        declared.generation = Some(generation);
+        Ok(declared)
+    }
+}
+
+pub fn topic_key(cluster: &str, topic: &str) -> String {
+    format!("{cluster}/{topic}")
+}
+
+/// Parses a YAML stream (`---`-separated documents) into raw documents; empty documents are skipped.
+pub fn parse_yaml_documents(text: &str) -> Result<Vec<serde_json::Value>, FieldError> {
+    let docs: Vec<Option<serde_json::Value>> =
+        serde_saphyr::from_multiple(text).map_err(|e| FieldError::new("(document)", format!("not valid YAML: {e}")))?;
+    Ok(docs.into_iter().flatten().filter(|v| !v.is_null()).collect())
+}
+
+/// Stage 1 for one document given as a JSON value (from YAML or an API body).
+pub fn validate_value(value: serde_json::Value) -> Result<Declared, FieldError> {
+    let hint = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .zip(value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()))
+        .map(|(k, n)| format!("{k}/{n}"));
+    let doc: RawDocument = serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { "(document)".to_string() } else { field };
+        let err = FieldError::new(field, e.into_inner().to_string());
+        match &hint {
+            Some(h) => err.on(h.clone()),
+            None => err,
+        }
+    })?;
+    validate_document(doc)
+}
+
+pub fn validate_document(doc: RawDocument) -> Result<Declared, FieldError> {
+    let kind = Kind::parse(&doc.kind).ok_or_else(|| {
+        FieldError::new("kind", format!("`{}` is not a kind: use KafkaCluster, Topic or Route", doc.kind))
+    })?;
+    let label = format!("{}/{}", kind.as_str(), doc.metadata.name);
+    let result = (|| {
+        if doc.api_version != API_VERSION {
+            return Err(FieldError::new("apiVersion", format!("`{}` is not supported: use {API_VERSION}", doc.api_version)));
+        }
+        if let Some(g) = doc.metadata.generation {
+            if g < 1 {
+                return Err(FieldError::new("metadata.generation", format!("{g} is not a generation: generations start at 1")));
+            }
+        }
+        for (k, v) in &doc.metadata.labels {
+            if k.is_empty() || k.len() > 63 || v.len() > 253 {
+                return Err(FieldError::new(format!("metadata.labels.{k}"), "label keys are 1-63 characters, values up to 253"));
+            }
+        }
+        let spec = match kind {
+            Kind::KafkaCluster => {
+                fleet_common::paths::validate_cluster_name(&doc.metadata.name).map_err(|m| FieldError::new("metadata.name", m))?;
+                let s: DeclaredClusterSpec = spec_from(doc.spec.clone())?;
+                check_cluster(&s)?;
+                DeclaredSpec::KafkaCluster(s)
+            }
+            Kind::Topic => {
+                validate_topic_name(&doc.metadata.name).map_err(|m| FieldError::new("metadata.name", m))?;
+                let s: DeclaredTopicSpec = spec_from(doc.spec.clone())?;
+                check_topic(&s)?;
+                DeclaredSpec::Topic(s)
+            }
+            Kind::Route => {
+                fleet_common::paths::validate_cluster_name(&doc.metadata.name)
+                    .map_err(|m| FieldError::new("metadata.name", m.replace("cluster name", "route name")))?;
+                let s: DeclaredRouteSpec = spec_from(doc.spec.clone())?;
+                fleet_common::paths::validate_cluster_name(&s.cluster).map_err(|m| FieldError::new("spec.cluster", m))?;
+                if s.description.as_ref().is_some_and(|d| d.len() > 1024) {
+                    return Err(FieldError::new("spec.description", "is longer than 1024 characters"));
+                }
+                DeclaredSpec::Route(s)
+            }
+        };
+        Ok(Declared { name: doc.metadata.name.clone(), generation: doc.metadata.generation, labels: doc.metadata.labels.clone(), spec })
+    })();
+    result.map_err(|e| e.on(label))
+}
+
+fn spec_from<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, FieldError> {
+    if !value.is_object() {
+        return Err(FieldError::new("spec", "must be a mapping of fields"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "spec".to_string() } else { format!("spec.{path}") };
+        FieldError::new(field, e.into_inner().to_string())
+    })
+}
+
+fn check_cluster(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
+    if !SUPPORTED_KAFKA_VERSIONS.iter().any(|v| s.kafka_version == *v || s.kafka_version.starts_with(&format!("{v}."))) {
+        return Err(FieldError::new(
+            "spec.kafkaVersion",
+            format!("`{}` is not supported: use one of {}", s.kafka_version, SUPPORTED_KAFKA_VERSIONS.join(", ")),
+        ));
+    }
+    if !(1..=MAX_BROKERS).contains(&s.brokers) {
+        return Err(FieldError::new("spec.brokers", format!("{} is out of range: use 1..={MAX_BROKERS}", s.brokers)));
+    }
+    if let Some(t) = &s.instance_type {
+        let ok = t.split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        });
+        if !ok {
+            return Err(FieldError::new("spec.instanceType", format!("`{t}` is not an EC2 instance type, e.g. r5.xlarge")));
+        }
+    }
+    if s.availability_zones.is_empty() {
+        return Err(FieldError::new("spec.availabilityZones", "list at least one availability zone (rack)"));
+    }
+    for (i, az) in s.availability_zones.iter().enumerate() {
+        let ok = !az.is_empty() && az.len() <= 32 && az.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            return Err(FieldError::new(
+                format!("spec.availabilityZones[{i}]"),
+                format!("`{az}` is not an availability zone name, e.g. us-east-1a"),
+            ));
+        }
+        if s.availability_zones[..i].contains(az) {
+            return Err(FieldError::new(format!("spec.availabilityZones[{i}]"), format!("`{az}` is listed twice")));
+        }
+    }
+    if let Some(p) = &s.priority_class {
+        PriorityClass::parse(p).ok_or_else(|| {
+            FieldError::new("spec.priorityClass", format!("`{p}` is not a priority class: use low, medium or high"))
+        })?;
+    }
+    if let Some(p) = &s.provider {
+        if p != "local" && p != "ec2" {
+            return Err(FieldError::new("spec.provider", format!("`{p}` is not a provider: use local or ec2")));
+        }
+    }
+    for (k, v) in &s.broker_config {
+        kafka_bootstrap::properties::validate(k, &v.to_config(), &kafka_bootstrap::properties::Source::Persisted)
+            .map_err(|e| FieldError::new(format!("spec.brokerConfig.{k}"), e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn check_topic(s: &DeclaredTopicSpec) -> Result<(), FieldError> {
+    fleet_common::paths::validate_cluster_name(&s.cluster).map_err(|m| FieldError::new("spec.cluster", m))?;
+    if !(1..=MAX_PARTITIONS).contains(&s.partitions) {
+        return Err(FieldError::new("spec.partitions", format!("{} is out of range: use 1..={MAX_PARTITIONS}", s.partitions)));
+    }
+    if let Some(rf) = s.replication_factor {
+        if !(1..=MAX_REPLICATION).contains(&rf) {
+            return Err(FieldError::new(
+                "spec.replicationFactor",
+                format!("{rf} is out of range: use 1..={MAX_REPLICATION} (and no more than the cluster's brokers)"),
+            ));
+        }
+    }
+    if let Some(h) = s.retention_hours {
+        if !(h.is_finite() && h > 0.0 && h <= 24.0 * 365.0 * 10.0) {
+            return Err(FieldError::new("spec.retentionHours", format!("{h} is out of range: use more than 0, at most 87600")));
+        }
+    }
+    if let Some(p) = &s.priority_class {
+        PriorityClass::parse(p).ok_or_else(|| {
+            FieldError::new("spec.priorityClass", format!("`{p}` is not a priority class: use low, medium or high"))
+        })?;
+    }
+    for (k, v) in &s.configs {
+        let field = format!("spec.configs.{k}");
+        if !TOPIC_CONFIG_KEYS.contains(&k.as_str()) {
+            return Err(FieldError::new(field, format!("`{k}` is not a Kafka topic config (see kafka-configs --describe --all)")));
+        }
+        if k == "retention.ms" && s.retention_hours.is_some() {
+            return Err(FieldError::new(field, "set either spec.retentionHours or configs.retention.ms, not both"));
+        }
+        let value = v.to_config();
+        if NUMERIC_TOPIC_CONFIGS.contains(&k.as_str()) && value.trim().parse::<i64>().is_err() {
+            return Err(FieldError::new(field, format!("must be an integer, got `{value}`")));
+        }
+    }
+    Ok(())
+}
+
+/// Kafka 3.9's topic-level configs (`TopicConfig`).
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+const NUMERIC_TOPIC_CONFIGS: &[&str] = &[
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+];
+
+/// Kafka's topic-name rules (legal characters, length, not `.`/`..`).
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+    if !ok {
+        return Err(format!(
+            "`{name}` is not a valid topic name: use 1-249 of a-z A-Z 0-9 . _ - (and not `.` or `..`)"
+        ));
+    }
+    if name.starts_with("__") {
+        return Err(format!("`{name}` is reserved: names starting with `__` are Kafka's internal topics"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 2: effective specs.
+
+/// A cluster with its defaults filled in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    pub name: String,
+    pub kafka_version: String,
+    pub brokers: u32,
+    pub instance_type: String,
+    pub availability_zones: Vec<String>,
+    pub priority_class: PriorityClass,
+    pub broker_config: BTreeMap<String, String>,
+    pub provider: ProviderKind,
+}
+
+/// A topic with its defaults filled in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSpec {
+    pub cluster: String,
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u16,
+    pub priority_class: PriorityClass,
+    /// Every config the topic should carry (`retention.ms` and `min.insync.replicas` included).
+    pub configs: BTreeMap<String, String>,
+}
+
+pub const DEFAULT_INSTANCE_TYPE: &str = "r5.xlarge";
+
+pub fn effective_cluster(name: &str, s: &DeclaredClusterSpec) -> ClusterSpec {
+    ClusterSpec {
+        name: name.to_string(),
+        kafka_version: s.kafka_version.clone(),
+        brokers: u32::try_from(s.brokers).unwrap_or(1),
+        instance_type: s.instance_type.clone().unwrap_or_else(|| DEFAULT_INSTANCE_TYPE.to_string()),
+        availability_zones: s.availability_zones.clone(),
+        priority_class: s.priority_class.as_deref().and_then(PriorityClass::parse).unwrap_or(PriorityClass::Medium),
+        broker_config: s.broker_config.iter().map(|(k, v)| (k.clone(), v.to_config())).collect(),
+        provider: match s.provider.as_deref() {
+            Some("ec2") => ProviderKind::Ec2,
+            _ => ProviderKind::Local,
+        },
+    }
+}
+
+/// Stage 2 for a topic: `cluster` is the effective spec of the cluster it names, if that exists.
+pub fn effective_topic(name: &str, s: &DeclaredTopicSpec, cluster: Option<&ClusterSpec>) -> Result<TopicSpec, FieldError> {
+    let cluster = cluster.ok_or_else(|| {
+        FieldError::new("spec.cluster", format!("cluster `{}` is not declared: apply its KafkaCluster first (or in the same file)", s.cluster))
+    })?;
+    let class = s.priority_class.as_deref().and_then(PriorityClass::parse).unwrap_or(cluster.priority_class);
+    let rf = s.replication_factor.map(|r| r as u16).unwrap_or(class.replication_factor());
+    if u32::from(rf) > cluster.brokers {
+        let field = if s.replication_factor.is_some() { "spec.replicationFactor" } else { "spec.priorityClass" };
+        return Err(FieldError::new(
+            field,
+            format!(
+                "replication factor {rf} is more than cluster `{}`'s {} brokers: lower it, or raise the cluster's brokers",
+                cluster.name, cluster.brokers
+            ),
+        ));
+    }
+    let mut configs: BTreeMap<String, String> = BTreeMap::new();
+    let retention_ms = match s.retention_hours {
+        Some(h) => (h * 3_600_000.0).round() as i64,
+        None => class.retention_hours() * 3_600_000,
+    };
+    configs.insert("retention.ms".into(), retention_ms.to_string());
+    if rf >= 3 {
+        // Acks=all producers of a 3-copy topic keep writing through one broker's loss.
+        configs.insert("min.insync.replicas".into(), "2".into());
+    }
+    for (k, v) in &s.configs {
+        configs.insert(k.clone(), v.to_config());
+    }
+    if let Some(min_isr) = configs.get("min.insync.replicas").and_then(|v| v.parse::<i64>().ok()) {
+        if min_isr < 1 || min_isr > i64::from(rf) {
+            return Err(FieldError::new(
+                "spec.configs.min.insync.replicas",
+                format!("{min_isr} must be between 1 and the replication factor {rf}"),
+            ));
+        }
+    }
+    Ok(TopicSpec {
+        cluster: cluster.name.clone(),
+        name: name.to_string(),
+        partitions: s.partitions as u32,
+        replication_factor: rf,
+        priority_class: class,
+        configs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(yaml: &str) -> Result<Declared, FieldError> {
+        let docs = parse_yaml_documents(yaml)?;
+        validate_value(docs.into_iter().next().expect("one document"))
+    }
+
+    const CLUSTER: &str = "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata: { name: blue }\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: 3\n  availabilityZones: [a, b, c]\n";
+
+    #[test]
+    fn cluster_defaults_come_from_the_priority_class() {
+        let d = doc(CLUSTER).expect("valid");
+        let DeclaredSpec::KafkaCluster(s) = &d.spec else { panic!("cluster") };
+        let c = effective_cluster(&d.name, s);
+        assert_eq!(c.priority_class, PriorityClass::Medium);
+        assert_eq!(c.instance_type, DEFAULT_INSTANCE_TYPE);
+        let t = DeclaredTopicSpec {
+            cluster: "blue".into(),
+            partitions: 6,
+            replication_factor: None,
+            retention_hours: None,
+            priority_class: Some("high".into()),
+            configs: BTreeMap::new(),
+        };
+        let e = effective_topic("orders", &t, Some(&c)).expect("fits");
+        assert_eq!(e.replication_factor, 3);
+        assert_eq!(e.configs["retention.ms"], (24 * 3_600_000).to_string());
+        assert_eq!(e.configs["min.insync.replicas"], "2");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases: &[(&str, &str)] = &[
+            ("apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata: { name: blue }\nspec: { kafkaVersion: \"3.9\", brokers: three, availabilityZones: [a] }", "spec.brokers"),
+            ("apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata: { name: blue }\nspec: { kafkaVersion: \"3.9\", brokers: 3, availabilityZones: [a], colour: red }", "spec.colour"),
+            ("apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: t }\nspec: { cluster: blue, partitions: -3 }", "spec.partitions"),
+            ("apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: \"bad name\" }\nspec: { cluster: blue, partitions: 3 }", "metadata.name"),
+            ("apiVersion: v2\nkind: Topic\nmetadata: { name: t }\nspec: { cluster: blue, partitions: 3 }", "apiVersion"),
+        ];
+        for (yaml, field) in cases {
+            let e = doc(yaml).expect_err(yaml);
+            assert_eq!(e.field, *field, "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn replication_above_broker_count_is_refused() {
+        let d = doc(CLUSTER).expect("valid");
+        let DeclaredSpec::KafkaCluster(s) = &d.spec else { panic!("cluster") };
+        let c = effective_cluster(&d.name, s);
+        let t = DeclaredTopicSpec {
+            cluster: "blue".into(),
+            partitions: 1,
+            replication_factor: Some(4),
+            retention_hours: None,
+            priority_class: None,
+            configs: BTreeMap::new(),
+        };
+        assert_eq!(effective_topic("t", &t, Some(&c)).expect_err("too many").field, "spec.replicationFactor");
+        assert_eq!(effective_topic("t", &t, None).expect_err("no cluster").field, "spec.cluster");
+    }
+}

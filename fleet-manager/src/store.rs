@@ -1,0 +1,739 @@
+//! The source of truth: specs, intents, observations and the journal, in SQL through `sqlx`.
+//!
+//! SQLite (a file under the data folder) by default, PostgreSQL in production: one code path
+//! through sqlx's `Any` driver, `$n` placeholders (both accept them), and the same migrations
+//! (only the journal's auto-increment column is spelled per dialect).
+//!
+//! Every resource carries a `generation` (bumped when its spec changes; a write naming a stale one
+//! is refused) and the store-wide `revision` of its last write (what `--wait` waits for the
+//! reconciler to have converged on).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::spec::{self, ClusterSpec, Declared, DeclaredSpec, FieldError, Kind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} `{name}` does not exist")]
+    NotFound { kind: &'static str, name: String },
+    #[error("conflict on {resource}: {message}")]
+    Conflict { resource: String, message: String },
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database URL `{0}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// One resource as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredResource {
+    pub declared: Declared,
+    pub cluster: String,
+    pub generation: i64,
+    pub revision: i64,
+    pub uid: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub deleting: bool,
+}
+
+impl StoredResource {
+    pub fn kind(&self) -> Kind {
+        self.declared.kind()
+    }
+    pub fn key(&self) -> String {
+        self.declared.key()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyOutcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResult {
+    pub kind: Kind,
+    pub name: String,
+    /// The cluster the resource belongs to (itself, for a cluster).
+    pub cluster: String,
+    pub outcome: ApplyOutcome,
+    pub generation: i64,
+    pub revision: i64,
+}
+
+/// An entry of the append-only journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    /// Who: `reconciler@<instance>` or `api:<token name>`.
+    pub actor: String,
+    pub cluster: String,
+    pub action: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// `ok`, `error` or `info`.
+    pub outcome: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewJournalEntry {
+    pub actor: String,
+    pub cluster: String,
+    pub action: String,
+    pub detail: serde_json::Value,
+    pub outcome: &'static str,
+    pub message: String,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
+    1,
+    // SQLite
+    &[
+        "CREATE TABLE resources (kind TEXT NOT NULL, name TEXT NOT NULL, cluster TEXT NOT NULL, spec TEXT NOT NULL, labels TEXT NOT NULL, generation BIGINT NOT NULL, revision BIGINT NOT NULL, uid TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, deleting BIGINT NOT NULL, PRIMARY KEY (kind, name))",
+        "CREATE INDEX resources_cluster ON resources (cluster)",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "INSERT INTO counters (name, value) VALUES ('revision', 0)",
+        "CREATE TABLE intents (cluster TEXT PRIMARY KEY, intent TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+        "CREATE TABLE observations (cluster TEXT PRIMARY KEY, status TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+        "CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, cluster TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL, message TEXT NOT NULL)",
+        "CREATE INDEX journal_cluster ON journal (cluster, id)",
+    ],
+    // PostgreSQL
+    &[
+        "CREATE TABLE resources (kind TEXT NOT NULL, name TEXT NOT NULL, cluster TEXT NOT NULL, spec TEXT NOT NULL, labels TEXT NOT NULL, generation BIGINT NOT NULL, revision BIGINT NOT NULL, uid TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, deleting BIGINT NOT NULL, PRIMARY KEY (kind, name))",
+        "CREATE INDEX resources_cluster ON resources (cluster)",
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "INSERT INTO counters (name, value) VALUES ('revision', 0)",
+        "CREATE TABLE intents (cluster TEXT PRIMARY KEY, intent TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+        "CREATE TABLE observations (cluster TEXT PRIMARY KEY, status TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+        "CREATE TABLE journal (id BIGSERIAL PRIMARY KEY, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, cluster TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL, message TEXT NOT NULL)",
+        "CREATE INDEX journal_cluster ON journal (cluster, id)",
+    ],
+)];
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+impl Store {
+    /// Connects and runs pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
+        };
+        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets the API read while the reconciler writes; the busy timeout queues
+                    // writers instead of failing them.
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        for (version, sqlite, postgres) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get::<i64, _>(0))
+                .transpose()?;
+            if done.is_some() {
+                continue;
+            }
+            let statements = if self.backend == Backend::Sqlite { sqlite } else { postgres };
+            for statement in statements.iter() {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version, "applied store migration");
+        }
+        Ok(())
+    }
+
+    /// Takes the store's write lock first thing in a read-then-write transaction: SQLite would
+    /// otherwise fail the later upgrade (SQLITE_BUSY_SNAPSHOT) when another writer got in between,
+    /// and PostgreSQL would let two appliers check against the same stale state.
+    async fn lock_for_write(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE counters SET value = value WHERE name = 'revision'").execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    async fn next_revision(tx: &mut Tx<'_>) -> Result<i64, StoreError> {
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'revision'").execute(&mut **tx).await?;
+        let row = sqlx::query("SELECT value FROM counters WHERE name = 'revision'").fetch_one(&mut **tx).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    pub async fn revision(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT value FROM counters WHERE name = 'revision'").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    fn row_to_resource(row: &AnyRow) -> Result<StoredResource, StoreError> {
+        let kind: String = row.try_get("kind")?;
+        let name: String = row.try_get("name")?;
+        let spec_text: String = row.try_get("spec")?;
+        let labels: String = row.try_get("labels")?;
+        let generation: i64 = row.try_get("generation")?;
+        let kind = Kind::parse(&kind).ok_or_else(|| StoreError::Conflict {
+            resource: name.clone(),
+            message: format!("stored kind `{kind}` is unknown to this version"),
+        })?;
+        let mut declared = Declared::from_stored(kind, &name, generation, &spec_text).map_err(StoreError::Invalid)?;
+        declared.labels = serde_json::from_str(&labels).unwrap_or_default();
+        Ok(StoredResource {
+            declared,
+            cluster: row.try_get("cluster")?,
+            generation,
+            revision: row.try_get("revision")?,
+            uid: row.try_get("uid")?,
+            created_ms: row.try_get("created_ms")?,
+            updated_ms: row.try_get("updated_ms")?,
+            deleting: row.try_get::<i64, _>("deleting")? != 0,
+        })
+    }
+
+    const COLUMNS: &'static str = "kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting";
+
+    pub async fn list(&self, kind: Option<Kind>, cluster: Option<&str>) -> Result<Vec<StoredResource>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM resources WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR cluster = $2) ORDER BY kind, name",
+            Self::COLUMNS
+        );
+        let rows = sqlx::query(&sql)
+            .bind(kind.map(Kind::as_str).unwrap_or(""))
+            .bind(cluster.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::row_to_resource).collect()
+    }
+
+    pub async fn get(&self, kind: Kind, key: &str) -> Result<StoredResource, StoreError> {
+        let sql = format!("SELECT {} FROM resources WHERE kind = $1 AND name = $2", Self::COLUMNS);
+        let row = sqlx::query(&sql).bind(kind.as_str()).bind(key).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => Self::row_to_resource(&row),
+            None => Err(StoreError::NotFound { kind: kind.as_str(), name: key.to_string() }),
+        }
+    }
+
+    async fn load_all(tx: &mut Tx<'_>) -> Result<BTreeMap<(Kind, String), StoredResource>, StoreError> {
+        let sql = format!("SELECT {} FROM resources", Self::COLUMNS);
+        let rows = sqlx::query(&sql).fetch_all(&mut **tx).await?;
+        let mut out = BTreeMap::new();
+        for row in &rows {
+            let r = Self::row_to_resource(row)?;
+            out.insert((r.kind(), r.key()), r);
+        }
+        Ok(out)
+    }
+
+    /// Applies a batch all-or-nothing: every document is checked against the stored state plus
+    /// the batch itself before anything is written. With `dry_run` nothing is written.
+    pub async fn apply(&self, batch: &[Declared], actor: &str, dry_run: bool) -> Result<Vec<ApplyResult>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !dry_run {
+            Self::lock_for_write(&mut tx).await?;
+        }
+        let existing = Self::load_all(&mut tx).await?;
+        check_batch(batch, &existing)?;
+        let mut results = Vec::new();
+        let mut revision = None;
+        let now = now_ms();
+        for d in batch {
+            let key = d.key();
+            let spec_text = d.spec_json().to_string();
+            let labels = serde_json::to_string(&d.labels).unwrap_or_else(|_| "{}".into());
+            let cluster = match &d.spec {
+                DeclaredSpec::KafkaCluster(_) => d.name.clone(),
+                DeclaredSpec::Topic(t) => t.cluster.clone(),
+                DeclaredSpec::Route(r) => r.cluster.clone(),
+            };
+            match existing.get(&(d.kind(), key.clone())) {
+                Some(old) if old.declared.spec == d.spec && old.declared.labels == d.labels => {
+                    results.push(ApplyResult {
+                        kind: d.kind(),
+                        name: key,
+                        cluster: cluster.clone(),
+                        outcome: ApplyOutcome::Unchanged,
+                        generation: old.generation,
+                        revision: old.revision,
+                    });
+                }
+                Some(old) => {
+                    let rev = match revision {
+                        Some(r) => r,
+                        None if dry_run => old.revision + 1,
+                        None => {
+                            let r = Self::next_revision(&mut tx).await?;
+                            revision = Some(r);
+                            r
+                        }
+                    };
+                    if !dry_run {
+                        let updated = sqlx::query(
+                            "UPDATE resources SET spec = $1, labels = $2, generation = generation + 1, revision = $3, updated_ms = $4, cluster = $5 \
+                             WHERE kind = $6 AND name = $7 AND generation = $8",
+                        )
+                        .bind(&spec_text)
+                        .bind(&labels)
+                        .bind(rev)
+                        .bind(now)
+                        .bind(&cluster)
+                        .bind(d.kind().as_str())
+                        .bind(&key)
+                        .bind(old.generation)
+                        .execute(&mut *tx)
+                        .await?;
+                        if updated.rows_affected() != 1 {
+                            return Err(StoreError::Conflict {
+                                resource: d.display(),
+                                message: "changed by another writer meanwhile; read it again and retry".into(),
+                            });
+                        }
+                    }
+                    results.push(ApplyResult {
+                        kind: d.kind(),
+                        name: key,
+                        cluster: cluster.clone(),
+                        outcome: ApplyOutcome::Configured,
+                        generation: old.generation + 1,
+                        revision: rev,
+                    });
+                }
+                None => {
+                    let rev = match revision {
+                        Some(r) => r,
+                        None if dry_run => 0,
+                        None => {
+                            let r = Self::next_revision(&mut tx).await?;
+                            revision = Some(r);
+                            r
+                        }
+                    };
+                    if !dry_run {
+                        sqlx::query(
+                            "INSERT INTO resources (kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting) \
+                             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $8, 0)",
+                        )
+                        .bind(d.kind().as_str())
+                        .bind(&key)
+                        .bind(&cluster)
+                        .bind(&spec_text)
+                        .bind(&labels)
+                        .bind(rev)
+                        .bind(uuid::Uuid::new_v4().to_string())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    results.push(ApplyResult { kind: d.kind(), name: key, cluster: cluster.clone(), outcome: ApplyOutcome::Created, generation: 1, revision: rev });
+                }
+            }
+        }
+        if dry_run {
+            tx.rollback().await?;
+            return Ok(results);
+        }
+        let changed: Vec<&ApplyResult> = results.iter().filter(|r| r.outcome != ApplyOutcome::Unchanged).collect();
+        for r in &changed {
+            let cluster = r.cluster.clone();
+            Self::append_in(
+                &mut tx,
+                &NewJournalEntry {
+                    actor: actor.to_string(),
+                    cluster,
+                    action: format!("apply {}", r.kind.as_str()),
+                    detail: serde_json::json!({"name": r.name, "outcome": r.outcome, "generation": r.generation}),
+                    outcome: "ok",
+                    message: format!("{} {} (generation {})", r.kind.as_str(), r.name, r.generation),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Marks a resource for deletion (a cluster takes its topics with it); the reconciler tears
+    /// down what exists and then [`Store::remove`]s the rows. Routes have nothing to tear down and
+    /// go at once. Returns the revision of the change.
+    pub async fn delete(&self, kind: Kind, key: &str, actor: &str, generation: Option<i64>) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::lock_for_write(&mut tx).await?;
+        let existing = Self::load_all(&mut tx).await?;
+        let Some(target) = existing.get(&(kind, key.to_string())) else {
+            return Err(StoreError::NotFound { kind: kind.as_str(), name: key.to_string() });
+        };
+        if let Some(g) = generation {
+            if g != target.generation {
+                return Err(StoreError::Conflict {
+                    resource: target.declared.display(),
+                    message: format!("generation is {}, not {g}; read it again", target.generation),
+                });
+            }
+        }
+        if kind == Kind::KafkaCluster {
+            let routes: Vec<&str> = existing
+                .values()
+                .filter(|r| r.kind() == Kind::Route && r.cluster == key)
+                .map(|r| r.declared.name.as_str())
+                .collect();
+            if !routes.is_empty() {
+                return Err(StoreError::Conflict {
+                    resource: target.declared.display(),
+                    message: format!("route(s) {} point at it: point them elsewhere or delete them first", routes.join(", ")),
+                });
+            }
+        }
+        let rev = Self::next_revision(&mut tx).await?;
+        let now = now_ms();
+        if kind == Kind::Route {
+            sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2").bind(kind.as_str()).bind(key).execute(&mut *tx).await?;
+        } else {
+            sqlx::query("UPDATE resources SET deleting = 1, revision = $1, updated_ms = $2 WHERE kind = $3 AND name = $4")
+                .bind(rev)
+                .bind(now)
+                .bind(kind.as_str())
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+            if kind == Kind::KafkaCluster {
+                sqlx::query("UPDATE resources SET deleting = 1, revision = $1, updated_ms = $2 WHERE kind = 'Topic' AND cluster = $3")
+                    .bind(rev)
+                    .bind(now)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        Self::append_in(
+            &mut tx,
+            &NewJournalEntry {
+                actor: actor.to_string(),
+                cluster: target.cluster.clone(),
+                action: format!("delete {}", kind.as_str()),
+                detail: serde_json::json!({"name": key}),
+                outcome: "ok",
+                message: format!("{} {key} marked for deletion", kind.as_str()),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rev)
+    }
+
+    /// Removes rows whose teardown the reconciler finished.
+    pub async fn remove(&self, kind: Kind, key: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2 AND deleting = 1")
+            .bind(kind.as_str())
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        if kind == Kind::KafkaCluster {
+            sqlx::query("DELETE FROM resources WHERE cluster = $1 AND deleting = 1").bind(key).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM intents WHERE cluster = $1").bind(key).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM observations WHERE cluster = $1").bind(key).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append_in(tx: &mut Tx<'_>, e: &NewJournalEntry) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO journal (at_ms, actor, cluster, action, detail, outcome, message) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(now_ms())
+            .bind(&e.actor)
+            .bind(&e.cluster)
+            .bind(&e.action)
+            .bind(e.detail.to_string())
+            .bind(e.outcome)
+            .bind(&e.message)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::append_in(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Newest first; `before` pages backwards by id.
+    pub async fn journal(&self, cluster: Option<&str>, limit: i64, before: Option<i64>) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, actor, cluster, action, detail, outcome, message FROM journal \
+             WHERE ($1 = '' OR cluster = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(cluster.unwrap_or(""))
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail")?;
+                Ok(JournalEntry {
+                    id: r.try_get("id")?,
+                    at_ms: r.try_get("at_ms")?,
+                    actor: r.try_get("actor")?,
+                    cluster: r.try_get("cluster")?,
+                    action: r.try_get("action")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+                    outcome: r.try_get("outcome")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_blob(&self, table: &str, column: &str, cluster: &str, value: &serde_json::Value) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {table} (cluster, {column}, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (cluster) DO UPDATE SET {column} = excluded.{column}, updated_ms = excluded.updated_ms"
+        );
+        sqlx::query(&sql).bind(cluster).bind(value.to_string()).bind(now_ms()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get_blob(&self, table: &str, column: &str, cluster: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let sql = format!("SELECT {column} FROM {table} WHERE cluster = $1");
+        let row = sqlx::query(&sql).bind(cluster).fetch_optional(&self.pool).await?;
+        match row {
+            Some(r) => {
+                let text: String = r.try_get(0)?;
+                Ok(serde_json::from_str(&text).ok())
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The planner's decisions that must survive a restart (e.g. since when a broker is missing).
+    pub async fn put_intent(&self, cluster: &str, intent: &serde_json::Value) -> Result<(), StoreError> {
+        self.put_blob("intents", "intent", cluster, intent).await
+    }
+    pub async fn intent(&self, cluster: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.get_blob("intents", "intent", cluster).await
+    }
+    /// What the reconciler last saw and concluded (served as the cluster's status).
+    pub async fn put_status(&self, cluster: &str, status: &serde_json::Value) -> Result<(), StoreError> {
+        self.put_blob("observations", "status", cluster, status).await
+    }
+    pub async fn status(&self, cluster: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.get_blob("observations", "status", cluster).await
+    }
+
+    /// A stable dump of what API writes touch: specs, the revision counter and the journal (tests
+    /// prove rejected input changed nothing). Intents and observations are the reconciler's and
+    /// change on every pass, so they are left out.
+    pub async fn fingerprint(&self) -> Result<String, StoreError> {
+        let mut out = String::new();
+        for (table, order) in [("resources", "kind, name"), ("counters", "name"), ("journal", "id")] {
+            let sql = format!("SELECT * FROM {table} ORDER BY {order}");
+            let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+            out.push_str(&format!("{table}: {} rows\n", rows.len()));
+            for row in rows {
+                let mut cells = Vec::new();
+                for i in 0..row.len() {
+                    let cell = row
+                        .try_get::<String, _>(i)
+                        .or_else(|_| row.try_get::<i64, _>(i).map(|v| v.to_string()))
+                        .unwrap_or_else(|_| "?".into());
+                    cells.push(cell);
+                }
+                out.push_str(&cells.join("|"));
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Stage-2 checks of a batch against what is stored (and the batch itself).
+fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredResource>) -> Result<(), StoreError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for d in batch {
+        if !seen.insert((d.kind(), d.key())) {
+            return Err(StoreError::Invalid(FieldError::new("metadata.name", "declared twice in this batch").on(d.display())));
+        }
+    }
+    // The clusters as they would be after the batch.
+    let mut clusters: BTreeMap<String, ClusterSpec> = BTreeMap::new();
+    for r in existing.values() {
+        if let DeclaredSpec::KafkaCluster(s) = &r.declared.spec {
+            if !r.deleting {
+                clusters.insert(r.declared.name.clone(), spec::effective_cluster(&r.declared.name, s));
+            }
+        }
+    }
+    for d in batch {
+        if let DeclaredSpec::KafkaCluster(s) = &d.spec {
+            clusters.insert(d.name.clone(), spec::effective_cluster(&d.name, s));
+        }
+    }
+    for d in batch {
+        let old = existing.get(&(d.kind(), d.key()));
+        if let Some(old) = old {
+            if old.deleting {
+                return Err(StoreError::Conflict {
+                    resource: d.display(),
+                    message: "is being deleted; wait until it is gone, then apply it again".into(),
+                });
+            }
+            if let Some(g) = d.generation {
+                if g != old.generation {
+                    return Err(StoreError::Conflict {
+                        resource: d.display(),
+                        message: format!("generation is {}, not {g}: someone changed it since you read it; read it again", old.generation),
+                    });
+                }
+            }
+        } else if let Some(g) = d.generation {
+            return Err(StoreError::Conflict {
+                resource: d.display(),
+                message: format!("does not exist, yet metadata.generation {g} was given; remove it to create"),
+            });
+        }
+        let invalid = |e: FieldError| StoreError::Invalid(e.on(d.display()));
+        match (&d.spec, old.map(|o| &o.declared.spec)) {
+            (DeclaredSpec::KafkaCluster(new), Some(DeclaredSpec::KafkaCluster(was))) => {
+                if new.brokers < was.brokers {
+                    return Err(invalid(FieldError::new(
+                        "spec.brokers",
+                        format!(
+                            "{} is fewer than the {} brokers the cluster has: scale-down is not supported (Kafka would lose replicas); \
+                             build a smaller cluster and fail over to it",
+                            new.brokers, was.brokers
+                        ),
+                    )));
+                }
+                if new.provider.as_deref().unwrap_or("local") != was.provider.as_deref().unwrap_or("local") {
+                    return Err(invalid(FieldError::new("spec.provider", "cannot change on an existing cluster: build a new cluster instead")));
+                }
+                if new.availability_zones.len() < was.availability_zones.len()
+                    || !was.availability_zones.iter().all(|az| new.availability_zones.contains(az))
+                {
+                    return Err(invalid(FieldError::new(
+                        "spec.availabilityZones",
+                        "zones can be added but not removed: brokers already run in every listed zone",
+                    )));
+                }
+            }
+            (DeclaredSpec::Topic(new), Some(DeclaredSpec::Topic(was))) => {
+                if new.partitions < was.partitions {
+                    return Err(invalid(FieldError::new(
+                        "spec.partitions",
+                        format!("{} is fewer than the topic's {} partitions: Kafka cannot remove partitions", new.partitions, was.partitions),
+                    )));
+                }
+                let cluster = clusters.get(&new.cluster);
+                let (Some(c), Ok(_)) = (cluster, Ok::<(), ()>(())) else {
+                    return Err(invalid(FieldError::new("spec.cluster", format!("cluster `{}` is not declared", new.cluster))));
+                };
+                let before = spec::effective_topic(&d.name, was, Some(c)).ok().map(|t| t.replication_factor);
+                let after = spec::effective_topic(&d.name, new, Some(c)).map_err(invalid)?.replication_factor;
+                if before.is_some_and(|b| b != after) {
+                    return Err(invalid(FieldError::new(
+                        "spec.replicationFactor",
+                        format!("changing the replication factor ({} -> {after}) needs a partition reassignment, which is not supported yet", before.unwrap_or(0)),
+                    )));
+                }
+                if new.cluster != was.cluster {
+                    return Err(invalid(FieldError::new("spec.cluster", "a topic cannot move to another cluster")));
+                }
+            }
+            _ => {}
+        }
+        match &d.spec {
+            DeclaredSpec::Topic(t) => {
+                spec::effective_topic(&d.name, t, clusters.get(&t.cluster)).map_err(invalid)?;
+            }
+            DeclaredSpec::Route(r) => {
+                if !clusters.contains_key(&r.cluster) {
+                    return Err(invalid(FieldError::new(
+                        "spec.cluster",
+                        format!("cluster `{}` is not declared: apply its KafkaCluster first (or in the same file)", r.cluster),
+                    )));
+                }
+            }
+            DeclaredSpec::KafkaCluster(_) => {
+                // A cluster change must keep every stored topic valid (e.g. replication <= brokers).
+                for r in existing.values() {
+                    if let DeclaredSpec::Topic(t) = &r.declared.spec {
+                        if t.cluster == d.name && !r.deleting && !batch.iter().any(|b| b.kind() == Kind::Topic && b.key() == r.key()) {
+                            spec::effective_topic(&r.declared.name, t, clusters.get(&d.name)).map_err(|e| {
+                                StoreError::Invalid(FieldError::new(
+                                    "spec",
+                                    format!("would make stored topic `{}` invalid: {}", r.declared.name, e.message),
+                                ).on(d.display()))
+                            })?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! A `fleet-manager` process and `fleetctl` runs against it. Dropping the fixture stops the
+//! fleet manager and every local broker host it launched (hosts outlive a fleet manager by
+//! design, so the fixture has to end them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::ManagedProcess;
+use crate::{free_port, kafka_libs, wait_until, workspace_bin, RunDir};
+
+pub const WRITE_TOKEN: &str = "ops-write-secret-1";
+pub const READ_TOKEN: &str = "dash-read-secret-1";
+
+#[derive(Clone, Debug)]
+pub struct FleetManagerOptions {
+    pub zookeeper: String,
+    pub fleet_root: String,
+    /// `None`: SQLite under the data folder.
+    pub database: Option<String>,
+    pub replace_grace_secs: u64,
+    pub interval_secs: u64,
+    pub session_timeout_ms: u64,
+    pub extra_args: Vec<String>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl FleetManagerOptions {
+    pub fn new(zookeeper: &str) -> Self {
+        Self {
+            zookeeper: zookeeper.to_string(),
+            fleet_root: format!("/{}", crate::unique("fleet")),
+            database: None,
+            replace_grace_secs: 20,
+            interval_secs: 5,
+            session_timeout_ms: 4000,
+            extra_args: Vec::new(),
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+pub struct FleetManager {
+    pub options: FleetManagerOptions,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub process: Option<ManagedProcess>,
+    pub run: RunDir,
+    starts: usize,
+}
+
+impl FleetManager {
+    pub async fn start(options: FleetManagerOptions) -> Self {
+        let run = RunDir::new("fleet-manager");
+        let data_dir = run.path.join("data");
+        let mut fm = Self { options, data_dir, port: free_port(), process: None, run, starts: 0 };
+        fm.spawn().await;
+        fm
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.options
+            .database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("fleet.db").display()))
+    }
+
+    pub fn hosts_root(&self) -> PathBuf {
+        self.data_dir.join("local/hosts")
+    }
+
+    pub fn dns_root(&self) -> PathBuf {
+        self.data_dir.join("local/dns")
+    }
+
+    /// (Re)starts the process on the same port, data and database.
+    pub async fn spawn(&mut self) {
+        self.starts += 1;
+        let mut cmd = Command::new(workspace_bin("fleet-manager"));
+        cmd.args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--zookeeper", &self.options.zookeeper, "--fleet-root", &self.options.fleet_root])
+            .args(["--zk-session-timeout-ms", &self.options.session_timeout_ms.to_string()])
+            .args(["--token", &format!("ops:write:{WRITE_TOKEN}"), "--token", &format!("dash:read:{READ_TOKEN}")])
+            .args(["--interval-secs", &self.options.interval_secs.to_string()])
+            .args(["--replace-grace-secs", &self.options.replace_grace_secs.to_string()])
+            .args(["--step-timeout-secs", "60"])
+            .arg("--kafka-libs")
+            .arg(kafka_libs())
+            .args(["--identity", &format!("fm-{}-{}", self.port, self.starts)])
+            .env("RUST_LOG", "info,sqlx=warn,rdkafka=warn")
+            .env_remove("FLEET_MANAGER_TOKENS");
+        if let Some(db) = &self.options.database {
+            cmd.args(["--database", db]);
+        }
+        cmd.args(&self.options.extra_args);
+        for (k, v) in &self.options.extra_env {
+            cmd.env(k, v);
+        }
+        std::fs::create_dir_all(&self.data_dir).expect("data dir");
+        let log = self.run.path.join(format!("fleet-manager-{}.log", self.starts));
+        let process = ManagedProcess::spawn("fleet-manager", cmd, &log).expect("spawn fleet-manager");
+        self.process = Some(process);
+        let url = format!("{}/healthz", self.url());
+        let http = reqwest::Client::new();
+        wait_until(&format!("fleet manager answering {url} (log {})", log.display()), Duration::from_secs(30), || {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => Ok(Some(())),
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// `kill -9` of the fleet manager (its hosts keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.process.as_ref().map(|p| p.log_tail(lines)).unwrap_or_default()
+    }
+
+    pub async fn health(&self) -> Option<serde_json::Value> {
+        let r = reqwest::Client::new().get(format!("{}/healthz", self.url())).send().await.ok()?;
+        r.json().await.ok()
+    }
+
+    /// An API call with a token; returns (status, JSON body).
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<(&str, String)>) -> (u16, serde_json::Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some((content_type, b)) = body {
+            req = req.header("content-type", content_type).body(b);
+        }
+        let resp = req.send().await.expect("fleet manager reachable");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, Some(READ_TOKEN), None).await
+    }
+
+    /// Runs `fleetctl` against this fleet manager with the write token.
+    pub async fn fleetctl(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(workspace_bin("fleetctl"))
+            .args(args)
+            .env("FLEET_API", self.url())
+            .env("FLEET_TOKEN", WRITE_TOKEN)
+            .output()
+            .await
+            .expect("run fleetctl")
+    }
+
+    /// The instance IDs of local hosts the fleet manager launched, with their state.
+    pub fn local_hosts(&self) -> Vec<fleet_common::local::LocalInstance> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.hosts_root()) else { return out };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Ok(Some(i)) = fleet_common::local::read_instance(&self.hosts_root(), &id) {
+                out.push(i);
+            }
+        }
+        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        out
+    }
+
+    /// Stops every local host (its bootstrap's process group and JVM).
+    pub fn stop_local_hosts(&self) {
+        stop_hosts_under(&self.hosts_root());
+    }
+}
+
+pub fn stop_hosts_under(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for e in entries.flatten() {
+        for (file, group) in [("host.pid", true), ("data/kafka.pid", false)] {
+            let Ok(text) = std::fs::read_to_string(e.path().join(file)) else { continue };
+            let Ok(pid) = text.trim().parse::<i32>() else { continue };
+            if pid > 1 && Path::new(&format!("/proc/{pid}")).exists() {
+                crate::process::signal_pid(if group { -pid } else { pid }, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for FleetManager {
+    fn drop(&mut self) {
+        self.kill();
+        self.stop_local_hosts();
+    }
+}

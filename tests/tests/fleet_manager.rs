@@ -1,0 +1,500 @@
+//! The fleet manager against real parts: ZooKeeper, Kafka brokers booted by `kafka-bootstrap` as
+//! local hosts, PostgreSQL and SQLite stores, moto for EC2. Claims about Kafka are checked with
+//! kcat, not with the project's own database.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fleet_manager::spec;
+use fleet_manager::store::{ApplyOutcome, Store, StoreError};
+use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, READ_TOKEN, WRITE_TOKEN};
+use fleet_tests::kafka::local_properties;
+use fleet_tests::{init_logging, kcat, wait_until, Postgres, ZkEnsemble};
+
+fn cluster_yaml(name: &str, brokers: usize, provider: &str) -> String {
+    let mut text = format!(
+        "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata:\n  name: {name}\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: {brokers}\n  \
+         availabilityZones: [zone-a, zone-b, zone-c]\n  priorityClass: medium\n  provider: {provider}\n  brokerConfig:\n"
+    );
+    for (k, v) in local_properties(3) {
+        text.push_str(&format!("    {k}: \"{v}\"\n"));
+    }
+    // A killed broker leaves /brokers/ids within seconds (ZooKeeper here ticks every 500 ms).
+    text.push_str("    zookeeper.session.timeout.ms: 6000\n");
+    text
+}
+
+fn topics_yaml(cluster: &str) -> String {
+    format!(
+        "apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: orders }}\nspec: {{ cluster: {cluster}, partitions: 6 }}\n---\n\
+         apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: clicks }}\nspec: {{ cluster: {cluster}, partitions: 3, priorityClass: high, configs: {{ cleanup.policy: delete }} }}\n---\n\
+         apiVersion: kafka-fleet.io/v1\nkind: Route\nmetadata: {{ name: events }}\nspec: {{ cluster: {cluster} }}\n"
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write spec");
+    path.display().to_string()
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Bootstrap servers of the cluster's live brokers, from the hosts' instance files.
+fn servers(fm: &FleetManager) -> String {
+    fm.local_hosts()
+        .iter()
+        .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
+        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn status(fm: &FleetManager, cluster: &str) -> serde_json::Value {
+    let (code, body) = fm.get(&format!("/v1/clusters/{cluster}")).await;
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+async fn wait_converged(fm: &FleetManager, cluster: &str, revision: i64, deadline: Duration) {
+    let what = format!("cluster {cluster} converged on revision {revision}");
+    wait_until(&what, deadline, || async move {
+        let v = status(fm, cluster).await;
+        let st = &v["status"];
+        if st["converged"] == true && st["observedRevision"].as_i64().unwrap_or(0) >= revision {
+            Ok(Some(()))
+        } else {
+            Err(format!("phase {} plan {} / {}", st["phase"], st["plan"], fm.log_tail(5)))
+        }
+    })
+    .await
+}
+
+async fn registry(zk: &zookeeper_client::Client, root: &str, cluster: &str) -> BTreeMap<i32, String> {
+    let paths = fleet_common::FleetPaths::new(root).cluster(cluster);
+    kafka_bootstrap::broker_id::read_registry(zk, &paths)
+        .await
+        .expect("registry")
+        .into_iter()
+        .map(|(id, e)| (id, e.lease.instance_id))
+        .collect()
+}
+
+async fn live_brokers(zk: &zookeeper_client::Client, root: &str, cluster: &str) -> BTreeSet<i32> {
+    let path = fleet_common::FleetPaths::new(root).cluster(cluster).kafka().broker_ids();
+    zk.list_children(&path).await.unwrap_or_default().iter().filter_map(|c| c.parse().ok()).collect()
+}
+
+/// Apply -> converge (checked through kcat) -> crash mid-apply twice -> no duplicates ->
+/// scale up -> a broker killed -9 is replaced with its ID -> teardown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
+    init_logging();
+    let zk = ZkEnsemble::start(1).await;
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    // The first run dies right after its second step (two of three hosts launched).
+    options.extra_env.push(("FLEET_FAILPOINT_CRASH_AFTER_STEPS".into(), "2".into()));
+    let mut fm = FleetManager::start(options).await;
+    let specs = fm.run.path.join("specs");
+    std::fs::create_dir_all(&specs).expect("specs dir");
+    write(&specs, "10-cluster.yaml", &cluster_yaml("blue", 3, "local"));
+    write(&specs, "20-topics.yaml", &topics_yaml("blue"));
+
+    let out = fm.fleetctl(&["apply", "-f", &specs.display().to_string(), "-o", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let applied: serde_json::Value = serde_json::from_slice(&out.stdout).expect("apply json");
+    assert_eq!(applied["results"].as_array().map(|r| r.len()), Some(4), "{applied}");
+
+    // Crash 1: the failpoint kills the process between launches.
+    let started = Instant::now();
+    while fm.process.as_mut().is_some_and(|p| p.is_running()) {
+        assert!(started.elapsed() < Duration::from_secs(30), "failpoint never fired: {}", fm.log_tail(20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fm.local_hosts().len(), 2, "two hosts launched before the crash");
+    fm.options.extra_env.clear();
+    fm.spawn().await;
+
+    // Crash 2: kill -9 once every host is launched but before the topics exist.
+    wait_until("three hosts launched", Duration::from_secs(30), || async {
+        Ok((fm.local_hosts().len() >= 3).then_some(()))
+    })
+    .await;
+    fm.kill();
+    fm.spawn().await;
+
+    let revision = applied["revisions"]["blue"].as_i64().expect("revision");
+    wait_converged(&fm, "blue", revision, Duration::from_secs(150)).await;
+
+    // No duplicate host, three IDs, three live brokers.
+    let hosts = fm.local_hosts();
+    assert_eq!(hosts.len(), 3, "no duplicate host: {hosts:?}");
+    let client = zk.client().await;
+    let root = fm.options.fleet_root.clone();
+    let reg = registry(&client, &root, "blue").await;
+    assert_eq!(reg.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+    let zones: BTreeSet<&str> = hosts.iter().map(|h| h.availability_zone.as_str()).collect();
+    assert_eq!(zones.len(), 3, "one host per zone: {hosts:?}");
+
+    // Through Kafka (kcat), not our database: partitions and replication as declared.
+    let md = kcat::metadata(&servers(&fm)).await.expect("kcat metadata");
+    assert_eq!(kcat::topic_shape(&md, "orders"), Some((6, 2)), "orders: medium class = 2 copies; {md}");
+    assert_eq!(kcat::topic_shape(&md, "clicks"), Some((3, 3)), "clicks: high class = 3 copies");
+    // Each topic was created exactly once across the crashes.
+    let (_, journal) = fm.get("/v1/journal?cluster=blue&limit=1000").await;
+    for topic in ["orders", "clicks"] {
+        let creates = journal
+            .as_array()
+            .expect("journal")
+            .iter()
+            .filter(|e| e["action"] == "create-topic" && e["outcome"] == "ok" && e["detail"]["topic"] == topic)
+            .count();
+        assert_eq!(creates, 1, "{topic} created once");
+    }
+    // The high class's retention reached Kafka's topic config.
+    let cfg_path = fleet_common::FleetPaths::new(&root).cluster("blue").kafka().topic_config("clicks");
+    let (cfg, _) = client.get_data(&cfg_path).await.expect("topic config");
+    let cfg: serde_json::Value = serde_json::from_slice(&cfg).expect("config json");
+    assert_eq!(cfg["config"]["retention.ms"], "86400000");
+    assert_eq!(cfg["config"]["min.insync.replicas"], "2");
+
+    // fleetctl describe shows it converged.
+    let out = fm.fleetctl(&["describe", "cluster", "blue"]).await;
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Converged"), "{}", text(&out));
+
+    // Scale up: the new broker takes the next ID, in the emptiest zone.
+    write(&specs, "10-cluster.yaml", &cluster_yaml("blue", 4, "local"));
+    let out = fm.fleetctl(&["apply", "-f", &specs.display().to_string(), "--wait", "--timeout", "150s"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let reg = registry(&client, &root, "blue").await;
+    assert_eq!(reg.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(live_brokers(&client, &root, "blue").await.len(), 4);
+
+    // kill -9 broker 2's JVM: after the grace period its host is replaced and ID 2 comes back.
+    let victim = reg[&2].clone();
+    let pid: i32 = std::fs::read_to_string(fm.hosts_root().join(&victim).join("data/kafka.pid"))
+        .expect("kafka.pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    fleet_tests::process::signal_pid(pid, libc::SIGKILL);
+    let replaced = wait_until("broker 2 back on a new host", Duration::from_secs(150), || {
+        let client = client.clone();
+        let root = root.clone();
+        let victim = victim.clone();
+        async move {
+            let reg = registry(&client, &root, "blue").await;
+            let live = live_brokers(&client, &root, "blue").await;
+            match reg.get(&2) {
+                Some(holder) if holder != &victim && live.contains(&2) => Ok(Some(holder.clone())),
+                other => Err(format!("broker 2 held by {other:?}, live {live:?}")),
+            }
+        }
+    })
+    .await;
+    let hosts = fm.local_hosts();
+    let victim_host = hosts.iter().find(|h| h.instance_id == victim).expect("old host record");
+    assert_eq!(victim_host.state, fleet_common::local::LocalInstanceState::Terminated);
+    assert!(hosts.iter().any(|h| h.instance_id == replaced && h.availability_zone == victim_host.availability_zone), "same zone");
+    assert_eq!(live_brokers(&client, &root, "blue").await.into_iter().collect::<Vec<_>>(), [1, 2, 3, 4]);
+
+    // Teardown: the route protects the cluster until it is deleted.
+    let out = fm.fleetctl(&["delete", "cluster", "blue"]).await;
+    assert_eq!(out.status.code(), Some(4), "conflict while a route points at it: {}", text(&out));
+    let out = fm.fleetctl(&["delete", "route", "events"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = fm.fleetctl(&["delete", "cluster", "blue", "--wait", "--timeout", "120s"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(fm.local_hosts().iter().all(|h| h.state == fleet_common::local::LocalInstanceState::Terminated));
+    let (code, _) = fm.get("/v1/clusters/blue/topics/orders").await;
+    assert_eq!(code, 404);
+}
+
+/// Two fleet managers on one PostgreSQL store: one leader; the standby serves reads and takes over
+/// within the ZooKeeper session timeout when the leader dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_takes_over_when_the_leader_dies() {
+    init_logging();
+    let zk = ZkEnsemble::start(1).await;
+    let pg = Postgres::start().await;
+    pg.create_database("fleet_ha").await;
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.database = Some(pg.url("fleet_ha"));
+    options.session_timeout_ms = 4000;
+    let mut first = FleetManager::start(options.clone()).await;
+    wait_until("first instance leads", Duration::from_secs(20), || async {
+        Ok(first.health().await.filter(|h| h["leader"] == true).map(|_| ()))
+    })
+    .await;
+    let second = FleetManager::start(options).await;
+    // Only one leader, for a while.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let (a, b) = (first.health().await.expect("first"), second.health().await.expect("second"));
+        assert!(a["leader"] == true && b["leader"] == false, "exactly one leader: {a} {b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A write through the standby is visible through the leader (one store).
+    let specs = first.run.path.join("ha.yaml");
+    std::fs::write(&specs, cluster_yaml("green", 1, "ec2")).expect("spec");
+    let out = second.fleetctl(&["apply", "-f", &specs.display().to_string()]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let (code, body) = first.get("/v1/clusters/green").await;
+    assert_eq!(code, 200, "{body}");
+
+    let killed = Instant::now();
+    first.kill();
+    wait_until("standby takes over", Duration::from_secs(15), || async {
+        Ok(second.health().await.filter(|h| h["leader"] == true).map(|_| ()))
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(took <= Duration::from_millis(4000 + 3000), "took over in {took:?}, session timeout 4 s");
+    eprintln!("standby took over {took:?} after the leader was killed");
+    let (_, journal) = second.get("/v1/journal?limit=20").await;
+    assert!(journal.as_array().expect("journal").iter().any(|e| e["action"] == "elected" && e["actor"].as_str().is_some_and(|a| a.contains(&format!("fm-{}", second.port)))));
+}
+
+/// The store's contract, run on SQLite and on PostgreSQL alike.
+async fn exercise_store(url: &str) {
+    let store = Store::open(url).await.expect("open store");
+    let doc = |yaml: &str| -> Vec<spec::Declared> {
+        spec::parse_yaml_documents(yaml).expect("yaml").into_iter().map(|v| spec::validate_value(v).expect("valid")).collect()
+    };
+    let cluster = doc(&cluster_yaml("blue", 3, "local"));
+    let topics = doc(&topics_yaml("blue"));
+    let mut batch = cluster.clone();
+    batch.extend(topics.clone());
+    let r = store.apply(&batch, "test", false).await.expect("apply");
+    assert!(r.iter().all(|x| x.outcome == ApplyOutcome::Created && x.generation == 1));
+    let rev1 = store.revision().await.expect("revision");
+    // Idempotent.
+    let r = store.apply(&batch, "test", false).await.expect("re-apply");
+    assert!(r.iter().all(|x| x.outcome == ApplyOutcome::Unchanged));
+    assert_eq!(store.revision().await.expect("revision"), rev1);
+    // A change bumps the generation.
+    let bigger = doc(&cluster_yaml("blue", 5, "local"));
+    let r = store.apply(&bigger, "test", false).await.expect("scale up");
+    assert_eq!((r[0].outcome, r[0].generation), (ApplyOutcome::Configured, 2));
+    // A stale generation is refused.
+    let mut stale = doc(&cluster_yaml("blue", 6, "local"));
+    stale[0].generation = Some(1);
+    assert!(matches!(store.apply(&stale, "test", false).await, Err(StoreError::Conflict { .. })));
+    // Rejected batches write nothing, not even their valid part.
+    let before = store.fingerprint().await.expect("fingerprint");
+    let mut bad = doc(&cluster_yaml("red", 1, "local"));
+    bad.extend(doc("apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: t }\nspec: { cluster: red, partitions: 1, replicationFactor: 3 }\n"));
+    assert!(matches!(store.apply(&bad, "test", false).await, Err(StoreError::Invalid(e)) if e.field == "spec.replicationFactor"));
+    assert!(matches!(store.apply(&doc(&cluster_yaml("blue", 2, "local")), "test", false).await, Err(StoreError::Invalid(e)) if e.field == "spec.brokers"));
+    assert!(store.apply(&bigger, "test", true).await.is_ok(), "dry run");
+    assert_eq!(store.fingerprint().await.expect("fingerprint"), before);
+    // Deleting: the route protects its cluster; a cluster takes its topics along.
+    assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await, Err(StoreError::Conflict { .. })));
+    store.delete(spec::Kind::Route, "events", "test", None).await.expect("delete route");
+    store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await.expect("delete cluster");
+    let all = store.list(None, None).await.expect("list");
+    assert!(all.iter().all(|r| r.deleting), "cluster and topics marked");
+    store.remove(spec::Kind::KafkaCluster, "blue").await.expect("remove");
+    assert!(store.list(None, None).await.expect("list").is_empty());
+    // The journal kept every accepted write, newest first.
+    let journal = store.journal(None, 100, None).await.expect("journal");
+    assert_eq!(journal.len(), 4 + 1 + 2);
+    assert!(journal.windows(2).all(|w| w[0].id > w[1].id));
+    assert_eq!(journal[0].action, "delete KafkaCluster");
+    // Intents and observations round-trip.
+    store.put_intent("blue", &serde_json::json!({"missingSince": {"2": 5}})).await.expect("intent");
+    store.put_intent("blue", &serde_json::json!({"missingSince": {}})).await.expect("intent again");
+    assert_eq!(store.intent("blue").await.expect("intent"), Some(serde_json::json!({"missingSince": {}})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_contract_holds_on_sqlite_and_postgresql() {
+    init_logging();
+    let dir = tempfile::tempdir().expect("tempdir");
+    exercise_store(&format!("sqlite://{}?mode=rwc", dir.path().join("fleet.db").display())).await;
+    let pg = Postgres::start().await;
+    pg.create_database("fleet_store").await;
+    exercise_store(&pg.url("fleet_store")).await;
+}
+
+/// At least 30 malformed specs and API bodies: each gets a 4xx (or fleetctl a non-zero exit)
+/// naming the field, and the database is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
+    init_logging();
+    let zk = ZkEnsemble::start(1).await;
+    let fm = FleetManager::start(FleetManagerOptions::new(&zk.connect_string())).await;
+    wait_until("leader", Duration::from_secs(20), || async { Ok(fm.health().await.filter(|h| h["leader"] == true).map(|_| ())) }).await;
+    // A cluster to refer to (ec2: not configured here, so nothing is launched).
+    let ok = fm
+        .call(reqwest::Method::POST, "/v1/apply", Some(WRITE_TOKEN), Some(("application/yaml", cluster_yaml("blue", 3, "ec2"))))
+        .await;
+    assert_eq!(ok.0, 200, "{}", ok.1);
+    let store = Store::open(&fm.database_url()).await.expect("store");
+    let before = store.fingerprint().await.expect("fingerprint");
+
+    let c = |spec: &str| format!("{{\"apiVersion\":\"kafka-fleet.io/v1\",\"kind\":\"KafkaCluster\",\"metadata\":{{\"name\":\"red\"}},\"spec\":{spec}}}");
+    let t = |name: &str, spec: &str| format!("{{\"apiVersion\":\"kafka-fleet.io/v1\",\"kind\":\"Topic\",\"metadata\":{{\"name\":\"{name}\"}},\"spec\":{spec}}}");
+    let good_c = r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"]}"#;
+    let huge = format!("[{}]", vec![t("x", r#"{"cluster":"blue","partitions":1}"#); 12_000].join(","));
+    // (body, expected status, expected field)
+    let cases: Vec<(String, u16, &str)> = vec![
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"],"colour":"red"}"#), 422, "spec.colour"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":"three","availabilityZones":["a"]}"#), 422, "spec.brokers"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":-1,"availabilityZones":["a"]}"#), 422, "spec.brokers"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":0,"availabilityZones":["a"]}"#), 422, "spec.brokers"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":201,"availabilityZones":["a"]}"#), 422, "spec.brokers"),
+        (c(r#"{"kafkaVersion":"2.8","brokers":3,"availabilityZones":["a"]}"#), 422, "spec.kafkaVersion"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":[]}"#), 422, "spec.availabilityZones"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a","a"]}"#), 422, "spec.availabilityZones[1]"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["Zone A"]}"#), 422, "spec.availabilityZones[0]"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"],"priorityClass":"urgent"}"#), 422, "spec.priorityClass"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"],"provider":"gcp"}"#), 422, "spec.provider"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"],"instanceType":"huge"}"#), 422, "spec.instanceType"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"],"brokerConfig":{"num.io.thread":8}}"#), 422, "spec.brokerConfig.num.io.thread"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"],"brokerConfig":{"num.io.threads":"many"}}"#), 422, "spec.brokerConfig.num.io.threads"),
+        (c(r#"{"kafkaVersion":"3.9","brokers":3,"availabilityZones":["a"],"brokerConfig":{"broker.id":7}}"#), 422, "spec.brokerConfig.broker.id"),
+        (c(r#"{"kafkaVersion":"3.9","availabilityZones":["a"]}"#), 422, "spec"),
+        (c(r#"[1,2]"#), 422, "spec"),
+        (format!(r#"{{"apiVersion":"kafka-fleet.io/v1","kind":"KafkaCluster","metadata":{{"name":"Red_Cluster"}},"spec":{good_c}}}"#), 422, "metadata.name"),
+        (format!(r#"{{"apiVersion":"kafka-fleet.io/v2","kind":"KafkaCluster","metadata":{{"name":"red"}},"spec":{good_c}}}"#), 422, "apiVersion"),
+        (format!(r#"{{"apiVersion":"kafka-fleet.io/v1","kind":"Broker","metadata":{{"name":"red"}},"spec":{good_c}}}"#), 422, "kind"),
+        (format!(r#"{{"apiVersion":"kafka-fleet.io/v1","kind":"KafkaCluster","metadata":{{"name":"red","owner":"me"}},"spec":{good_c}}}"#), 422, "metadata.owner"),
+        (format!(r#"{{"apiVersion":"kafka-fleet.io/v1","kind":"KafkaCluster","metadata":{{"name":"red"}},"spec":{good_c},"status":{{}}}}"#), 422, "status"),
+        (format!(r#"{{"apiVersion":"kafka-fleet.io/v1","kind":"KafkaCluster","metadata":{{"name":"blue","generation":7}},"spec":{good_c}}}"#), 409, ""),
+        (t("orders", r#"{"cluster":"blue","partitions":-3}"#), 422, "spec.partitions"),
+        (t("orders", r#"{"cluster":"blue","partitions":0}"#), 422, "spec.partitions"),
+        (t("orders", r#"{"cluster":"blue","partitions":10001}"#), 422, "spec.partitions"),
+        (t("orders", r#"{"cluster":"blue","partitions":"six"}"#), 422, "spec.partitions"),
+        (t("orders", r#"{"cluster":"blue","partitions":6,"replicationFactor":4}"#), 422, "spec.replicationFactor"),
+        (t("orders", r#"{"cluster":"blue","partitions":6,"replicationFactor":0}"#), 422, "spec.replicationFactor"),
+        (t("orders", r#"{"cluster":"nowhere","partitions":6}"#), 422, "spec.cluster"),
+        (t("orders", r#"{"cluster":"blue","partitions":6,"retentionHours":-1}"#), 422, "spec.retentionHours"),
+        (t("orders", r#"{"cluster":"blue","partitions":6,"configs":{"retention.msec":1}}"#), 422, "spec.configs.retention.msec"),
+        (t("orders", r#"{"cluster":"blue","partitions":6,"configs":{"segment.bytes":"big"}}"#), 422, "spec.configs.segment.bytes"),
+        (t("orders", r#"{"cluster":"blue","partitions":6,"configs":{"min.insync.replicas":3}}"#), 422, "spec.configs.min.insync.replicas"),
+        (t("orders", r#"{"cluster":"blue","partitions":6,"retentionHours":2,"configs":{"retention.ms":1}}"#), 422, "spec.configs.retention.ms"),
+        (t("bad topic!", r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
+        (t("__consumer_offsets", r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
+        (t(&"x".repeat(250), r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
+        (format!(r#"{{"apiVersion":"kafka-fleet.io/v1","kind":"Route","metadata":{{"name":"events"}},"spec":{{"cluster":"nowhere"}}}}"#), 422, "spec.cluster"),
+        (format!("[{},{}]", t("dup", r#"{"cluster":"blue","partitions":1}"#), t("dup", r#"{"cluster":"blue","partitions":2}"#)), 422, "metadata.name"),
+        (format!("[{},{}]", c(good_c), t("orders", r#"{"cluster":"red","partitions":6,"replicationFactor":5}"#)), 422, "spec.replicationFactor"),
+        (r#"{"resources":[],"force":true}"#.to_string(), 422, "force"),
+        (r#"{"resources":[]}"#.to_string(), 422, "resources"),
+        ("{not json".to_string(), 400, "(body)"),
+        (huge, 413, "(body)"),
+    ];
+    assert!(cases.len() >= 30);
+    for (body, status, field) in &cases {
+        let (code, answer) = fm.call(reqwest::Method::POST, "/v1/apply", Some(WRITE_TOKEN), Some(("application/json", body.clone()))).await;
+        let shown: String = body.chars().take(160).collect();
+        assert_eq!(code, *status, "{shown} -> {answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["field"], *field, "{shown} -> {answer}");
+        }
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+    }
+    // Scale-down is refused on the stored cluster.
+    let (code, answer) = fm
+        .call(reqwest::Method::POST, "/v1/apply", Some(WRITE_TOKEN), Some(("application/yaml", cluster_yaml("blue", 2, "ec2"))))
+        .await;
+    assert_eq!((code, answer["field"].as_str()), (422, Some("spec.brokers")), "{answer}");
+    // Auth and paths.
+    let body = Some(("application/json", c(good_c)));
+    assert_eq!(fm.call(reqwest::Method::POST, "/v1/apply", None, body.clone()).await.0, 401);
+    assert_eq!(fm.call(reqwest::Method::POST, "/v1/apply", Some("wrong-token-123"), body.clone()).await.0, 401);
+    assert_eq!(fm.call(reqwest::Method::POST, "/v1/apply", Some(READ_TOKEN), body.clone()).await.0, 403);
+    assert_eq!(fm.call(reqwest::Method::DELETE, "/v1/clusters/blue", Some(READ_TOKEN), None).await.0, 403);
+    let (code, answer) = fm.call(reqwest::Method::DELETE, "/v1/clusters/Not_A_Name", Some(WRITE_TOKEN), None).await;
+    assert_eq!((code, answer["field"].as_str()), (422, Some("name")));
+    assert_eq!(fm.call(reqwest::Method::DELETE, "/v1/clusters/nowhere", Some(WRITE_TOKEN), None).await.0, 404);
+    assert_eq!(fm.call(reqwest::Method::GET, "/v1/journal?limit=0", Some(READ_TOKEN), None).await.1["field"], "limit");
+    assert_eq!(fm.call(reqwest::Method::GET, "/v1/clusters/blue/brokers/x/properties", Some(READ_TOKEN), None).await.1["field"], "id");
+
+    // fleetctl: bad files exit 2 naming the file, document and field; nothing is sent.
+    let dir = fm.run.path.join("bad");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let fleetctl_cases = [
+        ("unknown.yaml", "apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: t }\nspec: { cluster: blue, partitions: 3, partitons: 4 }\n", "spec.partitons"),
+        ("negative.yaml", "apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: t }\nspec: { cluster: blue, partitions: -3 }\n", "spec.partitions"),
+        ("broken.yaml", "apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: t\n", "not valid YAML"),
+        ("rf.yaml", "apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: t }\nspec: { cluster: blue, partitions: 3, replicationFactor: 5 }\n", "spec.replicationFactor"),
+    ];
+    for (name, body, field) in fleetctl_cases {
+        let path = write(&dir, name, body);
+        let out = fm.fleetctl(&["apply", "-f", &path]).await;
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{name}: {err}");
+    }
+    let out = fm.fleetctl(&["get", "clusters", "-o", "xml"]).await;
+    assert_eq!(out.status.code(), Some(2));
+
+    assert_eq!(store.fingerprint().await.expect("fingerprint"), before, "rejected input changed the store");
+
+    // And the good path of the same API still works: OpenAPI, metrics, get, dry run.
+    let (code, openapi) = fm.call(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert!(code == 200 && openapi["paths"]["/v1/apply"].is_object(), "{openapi}");
+    let out = fm.fleetctl(&["get", "clusters", "-o", "yaml"]).await;
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("name: blue"), "{}", text(&out));
+}
+
+/// The ec2 provider against moto: RunInstances with the cluster tag and user-data; the test plays
+/// the booting host by starting a local broker for the instance moto reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
+    init_logging();
+    let zk = ZkEnsemble::start(1).await;
+    let moto = fleet_tests::Moto::start().await;
+    let ec2 = moto.ec2().await;
+    let ami = ec2.describe_images().send().await.expect("images").images().first().and_then(|i| i.image_id()).expect("ami").to_string();
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.extra_args = vec!["--ec2-region".into(), "us-east-1".into(), "--ec2-endpoint-url".into(), moto.endpoint(), "--ec2-image-id".into(), ami];
+    options.extra_env = fleet_tests::moto::AWS_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let fm = FleetManager::start(options).await;
+    let yaml = cluster_yaml("amber", 1, "ec2").replace("availabilityZones: [zone-a, zone-b, zone-c]", "availabilityZones: [us-east-1a]")
+        + "---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: audit }\nspec: { cluster: amber, partitions: 2, replicationFactor: 1 }\n";
+    let path = write(&fm.run.path, "amber.yaml", &yaml);
+    let out = fm.fleetctl(&["apply", "-f", &path, "-o", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let revision = serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["revisions"]["amber"].as_i64().expect("revision");
+
+    let instance = wait_until("an instance tagged for amber", Duration::from_secs(30), || {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_instances()
+                .filters(aws_sdk_ec2::types::Filter::builder().name("tag:fleet:cluster").values("amber").build())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let ids: Vec<(String, String)> = out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .map(|i| (i.instance_id().unwrap_or_default().to_string(), i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string()))
+                .collect();
+            Ok((ids.len() == 1).then(|| ids[0].clone()))
+        }
+    })
+    .await;
+    assert_eq!(instance.1, "us-east-1a");
+    // Play the host booting: kafka-bootstrap with the ec2 provider, in the fleet's namespace.
+    let mut spec = fleet_tests::kafka::ClusterSpec::local(1);
+    spec.name = "amber".into();
+    spec.fleet_root = Some(fm.options.fleet_root.clone());
+    spec.provider = fleet_tests::kafka::HostProvider::Ec2 { endpoint: moto.endpoint() };
+    let mut host = fleet_tests::LocalCluster::new(&zk, spec);
+    host.start_broker(&instance.0).await;
+    wait_converged(&fm, "amber", revision, Duration::from_secs(90)).await;
+    let md = kcat::metadata(&host.bootstrap_servers()).await.expect("kcat");
+    assert_eq!(kcat::topic_shape(&md, "audit"), Some((2, 1)));
+    // Still exactly one instance: nothing was launched twice while the host booted.
+    let out = ec2.describe_instances().send().await.expect("describe");
+    let count = out.reservations().iter().flat_map(|r| r.instances()).filter(|i| i.tags().iter().any(|t| t.key() == Some("fleet:cluster") && t.value() == Some("amber"))).count();
+    assert_eq!(count, 1);
+}
