@@ -339,7 +339,9 @@ async fn preview_client(state: &AppState) -> Option<zookeeper_client::Client> {
             return Some(c.clone());
         }
     }
-    match state.reconciler.zk_connector.connect(&state.reconciler.zk_address).await {
+    // A preview answers quickly with "unknown" observations rather than hang on a ZooKeeper outage.
+    let connector = state.reconciler.zk_connector.clone().with_deadline(std::time::Duration::from_secs(2));
+    match connector.connect(&state.reconciler.zk_address).await {
         Ok(c) => {
             *guard = Some(c.clone());
             Some(c)

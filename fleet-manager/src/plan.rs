@@ -289,7 +289,7 @@ pub fn plan_cluster(
                 } else {
                     next.missing_since.insert(*broker_id, since);
                     plan.waiting.push(format!(
-                        "broker {broker_id} (host {instance_id}) missing for {}s; replaced after {}s",
+                        "broker {broker_id} (host {instance_id}) not in /brokers/ids for {}s; the host is replaced after {}s",
                         missing_ms / 1000,
                         settings.replace_grace_ms / 1000
                     ));

@@ -290,9 +290,9 @@ impl Ec2Hosts {
     }
 }
 
-fn ec2_err<E: std::error::Error + 'static>(call: &'static str) -> impl Fn(aws_sdk_ec2::error::SdkError<E>) -> ProviderError
+fn ec2_err<E>(call: &'static str) -> impl Fn(aws_sdk_ec2::error::SdkError<E>) -> ProviderError
 where
-    E: Send + Sync,
+    E: std::error::Error + Send + Sync + 'static,
 {
     move |e| ProviderError::Call { call, message: aws_sdk_ec2::error::DisplayErrorContext(e).to_string() }
 }

@@ -380,7 +380,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
         (t("bad topic!", r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
         (t("__consumer_offsets", r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
         (t(&"x".repeat(250), r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
-        (format!(r#"{{"apiVersion":"kafka-fleet.io/v1","kind":"Route","metadata":{{"name":"events"}},"spec":{{"cluster":"nowhere"}}}}"#), 422, "spec.cluster"),
+        (r#"{"apiVersion":"kafka-fleet.io/v1","kind":"Route","metadata":{"name":"events"},"spec":{"cluster":"nowhere"}}"#.to_string(), 422, "spec.cluster"),
         (format!("[{},{}]", t("dup", r#"{"cluster":"blue","partitions":1}"#), t("dup", r#"{"cluster":"blue","partitions":2}"#)), 422, "metadata.name"),
         (format!("[{},{}]", c(good_c), t("orders", r#"{"cluster":"red","partitions":6,"replicationFactor":5}"#)), 422, "spec.replicationFactor"),
         (r#"{"resources":[],"force":true}"#.to_string(), 422, "force"),

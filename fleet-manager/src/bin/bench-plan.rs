@@ -25,6 +25,10 @@ struct Args {
     /// Plan rounds; the median is reported.
     #[arg(long, default_value_t = 21)]
     rounds: usize,
+    /// Also measure a real `fleet-manager` process holding the same fleet (default: the binary
+    /// next to this one); `none` skips it.
+    #[arg(long)]
+    fleet_manager_bin: Option<String>,
     #[arg(long, short = 'o', default_value = "table")]
     output: String,
 }
@@ -43,19 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display())).await?;
     let started = Instant::now();
-    for c in 0..args.clusters {
-        let class = ["low", "medium", "high"][c % 3];
-        let mut docs = vec![serde_json::json!({
-            "apiVersion": spec::API_VERSION, "kind": "KafkaCluster", "metadata": {"name": format!("c{c:03}")},
-            "spec": {"kafkaVersion": "3.9", "brokers": args.brokers, "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"],
-                     "priorityClass": class, "brokerConfig": {"num.io.threads": 16}}
-        })];
-        for t in 0..args.topics {
-            docs.push(serde_json::json!({
-                "apiVersion": spec::API_VERSION, "kind": "Topic", "metadata": {"name": format!("topic-{t:03}")},
-                "spec": {"cluster": format!("c{c:03}"), "partitions": 12 + (t % 4) * 12}
-            }));
-        }
+    for docs in desired_docs(&args) {
         let batch: Vec<_> = docs.into_iter().map(spec::validate_value).collect::<Result<_, _>>()?;
         store.apply(&batch, "bench", false).await?;
     }
@@ -140,6 +132,13 @@ async fn main() -> anyhow::Result<()> {
         "stepsPlanned": steps,
         "rssStartMiB": rss_start as f64 / 1024.0, "rssEndMiB": rss_end as f64 / 1024.0,
     });
+    let process = if args.fleet_manager_bin.as_deref() == Some("none") {
+        serde_json::Value::Null
+    } else {
+        measure_process(&args, &desired_docs(&args)).await?
+    };
+    let mut figures = figures;
+    figures["process"] = process.clone();
     if args.output == "json" {
         println!("{}", serde_json::to_string_pretty(&figures)?);
     } else {
@@ -150,6 +149,82 @@ async fn main() -> anyhow::Result<()> {
         println!("plan per cluster:        {:.1} us", median * 1000.0 / args.clusters as f64);
         println!("steps planned per round: {steps}");
         println!("resident memory:         {:.1} MiB at start, {:.1} MiB with the fleet loaded and planned", rss_start as f64 / 1024.0, rss_end as f64 / 1024.0);
+        if !process.is_null() {
+            println!("fleet-manager process:   {:.1} MiB idle, {:.1} MiB after applying the fleet through the API and serving GET /v1/plan ({:.0} ms, most of it the 2 s ZooKeeper connect deadline: no ZooKeeper in this run)",
+                process["rssIdleMiB"].as_f64().unwrap_or(0.0), process["rssLoadedMiB"].as_f64().unwrap_or(0.0), process["planAllHttpMs"].as_f64().unwrap_or(0.0));
+        }
     }
     Ok(())
+}
+
+/// One batch of documents per cluster: the cluster and its topics.
+fn desired_docs(args: &Args) -> Vec<Vec<serde_json::Value>> {
+    (0..args.clusters)
+        .map(|c| {
+            let class = ["low", "medium", "high"][c % 3];
+            let mut docs = vec![serde_json::json!({
+                "apiVersion": spec::API_VERSION, "kind": "KafkaCluster", "metadata": {"name": format!("c{c:03}")},
+                "spec": {"kafkaVersion": "3.9", "brokers": args.brokers, "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"],
+                         "priorityClass": class, "brokerConfig": {"num.io.threads": 16}}
+            })];
+            for t in 0..args.topics {
+                docs.push(serde_json::json!({
+                    "apiVersion": spec::API_VERSION, "kind": "Topic", "metadata": {"name": format!("topic-{t:03}")},
+                    "spec": {"cluster": format!("c{c:03}"), "partitions": 12 + (t % 4) * 12}
+                }));
+            }
+            docs
+        })
+        .collect()
+}
+
+fn rss_of(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Starts a real fleet manager (SQLite, no providers, ZooKeeper unreachable so it only serves),
+/// applies the fleet through its API, asks it for the plan of every cluster, and reads its RSS.
+async fn measure_process(args: &Args, batches: &[Vec<serde_json::Value>]) -> anyhow::Result<serde_json::Value> {
+    let bin = match &args.fleet_manager_bin {
+        Some(b) => std::path::PathBuf::from(b),
+        None => std::env::current_exe()?.with_file_name("fleet-manager"),
+    };
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let token = "bench:write:bench-secret-1";
+    let mut child = tokio::process::Command::new(&bin)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--zookeeper", "127.0.0.1:9", "--token", token])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", bin.display()))?;
+    let pid = child.id().unwrap_or(0);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "fleet-manager did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let idle = rss_of(pid);
+    for docs in batches {
+        let r = http.post(format!("{base}/v1/apply")).bearer_auth("bench-secret-1").json(&serde_json::json!({"resources": docs})).send().await?;
+        anyhow::ensure!(r.status().is_success(), "apply: {}", r.text().await.unwrap_or_default());
+    }
+    let started = Instant::now();
+    let r = http.get(format!("{base}/v1/plan")).bearer_auth("bench-secret-1").send().await?;
+    anyhow::ensure!(r.status().is_success(), "plan: {}", r.status());
+    let plans: serde_json::Value = r.json().await?;
+    let plan_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let loaded = rss_of(pid);
+    let _ = child.kill().await;
+    Ok(serde_json::json!({"rssIdleMiB": idle, "rssLoadedMiB": loaded, "planAllHttpMs": plan_ms, "plans": plans.as_array().map(|p| p.len())}))
 }

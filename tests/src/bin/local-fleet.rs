@@ -1,13 +1,15 @@
-//! `local-fleet demo`: a 3-node ZooKeeper ensemble and a 3-broker Kafka cluster, each broker booted
-//! through `kafka-bootstrap` on its own local host, then a message produced and consumed with kcat.
+//! `local-fleet demo`: a 3-node ZooKeeper ensemble and the fleet manager (SQLite, local hosts);
+//! `fleetctl apply` of the example cluster (3 brokers, each booted through `kafka-bootstrap` on
+//! its own local host) and its topics, `fleetctl describe` showing it converged, a message
+//! produced and consumed with kcat, and the auditor heartbeating every broker.
 //! From a terminal it stays up until Ctrl-C; otherwise it stops everything and exits.
 
 use std::io::IsTerminal;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use fleet_tests::kafka::ClusterSpec;
-use fleet_tests::{LocalCluster, ZkEnsemble};
+use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions};
+use fleet_tests::ZkEnsemble;
 
 #[derive(Parser)]
 #[command(name = "local-fleet")]
@@ -18,62 +20,66 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Boot the local fleet and show a produce/consume round trip.
+    /// Boot the local fleet through the fleet manager and show a produce/consume round trip.
     Demo {
-        #[arg(long, default_value_t = 3)]
-        brokers: usize,
         /// Stop right after the round trip, even from a terminal.
         #[arg(long)]
         exit: bool,
     },
 }
 
+async fn fleetctl(fm: &FleetManager, args: &[&str]) -> Result<String> {
+    println!("$ fleetctl {}", args.join(" "));
+    let out = fm.fleetctl(args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Progress lines (stderr) came before the final answer (stdout).
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    print!("{stdout}");
+    anyhow::ensure!(out.status.success(), "fleetctl {} failed ({})", args.join(" "), out.status);
+    Ok(stdout)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
-    let Cli { command: Command::Demo { brokers, exit } } = Cli::parse();
+    let Cli { command: Command::Demo { exit } } = Cli::parse();
     println!("==> starting a 3-node ZooKeeper ensemble");
     let zk = ZkEnsemble::start(3).await;
     println!("    zookeeper: {}", zk.connect_string());
 
-    let mut spec = ClusterSpec::local(brokers);
-    spec.name = "demo".into();
-    spec.properties.insert("auto.create.topics.enable".into(), "true".into());
-    let mut cluster = LocalCluster::new(&zk, spec);
-    println!("==> booting {brokers} brokers through kafka-bootstrap (cluster file {})", cluster.cluster_file.display());
-    let zones = ["local-a", "local-b", "local-c"];
-    for i in 1..=brokers {
-        let instance = format!("demo-host-{i}");
-        cluster.add_local_instance(&instance, zones[(i - 1) % zones.len()]);
-        let b = cluster.start_broker(&instance).await;
-        println!("    {instance}: broker {} at {} (log {})", b.broker_id, b.bootstrap_server(), b.process.log.display());
-    }
-    for b in &cluster.brokers {
-        if let Some(reg) = cluster.registration(b.broker_id).await {
-            println!("    /brokers/ids/{}: rack {:?}, {:?}", b.broker_id, reg.rack.unwrap_or_default(), reg.endpoints);
-        }
-    }
-    let routes = fleet_common::local::read_record(&cluster.dns_root, "demo.local")?;
-    println!("    local route demo.local -> {:?}", routes.iter().flat_map(|r| r.values.clone()).collect::<Vec<_>>());
+    let fm = FleetManager::start(FleetManagerOptions::new(&zk.connect_string())).await;
+    println!("==> fleet manager at {} (SQLite {}, local hosts under {})", fm.url(), fm.database_url(), fm.hosts_root().display());
+    let examples = fleet_tests::repo_root().join("examples/fleet");
+    let examples = examples.display().to_string();
+    fleetctl(&fm, &["apply", "-f", &examples, "--wait", "--timeout", "180s"]).await?;
+    fleetctl(&fm, &["get", "topics", "--cluster", "demo"]).await?;
+    let described = fleetctl(&fm, &["describe", "cluster", "demo"]).await?;
+    anyhow::ensure!(described.contains("Status: Converged"), "the cluster did not converge");
 
-    let bootstrap = cluster.bootstrap_servers();
+    let bootstrap: String = fm
+        .local_hosts()
+        .iter()
+        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let brokers = fm.local_hosts().len();
     let message = format!("hello from kafka-fleet at {}", chrono_like_now());
-    println!("==> kcat -P -b {bootstrap} -t demo-events   <<< {message:?}");
+    println!("==> kcat -P -b {bootstrap} -t demo-events -p 0   <<< {message:?}");
     fleet_tests::kcat::produce(&bootstrap, "demo-events", &message).await;
     let got = fleet_tests::kcat::consume_one(&bootstrap, "demo-events").await;
-    println!("==> kcat -C -b {bootstrap} -t demo-events -c 1   >>> {got:?}");
+    println!("==> kcat -C -b {bootstrap} -t demo-events -p 0 -c 1   >>> {got:?}");
     anyhow::ensure!(got == message, "consumed {got:?}, produced {message:?}");
     println!("==> round trip OK");
 
     // The auditor heartbeats every broker; its dashboard stays up with the fleet.
     let auditor_port = fleet_tests::free_port();
-    let auditor_config = cluster.run.path.join("auditor.yaml");
+    let auditor_config = fm.run.path.join("auditor.yaml");
     std::fs::write(
         &auditor_config,
         format!("instanceId: demo-auditor\nlisten: 127.0.0.1:{auditor_port}\nclusters:\n  - name: demo\n    bootstrapServers: \"{bootstrap}\"\n    intervalMs: 500\n    windowIntervals: 4\n"),
     )?;
     let mut cmd = std::process::Command::new(fleet_tests::workspace_bin("kafka-auditor"));
     cmd.arg("run").arg("--config").arg(&auditor_config);
-    let _auditor = fleet_tests::process::ManagedProcess::spawn("auditor", cmd, &cluster.run.path.join("auditor.log"))?;
+    let _auditor = fleet_tests::process::ManagedProcess::spawn("auditor", cmd, &fm.run.path.join("auditor.log"))?;
     println!("==> kafka-auditor heartbeating every broker: dashboard http://127.0.0.1:{auditor_port}/");
     let figures_url = format!("http://127.0.0.1:{auditor_port}/api/figures");
     let figures = fleet_tests::wait_until("the auditor to see every broker at 100%", std::time::Duration::from_secs(60), || {
@@ -100,8 +106,8 @@ async fn main() -> Result<()> {
         println!("fleet is up; Ctrl-C stops it");
         tokio::signal::ctrl_c().await?;
     }
-    println!("==> stopping");
-    drop(cluster);
+    println!("==> stopping (the fleet manager's hosts with it)");
+    drop(fm);
     drop(zk);
     Ok(())
 }
