@@ -248,7 +248,7 @@ pub fn plan_cluster(
     let mut plan = Plan { cluster: desired.spec.name.clone(), ..Plan::default() };
     let mut next = ClusterIntent::default();
     if desired.deleting {
-        plan_teardown(desired, observed, &mut plan);
+        plan_teardown(observed, &mut plan);
         return (plan, next);
     }
 
@@ -324,10 +324,10 @@ pub fn plan_cluster(
         plan.warnings.push(format!("{remaining} hosts for {wanted} declared brokers"));
     }
     // Each replacement goes to the zone of the host it replaces (its rack).
-    let mut per_az: BTreeMap<&str, usize> = desired.spec.availability_zones.iter().map(|az| (az.as_str(), 0)).collect();
+    let mut per_az: BTreeMap<String, usize> = desired.spec.availability_zones.iter().map(|az| (az.clone(), 0)).collect();
     for h in &alive {
         if !terminations.iter().any(|t| t.0 == h.instance_id) {
-            *per_az.entry(h.availability_zone.as_str()).or_default() += 1;
+            *per_az.entry(h.availability_zone.clone()).or_default() += 1;
         }
     }
     for (instance_id, az, reason) in &terminations {
@@ -337,19 +337,15 @@ pub fn plan_cluster(
             instance_type: desired.spec.instance_type.clone(),
             reason: format!("replaces {instance_id}"),
         });
-        *per_az.entry(az.as_str()).or_default() += 1;
+        *per_az.entry(az.clone()).or_default() += 1;
     }
     let count_after = remaining + terminations.len();
     for i in count_after..wanted.max(count_after) {
         // The least-populated declared zone, first in declaration order on ties.
-        let az = desired
-            .spec
-            .availability_zones
-            .iter()
-            .min_by_key(|az| per_az.get(az.as_str()).copied().unwrap_or(0))
-            .cloned()
-            .unwrap_or_default();
-        *per_az.entry(desired.spec.availability_zones.iter().find(|a| **a == az).map(|a| a.as_str()).unwrap_or("")).or_default() += 1;
+        let Some(az) = desired.spec.availability_zones.iter().min_by_key(|az| per_az.get(*az).copied().unwrap_or(0)).cloned() else {
+            break;
+        };
+        *per_az.entry(az.clone()).or_default() += 1;
         plan.steps.push(Step::LaunchHost {
             availability_zone: az,
             instance_type: desired.spec.instance_type.clone(),
@@ -435,7 +431,7 @@ pub fn plan_cluster(
     (plan, next)
 }
 
-fn plan_teardown(desired: &DesiredCluster, observed: &ObservedCluster, plan: &mut Plan) {
+fn plan_teardown(observed: &ObservedCluster, plan: &mut Plan) {
     let mut blocked = false;
     match observed.hosts.known() {
         Some(hosts) => {
@@ -468,7 +464,6 @@ fn plan_teardown(desired: &DesiredCluster, observed: &ObservedCluster, plan: &mu
     if !blocked {
         plan.steps.push(Step::ForgetCluster);
     }
-    let _ = desired;
 }
 
 fn unknown_reason<T>(seen: &Seen<T>) -> &str {

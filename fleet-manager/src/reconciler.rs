@@ -288,7 +288,7 @@ impl Reconciler {
             .await;
         let mut busy = false;
         for p in passes {
-            busy |= !p.plan.converged() || p.results.iter().any(|r| !r.ok) || !p.results.is_empty();
+            busy |= !p.plan.converged() || !p.results.is_empty();
             self.record(p).await;
         }
         self.metrics.pass_seconds.observe(started.elapsed().as_secs_f64());
@@ -304,6 +304,12 @@ impl Reconciler {
         let (plan, mut next_intent) = plan::plan_cluster(&desired, &observed, &intent, self.plan_settings());
         let mut results = Vec::new();
         for step in &plan.steps {
+            // A leader that lost its session may already have a successor: stop acting at once
+            // (the successor re-plans from what it observes).
+            if client.state() != zk::SessionState::SyncConnected {
+                tracing::warn!(step = step.name(), "ZooKeeper session not connected; remaining steps left to the next leader");
+                break;
+            }
             let started = Instant::now();
             let outcome = tokio::time::timeout(self.settings.step_timeout, self.apply_with_retries(client, &desired, step)).await;
             let (ok, message) = match outcome {

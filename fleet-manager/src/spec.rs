@@ -253,24 +253,19 @@ impl Declared {
             spec: self.spec_json(),
         }
     }
-    /// Rebuilds from what the store holds (written by this code, so a failure is a bug or a
-    /// hand-edited row; it is reported, not unwrapped).
+    /// Rebuilds from what the store holds. The row was validated when it was written, so it is
+    /// only parsed here: re-validating would cost every pass, and a check that tightened since
+    /// (e.g. a newer Kafka catalog) must not make a stored resource unreadable.
     pub fn from_stored(kind: Kind, name: &str, generation: i64, spec: &str) -> Result<Self, FieldError> {
-        let value: serde_json::Value =
-            serde_json::from_str(spec).map_err(|e| FieldError::new("spec", format!("stored spec is not JSON: {e}")))?;
-        let stored_name = match kind {
-            Kind::Topic => name.split_once('/').map(|(_, t)| t).unwrap_or(name),
-            _ => name,
+        let parse_err = |e: serde_json::Error| FieldError::new("spec", format!("stored spec does not parse: {e}"));
+        let (name, spec) = match kind {
+            Kind::KafkaCluster => (name, DeclaredSpec::KafkaCluster(serde_json::from_str(spec).map_err(parse_err)?)),
+            Kind::Topic => {
+                (name.split_once('/').map(|(_, t)| t).unwrap_or(name), DeclaredSpec::Topic(serde_json::from_str(spec).map_err(parse_err)?))
+            }
+            Kind::Route => (name, DeclaredSpec::Route(serde_json::from_str(spec).map_err(parse_err)?)),
         };
-        let doc = RawDocument {
-            api_version: API_VERSION.to_string(),
-            kind: kind.as_str().to_string(),
-            metadata: RawMetadata { name: stored_name.to_string(), generation: None, labels: BTreeMap::new() },
-            spec: value,
-        };
-        let mut declared = validate_document(doc)?;
-        declared.generation = Some(generation);
-        Ok(declared)
+        Ok(Declared { name: name.to_string(), generation: Some(generation), labels: BTreeMap::new(), spec })
     }
 }
 

@@ -688,8 +688,7 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
                         format!("{} is fewer than the topic's {} partitions: Kafka cannot remove partitions", new.partitions, was.partitions),
                     )));
                 }
-                let cluster = clusters.get(&new.cluster);
-                let (Some(c), Ok(_)) = (cluster, Ok::<(), ()>(())) else {
+                let Some(c) = clusters.get(&new.cluster) else {
                     return Err(invalid(FieldError::new("spec.cluster", format!("cluster `{}` is not declared", new.cluster))));
                 };
                 let before = spec::effective_topic(&d.name, was, Some(c)).ok().map(|t| t.replication_factor);

@@ -209,6 +209,9 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     let out = fm.fleetctl(&["delete", "cluster", "blue", "--wait", "--timeout", "120s"]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(fm.local_hosts().iter().all(|h| h.state == fleet_common::local::LocalInstanceState::Terminated));
+    // The cluster's DNS records went with it.
+    assert!(fleet_common::local::read_record(&fm.dns_root(), "blue.local").expect("routes").is_empty());
+    assert!(fleet_common::local::read_record(&fm.dns_root(), "broker-1.blue.local").expect("routes").is_empty());
     let (code, _) = fm.get("/v1/clusters/blue/topics/orders").await;
     assert_eq!(code, 404);
 }
@@ -483,6 +486,17 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     })
     .await;
     assert_eq!(instance.1, "us-east-1a");
+    // The user-data boots the host: the cluster file, then kafka-bootstrap.
+    let attr = ec2
+        .describe_instance_attribute()
+        .instance_id(&instance.0)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .expect("user data");
+    let encoded = attr.user_data().and_then(|u| u.value()).expect("user data set").to_string();
+    let script = String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).expect("base64")).expect("utf-8");
+    assert!(script.contains("cluster: amber") && script.contains("kafka-bootstrap run"), "{script}");
     // Play the host booting: kafka-bootstrap with the ec2 provider, in the fleet's namespace.
     let mut spec = fleet_tests::kafka::ClusterSpec::local(1);
     spec.name = "amber".into();
