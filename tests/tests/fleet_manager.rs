@@ -165,8 +165,30 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     let out = fm.fleetctl(&["describe", "cluster", "blue"]).await;
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Converged"), "{}", text(&out));
 
+    // Grow a topic and change its retention: `fleetctl plan` shows it, apply does it, Kafka has it.
+    let grown = topics_yaml("blue").replace("{ cluster: blue, partitions: 6 }", "{ cluster: blue, partitions: 8, retentionHours: 6 }");
+    let grown_path = write(&fm.run.path, "grown.yaml", &grown);
+    let out = fm.fleetctl(&["plan", "-f", &grown_path]).await;
+    let planned = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && planned.contains("add partitions to orders: 6 -> 8") && planned.contains("retention.ms"), "{}", text(&out));
+    let out = fm.fleetctl(&["apply", "-f", &grown_path, "--wait", "--timeout", "60s"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let md = kcat::metadata(&servers(&fm)).await.expect("kcat metadata");
+    assert_eq!(kcat::topic_shape(&md, "orders"), Some((8, 2)));
+    let (cfg, _) = client.get_data(&fleet_common::FleetPaths::new(&root).cluster("blue").kafka().topic_config("orders")).await.expect("config");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&cfg).expect("json")["config"]["retention.ms"], "21600000");
+    // Delete a topic: Kafka drops it.
+    let out = fm.fleetctl(&["delete", "topic", "clicks", "--cluster", "blue", "--wait", "--timeout", "60s"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until("clicks gone from Kafka", Duration::from_secs(60), || async {
+        let md = kcat::metadata(&servers(&fm)).await?;
+        Ok(kcat::topic_shape(&md, "clicks").is_none().then_some(()))
+    })
+    .await;
+
     // Scale up: the new broker takes the next ID, in the emptiest zone.
     write(&specs, "10-cluster.yaml", &cluster_yaml("blue", 4, "local"));
+    write(&specs, "20-topics.yaml", &grown.replace("kind: Topic\nmetadata: { name: clicks }", "kind: Topic\nmetadata: { name: clicks-v2 }"));
     let out = fm.fleetctl(&["apply", "-f", &specs.display().to_string(), "--wait", "--timeout", "150s"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let reg = registry(&client, &root, "blue").await;
