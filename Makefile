@@ -56,7 +56,7 @@ bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-broker-ids -- --runs 5 --sizes 50,100
 	$(CARGO) run -q -p fleet-tests --bin bench-healthcheck -- --partitions 10000 --runs 5
 	$(CARGO) run -q -p fleet-tests --bin bench-loadtest -- --seconds 15 --rounds 3
-	$(CARGO) run -q -p fleet-manager --bin bench-plan -- --clusters 100 --brokers 12 --topics 50
+	$(CARGO) run -q -p fleet-tests --bin bench-plan -- --clusters 100 --brokers 12 --topics 50
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -59,6 +59,9 @@ pub struct LocalHostsConfig {
     pub kafka_libs: PathBuf,
     pub heap_opts: String,
     pub jvm_opts: String,
+    /// Running local hosts allowed at once (each is a JVM): a declared fleet larger than this
+    /// machine fails its launches with a clear error instead of exhausting it.
+    pub max_hosts: usize,
 }
 
 pub struct LocalHosts {
@@ -144,8 +147,18 @@ impl HostProvider for LocalHosts {
 
     async fn launch(&self, cluster: &ClusterSpec, availability_zone: &str, _instance_type: &str) -> Result<String, ProviderError> {
         let prefix = format!("{}-", cluster.name);
-        let next = self
-            .read_all()?
+        let all = self.read_all()?;
+        let running = all.iter().filter(|i| i.state == LocalInstanceState::Running).count();
+        if running >= self.config.max_hosts {
+            return Err(ProviderError::Call {
+                call: "launch local host",
+                message: format!(
+                    "{running} local hosts are running, the limit (--local-max-hosts) is {}: raise it if this machine can take more JVMs",
+                    self.config.max_hosts
+                ),
+            });
+        }
+        let next = all
             .iter()
             .filter_map(|i| i.instance_id.strip_prefix(&prefix).and_then(|n| n.parse::<u32>().ok()))
             .max()

@@ -23,6 +23,8 @@ pub struct FleetManagerOptions {
     pub session_timeout_ms: u64,
     pub extra_args: Vec<String>,
     pub extra_env: Vec<(String, String)>,
+    /// Give it Kafka's jars, which enables the local host provider.
+    pub local_hosts: bool,
 }
 
 impl FleetManagerOptions {
@@ -36,6 +38,7 @@ impl FleetManagerOptions {
             session_timeout_ms: 4000,
             extra_args: Vec::new(),
             extra_env: Vec::new(),
+            local_hosts: true,
         }
     }
 }
@@ -89,12 +92,13 @@ impl FleetManager {
             .args(["--token", &format!("ops:write:{WRITE_TOKEN}"), "--token", &format!("dash:read:{READ_TOKEN}")])
             .args(["--interval-secs", &self.options.interval_secs.to_string()])
             .args(["--replace-grace-secs", &self.options.replace_grace_secs.to_string()])
-            .args(["--step-timeout-secs", "60"])
-            .arg("--kafka-libs")
-            .arg(kafka_libs())
+            .args(["--step-timeout-secs", "60", "--local-max-hosts", "8"])
             .args(["--identity", &format!("fm-{}-{}", self.port, self.starts)])
             .env("RUST_LOG", "info,sqlx=warn,rdkafka=warn")
             .env_remove("FLEET_MANAGER_TOKENS");
+        if self.options.local_hosts {
+            cmd.arg("--kafka-libs").arg(kafka_libs());
+        }
         if let Some(db) = &self.options.database {
             cmd.args(["--database", db]);
         }

@@ -248,6 +248,7 @@ async fn standby_takes_over_when_the_leader_dies() {
     pg.create_database("fleet_ha").await;
     let mut options = FleetManagerOptions::new(&zk.connect_string());
     options.database = Some(pg.url("fleet_ha"));
+    options.local_hosts = false;
     options.session_timeout_ms = 4000;
     let mut first = FleetManager::start(options.clone()).await;
     wait_until("first instance leads", Duration::from_secs(20), || async {
@@ -351,7 +352,9 @@ async fn store_contract_holds_on_sqlite_and_postgresql() {
 async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
     init_logging();
     let zk = ZkEnsemble::start(1).await;
-    let fm = FleetManager::start(FleetManagerOptions::new(&zk.connect_string())).await;
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.local_hosts = false;
+    let fm = FleetManager::start(options).await;
     wait_until("leader", Duration::from_secs(20), || async { Ok(fm.health().await.filter(|h| h["leader"] == true).map(|_| ())) }).await;
     // A cluster to refer to (ec2: not configured here, so nothing is launched).
     let ok = fm

@@ -59,6 +59,9 @@ struct Args {
     bootstrap_bin: Option<PathBuf>,
     #[arg(long, default_value = "-Xms64m -Xmx320m")]
     local_heap_opts: String,
+    /// Local hosts: at most this many running at once (each is a JVM).
+    #[arg(long, default_value_t = 16)]
+    local_max_hosts: usize,
     #[arg(long, default_value = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Djava.awt.headless=true")]
     local_jvm_opts: String,
     /// EC2 hosts: region (enables the ec2 provider).
@@ -143,6 +146,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     kafka_libs: libs.clone(),
                     heap_opts: args.local_heap_opts.clone(),
                     jvm_opts: args.local_jvm_opts.clone(),
+                    max_hosts: args.local_max_hosts,
                 },
                 fleet: fleet.clone(),
             }))
