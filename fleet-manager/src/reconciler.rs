@@ -1,7 +1,8 @@
 //! The controller loop, after kube-runtime: level-triggered (a periodic pass, and one as soon as
 //! the store's revision moves), `observe -> plan -> apply`, one cluster per task. A pass works on a
 //! snapshot and returns what it did ([`ClusterPass`]); [`Reconciler::record`] is the one place that
-//! writes those results (intent, status, journal, removals).
+//! writes those results (intent, status, journal). Dropping a torn-down cluster or a deleted topic
+//! from the store is itself a plan step (`ForgetCluster`, `ForgetTopic`), applied like the others.
 //!
 //! Only the leader reconciles: the fleet managers hold a Curator-style lock in ZooKeeper, and a
 //! standby takes over when the leader's session ends.
