@@ -101,23 +101,22 @@ pub struct Route53Registry {
 
 impl Route53Registry {
     async fn zone_id(&self) -> Result<String, DnsError> {
-        let wanted = format!("{}.", self.zone);
-        let out = self
-            .client
-            .list_hosted_zones_by_name()
-            .dns_name(&wanted)
-            .send()
-            .await
-            .map_err(|e| DnsError::Call {
-                call: "route53:ListHostedZonesByName",
-                message: aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
-            })?;
-        out.hosted_zones()
-            .iter()
-            .find(|z| z.name() == wanted)
-            .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
-            .ok_or_else(|| DnsError::NoSuchZone(self.zone.clone()))
+        route53_zone_id(&self.client, &self.zone).await
     }
+}
+
+/// The hosted zone ID of `zone` (e.g. `kafka.example.internal`), without the `/hostedzone/` prefix.
+pub async fn route53_zone_id(client: &aws_sdk_route53::Client, zone: &str) -> Result<String, DnsError> {
+    let wanted = format!("{zone}.");
+    let out = client.list_hosted_zones_by_name().dns_name(&wanted).send().await.map_err(|e| DnsError::Call {
+        call: "route53:ListHostedZonesByName",
+        message: aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
+    })?;
+    out.hosted_zones()
+        .iter()
+        .find(|z| z.name() == wanted)
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+        .ok_or_else(|| DnsError::NoSuchZone(zone.to_string()))
 }
 
 pub fn route53_names(zone: &str, cluster: &str, broker_id: i32) -> (String, String) {

@@ -465,16 +465,9 @@ impl Route53Dns {
     }
 
     async fn zone_id(&self) -> Result<String, ProviderError> {
-        let wanted = format!("{}.", self.zone);
-        let out = self.client.list_hosted_zones_by_name().dns_name(&wanted).send().await.map_err(|e| ProviderError::Call {
-            call: "route53:ListHostedZonesByName",
-            message: aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
-        })?;
-        out.hosted_zones()
-            .iter()
-            .find(|z| z.name() == wanted)
-            .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
-            .ok_or_else(|| ProviderError::Call { call: "route53 zone", message: format!("zone `{}` does not exist", self.zone) })
+        kafka_bootstrap::dns::route53_zone_id(&self.client, &self.zone)
+            .await
+            .map_err(|e| ProviderError::Call { call: "route53 zone", message: e.to_string() })
     }
 
     async fn sets(&self, cluster: &str) -> Result<(String, Vec<aws_sdk_route53::types::ResourceRecordSet>), ProviderError> {

@@ -2,7 +2,7 @@
 //!
 //! SQLite (a file under the data folder) by default, PostgreSQL in production: one code path
 //! through sqlx's `Any` driver, `$n` placeholders (both accept them), and the same migrations
-//! (only the journal's auto-increment column is spelled per dialect).
+//! (only the journal's auto-increment key is spelled per dialect).
 //!
 //! Every resource carries a `generation` (bumped when its spec changes; a write naming a stale one
 //! is refused) and the store-wide `revision` of its last write (what `--wait` waits for the
@@ -118,9 +118,9 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
+/// The same schema on both backends; only the journal's auto-increment key is spelled per dialect.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
     1,
-    // SQLite
     &[
         "CREATE TABLE resources (kind TEXT NOT NULL, name TEXT NOT NULL, cluster TEXT NOT NULL, spec TEXT NOT NULL, labels TEXT NOT NULL, generation BIGINT NOT NULL, revision BIGINT NOT NULL, uid TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, deleting BIGINT NOT NULL, PRIMARY KEY (kind, name))",
         "CREATE INDEX resources_cluster ON resources (cluster)",
@@ -128,18 +128,7 @@ const MIGRATIONS: &[(i64, &[&str], &[&str])] = &[(
         "INSERT INTO counters (name, value) VALUES ('revision', 0)",
         "CREATE TABLE intents (cluster TEXT PRIMARY KEY, intent TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
         "CREATE TABLE observations (cluster TEXT PRIMARY KEY, status TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
-        "CREATE TABLE journal (id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, cluster TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL, message TEXT NOT NULL)",
-        "CREATE INDEX journal_cluster ON journal (cluster, id)",
-    ],
-    // PostgreSQL
-    &[
-        "CREATE TABLE resources (kind TEXT NOT NULL, name TEXT NOT NULL, cluster TEXT NOT NULL, spec TEXT NOT NULL, labels TEXT NOT NULL, generation BIGINT NOT NULL, revision BIGINT NOT NULL, uid TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, deleting BIGINT NOT NULL, PRIMARY KEY (kind, name))",
-        "CREATE INDEX resources_cluster ON resources (cluster)",
-        "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-        "INSERT INTO counters (name, value) VALUES ('revision', 0)",
-        "CREATE TABLE intents (cluster TEXT PRIMARY KEY, intent TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
-        "CREATE TABLE observations (cluster TEXT PRIMARY KEY, status TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
-        "CREATE TABLE journal (id BIGSERIAL PRIMARY KEY, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, cluster TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL, message TEXT NOT NULL)",
+        "CREATE TABLE journal (id AUTO_ID, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, cluster TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL, message TEXT NOT NULL)",
         "CREATE INDEX journal_cluster ON journal (cluster, id)",
     ],
 )];
@@ -184,7 +173,11 @@ impl Store {
         sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")
             .execute(&self.pool)
             .await?;
-        for (version, sqlite, postgres) in MIGRATIONS {
+        let auto_id = match self.backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+        };
+        for (version, statements) in MIGRATIONS {
             let mut tx = self.pool.begin().await?;
             let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)
@@ -195,9 +188,8 @@ impl Store {
             if done.is_some() {
                 continue;
             }
-            let statements = if self.backend == Backend::Sqlite { sqlite } else { postgres };
             for statement in statements.iter() {
-                sqlx::query(statement).execute(&mut *tx).await?;
+                sqlx::query(&statement.replace("AUTO_ID", auto_id)).execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)")
                 .bind(*version)
