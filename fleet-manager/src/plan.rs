@@ -526,17 +526,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn empty_cluster_launches_one_host_per_zone() {
-        let (plan, _) = plan_cluster(&cluster(3), &observed(vec![], &[]), &ClusterIntent::default(), settings(0));
-        let zones: Vec<&str> = plan
-            .steps
+    fn launch_zones(plan: &Plan) -> Vec<&str> {
+        plan.steps
             .iter()
             .filter_map(|s| match s {
                 Step::LaunchHost { availability_zone, .. } => Some(availability_zone.as_str()),
                 _ => None,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn empty_cluster_launches_one_host_per_zone() {
+        let (plan, _) = plan_cluster(&cluster(3), &observed(vec![], &[]), &ClusterIntent::default(), settings(0));
+        let zones = launch_zones(&plan);
         assert_eq!(zones, ["a", "b", "c"]);
         assert!(plan.waiting.iter().any(|w| w.contains("topics wait")));
     }
@@ -599,14 +602,7 @@ mod tests {
     fn scale_up_adds_hosts_to_the_emptiest_zones() {
         let hosts = vec![host("h1", "a"), host("h2", "b"), host("h3", "c")];
         let (plan, _) = plan_cluster(&cluster(5), &observed(hosts, &[1, 2, 3]), &ClusterIntent::default(), settings(0));
-        let zones: Vec<&str> = plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::LaunchHost { availability_zone, .. } => Some(availability_zone.as_str()),
-                _ => None,
-            })
-            .collect();
+        let zones = launch_zones(&plan);
         assert_eq!(zones, ["a", "b"]);
     }
 

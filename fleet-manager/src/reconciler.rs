@@ -304,6 +304,9 @@ impl Reconciler {
         let intent = self.load_intent(&desired.spec.name).await;
         let (plan, mut next_intent) = plan::plan_cluster(&desired, &observed, &intent, self.plan_settings());
         let mut results = Vec::new();
+        // One admin client per cluster pass, made on the first Kafka step (a pass may create
+        // dozens of topics).
+        let admin = tokio::sync::OnceCell::new();
         for step in &plan.steps {
             // A leader that lost its session may already have a successor: stop acting at once
             // (the successor re-plans from what it observes).
@@ -312,7 +315,7 @@ impl Reconciler {
                 break;
             }
             let started = Instant::now();
-            let outcome = tokio::time::timeout(self.settings.step_timeout, self.apply_with_retries(client, &desired, step)).await;
+            let outcome = tokio::time::timeout(self.settings.step_timeout, self.apply_with_retries(client, &desired, &admin, step)).await;
             let (ok, message) = match outcome {
                 Ok(Ok(msg)) => (true, msg),
                 Ok(Err(e)) => (false, e.to_string()),
@@ -336,15 +339,15 @@ impl Reconciler {
         ClusterPass { desired, observed, plan, intent: next_intent, results }
     }
 
-    async fn apply_with_retries(&self, client: &zk::Client, desired: &DesiredCluster, step: &Step) -> Result<String, StepError> {
-        (|| self.apply_step(client, desired, step))
+    async fn apply_with_retries(&self, client: &zk::Client, desired: &DesiredCluster, admin: &Admin, step: &Step) -> Result<String, StepError> {
+        (|| self.apply_step(client, desired, admin, step))
             .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(200)).with_max_times(3))
             .when(|e| matches!(e, StepError::Retryable(_)))
             .await
     }
 
     #[tracing::instrument(skip(self, client, desired), fields(cluster = %desired.spec.name, step = step.name()))]
-    async fn apply_step(&self, client: &zk::Client, desired: &DesiredCluster, step: &Step) -> Result<String, StepError> {
+    async fn apply_step(&self, client: &zk::Client, desired: &DesiredCluster, admin: &Admin, step: &Step) -> Result<String, StepError> {
         let cluster = desired.spec.name.as_str();
         let provider = || {
             self.provider_for(desired.spec.provider)
@@ -380,11 +383,20 @@ impl Reconciler {
                 Ok(format!("forgot {topic}"))
             }
             Step::CreateTopic { .. } | Step::CreatePartitions { .. } | Step::AlterTopicConfigs { .. } | Step::DeleteTopic { .. } => {
-                let servers = observe::bootstrap_servers(client, &self.paths.cluster(cluster)).await.map_err(StepError::Retryable)?;
-                if servers.is_empty() {
-                    return Err(StepError::Retryable("no live broker to talk to".into()));
-                }
-                kafka_step(&servers.join(","), step, self.settings.step_timeout).await
+                let admin = admin
+                    .get_or_try_init(|| async {
+                        let servers = observe::bootstrap_servers(client, &self.paths.cluster(cluster)).await.map_err(StepError::Retryable)?;
+                        if servers.is_empty() {
+                            return Err(StepError::Retryable("no live broker to talk to".into()));
+                        }
+                        rdkafka::ClientConfig::new()
+                            .set("bootstrap.servers", servers.join(","))
+                            .set("socket.timeout.ms", "10000")
+                            .create::<AdminClient<DefaultClientContext>>()
+                            .map_err(|e| StepError::Fatal(format!("admin client: {e}")))
+                    })
+                    .await?;
+                kafka_step(admin, step, self.settings.step_timeout).await
             }
         }
     }
@@ -462,12 +474,10 @@ pub fn status_document(p: &ClusterPass, converged: bool, observed_revision: i64,
     })
 }
 
-async fn kafka_step(servers: &str, step: &Step, timeout: Duration) -> Result<String, StepError> {
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("socket.timeout.ms", "10000")
-        .create()
-        .map_err(|e| StepError::Fatal(format!("admin client: {e}")))?;
+/// Kafka's admin client for one cluster pass, created lazily.
+type Admin = tokio::sync::OnceCell<AdminClient<DefaultClientContext>>;
+
+async fn kafka_step(admin: &AdminClient<DefaultClientContext>, step: &Step, timeout: Duration) -> Result<String, StepError> {
     let options = AdminOptions::new().operation_timeout(Some(timeout.min(Duration::from_secs(30))));
     let kafka_err = |e: rdkafka::error::KafkaError| StepError::Retryable(e.to_string());
     match step {
