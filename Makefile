@@ -63,7 +63,7 @@ clippy:
 
 # Regenerate the catalog of Kafka broker config keys after a Kafka version bump.
 broker-config-keys: jars
-	java -cp "$(LIBS)/*" dev/tools/DumpBrokerConfigKeys.java | sort > bootstrap/src/broker_config_keys.tsv
+	java -cp "$(LIBS)/*" dev/tools/DumpBrokerConfigKeys.java | sort > fleet-common/src/broker_config_keys.tsv
 
 clean:
 	$(CARGO) clean

@@ -22,12 +22,7 @@ use zookeeper_client as zk;
 
 use crate::provider::{InfraProvider, InstanceStatus};
 
-/// One registry entry as read, with its znode version for a conditional rewrite.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegistryEntry {
-    pub lease: BrokerIdLease,
-    pub version: i32,
-}
+pub use fleet_common::registry::RegistryEntry;
 
 /// What to do; the plan of one assignment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,30 +113,12 @@ pub struct Assignment {
     pub previous_instance_id: Option<String>,
 }
 
-/// Reads the registry (pipelined: one multi-read for every entry).
+/// Reads the registry (see [`fleet_common::registry::read_registry`]).
 pub async fn read_registry(client: &zk::Client, paths: &ClusterPaths) -> Result<BTreeMap<i32, RegistryEntry>, AssignError> {
-    let dir = paths.broker_ids();
-    let children = match client.list_children(&dir).await {
-        Ok(c) => c,
-        Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
-        Err(e) => return Err(zk_err("list", &dir)(e)),
-    };
-    let ids: Vec<i32> = children.iter().filter_map(|c| c.parse().ok()).collect();
-    let mut reader = client.new_multi_reader();
-    for id in &ids {
-        let path = paths.broker_id(*id);
-        reader.add_get_data(&path).map_err(zk_err("multi-read", &path))?;
-    }
-    let results = if ids.is_empty() { Vec::new() } else { reader.commit().await.map_err(zk_err("multi-read", &dir))? };
-    let mut registry = BTreeMap::new();
-    for (id, result) in ids.into_iter().zip(results) {
-        if let zk::MultiReadResult::Data { data, stat } = result {
-            let path = paths.broker_id(id);
-            let lease: BrokerIdLease = znodes::decode(&path, "a broker-ID lease", &data)?;
-            registry.insert(id, RegistryEntry { lease, version: stat.version });
-        }
-    }
-    Ok(registry)
+    fleet_common::registry::read_registry(client, paths).await.map_err(|e| match e {
+        fleet_common::registry::RegistryError::Zk { op, path, source } => AssignError::Zk { op, path, source },
+        fleet_common::registry::RegistryError::Decode(d) => AssignError::Decode(d),
+    })
 }
 
 /// Broker IDs with a live `/brokers/ids/<id>` ephemeral.

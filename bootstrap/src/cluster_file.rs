@@ -13,93 +13,15 @@
 //!   log.retention.hours: 24
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fleet_common::paths::{validate_cluster_name, validate_znode_path, DEFAULT_FLEET_ROOT};
 use fleet_common::ZkAddress;
-use serde::Deserialize;
 
 use crate::properties::{self, Source};
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawClusterFile {
-    pub cluster: String,
-    pub zookeeper: String,
-    #[serde(default)]
-    pub fleet_root: Option<String>,
-    #[serde(default)]
-    pub broker_id_base: Option<i64>,
-    pub provider: RawProvider,
-    #[serde(default)]
-    pub dns: Option<RawDns>,
-    #[serde(default)]
-    pub fleet_api: Option<RawFleetApi>,
-    #[serde(default)]
-    pub properties: BTreeMap<String, ScalarValue>,
-}
-
-/// A YAML scalar; Kafka properties are strings in the end.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum ScalarValue {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-impl ScalarValue {
-    fn to_property(&self) -> String {
-        match self {
-            ScalarValue::Bool(b) => b.to_string(),
-            ScalarValue::Int(i) => i.to_string(),
-            ScalarValue::Float(f) => f.to_string(),
-            ScalarValue::Str(s) => s.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawProvider {
-    Local {
-        root: PathBuf,
-    },
-    Ec2 {
-        region: String,
-        #[serde(default, rename = "endpointUrl")]
-        endpoint_url: Option<String>,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawDns {
-    None,
-    Local {
-        root: PathBuf,
-    },
-    Route53 {
-        zone: String,
-        #[serde(default, rename = "endpointUrl")]
-        endpoint_url: Option<String>,
-        #[serde(default)]
-        ttl: Option<i64>,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawFleetApi {
-    pub url: String,
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-    #[serde(default)]
-    pub token: Option<String>,
-}
+pub use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawProvider, ScalarValue};
 
 /// A validated cluster file.
 #[derive(Clone, Debug)]
@@ -159,20 +81,21 @@ impl ClusterFile {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ClusterFileError> {
         let raw: RawClusterFile = serde_saphyr::from_str(text)
             .map_err(|e| ClusterFileError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
-        raw.resolve(path)
+        resolve(raw, path)
     }
 }
 
-impl RawClusterFile {
-    /// Stage two: validate and type every field. No I/O.
-    pub fn resolve(self, path: &Path) -> Result<ClusterFile, ClusterFileError> {
+/// Stage two: validate and type every field of the file as written. No I/O.
+pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterFileError> {
+    let this = raw;
+    {
         let field = |field: &str, message: String| ClusterFileError::Field {
             path: path.to_path_buf(),
             field: field.to_string(),
             message,
         };
-        validate_cluster_name(&self.cluster).map_err(|m| field("cluster", m))?;
-        let zookeeper = ZkAddress::parse(&self.zookeeper).map_err(|e| field("zookeeper", e.to_string()))?;
+        validate_cluster_name(&this.cluster).map_err(|m| field("cluster", m))?;
+        let zookeeper = ZkAddress::parse(&this.zookeeper).map_err(|e| field("zookeeper", e.to_string()))?;
         if zookeeper.chroot.is_some() {
             return Err(field(
                 "zookeeper",
@@ -180,17 +103,17 @@ impl RawClusterFile {
                     .into(),
             ));
         }
-        let fleet_root = self.fleet_root.unwrap_or_else(|| DEFAULT_FLEET_ROOT.to_string());
+        let fleet_root = this.fleet_root.unwrap_or_else(|| DEFAULT_FLEET_ROOT.to_string());
         validate_znode_path(&fleet_root).map_err(|e| field("fleetRoot", e.to_string()))?;
         if fleet_root == "/" {
             return Err(field("fleetRoot", "must not be `/`: use a dedicated root such as /kafka-fleet".into()));
         }
-        let broker_id_base = match self.broker_id_base {
+        let broker_id_base = match this.broker_id_base {
             None => 1,
             Some(b) if (0..=1_000_000).contains(&b) => b as i32,
             Some(b) => return Err(field("brokerIdBase", format!("{b} is out of range: use 0..=1000000"))),
         };
-        let provider = match self.provider {
+        let provider = match this.provider {
             RawProvider::Local { root } => ProviderConfig::Local { root },
             RawProvider::Ec2 { region, endpoint_url } => {
                 if region.trim().is_empty() {
@@ -200,7 +123,7 @@ impl RawClusterFile {
                 ProviderConfig::Ec2 { region, endpoint_url }
             }
         };
-        let dns = match self.dns {
+        let dns = match this.dns {
             None | Some(RawDns::None) => DnsConfig::None,
             Some(RawDns::Local { root }) => DnsConfig::Local { root },
             Some(RawDns::Route53 { zone, endpoint_url, ttl }) => {
@@ -216,7 +139,7 @@ impl RawClusterFile {
                 DnsConfig::Route53 { zone, endpoint_url, ttl }
             }
         };
-        let fleet_api = match self.fleet_api {
+        let fleet_api = match this.fleet_api {
             None => None,
             Some(api) => {
                 check_url(Some(&api.url)).map_err(|m| field("fleetApi.url", m))?;
@@ -228,14 +151,14 @@ impl RawClusterFile {
             }
         };
         let mut properties = Vec::new();
-        for (key, value) in &self.properties {
+        for (key, value) in &this.properties {
             let value = value.to_property();
             properties::validate(key, &value, &Source::ClusterFile)
                 .map_err(|e| field(&format!("properties.{key}"), e.to_string()))?;
             properties.push((key.clone(), value));
         }
         Ok(ClusterFile {
-            cluster: self.cluster,
+            cluster: this.cluster,
             zookeeper,
             fleet_root,
             broker_id_base,

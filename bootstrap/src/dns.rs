@@ -107,16 +107,10 @@ impl Route53Registry {
 
 /// The hosted zone ID of `zone` (e.g. `kafka.example.internal`), without the `/hostedzone/` prefix.
 pub async fn route53_zone_id(client: &aws_sdk_route53::Client, zone: &str) -> Result<String, DnsError> {
-    let wanted = format!("{zone}.");
-    let out = client.list_hosted_zones_by_name().dns_name(&wanted).send().await.map_err(|e| DnsError::Call {
-        call: "route53:ListHostedZonesByName",
-        message: aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
-    })?;
-    out.hosted_zones()
-        .iter()
-        .find(|z| z.name() == wanted)
-        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
-        .ok_or_else(|| DnsError::NoSuchZone(zone.to_string()))
+    fleet_common::route53::zone_id(client, zone).await.map_err(|e| match e {
+        fleet_common::route53::ZoneLookupError::NoSuchZone(z) => DnsError::NoSuchZone(z),
+        fleet_common::route53::ZoneLookupError::Call(message) => DnsError::Call { call: "route53:ListHostedZonesByName", message },
+    })
 }
 
 pub fn route53_names(zone: &str, cluster: &str, broker_id: i32) -> (String, String) {

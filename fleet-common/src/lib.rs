@@ -1,9 +1,15 @@
-//! What the fleet's services truly share: how to reach ZooKeeper, and typed access to the znodes
-//! that Kafka writes and to the ones the fleet keeps for itself.
+//! What the fleet's services truly share: how to reach ZooKeeper, typed access to the znodes that
+//! Kafka writes and to the ones the fleet keeps for itself (the broker-ID registry among them), the
+//! cluster file hosts boot from, Kafka's broker-config catalog, and Route53 zone look-ups.
 
+pub mod cluster_file;
 pub mod config_file;
+pub mod kafka_config;
 pub mod local;
 pub mod paths;
+pub mod registry;
+#[cfg(feature = "route53")]
+pub mod route53;
 pub mod zk;
 pub mod znodes;
 

@@ -31,6 +31,9 @@ pub struct LocalInstance {
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launched_ms: Option<i64>,
+    /// The launch token it was made for: a launch retried with the same token finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_token: Option<String>,
 }
 
 pub const INSTANCE_FILE: &str = "instance.json";

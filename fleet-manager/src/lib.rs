@@ -1,18 +1,21 @@
-//! The fleet manager: declarative specs in a SQL source of truth, a reconciler that makes the
-//! fleet match them, an HTTP API and the `fleetctl` CLI.
+//! The fleet manager: declarative specs in a SQL source of truth, a controller that makes the
+//! fleet match them, an HTTP API and the `fleetctl` CLI. One folder per concern:
 //!
 //! - [`spec`] - the documents users write, parsed raw -> declared -> effective.
-//! - [`store`] - the source of truth (SQLite or PostgreSQL through sqlx).
-//! - [`plan`] - the pure `diff(desired, observed) -> Plan`.
-//! - [`observe`], [`provider`] - what the world looks like, and the seams that change it.
-//! - [`reconciler`] - the controller loop and leader election.
+//! - [`store`] - the source of truth (SQLite or PostgreSQL through sqlx), fenced by leader epoch.
+//! - [`plan`] - the pure `plan_cluster(desired, observed, intent) -> (Plan, intent)`.
+//! - [`observe`] - what the world looks like (the [`observe::Observer`] seam).
+//! - [`execute`] - applying one step (the [`execute::Executor`] seam), with typed errors.
+//! - [`controller`] - per-cluster scheduling, leader election, the one recorder.
+//! - [`providers`] - where hosts and DNS records come from (local, EC2, Route53).
 //! - [`api`] - the HTTP API.
 
 pub mod api;
+pub mod controller;
+pub mod execute;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
-pub mod provider;
-pub mod reconciler;
+pub mod providers;
 pub mod spec;
 pub mod store;

@@ -19,6 +19,11 @@ pub struct ClusterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub call: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
     pub status: String,
@@ -32,6 +37,14 @@ pub struct Metrics {
     pub live_brokers: Family<ClusterLabels, Gauge>,
     pub converged: Family<ClusterLabels, Gauge>,
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Reconciles of one cluster (the unit of scheduling), by cluster.
+    pub reconciles: Family<ClusterLabels, Counter>,
+    pub zookeeper_reads: Counter,
+    pub provider_calls: Family<CallLabels, Counter>,
+    /// Store writes refused because a newer leader has taken over (this instance was deposed).
+    pub fenced_writes: Counter,
+    /// Reconciles that ended in a panic (caught; the cluster backs off, the others go on).
+    pub reconcile_panics: Counter,
 }
 
 impl Default for Metrics {
@@ -40,7 +53,7 @@ impl Default for Metrics {
         let leader = Gauge::default();
         registry.register("leader", "1 while this instance is the reconciling leader", leader.clone());
         let pass_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register("reconcile_pass_seconds", "Duration of a reconcile pass over every cluster", pass_seconds.clone());
+        registry.register("reconcile_pass_seconds", "Duration of one cluster's reconcile (observe, plan, apply, record)", pass_seconds.clone());
         let steps = Family::<StepLabels, Counter>::default();
         registry.register("steps", "Plan steps applied, by step and outcome", steps.clone());
         let live_brokers = Family::<ClusterLabels, Gauge>::default();
@@ -49,11 +62,38 @@ impl Default for Metrics {
         registry.register("cluster_converged", "1 when the cluster matched its spec at the last pass", converged.clone());
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served, by method and status", http_requests.clone());
-        Self { registry, leader, pass_seconds, steps, live_brokers, converged, http_requests }
+        let reconciles = Family::<ClusterLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles of one cluster, by cluster", reconciles.clone());
+        let zookeeper_reads = Counter::default();
+        registry.register("zookeeper_reads", "ZooKeeper read requests made to observe clusters", zookeeper_reads.clone());
+        let provider_calls = Family::<CallLabels, Counter>::default();
+        registry.register("provider_calls", "Host provider and DNS calls, by call", provider_calls.clone());
+        let fenced_writes = Counter::default();
+        registry.register("fenced_writes", "Store writes refused because a newer leader took over", fenced_writes.clone());
+        let reconcile_panics = Counter::default();
+        registry.register("reconcile_panics", "Cluster reconciles that panicked (caught)", reconcile_panics.clone());
+        Self {
+            registry,
+            leader,
+            pass_seconds,
+            steps,
+            live_brokers,
+            converged,
+            http_requests,
+            reconciles,
+            zookeeper_reads,
+            provider_calls,
+            fenced_writes,
+            reconcile_panics,
+        }
     }
 }
 
 impl Metrics {
+    pub fn provider_call(&self, call: &str) {
+        self.provider_calls.get_or_create(&CallLabels { call: call.to_string() }).inc();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

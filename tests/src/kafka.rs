@@ -113,28 +113,24 @@ impl LocalCluster {
         let fleet_root = spec.fleet_root.clone().unwrap_or_else(|| format!("/{}", crate::unique("fleet")));
         let hosts_root = run.path.join("hosts");
         let dns_root = run.path.join("dns");
-        let provider = match &spec.provider {
-            HostProvider::Local => format!("{{ kind: local, root: \"{}\" }}", hosts_root.display()),
-            HostProvider::Ec2 { endpoint } => format!("{{ kind: ec2, region: us-east-1, endpointUrl: \"{endpoint}\" }}"),
+        use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawProvider, ScalarValue};
+        let file = RawClusterFile {
+            cluster: spec.name.clone(),
+            zookeeper: zk.connect_string(),
+            fleet_root: Some(fleet_root.clone()),
+            broker_id_base: None,
+            provider: match &spec.provider {
+                HostProvider::Local => RawProvider::Local { root: hosts_root.clone() },
+                HostProvider::Ec2 { endpoint } => RawProvider::Ec2 { region: "us-east-1".into(), endpoint_url: Some(endpoint.clone()) },
+            },
+            dns: Some(match &spec.dns {
+                Dns::Local => RawDns::Local { root: dns_root.clone() },
+                Dns::Route53 { endpoint, zone } => RawDns::Route53 { zone: zone.clone(), endpoint_url: Some(endpoint.clone()), ttl: Some(30) },
+            }),
+            fleet_api: spec.fleet_api.as_ref().map(|url| RawFleetApi { url: url.clone(), timeout_ms: Some(1000), token: None }),
+            properties: spec.properties.iter().map(|(k, v)| (k.clone(), ScalarValue::Str(v.clone()))).collect(),
         };
-        let dns = match &spec.dns {
-            Dns::Local => format!("{{ kind: local, root: \"{}\" }}", dns_root.display()),
-            Dns::Route53 { endpoint, zone } => {
-                format!("{{ kind: route53, zone: \"{zone}\", endpointUrl: \"{endpoint}\", ttl: 30 }}")
-            }
-        };
-        let mut text = format!(
-            "cluster: {}\nzookeeper: \"{}\"\nfleetRoot: \"{fleet_root}\"\nprovider: {provider}\ndns: {dns}\n",
-            spec.name,
-            zk.connect_string()
-        );
-        if let Some(api) = &spec.fleet_api {
-            text.push_str(&format!("fleetApi: {{ url: \"{api}\", timeoutMs: 1000 }}\n"));
-        }
-        text.push_str("properties:\n");
-        for (k, v) in &spec.properties {
-            text.push_str(&format!("  {k}: \"{v}\"\n"));
-        }
+        let text = file.to_yaml().expect("cluster file yaml");
         let cluster_file = run.path.join("cluster.yaml");
         std::fs::write(&cluster_file, text).expect("cluster file");
         Self {
@@ -164,6 +160,7 @@ impl LocalCluster {
             cluster: Some(self.name.clone()),
             port: None,
             launched_ms: None,
+            launch_token: None,
         };
         local::write_instance(&self.hosts_root, &instance).expect("local instance");
     }

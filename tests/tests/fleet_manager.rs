@@ -236,6 +236,22 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     assert!(fleet_common::local::read_record(&fm.dns_root(), "broker-1.blue.local").expect("routes").is_empty());
     let (code, _) = fm.get("/v1/clusters/blue/topics/orders").await;
     assert_eq!(code, 404);
+
+    // The cluster's ZooKeeper state went too: declared again under the same name, it starts
+    // empty (broker ID 1 on a new host, none of the old topics), checked with kcat.
+    let cluster_base = fleet_common::FleetPaths::new(&root).cluster("blue");
+    assert!(client.check_stat(cluster_base.base()).await.expect("stat").is_none(), "{} removed", cluster_base.base());
+    let again = write(&fm.run.path, "again.yaml", &cluster_yaml("blue", 1, "local"));
+    let out = fm.fleetctl(&["apply", "-f", &again, "--wait", "--timeout", "120s"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let reg = registry(&client, &root, "blue").await;
+    let old_hosts: BTreeSet<String> = hosts.iter().map(|h| h.instance_id.clone()).collect();
+    assert_eq!(reg.keys().copied().collect::<Vec<_>>(), [1], "IDs start over: {reg:?}");
+    assert!(!old_hosts.contains(&reg[&1]), "ID 1 is held by a new host, not an old registry entry");
+    let md = kcat::metadata(&servers(&fm)).await.expect("kcat metadata");
+    for old in ["orders", "clicks-v2"] {
+        assert_eq!(kcat::topic_shape(&md, old), None, "old topic {old} is gone: {md}");
+    }
 }
 
 /// Two fleet managers on one PostgreSQL store: one leader; the standby serves reads and takes over
@@ -536,4 +552,146 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     let out = ec2.describe_instances().send().await.expect("describe");
     let count = out.reservations().iter().flat_map(|r| r.instances()).filter(|i| i.tags().iter().any(|t| t.key() == Some("fleet:cluster") && t.value() == Some("amber"))).count();
     assert_eq!(count, 1);
+}
+
+/// A launch whose answer is lost (the call cut off after EC2 made the instance) is retried with
+/// its launch token and finds that instance: one host, not one per retry. Checked against moto's
+/// own DescribeInstances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_launch_retried_after_a_lost_answer_makes_one_instance() {
+    init_logging();
+    let zk = ZkEnsemble::start(1).await;
+    let moto = fleet_tests::Moto::start().await;
+    let ec2 = moto.ec2().await;
+    let ami = ec2.describe_images().send().await.expect("images").images().first().and_then(|i| i.image_id()).expect("ami").to_string();
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.extra_args = vec!["--ec2-region".into(), "us-east-1".into(), "--ec2-endpoint-url".into(), moto.endpoint(), "--ec2-image-id".into(), ami];
+    options.extra_env = fleet_tests::moto::AWS_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    // The first two answers are lost: the step's own retry and the one after it both ask again.
+    options.extra_env.push(("FLEET_FAILPOINT_LOSE_LAUNCH_ANSWER".into(), "2".into()));
+    let fm = FleetManager::start(options).await;
+    let yaml = cluster_yaml("cobalt", 1, "ec2").replace("availabilityZones: [zone-a, zone-b, zone-c]", "availabilityZones: [us-east-1b]");
+    let path = write(&fm.run.path, "cobalt.yaml", &yaml);
+    let out = fm.fleetctl(&["apply", "-f", &path]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let instances = || {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_instances()
+                .filters(aws_sdk_ec2::types::Filter::builder().name("tag:fleet:cluster").values("cobalt").build())
+                .send()
+                .await
+                .expect("describe");
+            out.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .map(|i| {
+                    let token = i.tags().iter().find(|t| t.key() == Some("fleet:launch-token")).and_then(|t| t.value()).unwrap_or_default().to_string();
+                    (i.instance_id().unwrap_or_default().to_string(), token)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // The launch succeeds once the failpoint is spent.
+    wait_until("a launch-host step recorded ok", Duration::from_secs(60), || async {
+        let (_, journal) = fm.get("/v1/journal?cluster=cobalt&limit=100").await;
+        let entries = journal.as_array().cloned().unwrap_or_default();
+        let lost = entries.iter().filter(|e| e["action"] == "launch-host" && e["outcome"] == "error").count();
+        let ok = entries.iter().any(|e| e["action"] == "launch-host" && e["outcome"] == "ok");
+        if ok && lost >= 1 {
+            Ok(Some(()))
+        } else {
+            Err(format!("lost {lost}, ok {ok}: {}", fm.log_tail(5)))
+        }
+    })
+    .await;
+    // Two more reconciles later, still exactly one instance, carrying the token.
+    let (_, first) = fm.get("/v1/clusters/cobalt").await;
+    let seen_at = first["status"]["atMs"].as_i64().unwrap_or(0);
+    wait_until("two more reconciles", Duration::from_secs(30), || async {
+        let (_, v) = fm.get("/v1/clusters/cobalt").await;
+        Ok((v["status"]["atMs"].as_i64().unwrap_or(0) > seen_at + 2_000).then_some(()))
+    })
+    .await;
+    let found = instances().await;
+    assert_eq!(found.len(), 1, "one instance for one broker despite the lost answers: {found:?}");
+    assert!(!found[0].1.is_empty(), "tagged with its launch token: {found:?}");
+}
+
+/// A leader paused mid-reconcile (SIGSTOP after it launched a host, before it recorded) loses its
+/// session; the standby takes over and claims the store with a newer epoch. Resumed, the old
+/// leader tries to record: the store refuses it, and none of its writes land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leaders_writes_are_fenced_after_the_standby_takes_over() {
+    init_logging();
+    let zk = ZkEnsemble::start(1).await;
+    let pg = Postgres::start().await;
+    pg.create_database("fleet_fence").await;
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.database = Some(pg.url("fleet_fence"));
+    options.session_timeout_ms = 4000;
+    let mut first_options = options.clone();
+    first_options.extra_env.push(("FLEET_FAILPOINT_STOP_BEFORE_RECORD".into(), "1".into()));
+    let first = FleetManager::start(first_options).await;
+    wait_until("first instance leads", Duration::from_secs(20), || async {
+        Ok(first.health().await.filter(|h| h["leader"] == true).map(|_| ()))
+    })
+    .await;
+    // The standby has no host provider: it observes hosts as unknown and launches nothing.
+    let mut standby_options = options;
+    standby_options.local_hosts = false;
+    let second = FleetManager::start(standby_options).await;
+    let path = write(&first.run.path, "violet.yaml", &cluster_yaml("violet", 1, "local"));
+    let out = second.fleetctl(&["apply", "-f", &path]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The leader launches, then stops itself before recording.
+    let pid = first.process.as_ref().expect("process").pid();
+    wait_until("the leader paused (SIGSTOP)", Duration::from_secs(60), || async {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+        let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()).unwrap_or("");
+        Ok((state == "T").then_some(()))
+    })
+    .await;
+    wait_until("standby takes over", Duration::from_secs(30), || async {
+        Ok(second.health().await.filter(|h| h["leader"] == true).map(|_| ()))
+    })
+    .await;
+    let store = Store::open(&pg.url("fleet_fence")).await.expect("store");
+    let journal = store.journal(None, 1000, None).await.expect("journal");
+    let elected = journal
+        .iter()
+        .find(|e| e.action == "elected" && e.actor.contains(&format!("fm-{}", second.port)))
+        .map(|e| e.id)
+        .expect("standby's election journalled");
+    let first_actor = format!("fm-{}", first.port);
+
+    fleet_tests::process::signal_pid(pid as i32, libc::SIGCONT);
+    let fenced = wait_until("the resumed leader's write refused", Duration::from_secs(30), || async {
+        let text = reqwest::get(format!("{}/metrics", first.url())).await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+        let n: f64 = text
+            .lines()
+            .find(|l| l.starts_with("fleet_manager_fenced_writes_total"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        Ok((n >= 1.0).then_some(n))
+    })
+    .await;
+    eprintln!("fenced writes of the resumed leader: {fenced}");
+    // Nothing written by the old leader after the new one was elected.
+    let journal = store.journal(None, 1000, None).await.expect("journal");
+    let late: Vec<_> = journal.iter().filter(|e| e.id > elected && e.actor.contains(&first_actor)).collect();
+    assert!(late.is_empty(), "the deposed leader wrote after the takeover: {late:?}");
+    // Its launch answer (the instance ID) never reached the intent; the launch token did (persisted before the call).
+    let intent = store.intent("violet").await.expect("intent").expect("some");
+    let launches = intent["launches"].as_object().expect("launches");
+    assert_eq!(launches.len(), 1, "{intent}");
+    assert!(launches.values().all(|l| l.get("instanceId").is_none()), "the late record did not land: {intent}");
+    assert!(store.leader_epoch().await.expect("epoch") > 0);
+    wait_until("the old leader steps down", Duration::from_secs(20), || async {
+        Ok(first.health().await.filter(|h| h["leader"] == false).map(|_| ()))
+    })
+    .await;
 }

@@ -11,8 +11,8 @@ use clap::Parser;
 use fleet_common::{FleetPaths, ZkAddress, ZkConnector};
 use fleet_manager::api::{self, ApiToken, AppState};
 use fleet_manager::metrics::Metrics;
-use fleet_manager::provider::{self, DnsZone, FleetCoordinates, HostProvider};
-use fleet_manager::reconciler::{ReconcileSettings, Reconciler};
+use fleet_manager::providers::{self as provider, DnsZone, FleetCoordinates, HostProvider};
+use fleet_manager::controller::{ReconcileSettings, Reconciler};
 use fleet_manager::store::Store;
 
 #[derive(Parser, Debug)]
@@ -80,6 +80,15 @@ struct Args {
     dns_zone: Option<String>,
     #[arg(long, env = "FLEET_ROUTE53_ENDPOINT_URL")]
     route53_endpoint_url: Option<String>,
+    /// Journal entries kept at most (the oldest are pruned by the leader).
+    #[arg(long, default_value_t = 100_000)]
+    journal_max_rows: i64,
+    /// Journal entries older than this many days are pruned.
+    #[arg(long, default_value_t = 30)]
+    journal_max_age_days: i64,
+    /// Clusters reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -195,6 +204,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             interval: Duration::from_secs(args.interval_secs.max(1)),
             replace_grace: Duration::from_secs(args.replace_grace_secs),
             step_timeout: Duration::from_secs(args.step_timeout_secs.max(1)),
+            concurrency: args.concurrency.max(1),
+            journal: fleet_manager::store::JournalRetention {
+                max_rows: args.journal_max_rows.max(100),
+                max_age_ms: args.journal_max_age_days.max(1) * 24 * 3_600_000,
+            },
             ..ReconcileSettings::default()
         },
         identity: identity.clone(),
@@ -202,11 +216,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         wake: tokio::sync::Notify::new(),
         metrics,
     });
+    let reconciler_for_health = reconciler.clone();
     let state = Arc::new(AppState { store, reconciler: reconciler.clone(), tokens, preview_zk: tokio::sync::Mutex::new(None) });
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, identity = %identity, database = %redact(&database), "fleet manager serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reconcile = tokio::spawn(reconciler.run(stop_rx));
+    let mut reconcile = tokio::spawn(reconciler.run(stop_rx));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stopping_flag = stopping.clone();
     let shutdown = async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
@@ -220,10 +237,33 @@ async fn run(args: Args) -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
         tracing::info!("shutting down: finishing requests, leaving the election");
+        stopping_flag.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = stop_tx.send(true);
     };
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
-    let _ = tokio::time::timeout(Duration::from_secs(10), reconcile).await;
+    let mut serve = Box::pin(std::future::IntoFuture::into_future(axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown)));
+    // Supervised: a reconciler that ends on its own (a panic outside a cluster's reconcile) takes
+    // the process down, so the service manager restarts it and /healthz never claims a dead leader.
+    let reconciler_ended = tokio::select! {
+        served = &mut serve => {
+            served.context("serving HTTP")?;
+            false
+        }
+        ended = &mut reconcile => {
+            if !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                reconciler_for_health.leader.store(false, std::sync::atomic::Ordering::SeqCst);
+                match ended {
+                    Err(e) if e.is_panic() => bail!("the reconciler panicked: {e}"),
+                    _ => bail!("the reconciler stopped unexpectedly"),
+                }
+            }
+            true
+        }
+    };
+    if reconciler_ended {
+        serve.await.context("serving HTTP")?;
+    } else {
+        let _ = tokio::time::timeout(Duration::from_secs(10), reconcile).await;
+    }
     Ok(())
 }
 

@@ -47,6 +47,10 @@ enum Command {
         /// Wait until the reconciler has converged on this change.
         #[arg(long)]
         wait: bool,
+        /// Accept that a cluster's new priority class changes the retention or
+        /// min.insync.replicas of topics that inherit it (refused otherwise, naming them).
+        #[arg(long)]
+        confirm_class_change: bool,
         /// How long --wait waits.
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
@@ -288,10 +292,10 @@ async fn run(cli: Cli) -> Result<()> {
     let client = Client { http, api: cli.api.clone(), token: cli.token.clone() };
     let output = cli.output;
     match cli.command {
-        Command::Apply { files, dry_run, wait, timeout } => {
+        Command::Apply { files, dry_run, wait, timeout, confirm_class_change } => {
             let docs = read_documents(&files)?;
-            let path = if dry_run { "/v1/apply?dryRun=true" } else { "/v1/apply" };
-            let answer = client.send(reqwest::Method::POST, path, Some(json!({ "resources": docs }))).await?;
+            let path = format!("/v1/apply?dryRun={dry_run}&confirmClassChange={confirm_class_change}");
+            let answer = client.send(reqwest::Method::POST, &path, Some(json!({ "resources": docs }))).await?;
             print_value(output, &answer, |a| {
                 let rows = a["results"]
                     .as_array()

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use fleet_manager::plan::{self, ClusterIntent, HostState, ObservedCluster, ObservedHost, ObservedTopic, PlanSettings, Seen};
-use fleet_manager::reconciler::desired_state;
+use fleet_manager::controller::desired_state;
 use fleet_manager::spec;
 use fleet_manager::store::Store;
 
@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
                         availability_zone: d.spec.availability_zones[b as usize % 3].clone(),
                         state: HostState::Running,
                         launched_ms: 0,
+                        launch_token: None,
                     })
                     .collect()
             } else {
@@ -108,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
                 registry: Seen::Known(registry),
                 topics: Seen::Known(topics),
                 dns: Seen::Known(Vec::new()),
+                zk_state: Seen::Known(true),
             }
         })
         .collect();

@@ -28,6 +28,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database URL `{0}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
     BadUrl(String),
+    /// A write of a deposed leader: a newer leader (a higher epoch) has claimed the store.
+    #[error("write refused: this instance led with epoch {epoch}, and a newer leader has taken over")]
+    Fenced { epoch: i64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,7 +134,42 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         "CREATE TABLE journal (id AUTO_ID, at_ms BIGINT NOT NULL, actor TEXT NOT NULL, cluster TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL, outcome TEXT NOT NULL, message TEXT NOT NULL)",
         "CREATE INDEX journal_cluster ON journal (cluster, id)",
     ],
+),
+(
+    2,
+    &[
+        // The epoch of the newest leader (its election znode's czxid): every reconciler write
+        // checks it in its own transaction, so a deposed leader's late writes are refused.
+        "INSERT INTO counters (name, value) VALUES ('leader_epoch', 0)",
+        "CREATE INDEX journal_at ON journal (at_ms)",
+    ],
 )];
+
+/// The journal's bounds: older or surplus rows are pruned by the leader.
+#[derive(Clone, Copy, Debug)]
+pub struct JournalRetention {
+    pub max_rows: i64,
+    pub max_age_ms: i64,
+}
+
+impl Default for JournalRetention {
+    fn default() -> Self {
+        Self { max_rows: 100_000, max_age_ms: 30 * 24 * 3_600_000 }
+    }
+}
+
+/// What one cluster's reconcile writes, in one transaction (see [`Store::record`]).
+#[derive(Clone, Debug, Default)]
+pub struct PassRecord {
+    pub cluster: String,
+    pub journal: Vec<NewJournalEntry>,
+    pub intent: Option<serde_json::Value>,
+    pub status: Option<serde_json::Value>,
+    /// Drop the cluster's rows (teardown finished) instead of writing intent and status.
+    pub forget_cluster: bool,
+    /// Topics whose deletion finished: drop their rows.
+    pub forget_topics: Vec<String>,
+}
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
@@ -146,7 +184,14 @@ impl Store {
         } else {
             return Err(StoreError::BadUrl(url.to_string()));
         };
-        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        // An in-memory SQLite database (tests) is shared through one connection: SQLite's shared
+        // cache would answer contention with "table is locked" instead of waiting.
+        let connections = match backend {
+            Backend::Sqlite if url.contains(":memory:") => 1,
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        };
+        let mut options = AnyPoolOptions::new().max_connections(connections);
         if backend == Backend::Sqlite {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -216,6 +261,103 @@ impl Store {
         Ok(row.try_get::<i64, _>(0)?)
     }
 
+    /// Refuses the transaction unless `epoch` is still the newest leader's. The UPDATE takes the
+    /// row's write lock, so a concurrent claim by a new leader is ordered before or after it,
+    /// never in between.
+    async fn check_fence(tx: &mut Tx<'_>, epoch: i64) -> Result<(), StoreError> {
+        let held = sqlx::query("UPDATE counters SET value = value WHERE name = 'leader_epoch' AND value = $1").bind(epoch).execute(&mut **tx).await?;
+        if held.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Fenced { epoch })
+        }
+    }
+
+    /// A newly elected leader claims the store with its epoch; every write of an older leader is
+    /// refused from then on. Fails (`Fenced`) if a newer leader already claimed it.
+    pub async fn claim_leadership(&self, epoch: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query("UPDATE counters SET value = $1 WHERE name = 'leader_epoch' AND value <= $1").bind(epoch).execute(&mut *tx).await?;
+        tx.commit().await?;
+        if claimed.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Fenced { epoch })
+        }
+    }
+
+    pub async fn leader_epoch(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT value FROM counters WHERE name = 'leader_epoch'").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// The one write of a cluster's reconcile: journal, intent and status (or the removal of a
+    /// torn-down cluster) together, fenced by the leader's epoch.
+    pub async fn record(&self, epoch: i64, record: &PassRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::check_fence(&mut tx, epoch).await?;
+        for entry in &record.journal {
+            Self::append_in(&mut tx, entry).await?;
+        }
+        for topic in &record.forget_topics {
+            sqlx::query("DELETE FROM resources WHERE kind = 'Topic' AND name = $1 AND deleting = 1")
+                .bind(spec::topic_key(&record.cluster, topic))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if record.forget_cluster {
+            Self::remove_cluster_in(&mut tx, &record.cluster).await?;
+        } else {
+            if let Some(intent) = &record.intent {
+                Self::put_blob_in(&mut tx, "intents", "intent", &record.cluster, intent).await?;
+            }
+            if let Some(status) = &record.status {
+                Self::put_blob_in(&mut tx, "observations", "status", &record.cluster, status).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Persists a cluster's intent ahead of acting on it (launch tokens before the launch), fenced.
+    pub async fn put_intent_fenced(&self, epoch: i64, cluster: &str, intent: &serde_json::Value) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::check_fence(&mut tx, epoch).await?;
+        Self::put_blob_in(&mut tx, "intents", "intent", cluster, intent).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A journal entry written by the leader (fenced).
+    pub async fn append_journal_fenced(&self, epoch: i64, e: &NewJournalEntry) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::check_fence(&mut tx, epoch).await?;
+        Self::append_in(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Clusters with a resource written after `revision` (what a write woke the leader for).
+    pub async fn clusters_changed_since(&self, revision: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT cluster FROM resources WHERE revision > $1").bind(revision).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+    }
+
+    /// Names of every declared cluster.
+    pub async fn cluster_names(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT name FROM resources WHERE kind = 'KafkaCluster' ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+    }
+
+    /// Keeps the journal bounded: drops entries older than the age limit, then the oldest beyond
+    /// the row limit. Returns how many were dropped.
+    pub async fn prune_journal(&self, retention: JournalRetention) -> Result<u64, StoreError> {
+        let mut dropped = sqlx::query("DELETE FROM journal WHERE at_ms < $1").bind(now_ms() - retention.max_age_ms).execute(&self.pool).await?.rows_affected();
+        let newest = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM journal").fetch_one(&self.pool).await?.try_get::<i64, _>(0)?;
+        dropped += sqlx::query("DELETE FROM journal WHERE id <= $1").bind(newest - retention.max_rows).execute(&self.pool).await?.rows_affected();
+        Ok(dropped)
+    }
+
     pub async fn revision(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT value FROM counters WHERE name = 'revision'").fetch_one(&self.pool).await?;
         Ok(row.try_get::<i64, _>(0)?)
@@ -283,12 +425,18 @@ impl Store {
     /// Applies a batch all-or-nothing: every document is checked against the stored state plus
     /// the batch itself before anything is written. With `dry_run` nothing is written.
     pub async fn apply(&self, batch: &[Declared], actor: &str, dry_run: bool) -> Result<Vec<ApplyResult>, StoreError> {
+        self.apply_with(batch, actor, ApplyOptions { dry_run, ..ApplyOptions::default() }).await
+    }
+
+    /// [`Store::apply`] with every option.
+    pub async fn apply_with(&self, batch: &[Declared], actor: &str, options: ApplyOptions) -> Result<Vec<ApplyResult>, StoreError> {
+        let dry_run = options.dry_run;
         let mut tx = self.pool.begin().await?;
         if !dry_run {
             Self::lock_for_write(&mut tx).await?;
         }
         let existing = Self::load_all(&mut tx).await?;
-        check_batch(batch, &existing)?;
+        check_batch(batch, &existing, options)?;
         let mut results = Vec::new();
         let mut revision = None;
         let now = now_ms();
@@ -475,20 +623,28 @@ impl Store {
         Ok(rev)
     }
 
-    /// Removes rows whose teardown the reconciler finished.
+    /// Removes rows whose teardown the reconciler finished (the reconciler itself goes through
+    /// the fenced [`Store::record`]).
     pub async fn remove(&self, kind: Kind, key: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2 AND deleting = 1")
-            .bind(kind.as_str())
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
         if kind == Kind::KafkaCluster {
-            sqlx::query("DELETE FROM resources WHERE cluster = $1 AND deleting = 1").bind(key).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM intents WHERE cluster = $1").bind(key).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM observations WHERE cluster = $1").bind(key).execute(&mut *tx).await?;
+            Self::remove_cluster_in(&mut tx, key).await?;
+        } else {
+            sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2 AND deleting = 1")
+                .bind(kind.as_str())
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_cluster_in(tx: &mut Tx<'_>, cluster: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM resources WHERE kind = 'KafkaCluster' AND name = $1 AND deleting = 1").bind(cluster).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM resources WHERE cluster = $1 AND deleting = 1").bind(cluster).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM intents WHERE cluster = $1").bind(cluster).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM observations WHERE cluster = $1").bind(cluster).execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -542,11 +698,18 @@ impl Store {
     }
 
     async fn put_blob(&self, table: &str, column: &str, cluster: &str, value: &serde_json::Value) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::put_blob_in(&mut tx, table, column, cluster, value).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn put_blob_in(tx: &mut Tx<'_>, table: &str, column: &str, cluster: &str, value: &serde_json::Value) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO {table} (cluster, {column}, updated_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (cluster) DO UPDATE SET {column} = excluded.{column}, updated_ms = excluded.updated_ms"
         );
-        sqlx::query(&sql).bind(cluster).bind(value.to_string()).bind(now_ms()).execute(&self.pool).await?;
+        sqlx::query(&sql).bind(cluster).bind(value.to_string()).bind(now_ms()).execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -556,7 +719,11 @@ impl Store {
         match row {
             Some(r) => {
                 let text: String = r.try_get(0)?;
-                Ok(serde_json::from_str(&text).ok())
+                // Unreadable is not absent: say so instead of handing back nothing.
+                serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Conflict {
+                    resource: format!("{table} of {cluster}"),
+                    message: format!("stored JSON is unreadable: {e}"),
+                })
             }
             None => Ok(None),
         }
@@ -603,8 +770,62 @@ impl Store {
     }
 }
 
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApplyOptions {
+    pub dry_run: bool,
+    /// The operator accepts that a cluster's new priority class changes the retention or
+    /// `min.insync.replicas` of topics that inherit it.
+    pub confirm_class_change: bool,
+}
+
+/// Topics of a cluster whose effective settings a new cluster spec would change (a priority
+/// class change reaches every topic that inherits its class): `(topic, what changes)`.
+fn class_change_effects(
+    cluster: &str,
+    was: &ClusterSpec,
+    now: &ClusterSpec,
+    batch: &[Declared],
+    existing: &BTreeMap<(Kind, String), StoredResource>,
+) -> Vec<(String, Vec<String>, bool)> {
+    let mut out = Vec::new();
+    for r in existing.values() {
+        let DeclaredSpec::Topic(stored) = &r.declared.spec else { continue };
+        if stored.cluster != cluster || r.deleting {
+            continue;
+        }
+        // The topic as it will be declared after the batch (it may be in the batch too).
+        let declared = batch
+            .iter()
+            .find_map(|d| match &d.spec {
+                DeclaredSpec::Topic(t) if d.key() == r.key() => Some(t),
+                _ => None,
+            })
+            .unwrap_or(stored);
+        let (Ok(before), Ok(after)) =
+            (spec::effective_topic(&r.declared.name, stored, Some(was)), spec::effective_topic(&r.declared.name, declared, Some(now)))
+        else {
+            continue;
+        };
+        let mut changes = Vec::new();
+        let rf_changes = before.replication_factor != after.replication_factor;
+        if rf_changes {
+            changes.push(format!("replication {} -> {}", before.replication_factor, after.replication_factor));
+        }
+        for key in ["min.insync.replicas", "retention.ms"] {
+            let (b, a) = (before.configs.get(key), after.configs.get(key));
+            if b != a {
+                changes.push(format!("{key} {} -> {}", b.map_or("unset", String::as_str), a.map_or("unset", String::as_str)));
+            }
+        }
+        if !changes.is_empty() {
+            out.push((r.declared.name.clone(), changes, rf_changes));
+        }
+    }
+    out
+}
+
 /// Stage-2 checks of a batch against what is stored (and the batch itself).
-fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredResource>) -> Result<(), StoreError> {
+fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredResource>, options: ApplyOptions) -> Result<(), StoreError> {
     let mut seen = std::collections::BTreeSet::new();
     for d in batch {
         if !seen.insert((d.kind(), d.key())) {
@@ -660,6 +881,43 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
                             new.brokers, was.brokers
                         ),
                     )));
+                }
+                let (was_spec, new_spec) = (spec::effective_cluster(&d.name, was), spec::effective_cluster(&d.name, new));
+                if was_spec.priority_class != new_spec.priority_class {
+                    let effects = class_change_effects(&d.name, &was_spec, &new_spec, batch, existing);
+                    let listed = |only_rf: bool| -> String {
+                        effects
+                            .iter()
+                            .filter(|(_, _, rf)| !only_rf || *rf)
+                            .map(|(t, c, _)| format!("{t} ({})", c.join(", ")))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    };
+                    if effects.iter().any(|(_, _, rf)| *rf) {
+                        return Err(invalid(FieldError::new(
+                            "spec.priorityClass",
+                            format!(
+                                "{} -> {} would change the replication factor of topics that inherit the class: {}. \
+                                 Replication cannot change in place: pin spec.replicationFactor on those topics first",
+                                was_spec.priority_class.as_str(),
+                                new_spec.priority_class.as_str(),
+                                listed(true)
+                            ),
+                        )));
+                    }
+                    if !effects.is_empty() && !options.confirm_class_change {
+                        return Err(invalid(FieldError::new(
+                            "spec.priorityClass",
+                            format!(
+                                "{} -> {} would change topics that inherit the class: {}. Pin those values on the topics \
+                                 (spec.retentionHours, spec.configs) to keep them, or confirm the change \
+                                 (fleetctl apply --confirm-class-change; API: ?confirmClassChange=true)",
+                                was_spec.priority_class.as_str(),
+                                new_spec.priority_class.as_str(),
+                                listed(false)
+                            ),
+                        )));
+                    }
                 }
                 if new.provider.as_deref().unwrap_or("local") != was.provider.as_deref().unwrap_or("local") {
                     return Err(invalid(FieldError::new("spec.provider", "cannot change on an existing cluster: build a new cluster instead")));
@@ -728,3 +986,6 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,15 +1,49 @@
 //! `observe`: what the provider, ZooKeeper and DNS say of one cluster right now. Every source that
 //! cannot be read becomes `Seen::Unknown(why)`, never an empty list.
+//!
+//! [`Observer`] is the seam the controller observes through: [`LiveObserver`] reads the real
+//! world; tests substitute a simulated one to drive a reconcile in-process.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use fleet_common::znodes::{BrokerRegistration, TopicAssignment};
-use fleet_common::ClusterPaths;
+use fleet_common::{ClusterPaths, FleetPaths};
 use zookeeper_client as zk;
 
+use crate::metrics::Metrics;
 use crate::plan::{DesiredCluster, ObservedCluster, ObservedTopic, Seen};
-use crate::provider::{DnsZone, HostProvider};
+use crate::providers::{DnsZone, HostProvider};
+use crate::spec::ProviderKind;
 use crate::store::now_ms;
+
+/// What the controller observes a cluster through.
+#[async_trait]
+pub trait Observer: Send + Sync {
+    async fn observe(&self, desired: &DesiredCluster) -> ObservedCluster;
+}
+
+/// The real world: the cluster's host provider, the DNS zone, and ZooKeeper (when connected).
+pub struct LiveObserver<'a> {
+    pub zk: Option<&'a zk::Client>,
+    pub paths: &'a FleetPaths,
+    pub local: Option<&'a Arc<dyn HostProvider>>,
+    pub ec2: Option<&'a Arc<dyn HostProvider>>,
+    pub dns: &'a dyn DnsZone,
+    pub metrics: &'a Metrics,
+}
+
+#[async_trait]
+impl Observer for LiveObserver<'_> {
+    async fn observe(&self, desired: &DesiredCluster) -> ObservedCluster {
+        let provider = match desired.spec.provider {
+            ProviderKind::Local => self.local.map(|p| p.as_ref()),
+            ProviderKind::Ec2 => self.ec2.map(|p| p.as_ref()),
+        };
+        observe_cluster(desired, self.zk, &self.paths.cluster(&desired.spec.name), provider, self.dns, Some(self.metrics)).await
+    }
+}
 
 #[tracing::instrument(skip_all, fields(cluster = %desired.spec.name))]
 pub async fn observe_cluster(
@@ -18,15 +52,24 @@ pub async fn observe_cluster(
     paths: &ClusterPaths,
     hosts: Option<&dyn HostProvider>,
     dns: &dyn DnsZone,
+    metrics: Option<&Metrics>,
 ) -> ObservedCluster {
     let cluster = desired.spec.name.as_str();
     let hosts = match hosts {
-        Some(p) => match p.list(cluster).await {
-            Ok(h) => Seen::Known(h),
-            Err(e) => Seen::Unknown(e.to_string()),
-        },
+        Some(p) => {
+            if let Some(m) = metrics {
+                m.provider_call("hosts:list");
+            }
+            match p.list(cluster).await {
+                Ok(h) => Seen::Known(h),
+                Err(e) => Seen::Unknown(e.to_string()),
+            }
+        }
         None => Seen::Unknown(format!("provider {:?} is not configured on this fleet manager", desired.spec.provider)),
     };
+    if let Some(m) = metrics {
+        m.provider_call("dns:list");
+    }
     let dns = match dns.list(cluster).await {
         Ok(d) => Seen::Known(d),
         Err(e) => Seen::Unknown(e.to_string()),
@@ -38,21 +81,30 @@ pub async fn observe_cluster(
         return o;
     };
     let kafka = paths.kafka();
+    let zk_state = match zk.check_stat(paths.base()).await {
+        Ok(stat) => Seen::Known(stat.is_some()),
+        Err(e) => Seen::Unknown(format!("check {}: {e}", paths.base())),
+    };
     let live_brokers = match zk.list_children(&kafka.broker_ids()).await {
         Ok(children) => Seen::Known(children.iter().filter_map(|c| c.parse::<i32>().ok()).collect::<BTreeSet<i32>>()),
         Err(zk::Error::NoNode) => Seen::Known(BTreeSet::new()),
         Err(e) => Seen::Unknown(format!("list {}: {e}", kafka.broker_ids())),
     };
-    let registry = match kafka_bootstrap::broker_id::read_registry(zk, paths).await {
-        Ok(r) => Seen::Known(r.into_iter().map(|(id, e)| (id, e.lease.instance_id)).collect()),
+    let registry = match fleet_common::registry::read_registry(zk, paths).await {
+        Ok(r) => Seen::Known(r.into_iter().map(|(id, e)| (id, e.lease.instance_id)).collect::<BTreeMap<i32, String>>()),
         Err(e) => Seen::Unknown(e.to_string()),
     };
-    let names: Vec<&str> = desired.topics.iter().map(|t| t.spec.name.as_str()).collect();
+    let names: Vec<&str> = if desired.deleting { Vec::new() } else { desired.topics.iter().map(|t| t.spec.name.as_str()).collect() };
     let topics = match read_topics(zk, paths, &names).await {
         Ok(t) => Seen::Known(t),
         Err(e) => Seen::Unknown(e),
     };
-    ObservedCluster { at_ms: now_ms(), hosts, live_brokers, registry, topics, dns }
+    if let Some(m) = metrics {
+        // check + list + registry (list and one multi-read) + three reads per topic.
+        let registry_reads = if registry.known().is_some_and(|r| !r.is_empty()) { 2 } else { 1 };
+        m.zookeeper_reads.inc_by((2 + registry_reads + 3 * names.len()) as u64);
+    }
+    ObservedCluster { at_ms: now_ms(), hosts, live_brokers, registry, topics, dns, zk_state }
 }
 
 /// The declared topics as Kafka has them (absent ones left out).

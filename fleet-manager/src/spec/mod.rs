@@ -402,7 +402,7 @@ fn check_cluster(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
         }
     }
     for (k, v) in &s.broker_config {
-        kafka_bootstrap::properties::validate(k, &v.to_config(), &kafka_bootstrap::properties::Source::Persisted)
+        fleet_common::kafka_config::validate(k, &v.to_config(), &fleet_common::kafka_config::Source::Persisted)
             .map_err(|e| FieldError::new(format!("spec.brokerConfig.{k}"), e.to_string()))?;
     }
     Ok(())

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
 use crate::plan::Plan;
-use crate::reconciler::{self, Reconciler};
+use crate::controller::{self, Reconciler};
 use crate::spec::{self, Declared, DeclaredSpec, FieldError, Kind};
 use crate::store::{ApplyResult, JournalEntry, Store, StoreError, StoredResource};
 
@@ -102,7 +102,7 @@ impl From<StoreError> for ApiError {
                 err
             }
             StoreError::Invalid(f) => ApiError::field(f),
-            StoreError::Db(_) | StoreError::BadUrl(_) => {
+            StoreError::Db(_) | StoreError::BadUrl(_) | StoreError::Fenced { .. } => {
                 tracing::error!(error = %e, "store error answering a request");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string())
             }
@@ -234,6 +234,9 @@ async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
 struct ApplyQuery {
     #[serde(default)]
     dry_run: Option<bool>,
+    /// Accept that a cluster's new priority class changes topics that inherit it.
+    #[serde(default)]
+    confirm_class_change: Option<bool>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -305,7 +308,8 @@ fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
         .collect()
 }
 
-#[utoipa::path(post, path = "/v1/apply", params(("dryRun" = Option<bool>, Query, description = "validate and report, write nothing")),
+#[utoipa::path(post, path = "/v1/apply", params(("dryRun" = Option<bool>, Query, description = "validate and report, write nothing"),
+        ("confirmClassChange" = Option<bool>, Query, description = "accept that a cluster's new priority class changes the retention or min.insync.replicas of topics that inherit it")),
     request_body(content = Object, description = "{resources: [documents]}, a list, one document, or YAML"),
     responses((status = 200, body = ApplyResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -320,7 +324,8 @@ async fn apply(
     let batch = parse_body(&headers, body)?;
     let dry_run = query.dry_run.unwrap_or(false);
     let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
-    let results = state.store.apply(&batch, &actor, dry_run).await?;
+    let options = crate::store::ApplyOptions { dry_run, confirm_class_change: query.confirm_class_change.unwrap_or(false) };
+    let results = state.store.apply_with(&batch, &actor, options).await?;
     if !dry_run {
         state.reconciler.wake.notify_one();
     }
@@ -381,14 +386,14 @@ async fn plan_preview(State(state): State<Shared>, headers: HeaderMap, body: Res
             declared: d,
         });
     }
-    let desired: Vec<_> = reconciler::desired_from(&all).into_iter().filter(|d| clusters.contains(&d.spec.name)).collect();
+    let desired: Vec<_> = controller::desired_from(&all).into_iter().filter(|d| clusters.contains(&d.spec.name)).collect();
     let zk = preview_client(&state).await;
     Ok(Json(state.reconciler.preview(zk.as_ref(), desired).await))
 }
 
 #[utoipa::path(get, path = "/v1/plan", responses((status = 200, body = [Plan])), security(("bearer" = [])))]
 async fn plan_current(State(state): State<Shared>) -> ApiResult<Vec<Plan>> {
-    let desired = reconciler::desired_state(&state.store).await?;
+    let desired = controller::desired_state(&state.store).await?;
     let zk = preview_client(&state).await;
     Ok(Json(state.reconciler.preview(zk.as_ref(), desired).await))
 }

@@ -34,6 +34,10 @@ pub struct DesiredCluster {
     pub topics: Vec<DesiredTopic>,
     /// The newest store revision among the cluster and its topics.
     pub revision: i64,
+    /// The cluster resource's unique ID: launch tokens start with it, so a cluster declared again
+    /// under the same name never matches an old cluster's launches.
+    #[serde(default)]
+    pub uid: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +72,9 @@ pub struct ObservedHost {
     pub availability_zone: String,
     pub state: HostState,
     pub launched_ms: i64,
+    /// The launch token the host was made for (a tag on EC2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_token: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -106,6 +113,15 @@ pub struct ObservedCluster {
     /// The cluster's DNS record sets (per broker).
     #[schema(value_type = Object)]
     pub dns: Seen<Vec<DnsRecordSet>>,
+    /// Whether the cluster's ZooKeeper subtree (`/<root>/clusters/<c>`: ID registry, Kafka chroot)
+    /// exists.
+    #[serde(default = "unknown_state")]
+    #[schema(value_type = Object)]
+    pub zk_state: Seen<bool>,
+}
+
+fn unknown_state() -> Seen<bool> {
+    Seen::Unknown("not observed".into())
 }
 
 impl ObservedCluster {
@@ -117,6 +133,7 @@ impl ObservedCluster {
             registry: Seen::Unknown(why.into()),
             topics: Seen::Unknown(why.into()),
             dns: Seen::Unknown(why.into()),
+            zk_state: Seen::Unknown(why.into()),
         }
     }
 }
@@ -128,10 +145,43 @@ pub struct ClusterIntent {
     /// Broker ID -> since when it is missing from `/brokers/ids` while its host is alive (ms).
     #[serde(default)]
     pub missing_since: BTreeMap<i32, i64>,
-    /// Hosts launched and not yet seen by the provider (ID -> launch time), so a slow
-    /// `Describe` does not cause a second launch.
+    /// Launches decided and not yet seen by the provider, by launch token. Persisted before the
+    /// provider is called, so a launch cut off mid-call is retried with the same token (and finds
+    /// its host) instead of making a second one; the zone is kept so in-flight launches count
+    /// where they will land.
     #[serde(default)]
+    pub launches: BTreeMap<String, LaunchIntent>,
+    /// Launch tokens minted so far (a token is never used for two launches).
+    #[serde(default)]
+    pub launch_seq: u64,
+    /// Written by versions before launch tokens (instance ID -> launch time); read once and
+    /// folded into `launches`.
+    #[serde(default, skip_serializing)]
     pub launched: BTreeMap<String, i64>,
+}
+
+impl ClusterIntent {
+    /// Folds what older versions wrote into today's shape.
+    pub fn upgraded(mut self) -> Self {
+        for (instance_id, at_ms) in std::mem::take(&mut self.launched) {
+            self.launches.insert(
+                format!("legacy-{instance_id}"),
+                LaunchIntent { availability_zone: String::new(), at_ms, instance_id: Some(instance_id) },
+            );
+        }
+        self
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchIntent {
+    pub availability_zone: String,
+    /// When the launch was decided.
+    pub at_ms: i64,
+    /// The host the provider answered with; `None` while no answer was received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -141,6 +191,8 @@ pub enum Step {
         availability_zone: String,
         instance_type: String,
         reason: String,
+        /// Idempotency token: asking again with it never makes a second host.
+        token: String,
     },
     TerminateHost {
         instance_id: String,
@@ -170,7 +222,10 @@ pub enum Step {
         name: String,
         set_identifier: String,
     },
-    /// Every host and record is gone: drop the cluster from the store.
+    /// Every host is gone and no broker is registered: remove the cluster's ZooKeeper subtree
+    /// (ID registry and Kafka chroot), so a cluster declared later under the name starts empty.
+    DeleteClusterState,
+    /// Every host, record and znode is gone: drop the cluster from the store.
     ForgetCluster,
     /// The topic is gone from Kafka: drop it from the store.
     ForgetTopic {
@@ -181,7 +236,7 @@ pub enum Step {
 impl Step {
     pub fn describe(&self) -> String {
         match self {
-            Step::LaunchHost { availability_zone, instance_type, reason } => {
+            Step::LaunchHost { availability_zone, instance_type, reason, .. } => {
                 format!("launch a {instance_type} broker host in {availability_zone} ({reason})")
             }
             Step::TerminateHost { instance_id, reason } => format!("terminate host {instance_id} ({reason})"),
@@ -192,6 +247,7 @@ impl Step {
             Step::AlterTopicConfigs { topic, changed, .. } => format!("set configs of {topic}: {}", changed.join(", ")),
             Step::DeleteTopic { topic } => format!("delete topic {topic}"),
             Step::DeleteDnsRecord { name, set_identifier } => format!("delete DNS record {name} ({set_identifier})"),
+            Step::DeleteClusterState => "delete the cluster's ZooKeeper state (ID registry, Kafka chroot)".into(),
             Step::ForgetCluster => "forget the cluster (teardown done)".into(),
             Step::ForgetTopic { topic } => format!("forget topic {topic} (deleted)"),
         }
@@ -205,6 +261,7 @@ impl Step {
             Step::AlterTopicConfigs { .. } => "alter-topic-configs",
             Step::DeleteTopic { .. } => "delete-topic",
             Step::DeleteDnsRecord { .. } => "delete-dns-record",
+            Step::DeleteClusterState => "delete-cluster-state",
             Step::ForgetCluster => "forget-cluster",
             Step::ForgetTopic { .. } => "forget-topic",
         }
@@ -220,6 +277,10 @@ pub struct Plan {
     pub waiting: Vec<String>,
     /// Drift the planner will not fix by itself.
     pub warnings: Vec<String>,
+    /// When something waited for can next have changed (ms from now): the end of a grace period,
+    /// or a short poll while brokers boot. `None`: nothing time-bound (the periodic resync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requeue_after_ms: Option<i64>,
 }
 
 impl Plan {
@@ -227,7 +288,17 @@ impl Plan {
     pub fn converged(&self) -> bool {
         self.steps.is_empty() && self.waiting.is_empty()
     }
+
+    /// Look again after `ms` at the latest (the earliest of all such hints wins).
+    fn wake_after(&mut self, ms: i64) {
+        let ms = ms.max(0);
+        self.requeue_after_ms = Some(self.requeue_after_ms.map_or(ms, |m| m.min(ms)));
+    }
 }
+
+/// How soon to look again while waiting on progress that has no deadline (brokers booting,
+/// hosts becoming visible, Kafka deleting a topic).
+pub const PROGRESS_POLL_MS: i64 = 2_000;
 
 #[derive(Clone, Copy, Debug)]
 pub struct PlanSettings {
@@ -248,25 +319,46 @@ pub fn plan_cluster(
     let mut plan = Plan { cluster: desired.spec.name.clone(), ..Plan::default() };
     let mut next = ClusterIntent::default();
     if desired.deleting {
-        plan_teardown(observed, &mut plan);
+        plan_teardown(desired, observed, &mut plan);
+        if !plan.waiting.is_empty() {
+            plan.wake_after(PROGRESS_POLL_MS);
+        }
         return (plan, next);
     }
 
     // ---- hosts
+    next.launch_seq = intent.launch_seq;
     let Some(hosts) = observed.hosts.known() else {
         plan.waiting.push(format!("hosts unknown: {}", unknown_reason(&observed.hosts)));
+        plan.wake_after(PROGRESS_POLL_MS);
         return (plan, intent.clone());
     };
     let alive: Vec<&ObservedHost> = hosts.iter().filter(|h| h.state.is_alive()).collect();
     let seen_ids: BTreeSet<&str> = hosts.iter().map(|h| h.instance_id.as_str()).collect();
-    // Launches not yet visible still count, for a while.
-    let in_flight: Vec<(&String, &i64)> = intent
-        .launched
+    let seen_tokens: BTreeSet<&str> = hosts.iter().filter_map(|h| h.launch_token.as_deref()).collect();
+    // Launches not yet visible still count, for a while, in the zone they were asked for.
+    let in_flight: Vec<(&String, &LaunchIntent)> = intent
+        .launches
         .iter()
-        .filter(|(id, at)| !seen_ids.contains(id.as_str()) && settings.now_ms - **at < settings.launch_visibility_ms)
+        .filter(|(token, l)| {
+            !seen_tokens.contains(token.as_str())
+                && !l.instance_id.as_deref().is_some_and(|id| seen_ids.contains(id))
+                && settings.now_ms - l.at_ms < settings.launch_visibility_ms
+        })
         .collect();
-    for (id, at) in &in_flight {
-        next.launched.insert((*id).clone(), **at);
+    for (token, l) in &in_flight {
+        next.launches.insert((*token).clone(), (*l).clone());
+        plan.wake_after(l.at_ms + settings.launch_visibility_ms - settings.now_ms);
+        if l.instance_id.is_none() {
+            // Decided, but no answer was received (cut off, timed out, crashed): ask again with
+            // the same token, which finds the host if the first call made one.
+            plan.steps.push(Step::LaunchHost {
+                availability_zone: l.availability_zone.clone(),
+                instance_type: desired.spec.instance_type.clone(),
+                reason: "launch retried with its token".into(),
+                token: (*token).clone(),
+            });
+        }
     }
     let mut terminations: Vec<(String, String, String)> = Vec::new(); // (instance, az, reason)
 
@@ -288,6 +380,7 @@ pub fn plan_cluster(
                     ));
                 } else {
                     next.missing_since.insert(*broker_id, since);
+                    plan.wake_after(since + settings.replace_grace_ms - settings.now_ms);
                     plan.waiting.push(format!(
                         "broker {broker_id} (host {instance_id}) not in /brokers/ids for {}s; the host is replaced after {}s",
                         missing_ms / 1000,
@@ -315,6 +408,7 @@ pub fn plan_cluster(
             for h in spare.into_iter().take(extra) {
                 // A host younger than the grace period may be about to take an ID; wait.
                 if settings.now_ms - h.launched_ms < settings.replace_grace_ms {
+                    plan.wake_after(h.launched_ms + settings.replace_grace_ms - settings.now_ms);
                     plan.waiting.push(format!("host {} is extra but young; terminated if it stays extra", h.instance_id));
                     continue;
                 }
@@ -330,13 +424,20 @@ pub fn plan_cluster(
             *per_az.entry(h.availability_zone.clone()).or_default() += 1;
         }
     }
+    for (_, l) in &in_flight {
+        if !l.availability_zone.is_empty() {
+            *per_az.entry(l.availability_zone.clone()).or_default() += 1;
+        }
+    }
+    let new_launch = |plan: &mut Plan, next: &mut ClusterIntent, az: String, reason: String| {
+        next.launch_seq += 1;
+        let token = launch_token(&desired.uid, &desired.spec.name, next.launch_seq);
+        next.launches.insert(token.clone(), LaunchIntent { availability_zone: az.clone(), at_ms: settings.now_ms, instance_id: None });
+        plan.steps.push(Step::LaunchHost { availability_zone: az, instance_type: desired.spec.instance_type.clone(), reason, token });
+    };
     for (instance_id, az, reason) in &terminations {
         plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
-        plan.steps.push(Step::LaunchHost {
-            availability_zone: az.clone(),
-            instance_type: desired.spec.instance_type.clone(),
-            reason: format!("replaces {instance_id}"),
-        });
+        new_launch(&mut plan, &mut next, az.clone(), format!("replaces {instance_id}"));
         *per_az.entry(az.clone()).or_default() += 1;
     }
     let count_after = remaining + terminations.len();
@@ -346,11 +447,7 @@ pub fn plan_cluster(
             break;
         };
         *per_az.entry(az.clone()).or_default() += 1;
-        plan.steps.push(Step::LaunchHost {
-            availability_zone: az,
-            instance_type: desired.spec.instance_type.clone(),
-            reason: format!("broker {} of {wanted}", i + 1),
-        });
+        new_launch(&mut plan, &mut next, az, format!("broker {} of {wanted}", i + 1));
     }
     if !in_flight.is_empty() {
         plan.waiting.push(format!("{} launched host(s) not yet visible to the provider", in_flight.len()));
@@ -359,9 +456,18 @@ pub fn plan_cluster(
     // ---- topics: acted on once every declared broker is live, so partitions spread over all.
     let live_count = observed.live_brokers.known().map(|l| l.len()).unwrap_or(0);
     let topics_known = observed.topics.known();
+    // Topics already as declared have nothing to wait for (a broker out for its grace period
+    // must not turn a settled cluster into a polled one).
+    let topics_settled = topics_known.is_some_and(|known| {
+        desired.topics.iter().all(|t| match known.get(&t.spec.name) {
+            Some(o) => !t.deleting && !o.marked_for_deletion && o.partitions >= t.spec.partitions && o.configs == t.spec.configs,
+            None => t.deleting,
+        })
+    });
     if live_count < wanted {
-        if desired.topics.iter().any(|t| !t.deleting) {
+        if desired.topics.iter().any(|t| !t.deleting) && !topics_settled {
             plan.waiting.push(format!("{live_count} of {wanted} brokers live: topics wait"));
+            plan.wake_after(PROGRESS_POLL_MS);
         }
     } else if let Some(topics) = topics_known {
         for t in &desired.topics {
@@ -370,12 +476,14 @@ pub fn plan_cluster(
                 (None, true) => plan.steps.push(Step::ForgetTopic { topic: name.clone() }),
                 (Some(o), true) => {
                     if o.marked_for_deletion {
+                        plan.wake_after(PROGRESS_POLL_MS);
                         plan.waiting.push(format!("topic {name} is being deleted by Kafka"));
                     } else {
                         plan.steps.push(Step::DeleteTopic { topic: name.clone() });
                     }
                 }
                 (Some(o), false) if o.marked_for_deletion => {
+                    plan.wake_after(PROGRESS_POLL_MS);
                     plan.waiting.push(format!("topic {name} is being deleted by Kafka; it is created again afterwards"));
                 }
                 (None, false) => plan.steps.push(Step::CreateTopic {
@@ -410,6 +518,7 @@ pub fn plan_cluster(
         }
     } else {
         plan.waiting.push(format!("topics unknown: {}", unknown_reason(&observed.topics)));
+        plan.wake_after(PROGRESS_POLL_MS);
     }
 
     // ---- DNS: records of broker IDs no host holds any more (scale-down, replaced-and-not-reused).
@@ -428,10 +537,26 @@ pub fn plan_cluster(
             }
         }
     }
+    if !in_flight.is_empty() {
+        plan.wake_after(PROGRESS_POLL_MS);
+    }
     (plan, next)
 }
 
-fn plan_teardown(observed: &ObservedCluster, plan: &mut Plan) {
+/// A launch token: the cluster resource's UID (never reused, unlike its name) and a counter.
+/// EC2 takes up to 64 ASCII characters.
+pub fn launch_token(uid: &str, cluster: &str, seq: u64) -> String {
+    let base = if uid.is_empty() { cluster } else { uid };
+    let token = format!("{base}-{seq}");
+    if token.len() <= 64 {
+        token
+    } else {
+        let keep = 64 - seq.to_string().len() - 1;
+        format!("{}-{seq}", &base[..keep.min(base.len())])
+    }
+}
+
+fn plan_teardown(_desired: &DesiredCluster, observed: &ObservedCluster, plan: &mut Plan) {
     let mut blocked = false;
     match observed.hosts.known() {
         Some(hosts) => {
@@ -461,8 +586,20 @@ fn plan_teardown(observed: &ObservedCluster, plan: &mut Plan) {
             blocked = true;
         }
     }
-    if !blocked {
-        plan.steps.push(Step::ForgetCluster);
+    if blocked {
+        return;
+    }
+    // The ZooKeeper state goes last, once no broker can still be using it: a registered broker
+    // means a host we cannot see is alive (its registry entry and chroot are in use).
+    match (observed.live_brokers.known(), observed.zk_state.known()) {
+        (Some(live), _) if !live.is_empty() => {
+            let ids: Vec<String> = live.iter().map(|i| i.to_string()).collect();
+            plan.waiting.push(format!("broker(s) {} still registered in /brokers/ids: ZooKeeper state kept until they leave", ids.join(", ")));
+        }
+        (Some(_), Some(true)) => plan.steps.push(Step::DeleteClusterState),
+        (Some(_), Some(false)) => plan.steps.push(Step::ForgetCluster),
+        (None, _) => plan.waiting.push(format!("broker registrations unknown: {}", unknown_reason(&observed.live_brokers))),
+        (_, None) => plan.waiting.push(format!("ZooKeeper state unknown: {}", unknown_reason(&observed.zk_state))),
     }
 }
 
@@ -503,11 +640,12 @@ mod tests {
                 deleting: false,
             }],
             revision: 1,
+            uid: "uid-blue".into(),
         }
     }
 
     fn host(id: &str, az: &str) -> ObservedHost {
-        ObservedHost { instance_id: id.into(), availability_zone: az.into(), state: HostState::Running, launched_ms: 0 }
+        ObservedHost { instance_id: id.into(), availability_zone: az.into(), state: HostState::Running, launched_ms: 0, launch_token: None }
     }
 
     fn settings(now_ms: i64) -> PlanSettings {
@@ -523,6 +661,7 @@ mod tests {
             registry: Seen::Known(registry),
             topics: Seen::Known(BTreeMap::new()),
             dns: Seen::Known(Vec::new()),
+            zk_state: Seen::Known(false),
         }
     }
 
@@ -590,10 +729,11 @@ mod tests {
 
     #[test]
     fn launched_but_invisible_hosts_are_not_launched_twice() {
-        let intent = ClusterIntent { launched: [("h9".to_string(), 0)].into(), ..Default::default() };
+        let launch = LaunchIntent { availability_zone: "a".into(), at_ms: 0, instance_id: Some("h9".into()) };
+        let intent = ClusterIntent { launches: [("t1".to_string(), launch)].into(), ..Default::default() };
         let (plan, next) = plan_cluster(&cluster(1), &observed(vec![], &[]), &intent, settings(10_000));
         assert!(plan.steps.iter().all(|s| !matches!(s, Step::LaunchHost { .. })));
-        assert!(next.launched.contains_key("h9"));
+        assert!(next.launches.contains_key("t1"));
         let (plan, _) = plan_cluster(&cluster(1), &observed(vec![], &[]), &intent, settings(500_000));
         assert_eq!(plan.steps.iter().filter(|s| matches!(s, Step::LaunchHost { .. })).count(), 1);
     }
@@ -614,5 +754,70 @@ mod tests {
         assert!(matches!(&plan.steps[..], [Step::TerminateHost { .. }]));
         let (plan, _) = plan_cluster(&d, &observed(vec![], &[]), &ClusterIntent::default(), settings(0));
         assert_eq!(plan.steps, [Step::ForgetCluster]);
+    }
+
+    #[test]
+    fn in_flight_launches_count_in_their_zone() {
+        // One host in b; a launch into a is in flight (answered, not yet visible): the third
+        // broker goes to c, not to a again.
+        let launch = LaunchIntent { availability_zone: "a".into(), at_ms: 0, instance_id: Some("h9".into()) };
+        let intent = ClusterIntent { launches: [("t1".to_string(), launch)].into(), launch_seq: 1, ..Default::default() };
+        let (plan, next) = plan_cluster(&cluster(3), &observed(vec![host("h2", "b")], &[]), &intent, settings(1_000));
+        assert_eq!(launch_zones(&plan), ["c"]);
+        assert_eq!(next.launches.len(), 2);
+        assert!(next.launches.values().any(|l| l.availability_zone == "c" && l.instance_id.is_none()));
+    }
+
+    #[test]
+    fn unanswered_launch_is_retried_with_its_own_token() {
+        let launch = LaunchIntent { availability_zone: "b".into(), at_ms: 0, instance_id: None };
+        let intent = ClusterIntent { launches: [("uid-blue-7".to_string(), launch)].into(), launch_seq: 7, ..Default::default() };
+        let (plan, next) = plan_cluster(&cluster(1), &observed(vec![], &[]), &intent, settings(1_000));
+        assert!(matches!(&plan.steps[..], [Step::LaunchHost { token, availability_zone, .. }] if token == "uid-blue-7" && availability_zone == "b"), "{plan:?}");
+        assert_eq!(next.launch_seq, 7, "no new token minted");
+        // Once the provider lists a host carrying that token, the launch is done.
+        let mut seen = host("h1", "b");
+        seen.launch_token = Some("uid-blue-7".into());
+        let (plan, next) = plan_cluster(&cluster(1), &observed(vec![seen], &[]), &intent, settings(2_000));
+        assert!(plan.steps.iter().all(|s| !matches!(s, Step::LaunchHost { .. })), "{plan:?}");
+        assert!(next.launches.is_empty());
+    }
+
+    #[test]
+    fn new_launch_tokens_are_unique_and_start_with_the_uid() {
+        let (plan, next) = plan_cluster(&cluster(3), &observed(vec![], &[]), &ClusterIntent::default(), settings(0));
+        let tokens: BTreeSet<&str> = plan.steps.iter().filter_map(|s| match s { Step::LaunchHost { token, .. } => Some(token.as_str()), _ => None }).collect();
+        assert_eq!(tokens.len(), 3);
+        assert!(tokens.iter().all(|t| t.starts_with("uid-blue-")));
+        assert_eq!(next.launch_seq, 3);
+        assert!(launch_token(&"x".repeat(80), "blue", 12).len() <= 64);
+    }
+
+    #[test]
+    fn waiting_out_a_grace_period_requeues_at_its_end() {
+        let hosts = vec![host("h1", "a"), host("h2", "b"), host("h3", "c")];
+        let mut o = observed(hosts, &[1, 3]);
+        o.topics = Seen::Known([("orders".to_string(), ObservedTopic { partitions: 6, replication_factor: 2, configs: [("retention.ms".to_string(), "14400000".to_string())].into(), marked_for_deletion: false })].into());
+        let intent = ClusterIntent { missing_since: [(2, 1_000)].into(), ..Default::default() };
+        let (plan, _) = plan_cluster(&cluster(3), &o, &intent, settings(31_000));
+        assert!(plan.steps.is_empty());
+        assert_eq!(plan.requeue_after_ms, Some(30_000), "grace 60 s, 30 s gone");
+    }
+
+    #[test]
+    fn teardown_removes_zookeeper_state_only_once_no_broker_is_registered() {
+        let mut d = cluster(3);
+        d.deleting = true;
+        let mut o = observed(vec![], &[2]);
+        o.zk_state = Seen::Known(true);
+        let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(0));
+        assert!(plan.steps.is_empty() && plan.waiting[0].contains("still registered"), "{plan:?}");
+        let mut o = observed(vec![], &[]);
+        o.zk_state = Seen::Known(true);
+        let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(0));
+        assert_eq!(plan.steps, [Step::DeleteClusterState]);
+        o.zk_state = Seen::Unknown("zk down".into());
+        let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(0));
+        assert!(plan.steps.is_empty(), "unknown is not absent");
     }
 }

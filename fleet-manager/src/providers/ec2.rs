@@ -1,0 +1,196 @@
+//! EC2 hosts: `RunInstances` with user-data that runs `kafka-bootstrap`; hosts are found by tag.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use base64::Engine;
+use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawProvider};
+
+use super::{ErrorClass, FleetCoordinates, HostProvider, LaunchRequest, ProviderError, TAG_CLUSTER, TAG_LAUNCH_TOKEN, TAG_MANAGED_BY};
+use crate::plan::{HostState, ObservedHost};
+
+
+#[derive(Clone, Debug)]
+pub struct Ec2Config {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+    pub image_id: String,
+    pub subnet_ids: std::collections::BTreeMap<String, String>,
+    pub security_group_ids: Vec<String>,
+    pub iam_instance_profile: Option<String>,
+    /// The Route53 zone brokers register in (goes into their cluster file).
+    pub dns_zone: Option<String>,
+}
+
+pub struct Ec2Hosts {
+    client: aws_sdk_ec2::Client,
+    config: Ec2Config,
+    fleet: FleetCoordinates,
+}
+
+impl Ec2Hosts {
+    pub async fn new(config: Ec2Config, fleet: FleetCoordinates) -> Self {
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(config.region.clone()));
+        if let Some(url) = &config.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        Self { client: aws_sdk_ec2::Client::new(&loader.load().await), config, fleet }
+    }
+
+    /// The user-data a host boots with: its cluster file, then `kafka-bootstrap run` as a service.
+    pub fn user_data(&self, cluster: &str) -> String {
+        let file = RawClusterFile {
+            cluster: cluster.to_string(),
+            zookeeper: self.fleet.zookeeper.clone(),
+            fleet_root: Some(self.fleet.fleet_root.clone()),
+            broker_id_base: None,
+            provider: RawProvider::Ec2 { region: self.config.region.clone(), endpoint_url: None },
+            dns: Some(match &self.config.dns_zone {
+                Some(zone) => RawDns::Route53 { zone: zone.clone(), endpoint_url: None, ttl: None },
+                None => RawDns::None,
+            }),
+            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.fleet_api_token.clone() }),
+            properties: Default::default(),
+        };
+        // The definition is plain data: serializing it cannot fail short of a serde bug.
+        let yaml = file.to_yaml().unwrap_or_else(|e| format!("# {e}\n"));
+        format!(
+            "#!/bin/bash\nset -euo pipefail\nmkdir -p /etc/kafka-fleet\ncat > /etc/kafka-fleet/cluster.yaml <<'EOF'\n{yaml}EOF\n\
+             INSTANCE_ID=$(curl -sf http://169.254.169.254/latest/meta-data/instance-id)\n\
+             exec /opt/kafka-fleet/bin/kafka-bootstrap run --cluster-file /etc/kafka-fleet/cluster.yaml --instance-id \"$INSTANCE_ID\" \\\n  \
+             --data-dir /var/lib/kafka --kafka-libs /opt/kafka/libs --mode exec\n",
+        )
+    }
+
+    /// A live instance already launched for `token` (the tag is set atomically at launch).
+    async fn find_by_token(&self, cluster: &str, token: &str) -> Result<Option<String>, ProviderError> {
+        Ok(self.list(cluster).await?.into_iter().find(|h| h.launch_token.as_deref() == Some(token) && h.state.is_alive()).map(|h| h.instance_id))
+    }
+}
+
+/// EC2's error codes that no retry of the same request can fix.
+const TERMINAL_CODES: &[&str] = &[
+    "InvalidAMIID.NotFound",
+    "InvalidAMIID.Malformed",
+    "InvalidAMIID.Unavailable",
+    "InvalidParameterValue",
+    "InvalidParameterCombination",
+    "InvalidSubnetID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidGroupId.Malformed",
+    "InvalidKeyPair.NotFound",
+    "InvalidInstanceType",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "OptInRequired",
+    "Unsupported",
+    "InvalidIamInstanceProfile.NotFound",
+    "InvalidUserData.Malformed",
+];
+
+pub(crate) fn classify_code(code: Option<&str>) -> ErrorClass {
+    match code {
+        Some(c) if TERMINAL_CODES.contains(&c) => ErrorClass::Terminal,
+        _ => ErrorClass::Retryable,
+    }
+}
+
+fn ec2_err<E>(call: &'static str) -> impl Fn(aws_sdk_ec2::error::SdkError<E>) -> ProviderError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    move |e| {
+        let class = classify_code(e.code());
+        ProviderError::Call { call, message: aws_sdk_ec2::error::DisplayErrorContext(e).to_string(), class }
+    }
+}
+
+#[async_trait]
+impl HostProvider for Ec2Hosts {
+    async fn list(&self, cluster: &str) -> Result<Vec<ObservedHost>, ProviderError> {
+        use aws_sdk_ec2::types::{Filter, InstanceStateName as S};
+        let filter = Filter::builder().name(format!("tag:{TAG_CLUSTER}")).values(cluster).build();
+        let mut pages = self.client.describe_instances().filters(filter).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(ec2_err("ec2:DescribeInstances"))?;
+            for r in page.reservations() {
+                for i in r.instances() {
+                    let state = match i.state().and_then(|s| s.name()) {
+                        Some(S::Pending) => HostState::Pending,
+                        Some(S::Running) => HostState::Running,
+                        Some(S::Stopping) => HostState::Stopping,
+                        Some(S::Stopped) => HostState::Stopped,
+                        Some(S::ShuttingDown) => HostState::Terminating,
+                        _ => HostState::Terminated,
+                    };
+                    out.push(ObservedHost {
+                        instance_id: i.instance_id().unwrap_or_default().to_string(),
+                        availability_zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string(),
+                        state,
+                        launched_ms: i.launch_time().map(|t| t.to_millis().unwrap_or(0)).unwrap_or(0),
+                        launch_token: i.tags().iter().find(|t| t.key() == Some(TAG_LAUNCH_TOKEN)).and_then(|t| t.value()).map(str::to_string),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        Ok(out)
+    }
+
+    async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError> {
+        use aws_sdk_ec2::types::{InstanceType, Placement, ResourceType, Tag, TagSpecification};
+        let LaunchRequest { cluster, availability_zone, instance_type, token } = request;
+        // A retry of a launch whose answer was lost: the instance made for this token is the
+        // answer. (ClientToken below gives the same guarantee on AWS within its idempotency
+        // window, including while DescribeInstances has not caught up.)
+        if let Some(existing) = self.find_by_token(&cluster.name, token).await? {
+            tracing::info!(instance = %existing, token, "launch already done for this token");
+            return Ok(existing);
+        }
+        let tags = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key(TAG_CLUSTER).value(&cluster.name).build())
+            .tags(Tag::builder().key(TAG_MANAGED_BY).value("kafka-fleet").build())
+            .tags(Tag::builder().key(TAG_LAUNCH_TOKEN).value(token).build())
+            .tags(Tag::builder().key("Name").value(format!("{}-broker", cluster.name)).build())
+            .build();
+        let mut request = self
+            .client
+            .run_instances()
+            .image_id(&self.config.image_id)
+            .instance_type(InstanceType::from(instance_type))
+            .min_count(1)
+            .max_count(1)
+            .placement(Placement::builder().availability_zone(availability_zone).build())
+            .user_data(base64::engine::general_purpose::STANDARD.encode(self.user_data(&cluster.name)))
+            .tag_specifications(tags)
+            .client_token(token);
+        if let Some(subnet) = self.config.subnet_ids.get(availability_zone) {
+            request = request.subnet_id(subnet);
+        }
+        for sg in &self.config.security_group_ids {
+            request = request.security_group_ids(sg);
+        }
+        if let Some(profile) = &self.config.iam_instance_profile {
+            request = request.iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name(profile).build());
+        }
+        let out = request.send().await.map_err(ec2_err("ec2:RunInstances"))?;
+        out.instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .map(str::to_string)
+            .ok_or(ProviderError::Call { call: "ec2:RunInstances", message: "no instance in the answer".into(), class: ErrorClass::Retryable })
+    }
+
+    async fn terminate(&self, _cluster: &str, instance_id: &str) -> Result<(), ProviderError> {
+        self.client
+            .terminate_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(ec2_err("ec2:TerminateInstances"))?;
+        Ok(())
+    }
+}
+

@@ -1,0 +1,223 @@
+//! Local hosts: each broker host is a `kafka-bootstrap` process on this machine, in its own
+//! process group, with its own port and data folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawProvider};
+use fleet_common::local::{self, LocalInstance, LocalInstanceState};
+
+use super::{call_err, FleetCoordinates, HostProvider, LaunchRequest, ProviderError};
+use crate::plan::{HostState, ObservedHost};
+use crate::store::now_ms;
+
+
+#[derive(Clone, Debug)]
+pub struct LocalHostsConfig {
+    /// `<root>/hosts/<instance>` (instance.json + data), `<root>/dns`, `<root>/clusters/<c>.yaml`.
+    pub root: PathBuf,
+    pub bootstrap_bin: PathBuf,
+    pub kafka_libs: PathBuf,
+    pub heap_opts: String,
+    pub jvm_opts: String,
+    /// Running local hosts allowed at once (each is a JVM): a declared fleet larger than this
+    /// machine fails its launches with a clear error instead of exhausting it.
+    pub max_hosts: usize,
+}
+
+pub struct LocalHosts {
+    pub config: LocalHostsConfig,
+    pub fleet: FleetCoordinates,
+}
+
+impl LocalHosts {
+    pub fn hosts_root(&self) -> PathBuf {
+        self.config.root.join("hosts")
+    }
+    pub fn dns_root(&self) -> PathBuf {
+        self.config.root.join("dns")
+    }
+
+    fn read_all(&self) -> Result<Vec<LocalInstance>, ProviderError> {
+        let root = self.hosts_root();
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(call_err("list local hosts")(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(call_err("list local hosts"))?;
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if let Some(instance) = local::read_instance(&root, &id).map_err(call_err("read local host"))? {
+                out.push(instance);
+            }
+        }
+        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        Ok(out)
+    }
+
+    fn cluster_file(&self, cluster: &str) -> PathBuf {
+        self.config.root.join("clusters").join(format!("{cluster}.yaml"))
+    }
+
+    fn write_cluster_file(&self, cluster: &str) -> Result<PathBuf, ProviderError> {
+        let path = self.cluster_file(cluster);
+        let file = RawClusterFile {
+            cluster: cluster.to_string(),
+            zookeeper: self.fleet.zookeeper.clone(),
+            fleet_root: Some(self.fleet.fleet_root.clone()),
+            broker_id_base: None,
+            provider: RawProvider::Local { root: self.hosts_root() },
+            dns: Some(RawDns::Local { root: self.dns_root() }),
+            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.fleet_api_token.clone() }),
+            properties: Default::default(),
+        };
+        let text = file.to_yaml().map_err(|message| ProviderError::Call { call: "write cluster file", message, class: super::ErrorClass::Terminal })?;
+        let text = format!("# Written by the fleet manager for the cluster's local hosts.\n{text}");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(call_err("write cluster file"))?;
+        }
+        local::write_atomically(&path, text.as_bytes()).map_err(call_err("write cluster file"))?;
+        Ok(path)
+    }
+
+    fn pid_file(&self, instance_id: &str) -> PathBuf {
+        local::instance_dir(&self.hosts_root(), instance_id).join("host.pid")
+    }
+}
+
+#[async_trait]
+impl HostProvider for LocalHosts {
+    async fn list(&self, cluster: &str) -> Result<Vec<ObservedHost>, ProviderError> {
+        Ok(self
+            .read_all()?
+            .into_iter()
+            .filter(|i| i.cluster.as_deref() == Some(cluster))
+            .map(|i| ObservedHost {
+                state: match i.state {
+                    LocalInstanceState::Running => HostState::Running,
+                    LocalInstanceState::Terminated => HostState::Terminated,
+                },
+                instance_id: i.instance_id,
+                availability_zone: i.availability_zone,
+                launched_ms: i.launched_ms.unwrap_or(0),
+                launch_token: i.launch_token,
+            })
+            .collect())
+    }
+
+    async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError> {
+        let LaunchRequest { cluster, availability_zone, token, .. } = request;
+        let prefix = format!("{}-", cluster.name);
+        let all = self.read_all()?;
+        // A retried launch: the host made for this token is the answer.
+        if let Some(existing) = all.iter().find(|i| i.launch_token.as_deref() == Some(token)) {
+            return Ok(existing.instance_id.clone());
+        }
+        let running = all.iter().filter(|i| i.state == LocalInstanceState::Running).count();
+        if running >= self.config.max_hosts {
+            return Err(ProviderError::Call {
+                class: super::ErrorClass::Retryable,
+                call: "launch local host",
+                message: format!(
+                    "{running} local hosts are running, the limit (--local-max-hosts) is {}: raise it if this machine can take more JVMs",
+                    self.config.max_hosts
+                ),
+            });
+        }
+        let next = all
+            .iter()
+            .filter_map(|i| i.instance_id.strip_prefix(&prefix).and_then(|n| n.parse::<u32>().ok()))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let instance_id = format!("{}{next:04}", prefix);
+        let port = free_port().map_err(call_err("pick a broker port"))?;
+        let instance = LocalInstance {
+            instance_id: instance_id.clone(),
+            availability_zone: availability_zone.to_string(),
+            state: LocalInstanceState::Running,
+            private_ip: "127.0.0.1".into(),
+            cluster: Some(cluster.name.clone()),
+            port: Some(port),
+            launched_ms: Some(now_ms()),
+            launch_token: Some(token.to_string()),
+        };
+        // The record comes first: a crash after it leaves a host the next pass sees (and replaces
+        // if its broker never shows), never an invisible process.
+        local::write_instance(&self.hosts_root(), &instance).map_err(call_err("write local host"))?;
+        let cluster_file = self.write_cluster_file(&cluster.name)?;
+        let host_dir = local::instance_dir(&self.hosts_root(), &instance_id);
+        let data_dir = host_dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(call_err("create data dir"))?;
+        let log = std::fs::File::create(host_dir.join("host.log")).map_err(call_err("create host log"))?;
+        let log2 = log.try_clone().map_err(call_err("create host log"))?;
+        let mut cmd = std::process::Command::new(&self.config.bootstrap_bin);
+        cmd.arg("run")
+            .arg("--cluster-file")
+            .arg(&cluster_file)
+            .args(["--instance-id", &instance_id, "--port", &port.to_string()])
+            .args(["--bind-host", "127.0.0.1", "--advertised-host", "127.0.0.1", "--mode", "child"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--kafka-libs")
+            .arg(&self.config.kafka_libs)
+            .env("KAFKA_HEAP_OPTS", &self.config.heap_opts)
+            .env("KAFKA_JVM_OPTS", &self.config.jvm_opts)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // Its own process group: a host outlives the fleet manager, as a machine would.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().map_err(|e| ProviderError::Call {
+            class: super::ErrorClass::Terminal,
+            call: "start kafka-bootstrap",
+            message: format!("{}: {e}", self.config.bootstrap_bin.display()),
+        })?;
+        std::fs::write(self.pid_file(&instance_id), child.id().to_string()).map_err(call_err("write host.pid"))?;
+        // Reap it when it exits, so no zombie lingers while the fleet manager runs.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        Ok(instance_id)
+    }
+
+    async fn terminate(&self, _cluster: &str, instance_id: &str) -> Result<(), ProviderError> {
+        let root = self.hosts_root();
+        let Some(mut instance) = local::read_instance(&root, instance_id).map_err(call_err("read local host"))? else {
+            return Ok(());
+        };
+        stop_local_host(&local::instance_dir(&root, instance_id));
+        instance.state = LocalInstanceState::Terminated;
+        local::write_instance(&root, &instance).map_err(call_err("write local host"))?;
+        Ok(())
+    }
+}
+
+/// Signals a local host's process group (bootstrap and its JVM) to stop.
+pub fn stop_local_host(host_dir: &Path) {
+    for (file, group) in [("host.pid", true), ("data/kafka.pid", false)] {
+        let Ok(text) = std::fs::read_to_string(host_dir.join(file)) else { continue };
+        let Ok(pid) = text.trim().parse::<i32>() else { continue };
+        if pid <= 1 || !Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        signal(if group { -pid } else { pid }, libc::SIGTERM);
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory effects; a stale PID is checked above and harmless here.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+

@@ -1,0 +1,87 @@
+//! Where broker hosts come from, chosen per cluster: [`local::LocalHosts`] (each host is a
+//! `kafka-bootstrap` process on this machine) or [`ec2::Ec2Hosts`] (`RunInstances` with user-data
+//! that runs `kafka-bootstrap`); and the DNS zone the brokers register in ([`dns`]: local routes
+//! or Route53), whose stale records the reconciler removes.
+//!
+//! Launches are idempotent: each carries a token the planner minted and the reconciler persisted
+//! before the call, and a provider asked twice with one token returns the host it already made.
+
+pub mod dns;
+pub mod ec2;
+pub mod local;
+
+pub use dns::{DnsZone, LocalDns, NoDns, Route53Dns};
+pub use ec2::{Ec2Config, Ec2Hosts};
+pub use local::{stop_local_host, LocalHosts, LocalHostsConfig};
+
+use async_trait::async_trait;
+
+use crate::plan::ObservedHost;
+use crate::spec::ClusterSpec;
+
+pub const TAG_CLUSTER: &str = "fleet:cluster";
+pub const TAG_MANAGED_BY: &str = "fleet:managed-by";
+/// The launch token a host was made for (what makes a retried launch find it).
+pub const TAG_LAUNCH_TOKEN: &str = "fleet:launch-token";
+
+/// Whether trying again can help: told from the provider's error codes, not from message text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorClass {
+    /// Throttling, capacity, time-outs, the service or the network: back off and retry.
+    Retryable,
+    /// The request itself is wrong (an image that does not exist, no permission): retrying the
+    /// same request cannot succeed; it waits for the spec (or the fleet manager's config) to change.
+    Terminal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{call} failed: {message}")]
+    Call { call: &'static str, message: String, class: ErrorClass },
+    #[error("provider `{0}` is not configured on this fleet manager (see the `{0}` section of its config)")]
+    NotConfigured(&'static str),
+}
+
+impl ProviderError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ProviderError::Call { class, .. } => *class,
+            ProviderError::NotConfigured(_) => ErrorClass::Terminal,
+        }
+    }
+}
+
+/// A local I/O failure: retryable (a full disk or a busy file can clear).
+fn call_err(call: &'static str) -> impl Fn(std::io::Error) -> ProviderError {
+    move |e| ProviderError::Call { call, message: e.to_string(), class: ErrorClass::Retryable }
+}
+
+/// One host to launch.
+#[derive(Clone, Copy, Debug)]
+pub struct LaunchRequest<'a> {
+    pub cluster: &'a ClusterSpec,
+    pub availability_zone: &'a str,
+    pub instance_type: &'a str,
+    /// Minted by the planner and persisted before the call: the same token never makes two hosts.
+    pub token: &'a str,
+}
+
+#[async_trait]
+pub trait HostProvider: Send + Sync {
+    /// Every host the provider knows for the cluster (terminated ones included while it lists them).
+    async fn list(&self, cluster: &str) -> Result<Vec<ObservedHost>, ProviderError>;
+    /// Launches one host, or finds the one already launched with this token; returns its ID.
+    async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError>;
+    async fn terminate(&self, cluster: &str, instance_id: &str) -> Result<(), ProviderError>;
+}
+
+/// What a booting host needs to know to find the fleet (written into its cluster file).
+#[derive(Clone, Debug)]
+pub struct FleetCoordinates {
+    pub zookeeper: String,
+    pub fleet_root: String,
+    pub fleet_api_url: String,
+    /// A read-scoped token the host's bootstrap uses to fetch its persisted properties.
+    pub fleet_api_token: Option<String>,
+}
