@@ -567,8 +567,9 @@ async fn ec2_launch_retried_after_a_lost_answer_makes_one_instance() {
     let mut options = FleetManagerOptions::new(&zk.connect_string());
     options.extra_args = vec!["--ec2-region".into(), "us-east-1".into(), "--ec2-endpoint-url".into(), moto.endpoint(), "--ec2-image-id".into(), ami];
     options.extra_env = fleet_tests::moto::AWS_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    // The first two answers are lost: the step's own retry and the one after it both ask again.
-    options.extra_env.push(("FLEET_FAILPOINT_LOSE_LAUNCH_ANSWER".into(), "2".into()));
+    // The first five answers are lost: the step's own retries (four attempts) all fail, the step
+    // is journalled as failed, and the next reconcile asks again with the same token.
+    options.extra_env.push(("FLEET_FAILPOINT_LOSE_LAUNCH_ANSWER".into(), "5".into()));
     let fm = FleetManager::start(options).await;
     let yaml = cluster_yaml("cobalt", 1, "ec2").replace("availabilityZones: [zone-a, zone-b, zone-c]", "availabilityZones: [us-east-1b]");
     let path = write(&fm.run.path, "cobalt.yaml", &yaml);
@@ -593,16 +594,19 @@ async fn ec2_launch_retried_after_a_lost_answer_makes_one_instance() {
                 .collect::<Vec<_>>()
         }
     };
-    // The launch succeeds once the failpoint is spent.
-    wait_until("a launch-host step recorded ok", Duration::from_secs(60), || async {
+    // The launch step fails (every attempt's answer lost; each retry asked with the same token
+    // and found the instance the first attempt made); the next reconcile observes the host
+    // carrying that token, so nothing is launched again.
+    wait_until("the launch failed, and its host observed", Duration::from_secs(60), || async {
         let (_, journal) = fm.get("/v1/journal?cluster=cobalt&limit=100").await;
         let entries = journal.as_array().cloned().unwrap_or_default();
         let lost = entries.iter().filter(|e| e["action"] == "launch-host" && e["outcome"] == "error").count();
-        let ok = entries.iter().any(|e| e["action"] == "launch-host" && e["outcome"] == "ok");
-        if ok && lost >= 1 {
+        let (_, v) = fm.get("/v1/clusters/cobalt").await;
+        let hosts = v["status"]["hosts"].as_array().map(|h| h.len()).unwrap_or(0);
+        if lost >= 1 && hosts == 1 {
             Ok(Some(()))
         } else {
-            Err(format!("lost {lost}, ok {ok}: {}", fm.log_tail(5)))
+            Err(format!("lost {lost}, hosts {hosts}: {}", fm.log_tail(5)))
         }
     })
     .await;

@@ -309,6 +309,7 @@ impl Reconciler {
             let now = Instant::now();
             let free = self.settings.concurrency.max(1).saturating_sub(queue.running());
             for key in queue.take_due(now, free) {
+                tracing::debug!(cluster = %key, "reconciling");
                 let leadership = &leadership;
                 running.push(async move {
                     let outcome = AssertUnwindSafe(self.reconcile_live(client, leadership, &key)).catch_unwind().await;
@@ -332,10 +333,13 @@ impl Reconciler {
             tokio::select! {
                 Some((key, outcome)) = running.next(), if !running.is_empty() => {
                     match outcome {
-                        Outcome::Requeue(r) => queue.finish(&key, r, Instant::now()),
+                        Outcome::Requeue(r) => {
+                            tracing::debug!(cluster = %key, requeue = ?r, "reconciled");
+                            queue.finish(&key, r, Instant::now());
+                        }
                         Outcome::Deposed => {
                             tracing::warn!(epoch, "a newer leader took over: stepping down");
-                            return;
+                            break;
                         }
                     }
                 }
@@ -348,11 +352,25 @@ impl Reconciler {
                 state = states.changed() => {
                     if !matches!(state, zk::SessionState::SyncConnected) {
                         tracing::warn!(state = ?state, "ZooKeeper session not connected; stepping down");
-                        return;
+                        break;
                     }
                 }
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             }
+        }
+        // Reconciles in flight are let finish rather than dropped mid-step: each stops before its
+        // next step (the session check) and records what it did, which the store refuses if a
+        // newer leader has claimed it. Bounded, so a hung call cannot hold the step-down.
+        self.leader.store(false, Ordering::SeqCst);
+        let drain = async {
+            while let Some((key, outcome)) = running.next().await {
+                if let Outcome::Deposed = outcome {
+                    tracing::info!(cluster = %key, "in-flight reconcile fenced while stepping down");
+                }
+            }
+        };
+        if tokio::time::timeout(self.settings.step_timeout, drain).await.is_err() {
+            tracing::warn!("in-flight reconciles did not finish while stepping down; abandoned");
         }
     }
 
