@@ -57,6 +57,8 @@ bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-healthcheck -- --partitions 10000 --runs 5
 	$(CARGO) run -q -p fleet-tests --bin bench-loadtest -- --seconds 15 --rounds 3
 	$(CARGO) run -q -p fleet-tests --bin bench-plan -- --clusters 100 --brokers 12 --topics 50
+	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 100 --seconds 60
+	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 1000 --seconds 30
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -40,6 +40,12 @@ impl LocalHosts {
     }
 
     fn read_all(&self) -> Result<Vec<LocalInstance>, ProviderError> {
+        self.read_matching("")
+    }
+
+    /// Instances whose ID starts with `prefix` (hosts this provider launched are named
+    /// `<cluster>-NNNN`, so a cluster's listing skips every other cluster's files).
+    fn read_matching(&self, prefix: &str) -> Result<Vec<LocalInstance>, ProviderError> {
         let root = self.hosts_root();
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,
@@ -50,6 +56,9 @@ impl LocalHosts {
         for entry in entries {
             let entry = entry.map_err(call_err("list local hosts"))?;
             let id = entry.file_name().to_string_lossy().into_owned();
+            if !id.starts_with(prefix) {
+                continue;
+            }
             if let Some(instance) = local::read_instance(&root, &id).map_err(call_err("read local host"))? {
                 out.push(instance);
             }
@@ -92,7 +101,7 @@ impl LocalHosts {
 impl HostProvider for LocalHosts {
     async fn list(&self, cluster: &str) -> Result<Vec<ObservedHost>, ProviderError> {
         Ok(self
-            .read_all()?
+            .read_matching(&format!("{cluster}-"))?
             .into_iter()
             .filter(|i| i.cluster.as_deref() == Some(cluster))
             .map(|i| ObservedHost {

@@ -43,6 +43,10 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite allows one writer at a time and makes a waiting writer sleep in its busy handler
+    /// (up to 100 ms a try): this process's writers queue here instead, handing over at once.
+    /// (Other processes on the same file still wait through `busy_timeout`.)
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One resource as stored.
@@ -205,9 +209,17 @@ impl Store {
             });
         }
         let pool = options.connect(url).await?;
-        let store = Self { pool, backend };
+        let store = Self { pool, backend, writer: Default::default() };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The in-process writer slot (SQLite only; PostgreSQL handles concurrent writers itself).
+    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -223,7 +235,8 @@ impl Store {
             Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
         for (version, statements) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let _writer = self.writer().await;
+        let mut tx = self.pool.begin().await?;
             let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)
                 .fetch_optional(&mut *tx)
@@ -276,6 +289,7 @@ impl Store {
     /// A newly elected leader claims the store with its epoch; every write of an older leader is
     /// refused from then on. Fails (`Fenced`) if a newer leader already claimed it.
     pub async fn claim_leadership(&self, epoch: i64) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query("UPDATE counters SET value = $1 WHERE name = 'leader_epoch' AND value <= $1").bind(epoch).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -294,6 +308,7 @@ impl Store {
     /// The one write of a cluster's reconcile: journal, intent and status (or the removal of a
     /// torn-down cluster) together, fenced by the leader's epoch.
     pub async fn record(&self, epoch: i64, record: &PassRecord) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         Self::check_fence(&mut tx, epoch).await?;
         for entry in &record.journal {
@@ -321,6 +336,7 @@ impl Store {
 
     /// Persists a cluster's intent ahead of acting on it (launch tokens before the launch), fenced.
     pub async fn put_intent_fenced(&self, epoch: i64, cluster: &str, intent: &serde_json::Value) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         Self::check_fence(&mut tx, epoch).await?;
         Self::put_blob_in(&mut tx, "intents", "intent", cluster, intent).await?;
@@ -330,6 +346,7 @@ impl Store {
 
     /// A journal entry written by the leader (fenced).
     pub async fn append_journal_fenced(&self, epoch: i64, e: &NewJournalEntry) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         Self::check_fence(&mut tx, epoch).await?;
         Self::append_in(&mut tx, e).await?;
@@ -352,6 +369,7 @@ impl Store {
     /// Keeps the journal bounded: drops entries older than the age limit, then the oldest beyond
     /// the row limit. Returns how many were dropped.
     pub async fn prune_journal(&self, retention: JournalRetention) -> Result<u64, StoreError> {
+        let _writer = self.writer().await;
         let mut dropped = sqlx::query("DELETE FROM journal WHERE at_ms < $1").bind(now_ms() - retention.max_age_ms).execute(&self.pool).await?.rows_affected();
         let newest = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM journal").fetch_one(&self.pool).await?.try_get::<i64, _>(0)?;
         dropped += sqlx::query("DELETE FROM journal WHERE id <= $1").bind(newest - retention.max_rows).execute(&self.pool).await?.rows_affected();
@@ -390,6 +408,12 @@ impl Store {
     const COLUMNS: &'static str = "kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting";
 
     pub async fn list(&self, kind: Option<Kind>, cluster: Option<&str>) -> Result<Vec<StoredResource>, StoreError> {
+        if let (None, Some(cluster)) = (kind, cluster) {
+            // One cluster's resources (the controller's read per reconcile): through the index.
+            let sql = format!("SELECT {} FROM resources WHERE cluster = $1 ORDER BY kind, name", Self::COLUMNS);
+            let rows = sqlx::query(&sql).bind(cluster).fetch_all(&self.pool).await?;
+            return rows.iter().map(Self::row_to_resource).collect();
+        }
         let sql = format!(
             "SELECT {} FROM resources WHERE ($1 = '' OR kind = $1) AND ($2 = '' OR cluster = $2) ORDER BY kind, name",
             Self::COLUMNS
@@ -431,6 +455,7 @@ impl Store {
     /// [`Store::apply`] with every option.
     pub async fn apply_with(&self, batch: &[Declared], actor: &str, options: ApplyOptions) -> Result<Vec<ApplyResult>, StoreError> {
         let dry_run = options.dry_run;
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         if !dry_run {
             Self::lock_for_write(&mut tx).await?;
@@ -559,6 +584,7 @@ impl Store {
     /// down what exists and then [`Store::remove`]s the rows. Routes have nothing to tear down and
     /// go at once. Returns the revision of the change.
     pub async fn delete(&self, kind: Kind, key: &str, actor: &str, generation: Option<i64>) -> Result<i64, StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         Self::lock_for_write(&mut tx).await?;
         let existing = Self::load_all(&mut tx).await?;
@@ -626,6 +652,7 @@ impl Store {
     /// Removes rows whose teardown the reconciler finished (the reconciler itself goes through
     /// the fenced [`Store::record`]).
     pub async fn remove(&self, kind: Kind, key: &str) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         if kind == Kind::KafkaCluster {
             Self::remove_cluster_in(&mut tx, key).await?;
@@ -663,6 +690,7 @@ impl Store {
     }
 
     pub async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         Self::append_in(&mut tx, e).await?;
         tx.commit().await?;
@@ -698,6 +726,7 @@ impl Store {
     }
 
     async fn put_blob(&self, table: &str, column: &str, cluster: &str, value: &serde_json::Value) -> Result<(), StoreError> {
+        let _writer = self.writer().await;
         let mut tx = self.pool.begin().await?;
         Self::put_blob_in(&mut tx, table, column, cluster, value).await?;
         tx.commit().await?;
