@@ -1,7 +1,8 @@
 //! The fleet manager: declarative specs in a SQL source of truth, a controller that makes the
 //! fleet match them, an HTTP API and the `fleetctl` CLI. One folder per concern:
 //!
-//! - [`spec`] - the documents users write, parsed raw -> declared -> effective.
+//! - [`spec`] - the documents users write, parsed raw -> declared -> effective (in `fleet-api`,
+//!   with the model and wire types the API shares with `fleetctl` and clients).
 //! - [`store`] - the source of truth (SQLite or PostgreSQL through sqlx), fenced by leader epoch.
 //! - [`plan`] - the pure `plan_cluster(desired, observed, intent) -> (Plan, intent)`.
 //! - [`observe`] - what the world looks like (the [`observe::Observer`] seam).
@@ -17,5 +18,5 @@ pub mod metrics;
 pub mod observe;
 pub mod plan;
 pub mod providers;
-pub mod spec;
+pub use fleet_api::spec;
 pub mod store;

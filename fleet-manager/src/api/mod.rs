@@ -20,6 +20,7 @@ use crate::plan::Plan;
 use crate::controller::{self, Reconciler};
 use crate::spec::{self, Declared, DeclaredSpec, FieldError, Kind};
 use crate::store::{ApplyResult, JournalEntry, Store, StoreError, StoredResource};
+pub use fleet_api::wire::{ApplyResponse, ClusterStatus, DeleteResponse, EffectiveSpec, ErrorBody, Health, ResourceView};
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -64,15 +65,6 @@ pub struct AppState {
 
 type Shared = Arc<AppState>;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: &'static str,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -82,12 +74,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { error, message: message.into(), field: None, resource: None } }
+        Self { status, body: ErrorBody { error: error.into(), message: message.into(), field: None, resource: None } }
     }
     fn field(e: FieldError) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            body: ErrorBody { error: "invalid", message: e.to_string(), field: Some(e.field), resource: e.resource },
+            body: ErrorBody { error: "invalid".into(), message: e.to_string(), field: Some(e.field), resource: e.resource },
         }
     }
 }
@@ -102,6 +94,10 @@ impl From<StoreError> for ApiError {
                 err
             }
             StoreError::Invalid(f) => ApiError::field(f),
+            StoreError::Unreadable { .. } => {
+                tracing::error!(error = %e, "unreadable stored data");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store-unreadable", e.to_string())
+            }
             StoreError::Db(_) | StoreError::BadUrl(_) | StoreError::Fenced { .. } => {
                 tracing::error!(error = %e, "store error answering a request");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string())
@@ -210,19 +206,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[derive(Clone)]
 struct Actor(String);
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Health {
-    pub status: &'static str,
-    pub leader: bool,
-    pub identity: String,
-    pub revision: i64,
-}
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
 async fn health(State(state): State<Shared>) -> Result<Json<Health>, ApiError> {
     let revision = state.store.revision().await?;
-    Ok(Json(Health { status: "ok", leader: state.reconciler.is_leader(), identity: state.reconciler.identity.clone(), revision }))
+    Ok(Json(Health { status: "ok".into(), leader: state.reconciler.is_leader(), identity: state.reconciler.identity.clone(), revision }))
 }
 
 async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
@@ -239,15 +227,6 @@ struct ApplyQuery {
     confirm_class_change: Option<bool>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplyResponse {
-    pub dry_run: bool,
-    pub results: Vec<ApplyResult>,
-    /// Per cluster, the revision the reconciler must have converged on for this apply to be done
-    /// (`status.observedRevision >= revisions[cluster]`).
-    pub revisions: BTreeMap<String, i64>,
-}
 
 /// Parses a body: a JSON object `{"resources": [...]}`, a JSON array, one JSON document, or a
 /// YAML stream (`Content-Type: application/yaml`).
@@ -398,39 +377,23 @@ async fn plan_current(State(state): State<Shared>) -> ApiResult<Vec<Plan>> {
     Ok(Json(state.reconciler.preview(zk.as_ref(), desired).await))
 }
 
-/// A resource as the API shows it: the declared document, bookkeeping, and (for clusters) status.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceView {
-    pub kind: Kind,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    pub generation: i64,
-    pub revision: i64,
-    pub uid: String,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-    pub deleting: bool,
-    /// The document as declared (apply it back to re-create).
-    #[schema(value_type = Object)]
-    pub document: serde_json::Value,
-    /// Defaults filled in from the priority class.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub effective: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub status: Option<serde_json::Value>,
-}
 
 async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, spec::ClusterSpec>, with_status: bool) -> ResourceView {
     let effective = match &r.declared.spec {
-        DeclaredSpec::KafkaCluster(s) => serde_json::to_value(spec::effective_cluster(&r.declared.name, s)).ok(),
-        DeclaredSpec::Topic(t) => spec::effective_topic(&r.declared.name, t, clusters.get(&t.cluster)).ok().and_then(|t| serde_json::to_value(t).ok()),
+        DeclaredSpec::KafkaCluster(s) => Some(EffectiveSpec::Cluster(spec::effective_cluster(&r.declared.name, s))),
+        DeclaredSpec::Topic(t) => spec::effective_topic(&r.declared.name, t, clusters.get(&t.cluster)).ok().map(EffectiveSpec::Topic),
         DeclaredSpec::Route(_) => None,
     };
-    let status = if with_status && r.kind() == Kind::KafkaCluster { state.store.status(&r.declared.name).await.ok().flatten() } else { None };
+    let status = if with_status && r.kind() == Kind::KafkaCluster {
+        match state.store.status(&r.declared.name).await {
+            Ok(Some(v)) => serde_json::from_value::<ClusterStatus>(v)
+                .map_err(|e| tracing::warn!(cluster = %r.declared.name, error = %e, "stored status unreadable"))
+                .ok(),
+            _ => None,
+        }
+    } else {
+        None
+    };
     ResourceView {
         kind: r.kind(),
         name: r.declared.name.clone(),
@@ -441,7 +404,7 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
         created_ms: r.created_ms,
         updated_ms: r.updated_ms,
         deleting: r.deleting,
-        document: serde_json::to_value(r.declared.to_document()).unwrap_or_default(),
+        document: r.declared.to_document(),
         effective,
         status,
     }
@@ -492,10 +455,6 @@ struct DeleteQuery {
     generation: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct DeleteResponse {
-    revision: i64,
-}
 
 async fn do_delete(
     state: &AppState,
@@ -623,3 +582,6 @@ async fn broker_properties(State(state): State<Shared>, Path((name, id)): Path<(
     };
     Ok(Json(PropertiesBody { properties: spec::effective_cluster(&name, s).broker_config }))
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,6 @@ use backon::{ExponentialBuilder, Retryable};
 use fleet_common::{FleetPaths, ZkAddress, ZkConnector};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use serde::Serialize;
 use tokio::sync::Notify;
 use zookeeper_client as zk;
 
@@ -89,17 +88,7 @@ pub struct ClusterPass {
     pub results: Vec<StepResult>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StepResult {
-    pub step: Step,
-    pub ok: bool,
-    pub message: String,
-    pub millis: u64,
-    /// For a failed step: whether a retry can help.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_class: Option<ErrorClass>,
-}
+pub use fleet_api::wire::{BrokersStatus, ClusterStatus, StepResult};
 
 /// The leader's fencing token and election znode, while it leads.
 #[derive(Clone, Debug)]
@@ -460,7 +449,8 @@ impl Reconciler {
             Ok(i) => i,
             Err((class, why)) => {
                 tracing::error!(cluster, error = %why, "not acting on the cluster");
-                let status = serde_json::json!({ "phase": "Failed", "converged": false, "message": why, "reconciledBy": self.identity, "atMs": now_ms() });
+                let status = ClusterStatus { phase: "Failed".into(), message: Some(why), reconciled_by: self.identity.clone(), at_ms: now_ms(), ..ClusterStatus::default() };
+                let status = serde_json::to_value(status).unwrap_or_default();
                 self.store.record(epoch, &PassRecord { cluster: cluster.to_string(), status: Some(status), ..PassRecord::default() }).await?;
                 return Ok(Requeue::Failed(class));
             }
@@ -559,7 +549,7 @@ impl Reconciler {
                 previous.as_ref().and_then(|s| s.get("observedRevision")).and_then(|v| v.as_i64()).unwrap_or(0)
             };
             record.intent = Some(serde_json::to_value(&p.intent).unwrap_or_default());
-            record.status = Some(status_document(&p, converged, observed_revision, &self.identity));
+            record.status = Some(serde_json::to_value(status_document(&p, converged, observed_revision, &self.identity)).unwrap_or_default());
         }
         self.store.record(epoch, &record).await?;
         let live = p.observed.live_brokers.known().map(|l| l.len() as i64).unwrap_or(-1);
@@ -570,39 +560,34 @@ impl Reconciler {
 }
 
 /// The status a cluster shows (`fleetctl describe`): desired vs observed, and the last plan.
-pub fn status_document(p: &ClusterPass, converged: bool, observed_revision: i64, identity: &str) -> serde_json::Value {
-    let failures: Vec<&StepResult> = p.results.iter().filter(|r| !r.ok).collect();
+pub fn status_document(p: &ClusterPass, converged: bool, observed_revision: i64, identity: &str) -> ClusterStatus {
+    let failed = p.results.iter().any(|r| !r.ok);
     let phase = if p.desired.deleting {
         "Deleting"
     } else if converged {
         "Converged"
-    } else if !failures.is_empty() {
+    } else if failed {
         "Degraded"
     } else {
         "Progressing"
     };
-    let hosts = p.observed.hosts.known().map(|h| h.iter().filter(|h| h.state.is_alive()).cloned().collect::<Vec<_>>());
-    serde_json::json!({
-        "phase": phase,
-        "converged": converged,
-        "observedRevision": observed_revision,
-        "desiredRevision": p.desired.revision,
-        "atMs": p.observed.at_ms,
-        "reconciledBy": identity,
-        "brokers": {
-            "desired": p.desired.spec.brokers,
-            "live": p.observed.live_brokers,
-            "registry": p.observed.registry,
-        },
-        "hosts": hosts,
-        "topics": p.observed.topics,
-        "dns": p.observed.dns,
-        "plan": p.plan,
-        "lastSteps": p.results,
-        "requeueAfterMs": p.plan.requeue_after_ms,
-    })
+    ClusterStatus {
+        phase: phase.into(),
+        converged,
+        observed_revision,
+        desired_revision: p.desired.revision,
+        at_ms: p.observed.at_ms,
+        reconciled_by: identity.to_string(),
+        message: None,
+        brokers: BrokersStatus { desired: p.desired.spec.brokers, live: p.observed.live_brokers.clone(), registry: p.observed.registry.clone() },
+        hosts: p.observed.hosts.known().map(|h| h.iter().filter(|h| h.state.is_alive()).cloned().collect()),
+        topics: p.observed.topics.clone(),
+        dns: p.observed.dns.clone(),
+        plan: p.plan.clone(),
+        last_steps: p.results.clone(),
+        requeue_after_ms: p.plan.requeue_after_ms,
+    }
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -24,16 +24,7 @@ pub const TAG_MANAGED_BY: &str = "fleet:managed-by";
 /// The launch token a host was made for (what makes a retried launch find it).
 pub const TAG_LAUNCH_TOKEN: &str = "fleet:launch-token";
 
-/// Whether trying again can help: told from the provider's error codes, not from message text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ErrorClass {
-    /// Throttling, capacity, time-outs, the service or the network: back off and retry.
-    Retryable,
-    /// The request itself is wrong (an image that does not exist, no permission): retrying the
-    /// same request cannot succeed; it waits for the spec (or the fleet manager's config) to change.
-    Terminal,
-}
+pub use fleet_api::wire::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {

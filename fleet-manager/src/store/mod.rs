@@ -10,11 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::spec::{self, ClusterSpec, Declared, DeclaredSpec, FieldError, Kind};
+pub use fleet_api::wire::{ApplyOutcome, ApplyResult, JournalEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +28,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database URL `{0}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
     BadUrl(String),
+    /// Stored data this version cannot read (written by a newer version, or damaged).
+    #[error("{what} is unreadable: {message}")]
+    Unreadable { what: String, message: String },
     /// A write of a deposed leader: a newer leader (a higher epoch) has claimed the store.
     #[error("write refused: this instance led with epoch {epoch}, and a newer leader has taken over")]
     Fenced { epoch: i64 },
@@ -69,43 +72,6 @@ impl StoredResource {
     pub fn key(&self) -> String {
         self.declared.key()
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ApplyOutcome {
-    Created,
-    Configured,
-    Unchanged,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplyResult {
-    pub kind: Kind,
-    pub name: String,
-    /// The cluster the resource belongs to (itself, for a cluster).
-    pub cluster: String,
-    pub outcome: ApplyOutcome,
-    pub generation: i64,
-    pub revision: i64,
-}
-
-/// An entry of the append-only journal.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JournalEntry {
-    pub id: i64,
-    pub at_ms: i64,
-    /// Who: `reconciler@<instance>` or `api:<token name>`.
-    pub actor: String,
-    pub cluster: String,
-    pub action: String,
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    /// `ok`, `error` or `info`.
-    pub outcome: String,
-    pub message: String,
 }
 
 #[derive(Clone, Debug)]
@@ -749,10 +715,9 @@ impl Store {
             Some(r) => {
                 let text: String = r.try_get(0)?;
                 // Unreadable is not absent: say so instead of handing back nothing.
-                serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Conflict {
-                    resource: format!("{table} of {cluster}"),
-                    message: format!("stored JSON is unreadable: {e}"),
-                })
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| StoreError::Unreadable { what: format!("{table} of {cluster}"), message: e.to_string() })
             }
             None => Ok(None),
         }

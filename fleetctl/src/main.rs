@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use fleet_manager::spec;
+use fleet_api::model::{Plan, Seen};
+use fleet_api::spec::{self, RawDocument};
+use fleet_api::wire::{ApplyResponse, ClusterStatus, DeleteResponse, EffectiveSpec, JournalEntry, ResourceView};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 #[derive(Parser, Debug)]
@@ -150,7 +154,8 @@ struct Client {
 }
 
 impl Client {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+    /// One call; the answer read as `T` (the API's wire types), errors mapped to exit codes.
+    async fn send<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<T> {
         let url = format!("{}{path}", self.api.trim_end_matches('/'));
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -162,13 +167,13 @@ impl Client {
         let resp = req.send().await.map_err(|e| Failure::new(7, format!("cannot reach the fleet manager at {}: {e} (set FLEET_API)", self.api)))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| Failure::new(7, format!("reading the answer: {e}")))?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status.is_success() {
-            return Ok(value);
+            return serde_json::from_str(&text)
+                .map_err(|e| Failure::new(1, format!("unexpected answer from {path} ({e}); is the fleet manager the same version as fleetctl?")));
         }
-        let message = match (&value["message"], &value["field"]) {
-            (Value::String(m), _) => m.clone(),
-            _ => value.to_string(),
+        let message = match serde_json::from_str::<fleet_api::wire::ErrorBody>(&text) {
+            Ok(e) => e.message,
+            Err(_) => text,
         };
         let code = match status.as_u16() {
             400 | 413 | 422 => 2,
@@ -179,7 +184,7 @@ impl Client {
         };
         Err(Failure::new(code, format!("{} ({})", message, status.as_u16())))
     }
-    async fn get(&self, path: &str) -> Result<Value> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(reqwest::Method::GET, path, None).await
     }
 }
@@ -233,7 +238,7 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-fn print_value(output: Output, value: &Value, table: impl FnOnce(&Value) -> String) -> Result<()> {
+fn print_value<T: Serialize>(output: Output, value: &T, table: impl FnOnce(&T) -> String) -> Result<()> {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
         Output::Yaml => print!("{}", serde_saphyr::to_string(value).map_err(|e| Failure::new(1, e.to_string()))?),
@@ -269,19 +274,53 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
+fn live_of(status: Option<&ClusterStatus>) -> String {
+    match status.map(|s| &s.brokers.live) {
+        Some(Seen::Known(live)) => live.len().to_string(),
+        _ => "?".into(),
     }
 }
 
-fn live_of(status: &Value) -> String {
-    match &status["brokers"]["live"] {
-        v if v["state"] == "known" => v["value"].as_array().map(|a| a.len().to_string()).unwrap_or_default(),
-        _ => "?".into(),
+fn cluster_spec(v: &ResourceView) -> Option<&spec::ClusterSpec> {
+    match &v.effective {
+        Some(EffectiveSpec::Cluster(c)) => Some(c),
+        _ => None,
     }
+}
+
+/// `fleetctl describe`: the resource and, for a cluster, its recent journal.
+#[derive(Serialize)]
+struct Described {
+    #[serde(flatten)]
+    view: ResourceView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal: Option<Vec<JournalEntry>>,
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    deleted: String,
+    revision: i64,
+}
+
+fn plan_text(plans: &[Plan]) -> String {
+    let mut out = String::new();
+    for plan in plans {
+        out.push_str(&format!("cluster {}: {}\n", plan.cluster, if plan.steps.is_empty() && plan.waiting.is_empty() { "no changes" } else { "" }));
+        for st in &plan.steps {
+            out.push_str(&format!("  + {}\n", st.describe()));
+        }
+        for w in &plan.waiting {
+            out.push_str(&format!("  ~ waiting: {w}\n"));
+        }
+        for w in &plan.warnings {
+            out.push_str(&format!("  ! {w}\n"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no clusters\n");
+    }
+    out
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -295,58 +334,32 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Apply { files, dry_run, wait, timeout, confirm_class_change } => {
             let docs = read_documents(&files)?;
             let path = format!("/v1/apply?dryRun={dry_run}&confirmClassChange={confirm_class_change}");
-            let answer = client.send(reqwest::Method::POST, &path, Some(json!({ "resources": docs }))).await?;
+            let answer: ApplyResponse = client.send(reqwest::Method::POST, &path, Some(json!({ "resources": docs }))).await?;
             print_value(output, &answer, |a| {
-                let rows = a["results"]
-                    .as_array()
-                    .map(|rs| {
-                        rs.iter()
-                            .map(|r| {
-                                vec![s(&r["kind"]), s(&r["name"]), format!("{}{}", s(&r["outcome"]), if dry_run { " (dry run)" } else { "" }), s(&r["generation"])]
-                            })
-                            .collect()
+                let rows = a
+                    .results
+                    .iter()
+                    .map(|r| {
+                        let outcome = serde_json::to_value(r.outcome).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                        vec![r.kind.as_str().to_string(), r.name.clone(), format!("{outcome}{}", if dry_run { " (dry run)" } else { "" }), r.generation.to_string()]
                     })
-                    .unwrap_or_default();
+                    .collect();
                 table(&["KIND", "NAME", "OUTCOME", "GENERATION"], rows)
             })?;
             if wait && !dry_run {
-                let revisions: Vec<(String, i64)> = answer["revisions"]
-                    .as_object()
-                    .map(|m| m.iter().map(|(c, r)| (c.clone(), r.as_i64().unwrap_or(0))).collect())
-                    .unwrap_or_default();
+                let revisions: Vec<(String, i64)> = answer.revisions.iter().map(|(c, r)| (c.clone(), *r)).collect();
                 wait_converged(&client, &revisions, timeout, output).await?;
             }
             Ok(())
         }
         Command::Plan { files } => {
-            let plans = if files.is_empty() {
+            let plans: Vec<Plan> = if files.is_empty() {
                 client.get("/v1/plan").await?
             } else {
                 let docs = read_documents(&files)?;
                 client.send(reqwest::Method::POST, "/v1/plan", Some(json!({ "resources": docs }))).await?
             };
-            print_value(output, &plans, |p| {
-                let mut out = String::new();
-                for plan in p.as_array().into_iter().flatten() {
-                    let steps = plan["steps"].as_array().cloned().unwrap_or_default();
-                    let waiting = plan["waiting"].as_array().cloned().unwrap_or_default();
-                    let warnings = plan["warnings"].as_array().cloned().unwrap_or_default();
-                    out.push_str(&format!("cluster {}: {}\n", s(&plan["cluster"]), if steps.is_empty() && waiting.is_empty() { "no changes" } else { "" }));
-                    for st in steps {
-                        out.push_str(&format!("  + {}\n", describe_step(&st)));
-                    }
-                    for w in waiting {
-                        out.push_str(&format!("  ~ waiting: {}\n", s(&w)));
-                    }
-                    for w in warnings {
-                        out.push_str(&format!("  ! {}\n", s(&w)));
-                    }
-                }
-                if out.is_empty() {
-                    out.push_str("no clusters\n");
-                }
-                out
-            })
+            print_value(output, &plans, |p| plan_text(p))
         }
         Command::Get { what, cluster } => {
             let path = match (what, &cluster) {
@@ -355,41 +368,54 @@ async fn run(cli: Cli) -> Result<()> {
                 (Listing::Topics, None) => "/v1/topics".to_string(),
                 (Listing::Routes, _) => "/v1/routes".to_string(),
             };
-            let list = client.get(&path).await?;
-            let docs: Value = if output == Output::Table {
-                list.clone()
-            } else {
-                Value::Array(list.as_array().into_iter().flatten().map(|r| r["document"].clone()).collect())
-            };
-            let docs = if output == Output::Json { list.clone() } else { docs };
-            print_value(output, &docs, |l| {
-                let items = l.as_array().cloned().unwrap_or_default();
-                match what {
-                    Listing::Clusters => table(
-                        &["NAME", "BROKERS", "LIVE", "PHASE", "PROVIDER", "CLASS", "GENERATION"],
-                        items
-                            .iter()
-                            .map(|c| {
-                                let phase = if c["deleting"] == true { "Deleting".to_string() } else { c["status"]["phase"].as_str().unwrap_or("Pending").to_string() };
-                                vec![s(&c["name"]), s(&c["effective"]["brokers"]), live_of(&c["status"]), phase, s(&c["effective"]["provider"]), s(&c["effective"]["priorityClass"]), s(&c["generation"])]
-                            })
-                            .collect(),
-                    ),
-                    Listing::Topics => table(
-                        &["CLUSTER", "NAME", "PARTITIONS", "REPLICATION", "CLASS", "RETENTION.MS", "GENERATION"],
-                        items
-                            .iter()
-                            .map(|t| {
-                                let e = &t["effective"];
-                                vec![s(&t["cluster"]), s(&t["name"]), s(&e["partitions"]), s(&e["replicationFactor"]), s(&e["priorityClass"]), s(&e["configs"]["retention.ms"]), s(&t["generation"])]
-                            })
-                            .collect(),
-                    ),
-                    Listing::Routes => table(
-                        &["NAME", "CLUSTER", "GENERATION"],
-                        items.iter().map(|r| vec![s(&r["name"]), s(&r["cluster"]), s(&r["generation"])]).collect(),
-                    ),
-                }
+            let list: Vec<ResourceView> = client.get(&path).await?;
+            if output == Output::Yaml {
+                // The declared documents, ready to apply again.
+                let docs: Vec<&RawDocument> = list.iter().map(|v| &v.document).collect();
+                return print_value(output, &docs, |_| String::new());
+            }
+            print_value(output, &list, |items| match what {
+                Listing::Clusters => table(
+                    &["NAME", "BROKERS", "LIVE", "PHASE", "PROVIDER", "CLASS", "GENERATION"],
+                    items
+                        .iter()
+                        .map(|c| {
+                            let phase = if c.deleting { "Deleting".to_string() } else { c.status.as_ref().map_or("Pending".to_string(), |s| s.phase.clone()) };
+                            let spec = cluster_spec(c);
+                            vec![
+                                c.name.clone(),
+                                spec.map_or("-".into(), |s| s.brokers.to_string()),
+                                live_of(c.status.as_ref()),
+                                phase,
+                                spec.map_or("-".into(), |s| format!("{:?}", s.provider).to_lowercase()),
+                                spec.map_or("-".into(), |s| s.priority_class.as_str().to_string()),
+                                c.generation.to_string(),
+                            ]
+                        })
+                        .collect(),
+                ),
+                Listing::Topics => table(
+                    &["CLUSTER", "NAME", "PARTITIONS", "REPLICATION", "CLASS", "RETENTION.MS", "GENERATION"],
+                    items
+                        .iter()
+                        .map(|t| match &t.effective {
+                            Some(EffectiveSpec::Topic(e)) => vec![
+                                e.cluster.clone(),
+                                t.name.clone(),
+                                e.partitions.to_string(),
+                                e.replication_factor.to_string(),
+                                e.priority_class.as_str().to_string(),
+                                e.configs.get("retention.ms").cloned().unwrap_or_else(|| "-".into()),
+                                t.generation.to_string(),
+                            ],
+                            _ => vec![t.cluster.clone().unwrap_or_default(), t.name.clone(), "-".into(), "-".into(), "-".into(), "-".into(), t.generation.to_string()],
+                        })
+                        .collect(),
+                ),
+                Listing::Routes => table(
+                    &["NAME", "CLUSTER", "GENERATION"],
+                    items.iter().map(|r| vec![r.name.clone(), r.cluster.clone().unwrap_or_default(), r.generation.to_string()]).collect(),
+                ),
             })
         }
         Command::Describe { what, name } => {
@@ -401,23 +427,22 @@ async fn run(cli: Cli) -> Result<()> {
                     format!("/v1/clusters/{c}/topics/{t}")
                 }
             };
-            let mut value = client.get(&path).await?;
-            if what == Single::Cluster {
-                value["journal"] = client.get(&format!("/v1/journal?cluster={name}&limit=10")).await.unwrap_or(Value::Null);
-            }
-            print_value(output, &value, describe_text)
+            let view: ResourceView = client.get(&path).await?;
+            let journal = if what == Single::Cluster { client.get(&format!("/v1/journal?cluster={name}&limit=10")).await.ok() } else { None };
+            print_value(output, &Described { view, journal }, describe_text)
         }
         Command::Delete { what, name, cluster, files, generation, wait, timeout } => {
             let mut targets: Vec<(String, String)> = Vec::new(); // (path, display)
             if !files.is_empty() {
-                for d in read_documents(&files)?.iter().rev() {
-                    let n = s(&d["metadata"]["name"]);
-                    let path = match d["kind"].as_str() {
-                        Some("KafkaCluster") => format!("/v1/clusters/{n}"),
-                        Some("Topic") => format!("/v1/clusters/{}/topics/{n}", s(&d["spec"]["cluster"])),
-                        _ => format!("/v1/routes/{n}"),
+                for d in read_documents(&files)?.into_iter().rev() {
+                    let declared = spec::validate_value(d).map_err(|e| Failure::new(2, e.to_string()))?;
+                    let n = declared.name.clone();
+                    let path = match &declared.spec {
+                        spec::DeclaredSpec::KafkaCluster(_) => format!("/v1/clusters/{n}"),
+                        spec::DeclaredSpec::Topic(t) => format!("/v1/clusters/{}/topics/{n}", t.cluster),
+                        spec::DeclaredSpec::Route(_) => format!("/v1/routes/{n}"),
                     };
-                    targets.push((path, format!("{}/{n}", s(&d["kind"]))));
+                    targets.push((path, format!("{}/{n}", declared.kind().as_str())));
                 }
             } else if let (Some(what), Some(name)) = (what, name) {
                 let path = match what {
@@ -433,17 +458,15 @@ async fn run(cli: Cli) -> Result<()> {
             let mut answers = Vec::new();
             for (path, display) in &targets {
                 let q = generation.map(|g| format!("?generation={g}")).unwrap_or_default();
-                let a = client.send(reqwest::Method::DELETE, &format!("{path}{q}"), None).await?;
-                answers.push(json!({"deleted": display, "revision": a["revision"]}));
+                let a: DeleteResponse = client.send(reqwest::Method::DELETE, &format!("{path}{q}"), None).await?;
+                answers.push(Deleted { deleted: display.clone(), revision: a.revision });
             }
-            print_value(output, &Value::Array(answers.clone()), |a| {
-                a.as_array().into_iter().flatten().map(|x| format!("{} marked for deletion\n", s(&x["deleted"]))).collect()
-            })?;
+            print_value(output, &answers, |a| a.iter().map(|x| format!("{} marked for deletion\n", x.deleted)).collect())?;
             if wait {
                 let deadline = Instant::now() + timeout;
                 for (path, display) in &targets {
                     loop {
-                        match client.get(path).await {
+                        match client.get::<ResourceView>(path).await {
                             Err(f) if f.code == 3 => break,
                             Err(f) => return Err(f),
                             Ok(_) if Instant::now() > deadline => return Err(Failure::new(5, format!("{display} still exists after {}s", timeout.as_secs()))),
@@ -462,14 +485,12 @@ async fn run(cli: Cli) -> Result<()> {
             if let Some(c) = cluster {
                 path.push_str(&format!("&cluster={c}"));
             }
-            let entries = client.get(&path).await?;
+            let entries: Vec<JournalEntry> = client.get(&path).await?;
             print_value(output, &entries, |e| {
                 table(
                     &["ID", "TIME", "ACTOR", "CLUSTER", "ACTION", "OUTCOME", "MESSAGE"],
-                    e.as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|x| vec![s(&x["id"]), format_ms(x["atMs"].as_i64().unwrap_or(0)), s(&x["actor"]), s(&x["cluster"]), s(&x["action"]), s(&x["outcome"]), s(&x["message"])])
+                    e.iter()
+                        .map(|x| vec![x.id.to_string(), format_ms(x.at_ms), x.actor.clone(), x.cluster.clone(), x.action.clone(), x.outcome.clone(), x.message.clone()])
                         .collect(),
                 )
             })
@@ -483,74 +504,64 @@ fn format_ms(ms: i64) -> String {
     format!("{h:02}:{m:02}:{sec:02}Z")
 }
 
-fn describe_step(st: &Value) -> String {
-    match st["action"].as_str().unwrap_or("") {
-        "launchHost" | "LaunchHost" => format!("launch a broker host in {} ({})", s(&st["availabilityZone"]), s(&st["reason"])),
-        "terminateHost" | "TerminateHost" => format!("terminate host {} ({})", s(&st["instanceId"]), s(&st["reason"])),
-        "createTopic" | "CreateTopic" => format!("create topic {} ({} partitions, replication {})", s(&st["topic"]), s(&st["partitions"]), s(&st["replicationFactor"])),
-        "createPartitions" | "CreatePartitions" => format!("add partitions to {}: {} -> {}", s(&st["topic"]), s(&st["from"]), s(&st["to"])),
-        "alterTopicConfigs" | "AlterTopicConfigs" => format!("set configs of {}: {}", s(&st["topic"]), st["changed"].as_array().map(|c| c.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
-        "deleteTopic" | "DeleteTopic" => format!("delete topic {}", s(&st["topic"])),
-        "deleteDnsRecord" | "DeleteDnsRecord" => format!("delete DNS record {} ({})", s(&st["name"]), s(&st["setIdentifier"])),
-        other => format!("{other} {}", st),
-    }
-}
-
-fn describe_text(v: &Value) -> String {
+fn describe_text(d: &Described) -> String {
+    let v = &d.view;
     let mut out = String::new();
-    let doc = &v["document"];
-    out.push_str(&format!("{}: {}\n", s(&doc["kind"]), s(&v["name"])));
-    out.push_str(&format!("Generation: {}   Revision: {}   Deleting: {}\n", s(&v["generation"]), s(&v["revision"]), s(&v["deleting"])));
-    if let Some(e) = v["effective"].as_object() {
+    out.push_str(&format!("{}: {}\n", v.kind.as_str(), v.name));
+    out.push_str(&format!("Generation: {}   Revision: {}   Deleting: {}\n", v.generation, v.revision, v.deleting));
+    if let Some(e) = v.effective.as_ref().and_then(|e| serde_json::to_value(e).ok()) {
         out.push_str("Spec (effective):\n");
-        for (k, val) in e {
-            out.push_str(&format!("  {k}: {}\n", s(val)));
+        for (k, val) in e.as_object().into_iter().flatten() {
+            let shown = match val {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("  {k}: {shown}\n"));
         }
     }
-    let st = &v["status"];
-    if st.is_object() {
+    if let Some(st) = &v.status {
         out.push_str(&format!(
             "Status: {} (converged: {}, observed revision {} of {})\n",
-            s(&st["phase"]),
-            s(&st["converged"]),
-            s(&st["observedRevision"]),
-            s(&st["desiredRevision"])
+            st.phase, st.converged, st.observed_revision, st.desired_revision
         ));
-        out.push_str(&format!("  Brokers: {} live of {} desired\n", live_of(st), s(&st["brokers"]["desired"])));
-        if let Some(reg) = st["brokers"]["registry"]["value"].as_object() {
+        if let Some(m) = &st.message {
+            out.push_str(&format!("  {m}\n"));
+        }
+        out.push_str(&format!("  Brokers: {} live of {} desired\n", live_of(Some(st)), st.brokers.desired));
+        if let Seen::Known(reg) = &st.brokers.registry {
             for (id, inst) in reg {
-                out.push_str(&format!("    broker {id} on {}\n", s(inst)));
+                out.push_str(&format!("    broker {id} on {inst}\n"));
             }
         }
-        if let Some(hosts) = st["hosts"].as_array() {
+        if let Some(hosts) = &st.hosts {
             out.push_str(&format!("  Hosts ({}):\n", hosts.len()));
             for h in hosts {
-                out.push_str(&format!("    {}  {}  {}\n", s(&h["instanceId"]), s(&h["availabilityZone"]), s(&h["state"])));
+                let state = serde_json::to_value(h.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                out.push_str(&format!("    {}  {}  {state}\n", h.instance_id, h.availability_zone));
             }
         }
-        if let Some(topics) = st["topics"]["value"].as_object() {
+        if let Seen::Known(topics) = &st.topics {
             out.push_str(&format!("  Topics ({}):\n", topics.len()));
             for (name, t) in topics {
-                out.push_str(&format!("    {name}: {} partitions, replication {}\n", s(&t["partitions"]), s(&t["replicationFactor"])));
+                out.push_str(&format!("    {name}: {} partitions, replication {}\n", t.partitions, t.replication_factor));
             }
         }
-        let plan = &st["plan"];
-        for step in plan["steps"].as_array().into_iter().flatten() {
-            out.push_str(&format!("  Planned: {}\n", describe_step(step)));
+        for step in &st.plan.steps {
+            out.push_str(&format!("  Planned: {}\n", step.describe()));
         }
-        for w in plan["waiting"].as_array().into_iter().flatten() {
-            out.push_str(&format!("  Waiting: {}\n", s(w)));
+        for w in &st.plan.waiting {
+            out.push_str(&format!("  Waiting: {w}\n"));
         }
-        for w in plan["warnings"].as_array().into_iter().flatten() {
-            out.push_str(&format!("  Warning: {}\n", s(w)));
+        for w in &st.plan.warnings {
+            out.push_str(&format!("  Warning: {w}\n"));
         }
-    } else if doc["kind"] == "KafkaCluster" {
+    } else if v.kind == spec::Kind::KafkaCluster {
         out.push_str("Status: not reconciled yet\n");
     }
-    if let Some(entries) = v["journal"].as_array() {
+    if let Some(entries) = &d.journal {
         out.push_str("Recent journal:\n");
         for e in entries {
-            out.push_str(&format!("  {} {} {} {}\n", format_ms(e["atMs"].as_i64().unwrap_or(0)), s(&e["outcome"]), s(&e["action"]), s(&e["message"])));
+            out.push_str(&format!("  {} {} {} {}\n", format_ms(e.at_ms), e.outcome, e.action, e.message));
         }
     }
     out
@@ -573,22 +584,21 @@ async fn wait_converged(client: &Client, revisions: &[(String, i64)], timeout: D
         let mut lines = Vec::new();
         for c in &pending {
             let revision = revisions.iter().find(|(x, _)| x == c).map(|(_, r)| *r).unwrap_or(0);
-            let v = client.get(&format!("/v1/clusters/{c}")).await?;
-            let st = &v["status"];
-            let observed = st["observedRevision"].as_i64().unwrap_or(0);
-            if st["converged"] == true && observed >= revision {
+            let v: ResourceView = client.get(&format!("/v1/clusters/{c}")).await?;
+            let st = v.status.as_ref();
+            if st.is_some_and(|s| s.converged && s.observed_revision >= revision) {
                 if !tty && output == Output::Table {
                     eprintln!("{c}: converged");
                 }
                 continue;
             }
-            let waiting = st["plan"]["waiting"].as_array().and_then(|w| w.first()).map(s).unwrap_or_default();
-            let step = st["plan"]["steps"].as_array().and_then(|w| w.first()).map(describe_step).unwrap_or_default();
+            let waiting = st.and_then(|s| s.plan.waiting.first().cloned()).unwrap_or_default();
+            let step = st.and_then(|s| s.plan.steps.first().map(|x| x.describe())).unwrap_or_default();
             lines.push(format!(
                 "{c}: {} - {}/{} brokers live{}{}",
-                st["phase"].as_str().unwrap_or("Pending"),
+                st.map_or("Pending", |s| s.phase.as_str()),
                 live_of(st),
-                s(&v["effective"]["brokers"]),
+                cluster_spec(&v).map_or("?".into(), |s| s.brokers.to_string()),
                 if step.is_empty() { String::new() } else { format!(" - {step}") },
                 if waiting.is_empty() { String::new() } else { format!(" - waiting: {waiting}") },
             ));

@@ -1,0 +1,106 @@
+//! The API's authorization and error mapping, served for real on loopback over an in-memory store
+//! (no ZooKeeper: nothing here needs it).
+
+use std::sync::atomic::AtomicBool;
+
+use fleet_common::{FleetPaths, ZkAddress, ZkConnector};
+
+use super::*;
+use crate::controller::ReconcileSettings;
+use crate::metrics::Metrics;
+use crate::providers::NoDns;
+
+const WRITE: &str = "writer-secret-1";
+const READ: &str = "reader-secret-1";
+
+async fn serve() -> (String, Store) {
+    let store = crate::store::tests::memory_store().await;
+    let reconciler = Arc::new(Reconciler {
+        store: store.clone(),
+        zk_address: ZkAddress::parse("127.0.0.1:1").expect("address"),
+        zk_connector: ZkConnector::default(),
+        paths: FleetPaths::new("/test"),
+        local: None,
+        ec2: None,
+        dns: Arc::new(NoDns),
+        settings: ReconcileSettings::default(),
+        identity: "test".into(),
+        leader: AtomicBool::new(false),
+        wake: tokio::sync::Notify::new(),
+        metrics: Arc::new(Metrics::default()),
+    });
+    let tokens = vec![
+        ApiToken::parse(&format!("ops:write:{WRITE}")).expect("token"),
+        ApiToken::parse(&format!("dash:read:{READ}")).expect("token"),
+    ];
+    let state = Arc::new(AppState { store: store.clone(), reconciler, tokens, preview_zk: tokio::sync::Mutex::new(None) });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    (url, store)
+}
+
+async fn call(method: reqwest::Method, url: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+fn cluster(class: &str) -> serde_json::Value {
+    serde_json::json!({ "resources": [
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "KafkaCluster", "metadata": { "name": "blue" },
+          "spec": { "kafkaVersion": "3.9", "brokers": 3, "availabilityZones": ["a", "b", "c"], "priorityClass": class } },
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "Topic", "metadata": { "name": "orders" }, "spec": { "cluster": "blue", "partitions": 6 } }
+    ]})
+}
+
+#[tokio::test]
+async fn tokens_and_scopes_are_enforced() {
+    let (url, store) = serve().await;
+    let apply = format!("{url}/v1/apply");
+    let (code, body) = call(reqwest::Method::POST, &apply, None, Some(cluster("medium"))).await;
+    assert_eq!((code, body["error"].as_str()), (401, Some("unauthorized")), "{body}");
+    let (code, _) = call(reqwest::Method::POST, &apply, Some("not-a-known-token"), Some(cluster("medium"))).await;
+    assert_eq!(code, 401);
+    let (code, body) = call(reqwest::Method::POST, &apply, Some(READ), Some(cluster("medium"))).await;
+    assert_eq!(code, 403, "a read token cannot write: {body}");
+    assert!(store.list(None, None).await.expect("list").is_empty(), "nothing written");
+    let (code, _) = call(reqwest::Method::POST, &apply, Some(WRITE), Some(cluster("medium"))).await;
+    assert_eq!(code, 200);
+    let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/clusters/blue"), Some(READ), None).await;
+    assert_eq!(code, 200, "a read token reads: {body}");
+    let view: ResourceView = serde_json::from_value(body).expect("a typed view");
+    assert!(matches!(view.effective, Some(EffectiveSpec::Cluster(ref c)) if c.brokers == 3));
+}
+
+#[tokio::test]
+async fn store_errors_map_to_statuses_with_the_field_named() {
+    let (url, _store) = serve().await;
+    let apply = format!("{url}/v1/apply");
+    call(reqwest::Method::POST, &apply, Some(WRITE), Some(cluster("medium"))).await;
+    // Not found.
+    let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/clusters/nope"), Some(READ), None).await;
+    assert_eq!((code, body["error"].as_str()), (404, Some("not-found")), "{body}");
+    // Invalid: the field is named.
+    let mut bad = cluster("medium");
+    bad["resources"][0]["spec"]["brokers"] = serde_json::json!(-1);
+    let (code, body) = call(reqwest::Method::POST, &apply, Some(WRITE), Some(bad)).await;
+    assert_eq!((code, body["field"].as_str()), (422, Some("spec.brokers")), "{body}");
+    // A class change that would rewrite an inheriting topic: refused, naming field and topic...
+    let (code, body) = call(reqwest::Method::POST, &apply, Some(WRITE), Some(cluster("low"))).await;
+    assert_eq!((code, body["field"].as_str()), (422, Some("spec.priorityClass")), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("orders")), "{body}");
+    // ... and accepted when confirmed.
+    let (code, body) = call(reqwest::Method::POST, &format!("{apply}?confirmClassChange=true"), Some(WRITE), Some(cluster("low"))).await;
+    assert_eq!(code, 200, "{body}");
+    // A stale generation is a conflict.
+    let (code, body) = call(reqwest::Method::DELETE, &format!("{url}/v1/clusters/blue?generation=1"), Some(WRITE), None).await;
+    assert_eq!((code, body["error"].as_str()), (409, Some("conflict")), "{body}");
+}
