@@ -487,6 +487,15 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("name: blue"), "{}", text(&out));
 }
 
+/// A fleet manager whose ec2 provider talks to moto, launching moto's first image.
+async fn ec2_options(zk: &ZkEnsemble, moto: &fleet_tests::Moto, ec2: &aws_sdk_ec2::Client) -> FleetManagerOptions {
+    let ami = ec2.describe_images().send().await.expect("images").images().first().and_then(|i| i.image_id()).expect("ami").to_string();
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.extra_args = vec!["--ec2-region".into(), "us-east-1".into(), "--ec2-endpoint-url".into(), moto.endpoint(), "--ec2-image-id".into(), ami];
+    options.extra_env = fleet_tests::moto::AWS_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    options
+}
+
 /// The ec2 provider against moto: RunInstances with the cluster tag and user-data; the test plays
 /// the booting host by starting a local broker for the instance moto reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,10 +504,7 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     let zk = ZkEnsemble::start(1).await;
     let moto = fleet_tests::Moto::start().await;
     let ec2 = moto.ec2().await;
-    let ami = ec2.describe_images().send().await.expect("images").images().first().and_then(|i| i.image_id()).expect("ami").to_string();
-    let mut options = FleetManagerOptions::new(&zk.connect_string());
-    options.extra_args = vec!["--ec2-region".into(), "us-east-1".into(), "--ec2-endpoint-url".into(), moto.endpoint(), "--ec2-image-id".into(), ami];
-    options.extra_env = fleet_tests::moto::AWS_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let options = ec2_options(&zk, &moto, &ec2).await;
     let fm = FleetManager::start(options).await;
     let yaml = cluster_yaml("amber", 1, "ec2").replace("availabilityZones: [zone-a, zone-b, zone-c]", "availabilityZones: [us-east-1a]")
         + "---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: audit }\nspec: { cluster: amber, partitions: 2, replicationFactor: 1 }\n";
@@ -563,10 +569,7 @@ async fn ec2_launch_retried_after_a_lost_answer_makes_one_instance() {
     let zk = ZkEnsemble::start(1).await;
     let moto = fleet_tests::Moto::start().await;
     let ec2 = moto.ec2().await;
-    let ami = ec2.describe_images().send().await.expect("images").images().first().and_then(|i| i.image_id()).expect("ami").to_string();
-    let mut options = FleetManagerOptions::new(&zk.connect_string());
-    options.extra_args = vec!["--ec2-region".into(), "us-east-1".into(), "--ec2-endpoint-url".into(), moto.endpoint(), "--ec2-image-id".into(), ami];
-    options.extra_env = fleet_tests::moto::AWS_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut options = ec2_options(&zk, &moto, &ec2).await;
     // The first five answers are lost: the step's own retries (four attempts) all fail, the step
     // is journalled as failed, and the next reconcile asks again with the same token.
     options.extra_env.push(("FLEET_FAILPOINT_LOSE_LAUNCH_ANSWER".into(), "5".into()));

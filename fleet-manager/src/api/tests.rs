@@ -1,34 +1,14 @@
 //! The API's authorization and error mapping, served for real on loopback over an in-memory store
 //! (no ZooKeeper: nothing here needs it).
 
-use std::sync::atomic::AtomicBool;
-
-use fleet_common::{FleetPaths, ZkAddress, ZkConnector};
-
 use super::*;
-use crate::controller::ReconcileSettings;
-use crate::metrics::Metrics;
-use crate::providers::NoDns;
 
 const WRITE: &str = "writer-secret-1";
 const READ: &str = "reader-secret-1";
 
 async fn serve() -> (String, Store) {
     let store = crate::store::tests::memory_store().await;
-    let reconciler = Arc::new(Reconciler {
-        store: store.clone(),
-        zk_address: ZkAddress::parse("127.0.0.1:1").expect("address"),
-        zk_connector: ZkConnector::default(),
-        paths: FleetPaths::new("/test"),
-        local: None,
-        ec2: None,
-        dns: Arc::new(NoDns),
-        settings: ReconcileSettings::default(),
-        identity: "test".into(),
-        leader: AtomicBool::new(false),
-        wake: tokio::sync::Notify::new(),
-        metrics: Arc::new(Metrics::default()),
-    });
+    let reconciler = Arc::new(crate::controller::tests::idle_reconciler(store.clone()));
     let tokens = vec![
         ApiToken::parse(&format!("ops:write:{WRITE}")).expect("token"),
         ApiToken::parse(&format!("dash:read:{READ}")).expect("token"),

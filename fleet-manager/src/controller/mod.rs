@@ -590,4 +590,4 @@ pub fn status_document(p: &ClusterPass, converged: bool, observed_revision: i64,
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -79,11 +79,9 @@ impl Executor for SimWorld {
     }
 }
 
-async fn reconciler() -> Reconciler {
-    let store = memory_store().await;
-    let yaml = "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata: { name: blue }\nspec: { kafkaVersion: \"3.9\", brokers: 3, availabilityZones: [a, b, c] }\n";
-    store.apply(&docs(yaml), "test", false).await.expect("apply");
-    store.claim_leadership(1).await.expect("claim");
+/// A reconciler over `store` that is never started (no ZooKeeper is reached): what in-process
+/// tests drive through the seams, and what the API tests serve with.
+pub(crate) fn idle_reconciler(store: crate::store::Store) -> Reconciler {
     Reconciler {
         store,
         zk_address: ZkAddress::parse("127.0.0.1:1").expect("address"),
@@ -94,10 +92,18 @@ async fn reconciler() -> Reconciler {
         dns: Arc::new(NoDns),
         settings: ReconcileSettings::default(),
         identity: "test".into(),
-        leader: AtomicBool::new(true),
+        leader: AtomicBool::new(false),
         wake: Notify::new(),
         metrics: Arc::new(Metrics::default()),
     }
+}
+
+async fn reconciler() -> Reconciler {
+    let store = memory_store().await;
+    let yaml = "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata: { name: blue }\nspec: { kafkaVersion: \"3.9\", brokers: 3, availabilityZones: [a, b, c] }\n";
+    store.apply(&docs(yaml), "test", false).await.expect("apply");
+    store.claim_leadership(1).await.expect("claim");
+    idle_reconciler(store)
 }
 
 async fn intent(r: &Reconciler) -> ClusterIntent {
