@@ -10,10 +10,12 @@
 //! - [`controller`] - per-cluster scheduling, leader election, the one recorder.
 //! - [`providers`] - where hosts and DNS records come from (local, EC2, Route53).
 //! - [`api`] - the HTTP API.
+//! - [`failpoints`] - fault injection for the crash, retry and fencing tests.
 
 pub mod api;
 pub mod controller;
 pub mod execute;
+pub mod failpoints;
 pub mod metrics;
 pub mod observe;
 pub mod plan;

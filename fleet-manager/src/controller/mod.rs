@@ -10,7 +10,6 @@
 //! the same transaction, so a deposed leader that wakes up (a long pause, a partition) has its
 //! writes refused. ZooKeeper multis check the leader's znode the same way.
 
-pub mod failpoints;
 pub mod queue;
 
 use std::collections::BTreeMap;
@@ -488,7 +487,7 @@ impl Reconciler {
                         l.instance_id = Some(message.clone());
                     }
                 }
-                failpoints::crash_after_step();
+                crate::failpoints::crash_after_step();
             } else {
                 tracing::warn!(cluster, step = step.name(), error = %message, class = ?class, "step failed");
             }
@@ -502,7 +501,7 @@ impl Reconciler {
         }
         let applied = !results.is_empty();
         if applied {
-            failpoints::stop_before_record();
+            crate::failpoints::stop_before_record();
         }
         let requeue_hint = plan.requeue_after_ms;
         self.record(epoch, ClusterPass { desired, observed, plan, intent: next_intent, results }).await?;

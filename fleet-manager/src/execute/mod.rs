@@ -96,7 +96,9 @@ impl Executor for LiveExecutor<'_> {
                 let request = LaunchRequest { cluster: &desired.spec, availability_zone, instance_type, token };
                 let id = self.provider(desired.spec.provider)?.launch(request).await?;
                 tracing::info!(instance = %id, az = %availability_zone, token = %token, "launched broker host");
-                crate::controller::failpoints::lose_launch_answer()?;
+                if crate::failpoints::lose_launch_answer() {
+                    return Err(StepError::Retryable("failpoint: launch answer lost (connection reset)".into()));
+                }
                 Ok(id)
             }
             Step::TerminateHost { instance_id, .. } => {

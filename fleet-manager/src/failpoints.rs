@@ -9,8 +9,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use crate::execute::StepError;
-
 fn limit(var: &'static str, cell: &'static OnceLock<Option<usize>>) -> Option<usize> {
     *cell.get_or_init(|| std::env::var(var).ok().and_then(|v| v.parse().ok()))
 }
@@ -26,15 +24,16 @@ pub fn crash_after_step() {
     }
 }
 
-pub fn lose_launch_answer() -> Result<(), StepError> {
+/// Whether this launch's answer is to be lost.
+pub fn lose_launch_answer() -> bool {
     static LOST: AtomicUsize = AtomicUsize::new(0);
     static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
     match limit("FLEET_FAILPOINT_LOSE_LAUNCH_ANSWER", &LIMIT) {
         Some(limit) if LOST.fetch_add(1, Ordering::SeqCst) < limit => {
             tracing::warn!("failpoint: the launch answer is lost");
-            Err(StepError::Retryable("failpoint: launch answer lost (connection reset)".into()))
+            true
         }
-        _ => Ok(()),
+        _ => false,
     }
 }
 
