@@ -121,14 +121,11 @@ pub struct ObservedCluster {
     pub dns: Seen<Vec<DnsRecordSet>>,
     /// Whether the cluster's ZooKeeper subtree (`/<root>/clusters/<c>`: ID registry, Kafka chroot)
     /// exists.
-    #[serde(default = "unknown_state")]
+    #[serde(default)]
     #[schema(value_type = Object)]
     pub zk_state: Seen<bool>,
 }
 
-fn unknown_state() -> Seen<bool> {
-    Seen::Unknown("not observed".into())
-}
 
 impl ObservedCluster {
     pub fn unknown(at_ms: i64, why: &str) -> Self {

@@ -197,8 +197,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .with_session_timeout(Duration::from_millis(args.zk_session_timeout_ms))
             .with_deadline(Duration::from_secs(20)),
         paths: FleetPaths::new(&args.fleet_root),
-        local,
-        ec2,
+        hosts: provider::HostProviders { local, ec2 },
         dns,
         settings: ReconcileSettings {
             interval: Duration::from_secs(args.interval_secs.max(1)),
@@ -216,7 +215,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         wake: tokio::sync::Notify::new(),
         metrics,
     });
-    let reconciler_for_health = reconciler.clone();
     let state = Arc::new(AppState { store, reconciler: reconciler.clone(), tokens, preview_zk: tokio::sync::Mutex::new(None) });
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, identity = %identity, database = %redact(&database), "fleet manager serving");
@@ -250,7 +248,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         ended = &mut reconcile => {
             if !stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                reconciler_for_health.leader.store(false, std::sync::atomic::Ordering::SeqCst);
                 match ended {
                     Err(e) if e.is_panic() => bail!("the reconciler panicked: {e}"),
                     _ => bail!("the reconciler stopped unexpectedly"),

@@ -29,8 +29,8 @@ use crate::execute::{Executor, LiveExecutor, StepError};
 use crate::metrics::Metrics;
 use crate::observe::{self, LiveObserver, Observer};
 use crate::plan::{self, ClusterIntent, DesiredCluster, DesiredTopic, ObservedCluster, Plan, PlanSettings, Step};
-use crate::providers::{DnsZone, ErrorClass, HostProvider};
-use crate::spec::{self, DeclaredSpec, ProviderKind};
+use crate::providers::{DnsZone, ErrorClass, HostProviders};
+use crate::spec::{self, DeclaredSpec};
 use crate::store::{now_ms, JournalRetention, NewJournalEntry, PassRecord, Store, StoreError};
 use queue::{BackoffPolicy, Queue, Requeue};
 
@@ -66,8 +66,7 @@ pub struct Reconciler {
     pub zk_address: ZkAddress,
     pub zk_connector: ZkConnector,
     pub paths: FleetPaths,
-    pub local: Option<Arc<dyn HostProvider>>,
-    pub ec2: Option<Arc<dyn HostProvider>>,
+    pub hosts: HostProviders,
     pub dns: Arc<dyn DnsZone>,
     pub settings: ReconcileSettings,
     /// `host:pid`, recorded in the leader znode and the journal.
@@ -139,13 +138,6 @@ enum Outcome {
 }
 
 impl Reconciler {
-    pub fn provider_for(&self, kind: ProviderKind) -> Option<&dyn HostProvider> {
-        match kind {
-            ProviderKind::Local => self.local.as_deref(),
-            ProviderKind::Ec2 => self.ec2.as_deref(),
-        }
-    }
-
     fn plan_settings(&self) -> PlanSettings {
         PlanSettings {
             now_ms: now_ms(),
@@ -163,7 +155,7 @@ impl Reconciler {
         let mut plans = Vec::new();
         for d in desired {
             let observed =
-                observe::observe_cluster(&d, zk, &self.paths.cluster(&d.spec.name), self.provider_for(d.spec.provider), self.dns.as_ref(), None).await;
+                observe::observe_cluster(&d, zk, &self.paths.cluster(&d.spec.name), self.hosts.get(d.spec.provider), self.dns.as_ref(), None).await;
             match self.load_intent(&d.spec.name).await {
                 Ok(intent) => plans.push(plan::plan_cluster(&d, &observed, &intent, self.plan_settings()).0),
                 Err((_, why)) => plans.push(Plan { cluster: d.spec.name.clone(), waiting: vec![why], ..Plan::default() }),
@@ -390,8 +382,7 @@ impl Reconciler {
         let observer = LiveObserver {
             zk: Some(client),
             paths: &self.paths,
-            local: self.local.as_ref(),
-            ec2: self.ec2.as_ref(),
+            hosts: &self.hosts,
             dns: self.dns.as_ref(),
             metrics: &self.metrics,
         };
@@ -399,8 +390,7 @@ impl Reconciler {
             zk: client,
             leader_znode: &leadership.znode,
             paths: &self.paths,
-            local: self.local.as_ref(),
-            ec2: self.ec2.as_ref(),
+            hosts: &self.hosts,
             dns: self.dns.as_ref(),
             metrics: &self.metrics,
             step_timeout: self.settings.step_timeout,

@@ -89,10 +89,6 @@ impl Queue {
         self.running.len()
     }
 
-    pub fn scheduled(&self) -> usize {
-        self.due.len()
-    }
-
     pub fn failures(&self, key: &str) -> u32 {
         self.failures.get(key).copied().unwrap_or(0)
     }

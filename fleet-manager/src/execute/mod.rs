@@ -9,13 +9,12 @@ use fleet_common::FleetPaths;
 use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use std::sync::Arc;
 use zookeeper_client as zk;
 
 use crate::metrics::Metrics;
 use crate::observe;
 use crate::plan::{DesiredCluster, DnsRecordSet, Step};
-use crate::providers::{DnsZone, ErrorClass, HostProvider, LaunchRequest, ProviderError};
+use crate::providers::{DnsZone, ErrorClass, HostProvider, HostProviders, LaunchRequest, ProviderError};
 use crate::spec::ProviderKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +65,7 @@ pub struct LiveExecutor<'a> {
     /// leader cannot write.
     pub leader_znode: &'a str,
     pub paths: &'a FleetPaths,
-    pub local: Option<&'a Arc<dyn HostProvider>>,
-    pub ec2: Option<&'a Arc<dyn HostProvider>>,
+    pub hosts: &'a HostProviders,
     pub dns: &'a dyn DnsZone,
     pub metrics: &'a Metrics,
     pub step_timeout: Duration,
@@ -77,11 +75,7 @@ pub struct LiveExecutor<'a> {
 
 impl LiveExecutor<'_> {
     fn provider(&self, kind: ProviderKind) -> Result<&dyn HostProvider, StepError> {
-        let p = match kind {
-            ProviderKind::Local => self.local,
-            ProviderKind::Ec2 => self.ec2,
-        };
-        p.map(|p| p.as_ref()).ok_or_else(|| StepError::Terminal(format!("provider {kind:?} is not configured on this fleet manager")))
+        self.hosts.get(kind).ok_or_else(|| StepError::Terminal(format!("provider {kind:?} is not configured on this fleet manager")))
     }
 }
 

@@ -5,7 +5,6 @@
 //! world; tests substitute a simulated one to drive a reconcile in-process.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use fleet_common::znodes::{BrokerRegistration, TopicAssignment};
@@ -14,8 +13,7 @@ use zookeeper_client as zk;
 
 use crate::metrics::Metrics;
 use crate::plan::{DesiredCluster, ObservedCluster, ObservedTopic, Seen};
-use crate::providers::{DnsZone, HostProvider};
-use crate::spec::ProviderKind;
+use crate::providers::{DnsZone, HostProvider, HostProviders};
 use crate::store::now_ms;
 
 /// What the controller observes a cluster through.
@@ -28,8 +26,7 @@ pub trait Observer: Send + Sync {
 pub struct LiveObserver<'a> {
     pub zk: Option<&'a zk::Client>,
     pub paths: &'a FleetPaths,
-    pub local: Option<&'a Arc<dyn HostProvider>>,
-    pub ec2: Option<&'a Arc<dyn HostProvider>>,
+    pub hosts: &'a HostProviders,
     pub dns: &'a dyn DnsZone,
     pub metrics: &'a Metrics,
 }
@@ -37,10 +34,7 @@ pub struct LiveObserver<'a> {
 #[async_trait]
 impl Observer for LiveObserver<'_> {
     async fn observe(&self, desired: &DesiredCluster) -> ObservedCluster {
-        let provider = match desired.spec.provider {
-            ProviderKind::Local => self.local.map(|p| p.as_ref()),
-            ProviderKind::Ec2 => self.ec2.map(|p| p.as_ref()),
-        };
+        let provider = self.hosts.get(desired.spec.provider);
         observe_cluster(desired, self.zk, &self.paths.cluster(&desired.spec.name), provider, self.dns, Some(self.metrics)).await
     }
 }

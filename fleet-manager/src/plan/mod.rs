@@ -25,7 +25,7 @@ pub fn plan_cluster(
     let mut plan = Plan { cluster: desired.spec.name.clone(), ..Plan::default() };
     let mut next = ClusterIntent::default();
     if desired.deleting {
-        plan_teardown(desired, observed, &mut plan);
+        plan_teardown(observed, &mut plan);
         if !plan.waiting.is_empty() {
             plan.wake_after(PROGRESS_POLL_MS);
         }
@@ -262,7 +262,7 @@ pub fn launch_token(uid: &str, cluster: &str, seq: u64) -> String {
     }
 }
 
-fn plan_teardown(_desired: &DesiredCluster, observed: &ObservedCluster, plan: &mut Plan) {
+fn plan_teardown(observed: &ObservedCluster, plan: &mut Plan) {
     let mut blocked = false;
     match observed.hosts.known() {
         Some(hosts) => {

@@ -67,6 +67,23 @@ pub trait HostProvider: Send + Sync {
     async fn terminate(&self, cluster: &str, instance_id: &str) -> Result<(), ProviderError>;
 }
 
+/// The host providers this fleet manager has, by kind: one place maps a cluster's `provider` to
+/// the one that serves it.
+#[derive(Clone, Default)]
+pub struct HostProviders {
+    pub local: Option<std::sync::Arc<dyn HostProvider>>,
+    pub ec2: Option<std::sync::Arc<dyn HostProvider>>,
+}
+
+impl HostProviders {
+    pub fn get(&self, kind: crate::spec::ProviderKind) -> Option<&dyn HostProvider> {
+        match kind {
+            crate::spec::ProviderKind::Local => self.local.as_deref(),
+            crate::spec::ProviderKind::Ec2 => self.ec2.as_deref(),
+        }
+    }
+}
+
 /// What a booting host needs to know to find the fleet (written into its cluster file).
 #[derive(Clone, Debug)]
 pub struct FleetCoordinates {

@@ -188,6 +188,13 @@ impl Store {
         }
     }
 
+    /// A write transaction, begun once this process's writer slot is held (kept with the guard).
+    async fn begin_write(&self) -> Result<(Option<tokio::sync::MutexGuard<'_, ()>>, Tx<'_>), StoreError> {
+        let writer = self.writer().await;
+        let tx = self.pool.begin().await?;
+        Ok((writer, tx))
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -201,8 +208,7 @@ impl Store {
             Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
         for (version, statements) in MIGRATIONS {
-            let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+            let (_writer, mut tx) = self.begin_write().await?;
             let done: Option<i64> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)
                 .fetch_optional(&mut *tx)
@@ -255,8 +261,7 @@ impl Store {
     /// A newly elected leader claims the store with its epoch; every write of an older leader is
     /// refused from then on. Fails (`Fenced`) if a newer leader already claimed it.
     pub async fn claim_leadership(&self, epoch: i64) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let claimed = sqlx::query("UPDATE counters SET value = $1 WHERE name = 'leader_epoch' AND value <= $1").bind(epoch).execute(&mut *tx).await?;
         tx.commit().await?;
         if claimed.rows_affected() == 1 {
@@ -274,8 +279,7 @@ impl Store {
     /// The one write of a cluster's reconcile: journal, intent and status (or the removal of a
     /// torn-down cluster) together, fenced by the leader's epoch.
     pub async fn record(&self, epoch: i64, record: &PassRecord) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         Self::check_fence(&mut tx, epoch).await?;
         for entry in &record.journal {
             Self::append_in(&mut tx, entry).await?;
@@ -302,8 +306,7 @@ impl Store {
 
     /// Persists a cluster's intent ahead of acting on it (launch tokens before the launch), fenced.
     pub async fn put_intent_fenced(&self, epoch: i64, cluster: &str, intent: &serde_json::Value) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         Self::check_fence(&mut tx, epoch).await?;
         Self::put_blob_in(&mut tx, "intents", "intent", cluster, intent).await?;
         tx.commit().await?;
@@ -312,8 +315,7 @@ impl Store {
 
     /// A journal entry written by the leader (fenced).
     pub async fn append_journal_fenced(&self, epoch: i64, e: &NewJournalEntry) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         Self::check_fence(&mut tx, epoch).await?;
         Self::append_in(&mut tx, e).await?;
         tx.commit().await?;
@@ -421,8 +423,7 @@ impl Store {
     /// [`Store::apply`] with every option.
     pub async fn apply_with(&self, batch: &[Declared], actor: &str, options: ApplyOptions) -> Result<Vec<ApplyResult>, StoreError> {
         let dry_run = options.dry_run;
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         if !dry_run {
             Self::lock_for_write(&mut tx).await?;
         }
@@ -550,8 +551,7 @@ impl Store {
     /// down what exists and then [`Store::remove`]s the rows. Routes have nothing to tear down and
     /// go at once. Returns the revision of the change.
     pub async fn delete(&self, kind: Kind, key: &str, actor: &str, generation: Option<i64>) -> Result<i64, StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         Self::lock_for_write(&mut tx).await?;
         let existing = Self::load_all(&mut tx).await?;
         let Some(target) = existing.get(&(kind, key.to_string())) else {
@@ -618,8 +618,7 @@ impl Store {
     /// Removes rows whose teardown the reconciler finished (the reconciler itself goes through
     /// the fenced [`Store::record`]).
     pub async fn remove(&self, kind: Kind, key: &str) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         if kind == Kind::KafkaCluster {
             Self::remove_cluster_in(&mut tx, key).await?;
         } else {
@@ -656,8 +655,7 @@ impl Store {
     }
 
     pub async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         Self::append_in(&mut tx, e).await?;
         tx.commit().await?;
         Ok(())
@@ -692,8 +690,7 @@ impl Store {
     }
 
     async fn put_blob(&self, table: &str, column: &str, cluster: &str, value: &serde_json::Value) -> Result<(), StoreError> {
-        let _writer = self.writer().await;
-        let mut tx = self.pool.begin().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         Self::put_blob_in(&mut tx, table, column, cluster, value).await?;
         tx.commit().await?;
         Ok(())
