@@ -37,7 +37,7 @@ build:
 	$(CARGO) build --workspace --bins
 
 # A ZooKeeper ensemble, a 3-broker cluster booted through kafka-bootstrap, a kcat round trip, and
-# kafka-auditor heartbeating every broker. Stays up until Ctrl-C when run from a terminal.
+# kafka-auditor heartbeating every broker, a scale-up 3 -> 5. Stays up until Ctrl-C when run from a terminal.
 demo: deps build
 	$(CARGO) run -q -p fleet-tests --bin local-fleet -- demo
 
@@ -59,6 +59,7 @@ bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-plan -- --clusters 100 --brokers 12 --topics 50
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 100 --seconds 60
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 1000 --seconds 30
+	$(CARGO) run -q -p fleet-tests --bin bench-scale-up -- --topics 200
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -5,7 +5,7 @@
 //! send time and a checksum, so the consuming side (this instance or another) can tell lost,
 //! duplicated and out-of-order records and the end-to-end latency.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -399,11 +399,12 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
         }
         st.preferred = preferred.clone();
     });
+    // The consumer follows the monitor topic's partitions as they are added (new brokers).
+    let (partitions_tx, partitions_rx) = tokio::sync::watch::channel(preferred.keys().copied().collect::<BTreeSet<i32>>());
     if spec.consume {
         let hb = hb.clone();
-        let partitions: Vec<i32> = preferred.keys().copied().collect();
         tokio::spawn(async move {
-            if let Err(e) = consume(hb, partitions).await {
+            if let Err(e) = consume(hb, partitions_rx).await {
                 tracing::error!(error = %e, "heartbeat consumer stopped");
             }
         });
@@ -419,10 +420,16 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
         hb.rotate();
         hb.record_history();
         round += 1;
-        // Every 30 intervals, look for brokers that joined.
-        if round.is_multiple_of(30) {
+        // Every few intervals, look for brokers that joined (and partitions added by anyone).
+        if round.is_multiple_of(FOLLOW_EVERY_INTERVALS) {
             if let Ok(p) = ensure_monitor_topic(&spec, &producer).await {
+                let partitions: BTreeSet<i32> = p.keys().copied().collect();
                 hb.with_state(|st| st.preferred = p);
+                partitions_tx.send_if_modified(|known| {
+                    let grown = !partitions.is_subset(known);
+                    known.extend(partitions);
+                    grown
+                });
             }
         }
         // Every 5 intervals, put drifted leadership back on the preferred leaders.
@@ -521,7 +528,10 @@ async fn restore_preferred_leaders(spec: &HeartbeatSpec, producer: &FutureProduc
     Ok(())
 }
 
-async fn consume(hb: Arc<Heartbeat>, partitions: Vec<i32>) -> anyhow::Result<()> {
+/// How often (in intervals) the heartbeat looks for new brokers and partitions.
+const FOLLOW_EVERY_INTERVALS: u64 = 3;
+
+async fn consume(hb: Arc<Heartbeat>, mut partitions: tokio::sync::watch::Receiver<BTreeSet<i32>>) -> anyhow::Result<()> {
     let spec = hb.spec().clone();
     // Consumer-only instances share the partitions through one consumer group; an instance that
     // also produces reads every partition itself.
@@ -536,18 +546,43 @@ async fn consume(hb: Arc<Heartbeat>, partitions: Vec<i32>) -> anyhow::Result<()>
         .set("auto.offset.reset", "latest")
         .set("fetch.wait.max.ms", "50")
         .set("enable.partition.eof", "false")
+        // A group member sees partitions added to the topic at the next metadata refresh.
+        .set("topic.metadata.refresh.interval.ms", (spec.interval.as_millis() as u64 * FOLLOW_EVERY_INTERVALS).max(1000).to_string())
         .create()?;
+    let mut assigned: BTreeSet<i32> = BTreeSet::new();
     if spec.produce {
+        let initial = partitions.borrow_and_update().clone();
         let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
+        for p in &initial {
             tpl.add_partition_offset(&spec.topic, *p, Offset::End)?;
         }
         consumer.assign(&tpl)?;
+        assigned = initial;
     } else {
         consumer.subscribe(&[spec.topic.as_str()])?;
     }
     loop {
-        let msg = match consumer.recv().await {
+        let msg = tokio::select! {
+            m = consumer.recv() => m,
+            changed = partitions.changed(), if spec.produce => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                // New partitions are read from their start: their first heartbeats count.
+                let now = partitions.borrow_and_update().clone();
+                let mut tpl = TopicPartitionList::new();
+                for p in now.difference(&assigned) {
+                    tpl.add_partition_offset(&spec.topic, *p, Offset::Beginning)?;
+                }
+                if tpl.count() > 0 {
+                    consumer.incremental_assign(&tpl)?;
+                    tracing::info!(cluster = %spec.cluster, partitions = ?now.difference(&assigned).collect::<Vec<_>>(), "consuming new monitor partitions");
+                    assigned = now;
+                }
+                continue;
+            }
+        };
+        let msg = match msg {
             Ok(m) => m,
             Err(e) => {
                 tracing::debug!(error = %e, "heartbeat consume error");

@@ -219,12 +219,24 @@ fn spawn_consumer(
     }
     anyhow::ensure!(tpl.count() > 0, "topic {} has no partitions to consume", spec.topic);
     consumer.assign(&tpl)?;
+    let mut assigned: std::collections::BTreeSet<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    let topic = spec.topic.clone();
     Ok(std::thread::spawn(move || {
         let started = Instant::now();
         let mut latency = Histogram::new_with_bounds(1, 600_000_000, 3)?;
         let mut consumed = 0u64;
         let mut done_at: Option<Instant> = None;
+        let mut next_check = Instant::now() + Duration::from_secs(1);
         loop {
+            // Partitions added while the load runs (a scale-up) are read from their start.
+            if Instant::now() >= next_check {
+                next_check = Instant::now() + Duration::from_secs(1);
+                if let Ok(added) = follow_new_partitions(&consumer, &topic, &mut assigned) {
+                    if added > 0 {
+                        tracing::info!(topic = %topic, added, "consuming partitions added to the topic");
+                    }
+                }
+            }
             if producers_done.load(Ordering::Relaxed) {
                 let since = *done_at.get_or_insert_with(Instant::now);
                 if consumed >= acked.acked.load(Ordering::Relaxed) || since.elapsed() > Duration::from_secs(15) {
@@ -240,6 +252,26 @@ fn spawn_consumer(
         }
         Ok((consumed, started.elapsed(), latency))
     }))
+}
+
+/// Assigns partitions of `topic` that appeared since `assigned` was taken, from their start.
+/// Returns how many were added.
+pub fn follow_new_partitions(consumer: &BaseConsumer, topic: &str, assigned: &mut std::collections::BTreeSet<i32>) -> anyhow::Result<usize> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            if !assigned.contains(&p.id()) {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
+        }
+    }
+    let added = tpl.count();
+    if added > 0 {
+        consumer.incremental_assign(&tpl)?;
+        assigned.extend(tpl.elements().iter().map(|e| e.partition()));
+    }
+    Ok(added)
 }
 
 /// Runs the load; `progress` is called about once a second with the figures so far.

@@ -3,5 +3,6 @@
 //! Shared by the fleet manager, `fleetctl` and the client library; no I/O, few dependencies.
 
 pub mod model;
+pub mod operation;
 pub mod spec;
 pub mod wire;

@@ -190,6 +190,10 @@ pub struct DeclaredTopicSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(value_type = BTreeMap<String, String>)]
     pub configs: BTreeMap<String, Scalar>,
+    /// Producers pick partitions by key: adding partitions moves keys, so scale-up leaves the
+    /// topic alone unless told otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed: Option<bool>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
@@ -549,6 +553,9 @@ pub struct TopicSpec {
     pub priority_class: PriorityClass,
     /// Every config the topic should carry (`retention.ms` and `min.insync.replicas` included).
     pub configs: BTreeMap<String, String>,
+    /// Records are partitioned by key (scale-up skips it unless allowed).
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 pub const DEFAULT_INSTANCE_TYPE: &str = "r5.xlarge";
@@ -614,6 +621,7 @@ pub fn effective_topic(name: &str, s: &DeclaredTopicSpec, cluster: Option<&Clust
         replication_factor: rf,
         priority_class: class,
         configs,
+        keyed: s.keyed.unwrap_or(false),
     })
 }
 
@@ -642,6 +650,7 @@ mod tests {
             retention_hours: None,
             priority_class: Some("high".into()),
             configs: BTreeMap::new(),
+            keyed: None,
         };
         let e = effective_topic("orders", &t, Some(&c)).expect("fits");
         assert_eq!(e.replication_factor, 3);
@@ -676,6 +685,7 @@ mod tests {
             retention_hours: None,
             priority_class: None,
             configs: BTreeMap::new(),
+            keyed: None,
         };
         assert_eq!(effective_topic("t", &t, Some(&c)).expect_err("too many").field, "spec.replicationFactor");
         assert_eq!(effective_topic("t", &t, None).expect_err("no cluster").field, "spec.cluster");

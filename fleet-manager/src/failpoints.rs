@@ -5,6 +5,8 @@
 //!   retryable error, as a call cut off after the provider acted would.
 //! - `FLEET_FAILPOINT_STOP_BEFORE_RECORD=N`: SIGSTOP itself before recording its N-th reconcile
 //!   that applied steps (a leader paused mid-pass, as by a long GC or a frozen VM).
+//! - `FLEET_FAILPOINT_CRASH_AFTER_COMMIT=1`: SIGKILL itself right after a scale-up's ZooKeeper
+//!   commit, before its status is recorded.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -21,6 +23,14 @@ pub fn crash_after_step() {
             tracing::warn!(limit, "failpoint: crashing now");
             signal_self(libc::SIGKILL);
         }
+    }
+}
+
+pub fn crash_after_commit() {
+    static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
+    if limit("FLEET_FAILPOINT_CRASH_AFTER_COMMIT", &LIMIT).is_some_and(|n| n > 0) {
+        tracing::warn!("failpoint: crashing right after the commit");
+        signal_self(libc::SIGKILL);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod execute;
 pub mod failpoints;
 pub mod metrics;
 pub mod observe;
+pub mod operations;
 pub mod plan;
 pub mod providers;
 pub use fleet_api::spec;

@@ -5,6 +5,8 @@
 //! 4 conflict (stale generation, being deleted); 5 `--wait` timed out; 6 unauthorized/forbidden;
 //! 7 the API is unreachable.
 
+mod operations;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -98,6 +100,21 @@ enum Command {
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Add brokers and put new partitions on them in one atomic ZooKeeper commit (an operation).
+    ScaleUp(operations::ScaleUpArgs),
+    /// Approve an operation held at ProposalReady (`scale-up --hold`).
+    Approve {
+        id: String,
+        /// Wait until it ends.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value = "15m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Cancel an operation that has not committed anything yet.
+    Cancel {
+        id: String,
+    },
     /// What was done, newest first.
     Journal {
         #[arg(long)]
@@ -112,6 +129,7 @@ enum Listing {
     Clusters,
     Topics,
     Routes,
+    Operations,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -119,6 +137,7 @@ enum Single {
     Cluster,
     Topic,
     Route,
+    Operation,
 }
 
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -361,12 +380,18 @@ async fn run(cli: Cli) -> Result<()> {
             };
             print_value(output, &plans, |p| plan_text(p))
         }
+        Command::ScaleUp(args) => operations::scale_up(&client, args, output).await,
+        Command::Approve { id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
+        Command::Cancel { id } => operations::command(&client, &id, "cancel", None, output).await,
+        Command::Get { what: Listing::Operations, cluster } => operations::list(&client, cluster.as_deref(), output).await,
+        Command::Describe { what: Single::Operation, name } => operations::describe(&client, &name, output).await,
         Command::Get { what, cluster } => {
             let path = match (what, &cluster) {
                 (Listing::Clusters, _) => "/v1/clusters".to_string(),
                 (Listing::Topics, Some(c)) => format!("/v1/clusters/{c}/topics"),
                 (Listing::Topics, None) => "/v1/topics".to_string(),
                 (Listing::Routes, _) => "/v1/routes".to_string(),
+                (Listing::Operations, _) => "/v1/operations".to_string(),
             };
             let list: Vec<ResourceView> = client.get(&path).await?;
             if output == Output::Yaml {
@@ -412,6 +437,7 @@ async fn run(cli: Cli) -> Result<()> {
                         })
                         .collect(),
                 ),
+                Listing::Operations => String::new(),
                 Listing::Routes => table(
                     &["NAME", "CLUSTER", "GENERATION"],
                     items.iter().map(|r| vec![r.name.clone(), r.cluster.clone().unwrap_or_default(), r.generation.to_string()]).collect(),
@@ -421,7 +447,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Describe { what, name } => {
             let path = match what {
                 Single::Cluster => format!("/v1/clusters/{name}"),
-                Single::Route => format!("/v1/routes/{name}"),
+                Single::Route | Single::Operation => format!("/v1/routes/{name}"),
                 Single::Topic => {
                     let (c, t) = name.split_once('/').ok_or_else(|| Failure::new(2, "name a topic as CLUSTER/TOPIC"))?;
                     format!("/v1/clusters/{c}/topics/{t}")
@@ -448,6 +474,7 @@ async fn run(cli: Cli) -> Result<()> {
                 let path = match what {
                     Single::Cluster => format!("/v1/clusters/{name}"),
                     Single::Route => format!("/v1/routes/{name}"),
+                    Single::Operation => return Err(Failure::new(2, "operations are kept as a record: cancel one that has not committed with `fleetctl cancel ID`")),
                     Single::Topic => {
                         let c = cluster.ok_or_else(|| Failure::new(2, "--cluster: a topic is named within its cluster"))?;
                         format!("/v1/clusters/{c}/topics/{name}")

@@ -78,6 +78,7 @@ pub enum FindingKind {
     UnderMinIsrPartition,
     UnderReplicatedPartition,
     PreferredLeaderImbalance,
+    BrokerWithoutLeadership,
     UnexpectedRack,
     DuplicateEndpoint,
     ZookeeperSlow,
@@ -85,13 +86,14 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 10] = [
+    pub const ALL: [FindingKind; 11] = [
         FindingKind::MissingBroker,
         FindingKind::NoController,
         FindingKind::OfflinePartition,
         FindingKind::UnderMinIsrPartition,
         FindingKind::UnderReplicatedPartition,
         FindingKind::PreferredLeaderImbalance,
+        FindingKind::BrokerWithoutLeadership,
         FindingKind::UnexpectedRack,
         FindingKind::DuplicateEndpoint,
         FindingKind::ZookeeperSlow,
@@ -106,6 +108,7 @@ impl FindingKind {
             FindingKind::UnderMinIsrPartition => "under_min_isr_partition",
             FindingKind::UnderReplicatedPartition => "under_replicated_partition",
             FindingKind::PreferredLeaderImbalance => "preferred_leader_imbalance",
+            FindingKind::BrokerWithoutLeadership => "broker_without_leadership",
             FindingKind::UnexpectedRack => "unexpected_rack",
             FindingKind::DuplicateEndpoint => "duplicate_endpoint",
             FindingKind::ZookeeperSlow => "zookeeper_slow",
@@ -274,6 +277,24 @@ pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds
         }
     }
 
+    // A live broker leading nothing while others lead: it takes no produce traffic (brokers added
+    // without partitions placed on them, or never given back their leadership).
+    if figures.values().any(|f| f.up && f.leader_partitions > 0) {
+        for (id, f) in figures.iter().filter(|(_, f)| f.up && f.leader_partitions == 0) {
+            findings.push(Finding {
+                kind: FindingKind::BrokerWithoutLeadership,
+                severity: Severity::Warning,
+                message: format!(
+                    "broker {id} leads no partition while other brokers do: it takes no produce traffic (scale-up puts new partitions on new brokers)"
+                ),
+                broker: Some(*id),
+                topic: None,
+                partition: None,
+                evidence: serde_json::json!({ "preferred": f.preferred_partitions, "replicas_behind": f.under_replicated_partitions }),
+            });
+        }
+    }
+
     let mut endpoints: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (id, reg) in &obs.brokers {
         if !expect.racks.is_empty() && !reg.rack.as_ref().is_some_and(|r| expect.racks.contains(r)) {
@@ -380,6 +401,20 @@ mod tests {
         assert!(e.findings.is_empty(), "{:?}", e.findings);
         assert_eq!(e.partitions, 3);
         assert_eq!(e.brokers[&2].leader_partitions, 1);
+    }
+
+    #[test]
+    fn brokers_added_without_partitions_are_reported_leading_nothing() {
+        let mut o = healthy();
+        o.brokers.extend([broker(4, "a"), broker(5, "b")]);
+        o.registry_ids.extend([4, 5]);
+        let e = evaluate(&o, &Expectations::default(), &Thresholds::default());
+        let idle: Vec<Option<i32>> = e.findings.iter().filter(|f| f.kind == FindingKind::BrokerWithoutLeadership).map(|f| f.broker).collect();
+        assert_eq!(idle, [Some(4), Some(5)]);
+        // A cluster with no partition at all is not "unbalanced".
+        let mut empty = healthy();
+        empty.topics.clear();
+        assert!(evaluate(&empty, &Expectations::default(), &Thresholds::default()).findings.is_empty());
     }
 
     #[test]

@@ -340,3 +340,42 @@ pub async fn kafka_tool(class: &str, args: &[&str]) -> std::process::Output {
         .await
         .expect("java for Kafka's tools")
 }
+
+/// One topic as Kafka's own `kafka-topics --describe` prints it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescribedTopic {
+    pub topic_id: String,
+    /// Partition -> (leader, replicas, isr).
+    pub partitions: std::collections::BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
+}
+
+/// `kafka-topics --describe` (every topic, or those matching `topic`), parsed from its text.
+pub async fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<BTreeMap<String, DescribedTopic>, String> {
+    let mut args = vec!["--bootstrap-server", bootstrap, "--describe"];
+    if let Some(t) = topic {
+        args.extend(["--topic", t]);
+    }
+    let out = kafka_tool("org.apache.kafka.tools.TopicCommand", &args).await;
+    if !out.status.success() {
+        return Err(format!("kafka-topics --describe failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(parse_describe(&String::from_utf8_lossy(&out.stdout)))
+}
+
+pub fn parse_describe(text: &str) -> BTreeMap<String, DescribedTopic> {
+    let ids = |v: &str| -> Vec<i32> { v.split(',').filter_map(|x| x.trim().parse().ok()).collect() };
+    let mut out: BTreeMap<String, DescribedTopic> = BTreeMap::new();
+    for line in text.lines() {
+        let fields: BTreeMap<&str, &str> = line.split('\t').filter_map(|f| f.trim().split_once(": ")).collect();
+        let Some(topic) = fields.get("Topic") else { continue };
+        let entry = out.entry(topic.to_string()).or_default();
+        if let Some(id) = fields.get("TopicId") {
+            entry.topic_id = id.to_string();
+        }
+        if let (Some(p), Some(leader)) = (fields.get("Partition").and_then(|p| p.parse().ok()), fields.get("Leader")) {
+            let leader = leader.trim().parse().unwrap_or(-1);
+            entry.partitions.insert(p, (leader, ids(fields.get("Replicas").unwrap_or(&"")), ids(fields.get("Isr").unwrap_or(&""))));
+        }
+    }
+    out
+}

@@ -333,6 +333,40 @@ async fn exercise_store(url: &str) {
     assert!(matches!(store.apply(&doc(&cluster_yaml("blue", 2, "local")), "test", false).await, Err(StoreError::Invalid(e)) if e.field == "spec.brokers"));
     assert!(store.apply(&bigger, "test", true).await.is_ok(), "dry run");
     assert_eq!(store.fingerprint().await.expect("fingerprint"), before);
+    // Operations: one at a time per cluster; a phase is written with its effects on specs, fenced.
+    use fleet_api::operation::{OperationSpec, Phase, ScaleUpSpec, TopicSelection};
+    use fleet_manager::store::{OperationCommand, OperationEffects};
+    let grow = OperationSpec::ScaleUp(ScaleUpSpec {
+        from_brokers: 5,
+        brokers: 7,
+        selection: TopicSelection::All,
+        topics: vec!["orders".into()],
+        skipped: Vec::new(),
+        partitions_per_topic: None,
+        allow_keyed: false,
+        allow_split: false,
+        hold: false,
+    });
+    let op = store.create_operation("blue", &grow, "test").await.expect("create operation");
+    assert_eq!((op.id.as_str(), op.status.phase), ("scale-up-blue-1", Phase::Pending));
+    assert!(matches!(store.create_operation("blue", &grow, "test").await, Err(StoreError::Conflict { .. })), "one at a time");
+    assert!(store.clusters_changed_since(rev1).await.expect("changed").contains(&"blue".to_string()));
+    store.claim_leadership(7).await.expect("claim");
+    let mut status = op.status.clone();
+    status.enter(Phase::WaitingForBrokers, 1, None);
+    let raise = OperationEffects { raise_brokers: Some(7), ..OperationEffects::default() };
+    store.advance_operation(7, &op, &status, &raise, &[]).await.expect("advance");
+    let blue = store.get(spec::Kind::KafkaCluster, "blue").await.expect("blue");
+    assert!(matches!(&blue.declared.spec, spec::DeclaredSpec::KafkaCluster(c) if c.brokers == 7), "brokers raised with the phase");
+    assert!(matches!(store.advance_operation(6, &op, &status, &raise, &[]).await, Err(StoreError::Fenced { .. })), "an older leader is refused");
+    status.enter(Phase::Succeeded, 2, None);
+    let record = OperationEffects { topic_partitions: [("orders".to_string(), 12)].into(), ..OperationEffects::default() };
+    store.advance_operation(7, &op, &status, &record, &[]).await.expect("advance");
+    let orders = store.get(spec::Kind::Topic, &spec::topic_key("blue", "orders")).await.expect("orders");
+    assert!(matches!(&orders.declared.spec, spec::DeclaredSpec::Topic(t) if t.partitions == 12), "partitions recorded");
+    assert!(store.operations(Some("blue"), true).await.expect("active").is_empty(), "ended");
+    assert_eq!(store.operation(&op.id).await.expect("op").status.phase, Phase::Succeeded);
+    assert!(matches!(store.command_operation(&op.id, OperationCommand::Cancel, "test").await, Err(StoreError::Conflict { .. })));
     // Deleting: the route protects its cluster; a cluster takes its topics along.
     assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await, Err(StoreError::Conflict { .. })));
     store.delete(spec::Kind::Route, "events", "test", None).await.expect("delete route");
@@ -343,7 +377,7 @@ async fn exercise_store(url: &str) {
     assert!(store.list(None, None).await.expect("list").is_empty());
     // The journal kept every accepted write, newest first.
     let journal = store.journal(None, 100, None).await.expect("journal");
-    assert_eq!(journal.len(), 4 + 1 + 2);
+    assert_eq!(journal.len(), 4 + 1 + 1 + 2);
     assert!(journal.windows(2).all(|w| w[0].id > w[1].id));
     assert_eq!(journal[0].action, "delete KafkaCluster");
     // Intents and observations round-trip.

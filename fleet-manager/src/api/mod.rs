@@ -16,6 +16,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
+mod operations;
+
 use crate::plan::Plan;
 use crate::controller::{self, Reconciler};
 use crate::spec::{self, Declared, DeclaredSpec, FieldError, Kind};
@@ -118,8 +120,10 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 #[openapi(
     info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
     paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
-          get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties),
-    components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health)),
+          get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties,
+          operations::scale_up, operations::list, operations::get, operations::approve, operations::cancel),
+    components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health,
+          fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -146,6 +150,11 @@ pub fn router(state: Shared) -> Router {
         .route("/routes", get(list_routes))
         .route("/routes/{name}", get(get_route).delete(delete_route))
         .route("/journal", get(journal))
+        .route("/operations", get(operations::list))
+        .route("/operations/scale-up", post(operations::scale_up))
+        .route("/operations/{id}", get(operations::get))
+        .route("/operations/{id}/approve", post(operations::approve))
+        .route("/operations/{id}/cancel", post(operations::cancel))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such API path; see /openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()

@@ -45,6 +45,7 @@ pub struct ReconcileSettings {
     pub concurrency: usize,
     pub backoff: BackoffPolicy,
     pub journal: JournalRetention,
+    pub scale_up: crate::operations::scale_up::ScaleUpSettings,
 }
 
 impl Default for ReconcileSettings {
@@ -57,6 +58,7 @@ impl Default for ReconcileSettings {
             concurrency: 4,
             backoff: BackoffPolicy::default(),
             journal: JournalRetention::default(),
+            scale_up: Default::default(),
         }
     }
 }
@@ -397,7 +399,32 @@ impl Reconciler {
             admin: Default::default(),
         };
         let session_ok = || client.state() == zk::SessionState::SyncConnected;
+        // Operations first: a scale-up that raises the broker count is acted on in this pass.
+        let driver = crate::operations::Driver {
+            store: &self.store,
+            zk: client,
+            leader_znode: &leadership.znode,
+            paths: &self.paths,
+            epoch: leadership.epoch,
+            identity: &self.identity,
+            settings: self.settings.scale_up,
+        };
+        let operations = match driver.drive(cluster).await {
+            Ok(poll) => poll,
+            Err(StoreError::Fenced { epoch }) => {
+                self.metrics.fenced_writes.inc();
+                tracing::warn!(cluster, epoch, "operation write refused: deposed");
+                return Outcome::Deposed;
+            }
+            Err(e) => {
+                tracing::error!(cluster, error = %e, "recording an operation failed");
+                Some(Duration::from_secs(2))
+            }
+        };
         match self.reconcile_with(&observer, &executor, leadership.epoch, &session_ok, cluster).await {
+            // An operation under way is looked at again soon, whatever the cluster's plan says.
+            Ok(Requeue::After(d)) => Outcome::Requeue(Requeue::After(operations.map_or(d, |p| p.min(d)))),
+            Ok(Requeue::Gone) if operations.is_some() => Outcome::Requeue(Requeue::After(Duration::from_secs(2))),
             Ok(r) => Outcome::Requeue(r),
             Err(StoreError::Fenced { epoch }) => {
                 self.metrics.fenced_writes.inc();

@@ -342,6 +342,7 @@ mod tests {
                     replication_factor: 2,
                     priority_class: PriorityClass::Medium,
                     configs: [("retention.ms".to_string(), "14400000".to_string())].into(),
+                    keyed: false,
                 },
                 deleting: false,
             }],

@@ -14,6 +14,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::spec::{self, ClusterSpec, Declared, DeclaredSpec, FieldError, Kind};
+
+mod operations;
+pub use operations::{OperationCommand, OperationEffects};
 pub use fleet_api::wire::{ApplyOutcome, ApplyResult, JournalEntry};
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,15 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         // checks it in its own transaction, so a deposed leader's late writes are refused.
         "INSERT INTO counters (name, value) VALUES ('leader_epoch', 0)",
         "CREATE INDEX journal_at ON journal (at_ms)",
+    ],
+),
+(
+    3,
+    &[
+        // Operations (scale-up, ...): requests the leader advances through phases.
+        "CREATE TABLE operations (id TEXT PRIMARY KEY, cluster TEXT NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, phase TEXT NOT NULL, active BIGINT NOT NULL, approved BIGINT NOT NULL, cancel_requested BIGINT NOT NULL, revision BIGINT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, created_by TEXT NOT NULL)",
+        "CREATE INDEX operations_cluster ON operations (cluster, active)",
+        "CREATE INDEX operations_revision ON operations (revision)",
     ],
 )];
 
@@ -324,7 +336,10 @@ impl Store {
 
     /// Clusters with a resource written after `revision` (what a write woke the leader for).
     pub async fn clusters_changed_since(&self, revision: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT DISTINCT cluster FROM resources WHERE revision > $1").bind(revision).fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT cluster FROM resources WHERE revision > $1 UNION SELECT cluster FROM operations WHERE revision > $1")
+            .bind(revision)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
     }
 
@@ -740,7 +755,7 @@ impl Store {
     /// change on every pass, so they are left out.
     pub async fn fingerprint(&self) -> Result<String, StoreError> {
         let mut out = String::new();
-        for (table, order) in [("resources", "kind, name"), ("counters", "name"), ("journal", "id")] {
+        for (table, order) in [("resources", "kind, name"), ("counters", "name"), ("journal", "id"), ("operations", "id")] {
             let sql = format!("SELECT * FROM {table} ORDER BY {order}");
             let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
             out.push_str(&format!("{table}: {} rows\n", rows.len()));

@@ -102,8 +102,60 @@ async fn main() -> Result<()> {
         );
     }
 
+    // Scale-up: 3 -> 5 brokers, new partitions placed on the new brokers in one ZooKeeper commit.
+    fleetctl(&fm, &["scale-up", "demo", "--brokers", "5", "--dry-run"]).await?;
+    fleetctl(&fm, &["scale-up", "demo", "--brokers", "5", "--wait", "--timeout", "300s"]).await?;
+    let bootstrap: String = fm
+        .local_hosts()
+        .iter()
+        .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
+        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    println!("$ kafka-topics --bootstrap-server {bootstrap} --describe --topic demo-activity");
+    let described = fleet_tests::kafka::kafka_tool("org.apache.kafka.tools.TopicCommand", &["--bootstrap-server", &bootstrap, "--describe", "--topic", "demo-activity"]).await;
+    let text = String::from_utf8_lossy(&described.stdout).into_owned();
+    // Kafka's tool logs to stdout too: show its answer only.
+    for line in text.lines().filter(|l| l.trim_start().starts_with("Topic:")) {
+        println!("{line}");
+    }
+    let topics = fleet_tests::kafka::parse_describe(&text);
+    let leaders: std::collections::BTreeSet<i32> = topics.get("demo-activity").map(|t| t.partitions.values().map(|p| p.0).collect()).unwrap_or_default();
+    for new_broker in [4, 5] {
+        anyhow::ensure!(leaders.contains(&new_broker), "broker {new_broker} leads no partition of demo-activity: {}", String::from_utf8_lossy(&described.stderr));
+    }
+    println!("==> brokers 4 and 5 lead partitions of demo-activity");
+    let figures = fleet_tests::wait_until("the auditor to see all 5 brokers at 100% produce and consume", std::time::Duration::from_secs(90), || {
+        let url = figures_url.clone();
+        async move {
+            let v: serde_json::Value = reqwest::get(&url).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+            let seen = v[0]["brokers"].as_array().cloned().unwrap_or_default();
+            let ready = seen.len() == 5 && seen.iter().all(|b| b["produce_availability"] == 1.0 && b["consume_availability"] == 1.0 && b["attempts_total"].as_u64().unwrap_or(0) >= 4);
+            if ready { Ok(Some(seen)) } else { Err(format!("{seen:?}")) }
+        }
+    })
+    .await;
+    for b in &figures {
+        println!(
+            "    broker {}: produce {:.0}%, consume {:.0}%",
+            b["broker"],
+            b["produce_availability"].as_f64().unwrap_or(0.0) * 100.0,
+            b["consume_availability"].as_f64().unwrap_or(0.0) * 100.0
+        );
+    }
+
     if !exit && std::io::stdin().is_terminal() {
-        println!("fleet is up; Ctrl-C stops it");
+        // What a person needs to drive the fleet from another terminal.
+        println!("fleet is up; from another terminal:");
+        println!("    export FLEET_API={}", fm.url());
+        println!("    export FLEET_TOKEN={}", fleet_tests::fleet_manager::WRITE_TOKEN);
+        println!("    fleetctl get clusters; fleetctl get operations; fleetctl journal");
+        println!("  ZooKeeper:          {}", zk.connect_string());
+        println!("  Kafka (demo):       {bootstrap}");
+        println!("  auditor dashboard:  http://127.0.0.1:{auditor_port}/");
+        println!("  fleet manager:      {}/metrics  {}/openapi.json", fm.url(), fm.url());
+        println!("  read-only token (dashboards): {}", fleet_tests::fleet_manager::READ_TOKEN);
+        println!("Ctrl-C stops it");
         tokio::signal::ctrl_c().await?;
     }
     println!("==> stopping (the fleet manager's hosts with it)");

@@ -1,0 +1,165 @@
+//! Operations as resources: stored requests (scale-up) whose `status.phase` the leader advances
+//! with a pure `next(operation, observed) -> (status, action)`, carrying out one idempotent
+//! action at a time and recording each phase (with its effects on specs) in one fenced write.
+//! A crash or a change of leader resumes from the stored phase; see [`scale_up`].
+
+pub mod live;
+pub mod placement;
+pub mod scale_up;
+
+use std::time::Duration;
+
+use fleet_api::operation::{Operation, OperationSpec, OperationStatus};
+use fleet_common::FleetPaths;
+use zookeeper_client as zk;
+
+use crate::spec::{DeclaredSpec, Kind};
+use crate::store::{now_ms, NewJournalEntry, OperationEffects, Store, StoreError};
+use scale_up::{Action, ActionResult, ScaleUpObserved, ScaleUpSettings};
+
+/// How soon to look again at a cluster with an operation under way.
+pub const OPERATION_POLL: Duration = Duration::from_millis(500);
+
+/// Drives one cluster's operations for the current leader.
+pub struct Driver<'a> {
+    pub store: &'a Store,
+    pub zk: &'a zk::Client,
+    pub leader_znode: &'a str,
+    pub paths: &'a FleetPaths,
+    pub epoch: i64,
+    pub identity: &'a str,
+    pub settings: ScaleUpSettings,
+}
+
+impl Driver<'_> {
+    /// Advances the cluster's operations as far as they go now. `Some(poll)` while one is under
+    /// way. `Err` only for store writes (a fenced one among them).
+    #[tracing::instrument(skip(self), fields(epoch = self.epoch))]
+    pub async fn drive(&self, cluster: &str) -> Result<Option<Duration>, StoreError> {
+        let ops = match self.store.operations(Some(cluster), true).await {
+            Ok(o) => o,
+            Err(e @ StoreError::Fenced { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(cluster, error = %e, "operations unreadable");
+                return Ok(Some(OPERATION_POLL * 4));
+            }
+        };
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        let mut poll = None;
+        for op in ops {
+            let id = op.id.clone();
+            self.drive_one(op).await?;
+            // Brokers take a while to boot (minutes on EC2): no need to look twice a second.
+            let next = match self.store.operation(&id).await.map(|o| o.status.phase) {
+                Ok(fleet_api::operation::Phase::WaitingForBrokers) => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
+                Ok(p) if p.is_terminal() => continue,
+                _ => OPERATION_POLL,
+            };
+            poll = Some(poll.map_or(next, |p: Duration| p.min(next)));
+        }
+        Ok(poll)
+    }
+
+    #[tracing::instrument(skip_all, fields(cluster = %op.cluster, operation = %op.id))]
+    async fn drive_one(&self, mut op: Operation) -> Result<(), StoreError> {
+        let OperationSpec::ScaleUp(spec) = op.spec.clone();
+        let gone = match self.store.get(Kind::KafkaCluster, &op.cluster).await {
+            Ok(r) => r.deleting,
+            Err(StoreError::NotFound { .. }) => true,
+            Err(_) => false,
+        };
+        if gone {
+            let mut status = op.status.clone();
+            let done = if status.phase.cancellable() { "nothing was committed" } else { "it ended where it was" };
+            status.enter(fleet_api::operation::Phase::Failed, now_ms(), Some(format!("cluster {} is being deleted or gone; {done}", op.cluster)));
+            return self.save(&op, &status, &OperationEffects::default()).await;
+        }
+        // A few phases can pass in one go (e.g. commit, then leaders already there).
+        for _ in 0..6 {
+            let observed = self.observe(&op, &spec).await;
+            let (status, action) = scale_up::next(&op, &spec, &observed, &self.settings);
+            let Some(action) = action else {
+                if status != op.status {
+                    let moved = status.phase != op.status.phase;
+                    self.save(&op, &status, &OperationEffects::default()).await?;
+                    op.status = status;
+                    if moved && !op.status.phase.is_terminal() {
+                        continue;
+                    }
+                }
+                return Ok(());
+            };
+            // The phase the action belongs to is recorded before the action (so a crash after
+            // it resumes there and recognises what was done).
+            if status.phase != op.status.phase || status.brokers_before != op.status.brokers_before {
+                self.save(&op, &status, &OperationEffects::default()).await?;
+            }
+            op.status = status;
+            let (result, effects) = match &action {
+                Action::RaiseBrokers(n) => (ActionResult::Done { millis: 0 }, OperationEffects { raise_brokers: Some(*n), ..OperationEffects::default() }),
+                Action::RecordSpecs(counts) => {
+                    (ActionResult::Done { millis: 0 }, OperationEffects { topic_partitions: counts.clone(), ..OperationEffects::default() })
+                }
+                Action::Commit(plan) => {
+                    let kafka = self.paths.cluster(&op.cluster).kafka();
+                    let r = live::commit(self.zk, self.leader_znode, &kafka, plan, self.settings.max_commit_bytes).await;
+                    match &r {
+                        ActionResult::Done { millis } => tracing::info!(millis, partitions = plan.new_partition_count(), "scale-up committed"),
+                        other => tracing::warn!(result = ?other, "scale-up commit not made"),
+                    }
+                    (r, OperationEffects::default())
+                }
+            };
+            let retry = matches!(result, ActionResult::Retry(_));
+            let status = scale_up::after(op.status.clone(), &action, result, now_ms());
+            self.save(&op, &status, &effects).await?;
+            op.status = status;
+            if retry || op.status.phase.is_terminal() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe(&self, op: &Operation, spec: &fleet_api::operation::ScaleUpSpec) -> ScaleUpObserved {
+        let kafka = self.paths.cluster(&op.cluster).kafka();
+        let declared_brokers = match self.store.get(Kind::KafkaCluster, &op.cluster).await {
+            Ok(r) => match &r.declared.spec {
+                DeclaredSpec::KafkaCluster(c) => c.brokers.max(0) as u32,
+                _ => 0,
+            },
+            Err(_) => 0,
+        };
+        let phase = op.status.phase;
+        use fleet_api::operation::Phase;
+        let needs_topics = matches!(phase, Phase::WaitingForBrokers | Phase::Committing);
+        let topics = if needs_topics { live::seen(live::topic_znodes(self.zk, &kafka, &spec.topics).await) } else { Default::default() };
+        let guards = if phase == Phase::WaitingForBrokers { live::seen(live::guards(self.zk, &kafka).await) } else { Default::default() };
+        let leaders = match (&op.status.plan, phase) {
+            (Some(plan), Phase::WaitingForLeaders) => live::seen(live::leaders(self.zk, &kafka, plan).await),
+            _ => Default::default(),
+        };
+        ScaleUpObserved { now_ms: now_ms(), declared_brokers, live: live::seen(live::live_brokers(self.zk, &kafka).await), topics, guards, leaders }
+    }
+
+    async fn save(&self, op: &Operation, status: &OperationStatus, effects: &OperationEffects) -> Result<(), StoreError> {
+        let mut journal = Vec::new();
+        if status.phase != op.status.phase {
+            tracing::info!(from = op.status.phase.as_str(), to = status.phase.as_str(), message = status.message.as_deref().unwrap_or(""), "operation phase");
+            journal.push(NewJournalEntry {
+                actor: format!("reconciler@{}", self.identity),
+                cluster: op.cluster.clone(),
+                action: "operation-phase".into(),
+                detail: serde_json::json!({ "operation": op.id, "from": op.status.phase, "to": status.phase }),
+                outcome: match status.phase {
+                    fleet_api::operation::Phase::Failed => "error",
+                    _ => "ok",
+                },
+                message: format!("{}: {} -> {}{}", op.id, op.status.phase.as_str(), status.phase.as_str(), status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()),
+            });
+        }
+        self.store.advance_operation(self.epoch, op, status, effects, &journal).await
+    }
+}

@@ -1,0 +1,230 @@
+//! `fleetctl scale-up`, `get operations`, `describe operation`, `approve`, `cancel`: operations
+//! are resources the fleet manager drives through phases; these commands start, show and steer them.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use fleet_api::operation::{Operation, OperationResponse, OperationSpec, Phase, PlacementPlan, ScaleUpRequest};
+use serde_json::json;
+
+use crate::{format_ms, print_value, table, Client, Failure, Output, Result};
+
+#[derive(clap::Args, Debug)]
+pub struct ScaleUpArgs {
+    pub cluster: String,
+    /// The cluster's broker count afterwards.
+    #[arg(long)]
+    pub brokers: i64,
+    /// `all` (keyed topics left out), or topic names separated by commas.
+    #[arg(long, default_value = "all", conflicts_with = "class")]
+    pub topics: String,
+    /// Only the topics of this priority class: low, medium or high.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Partitions to add to each topic (default: keep the partitions per broker as they were).
+    #[arg(long)]
+    pub partitions_per_topic: Option<i64>,
+    /// Scale named keyed topics too (their keys move to other partitions).
+    #[arg(long)]
+    pub allow_keyed: bool,
+    /// Split a commit too large for one ZooKeeper request into several: no longer atomic.
+    #[arg(long)]
+    pub allow_split: bool,
+    /// Stop when the plan is made, until `fleetctl approve ID`.
+    #[arg(long)]
+    pub hold: bool,
+    /// Show the plan for the brokers expected; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until the operation ends, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
+    pub timeout: Duration,
+}
+
+pub async fn scale_up(client: &Client, args: ScaleUpArgs, output: Output) -> Result<()> {
+    let topics = match args.topics.trim() {
+        "all" | "" => None,
+        list => Some(list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect::<Vec<_>>()),
+    };
+    let request = ScaleUpRequest {
+        cluster: args.cluster.clone(),
+        brokers: args.brokers,
+        topics,
+        class: args.class.clone(),
+        partitions_per_topic: args.partitions_per_topic,
+        allow_keyed: args.allow_keyed,
+        allow_split: args.allow_split,
+        hold: args.hold,
+    };
+    let body = serde_json::to_value(&request).map_err(|e| Failure::new(1, e.to_string()))?;
+    let answer: OperationResponse = client.send(reqwest::Method::POST, &format!("/v1/operations/scale-up?dryRun={}", args.dry_run), Some(body)).await?;
+    if args.dry_run {
+        return print_value(output, &answer, |a| {
+            let mut out = String::new();
+            if let Some(OperationSpec::ScaleUp(s)) = &a.spec {
+                out.push_str(&format!("scale-up of {} from {} to {} brokers (dry run: nothing written)\n", args.cluster, s.from_brokers, s.brokers));
+                for sk in &s.skipped {
+                    out.push_str(&format!("  skipped {}: {}\n", sk.topic, sk.reason));
+                }
+            }
+            match (&a.plan, &a.plan_error) {
+                (Some(p), _) => out.push_str(&plan_text(p)),
+                (None, Some(e)) => out.push_str(&format!("  no plan: {e}\n")),
+                _ => {}
+            }
+            out
+        });
+    }
+    let op = answer.operation.ok_or_else(|| Failure::new(1, "the fleet manager answered without the operation"))?;
+    if output == Output::Table {
+        println!("operation {} created ({} -> {} brokers)", op.id, from_brokers(&op), args.brokers);
+    }
+    if !args.wait {
+        if output != Output::Table {
+            print_value(output, &op, |_| String::new())?;
+        }
+        return Ok(());
+    }
+    let done = wait(client, &op.id, args.timeout, output).await?;
+    finish(done, output)
+}
+
+fn from_brokers(op: &Operation) -> u32 {
+    match &op.spec {
+        OperationSpec::ScaleUp(s) => s.from_brokers,
+    }
+}
+
+/// Prints the ended operation; a failed or cancelled one is exit code 1.
+fn finish(op: Operation, output: Output) -> Result<()> {
+    print_value(output, &op, describe_text)?;
+    match op.status.phase {
+        Phase::Succeeded => Ok(()),
+        Phase::ProposalReady => Ok(()),
+        phase => Err(Failure::new(1, format!("operation {} {}: {}", op.id, phase.as_str(), op.status.message.clone().unwrap_or_default()))),
+    }
+}
+
+/// Polls the operation until it ends (or is held for approval), showing phase and progress.
+pub async fn wait(client: &Client, id: &str, timeout: Duration, output: Output) -> Result<Operation> {
+    let deadline = Instant::now() + timeout;
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let mut last = String::new();
+    loop {
+        let op: Operation = client.get(&format!("/v1/operations/{id}")).await?;
+        let progress = op.status.progress.map(|p| format!(" [{}/{}]", p.done, p.total)).unwrap_or_default();
+        let line = format!("{id}: {}{progress} - {}", op.status.phase.as_str(), op.status.message.as_deref().unwrap_or(""));
+        match &bar {
+            Some(b) => b.set_message(line.clone()),
+            None if line != last && output == Output::Table => eprintln!("{line}"),
+            None => {}
+        }
+        last = line;
+        // A held plan ends the wait until it is approved.
+        if op.status.phase.is_terminal() || (op.status.phase == Phase::ProposalReady && !op.approved) {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Ok(op);
+        }
+        if Instant::now() > deadline {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Err(Failure::new(5, format!("operation {id} has not ended after {}s: {last}", timeout.as_secs())));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn list(client: &Client, cluster: Option<&str>, output: Output) -> Result<()> {
+    let path = match cluster {
+        Some(c) => format!("/v1/operations?cluster={c}"),
+        None => "/v1/operations".to_string(),
+    };
+    let ops: Vec<Operation> = client.get(&path).await?;
+    print_value(output, &ops, |ops| {
+        table(
+            &["ID", "CLUSTER", "KIND", "PHASE", "PROGRESS", "CREATED", "MESSAGE"],
+            ops.iter()
+                .map(|o| {
+                    vec![
+                        o.id.clone(),
+                        o.cluster.clone(),
+                        o.spec.kind().to_string(),
+                        o.status.phase.as_str().to_string(),
+                        o.status.progress.map(|p| format!("{}/{}", p.done, p.total)).unwrap_or_else(|| "-".into()),
+                        format_ms(o.created_ms),
+                        o.status.message.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        )
+    })
+}
+
+pub async fn describe(client: &Client, id: &str, output: Output) -> Result<()> {
+    let op: Operation = client.get(&format!("/v1/operations/{id}")).await?;
+    print_value(output, &op, describe_text)
+}
+
+pub async fn command(client: &Client, id: &str, verb: &str, wait_for: Option<Duration>, output: Output) -> Result<()> {
+    let op: Operation = client.send(reqwest::Method::POST, &format!("/v1/operations/{id}/{verb}"), Some(json!({}))).await?;
+    match wait_for {
+        Some(timeout) => finish(wait(client, &op.id, timeout, output).await?, output),
+        None => print_value(output, &op, |o| format!("operation {}: {verb} recorded (phase {})\n", o.id, o.status.phase.as_str())),
+    }
+}
+
+fn plan_text(p: &PlacementPlan) -> String {
+    let mut out = String::new();
+    let predicted = if p.predicted { " (expected IDs and racks)" } else { "" };
+    out.push_str(&format!("  new brokers{predicted}: {}\n", p.new_brokers.iter().map(|b| format!("{b} ({})", p.racks.get(b).map_or("-", |r| r.as_str()))).collect::<Vec<_>>().join(", ")));
+    for t in &p.topics {
+        let parts: Vec<String> = t.new_partitions.iter().map(|(n, r)| format!("{n}:{r:?}")).collect();
+        out.push_str(&format!("  {}: {} -> {} partitions  {}\n", t.topic, t.from, t.to, parts.join(" ")));
+    }
+    out.push_str(&format!(
+        "  leaders per broker: {}\n  replicas per broker: {}\n",
+        p.leaders_per_broker.iter().map(|(b, n)| format!("{b}={n}")).collect::<Vec<_>>().join(" "),
+        p.replicas_per_broker.iter().map(|(b, n)| format!("{b}={n}")).collect::<Vec<_>>().join(" ")
+    ));
+    let atomic = if p.commits > 1 { format!("{} ZooKeeper multis (split: NOT atomic)", p.commits) } else { "one ZooKeeper multi (atomic)".into() };
+    out.push_str(&format!("  commit: {} new partitions in {atomic}, {} bytes\n", p.new_partition_count(), p.commit_bytes));
+    out
+}
+
+fn describe_text(o: &Operation) -> String {
+    let mut out = format!("Operation: {} ({} on {})\n", o.id, o.spec.kind(), o.cluster);
+    out.push_str(&format!("Phase: {}{}\n", o.status.phase.as_str(), o.status.message.as_deref().map(|m| format!(" - {m}")).unwrap_or_default()));
+    let OperationSpec::ScaleUp(s) = &o.spec;
+    out.push_str(&format!("Brokers: {} -> {}   Topics: {}\n", s.from_brokers, s.brokers, s.topics.join(", ")));
+    for sk in &s.skipped {
+        out.push_str(&format!("  skipped {}: {}\n", sk.topic, sk.reason));
+    }
+    if let Some(p) = &o.status.plan {
+        out.push_str("Plan:\n");
+        out.push_str(&plan_text(p));
+    }
+    if let Some(ms) = o.status.commit_millis {
+        out.push_str(&format!("Commit: {ms} ms\n"));
+    }
+    if let Some(ms) = o.status.leaders_millis {
+        out.push_str(&format!("All new partitions led: {ms} ms after the commit\n"));
+    }
+    if let Some(p) = o.status.progress {
+        out.push_str(&format!("Progress: {}/{} new partitions with a leader\n", p.done, p.total));
+    }
+    out.push_str("History:\n");
+    for h in &o.status.history {
+        out.push_str(&format!("  {} {}{}\n", format_ms(h.at_ms), h.phase.as_str(), h.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()));
+    }
+    out
+}
