@@ -24,6 +24,12 @@ pub struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub kind: String,
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
     pub status: String,
@@ -45,6 +51,11 @@ pub struct Metrics {
     pub fenced_writes: Counter,
     /// Reconciles that ended in a panic (caught; the cluster backs off, the others go on).
     pub reconcile_panics: Counter,
+    /// Operations entering a phase (a dashboard sees scale-ups start, succeed and fail).
+    pub operation_phases: Family<PhaseLabels, Counter>,
+    /// The last scale-up commit's ZooKeeper write, and the time until its new partitions were led.
+    pub scale_up_commit_seconds: Histogram,
+    pub scale_up_leaders_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -72,6 +83,12 @@ impl Default for Metrics {
         registry.register("fenced_writes", "Store writes refused because a newer leader took over", fenced_writes.clone());
         let reconcile_panics = Counter::default();
         registry.register("reconcile_panics", "Cluster reconciles that panicked (caught)", reconcile_panics.clone());
+        let operation_phases = Family::<PhaseLabels, Counter>::default();
+        registry.register("operation_phases", "Operations entering a phase, by kind and phase", operation_phases.clone());
+        let scale_up_commit_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register("scale_up_commit_seconds", "A scale-up's ZooKeeper commit", scale_up_commit_seconds.clone());
+        let scale_up_leaders_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register("scale_up_leaders_seconds", "From a scale-up's commit until every new partition had a leader", scale_up_leaders_seconds.clone());
         Self {
             registry,
             leader,
@@ -85,6 +102,9 @@ impl Default for Metrics {
             provider_calls,
             fenced_writes,
             reconcile_panics,
+            operation_phases,
+            scale_up_commit_seconds,
+            scale_up_leaders_seconds,
         }
     }
 }

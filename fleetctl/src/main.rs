@@ -104,6 +104,8 @@ enum Command {
     ScaleUp(operations::ScaleUpArgs),
     /// Approve an operation held at ProposalReady (`scale-up --hold`).
     Approve {
+        #[arg(value_enum)]
+        what: OperationWord,
         id: String,
         /// Wait until it ends.
         #[arg(long)]
@@ -113,6 +115,8 @@ enum Command {
     },
     /// Cancel an operation that has not committed anything yet.
     Cancel {
+        #[arg(value_enum)]
+        what: OperationWord,
         id: String,
     },
     /// What was done, newest first.
@@ -130,6 +134,12 @@ enum Listing {
     Topics,
     Routes,
     Operations,
+}
+
+/// `approve operation ID`, `cancel operation ID` (reads like `describe operation ID`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OperationWord {
+    Operation,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -381,8 +391,8 @@ async fn run(cli: Cli) -> Result<()> {
             print_value(output, &plans, |p| plan_text(p))
         }
         Command::ScaleUp(args) => operations::scale_up(&client, args, output).await,
-        Command::Approve { id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
-        Command::Cancel { id } => operations::command(&client, &id, "cancel", None, output).await,
+        Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
+        Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
         Command::Get { what: Listing::Operations, cluster } => operations::list(&client, cluster.as_deref(), output).await,
         Command::Describe { what: Single::Operation, name } => operations::describe(&client, &name, output).await,
         Command::Get { what, cluster } => {
@@ -474,7 +484,7 @@ async fn run(cli: Cli) -> Result<()> {
                 let path = match what {
                     Single::Cluster => format!("/v1/clusters/{name}"),
                     Single::Route => format!("/v1/routes/{name}"),
-                    Single::Operation => return Err(Failure::new(2, "operations are kept as a record: cancel one that has not committed with `fleetctl cancel ID`")),
+                    Single::Operation => return Err(Failure::new(2, "operations are kept as a record: cancel one that has not committed with `fleetctl cancel operation ID`")),
                     Single::Topic => {
                         let c = cluster.ok_or_else(|| Failure::new(2, "--cluster: a topic is named within its cluster"))?;
                         format!("/v1/clusters/{c}/topics/{name}")

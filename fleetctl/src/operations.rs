@@ -30,7 +30,7 @@ pub struct ScaleUpArgs {
     /// Split a commit too large for one ZooKeeper request into several: no longer atomic.
     #[arg(long)]
     pub allow_split: bool,
-    /// Stop when the plan is made, until `fleetctl approve ID`.
+    /// Stop when the plan is made, until `fleetctl approve operation ID`.
     #[arg(long)]
     pub hold: bool,
     /// Show the plan for the brokers expected; change nothing.

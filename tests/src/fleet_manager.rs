@@ -186,6 +186,16 @@ impl FleetManager {
         out
     }
 
+    /// Bootstrap servers of the running local hosts' brokers (from their instance files).
+    pub fn bootstrap_servers(&self) -> String {
+        self.local_hosts()
+            .iter()
+            .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
+            .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Stops every local host (its bootstrap's process group and JVM).
     pub fn stop_local_hosts(&self) {
         stop_hosts_under(&self.hosts_root());

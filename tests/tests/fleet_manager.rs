@@ -43,16 +43,6 @@ fn text(out: &std::process::Output) -> String {
     format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// Bootstrap servers of the cluster's live brokers, from the hosts' instance files.
-fn servers(fm: &FleetManager) -> String {
-    fm.local_hosts()
-        .iter()
-        .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
-        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 async fn status(fm: &FleetManager, cluster: &str) -> serde_json::Value {
     let (code, body) = fm.get(&format!("/v1/clusters/{cluster}")).await;
     assert_eq!(code, 200, "{body}");
@@ -140,7 +130,7 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     assert_eq!(zones.len(), 3, "one host per zone: {hosts:?}");
 
     // Through Kafka (kcat), not our database: partitions and replication as declared.
-    let md = kcat::metadata(&servers(&fm)).await.expect("kcat metadata");
+    let md = kcat::metadata(&fm.bootstrap_servers()).await.expect("kcat metadata");
     assert_eq!(kcat::topic_shape(&md, "orders"), Some((6, 2)), "orders: medium class = 2 copies; {md}");
     assert_eq!(kcat::topic_shape(&md, "clicks"), Some((3, 3)), "clicks: high class = 3 copies");
     // Each topic was created exactly once across the crashes.
@@ -173,7 +163,7 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     assert!(out.status.success() && planned.contains("add partitions to orders: 6 -> 8") && planned.contains("retention.ms"), "{}", text(&out));
     let out = fm.fleetctl(&["apply", "-f", &grown_path, "--wait", "--timeout", "60s"]).await;
     assert!(out.status.success(), "{}", text(&out));
-    let md = kcat::metadata(&servers(&fm)).await.expect("kcat metadata");
+    let md = kcat::metadata(&fm.bootstrap_servers()).await.expect("kcat metadata");
     assert_eq!(kcat::topic_shape(&md, "orders"), Some((8, 2)));
     let (cfg, _) = client.get_data(&fleet_common::FleetPaths::new(&root).cluster("blue").kafka().topic_config("orders")).await.expect("config");
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&cfg).expect("json")["config"]["retention.ms"], "21600000");
@@ -181,7 +171,7 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     let out = fm.fleetctl(&["delete", "topic", "clicks", "--cluster", "blue", "--wait", "--timeout", "60s"]).await;
     assert!(out.status.success(), "{}", text(&out));
     wait_until("clicks gone from Kafka", Duration::from_secs(60), || async {
-        let md = kcat::metadata(&servers(&fm)).await?;
+        let md = kcat::metadata(&fm.bootstrap_servers()).await?;
         Ok(kcat::topic_shape(&md, "clicks").is_none().then_some(()))
     })
     .await;
@@ -248,7 +238,7 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     let old_hosts: BTreeSet<String> = hosts.iter().map(|h| h.instance_id.clone()).collect();
     assert_eq!(reg.keys().copied().collect::<Vec<_>>(), [1], "IDs start over: {reg:?}");
     assert!(!old_hosts.contains(&reg[&1]), "ID 1 is held by a new host, not an old registry entry");
-    let md = kcat::metadata(&servers(&fm)).await.expect("kcat metadata");
+    let md = kcat::metadata(&fm.bootstrap_servers()).await.expect("kcat metadata");
     for old in ["orders", "clicks-v2"] {
         assert_eq!(kcat::topic_shape(&md, old), None, "old topic {old} is gone: {md}");
     }

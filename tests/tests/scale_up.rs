@@ -44,15 +44,6 @@ fn text(out: &std::process::Output) -> String {
     format!("exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-fn bootstrap(fm: &FleetManager) -> String {
-    fm.local_hosts()
-        .iter()
-        .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
-        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Every topic znode's (version, data): what "nothing was written to ZooKeeper" compares.
 async fn topic_znodes(zk: &zookeeper_client::Client, root: &str) -> BTreeMap<String, (i32, Vec<u8>)> {
     let kafka = fleet_common::FleetPaths::new(root).cluster(CLUSTER).kafka();
@@ -226,7 +217,7 @@ async fn scale_up_adds_partitions_on_new_brokers_atomically() {
     assert_eq!(ops, serde_json::json!([]), "no operation stored");
 
     // ---- The scale-up, with a producer on every topic and the auditor heartbeating.
-    let servers = bootstrap(&fm);
+    let servers = fm.bootstrap_servers();
     let ids_before: BTreeMap<String, String> =
         describe_topics(&servers, None).await.expect("describe").into_iter().map(|(t, d)| (t, d.topic_id)).collect();
     let load = start_load(&servers);
@@ -270,7 +261,7 @@ async fn scale_up_adds_partitions_on_new_brokers_atomically() {
     assert!(done["status"]["leadersMillis"].as_u64().is_some(), "{done}");
 
     // Checked with Kafka's own tool.
-    let servers = bootstrap(&fm);
+    let servers = fm.bootstrap_servers();
     let racks = racks(&client, &root).await;
     assert_eq!(racks.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
     let described = describe_topics(&servers, None).await.expect("describe");
@@ -341,14 +332,14 @@ async fn scale_up_adds_partitions_on_new_brokers_atomically() {
     // Another writer touches t01 (same content, a new version).
     let (data, stat) = client.get_data(&kafka.topic("t01")).await.expect("t01");
     client.set_data(&kafka.topic("t01"), &data, Some(stat.version)).await.expect("touch t01");
-    let out = fm.fleetctl(&["approve", &held_id, "--wait", "--timeout", "60s"]).await;
+    let out = fm.fleetctl(&["approve", "operation", &held_id, "--wait", "--timeout", "60s"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("t01") && stderr.contains("nothing was committed"), "{}", text(&out));
     let after = topic_znodes(&client, &root).await;
     assert_eq!(after["t00"], before["t00"], "t00 unchanged: the commit is all or nothing");
     assert_eq!(after["t01"].1, before["t01"].1, "t01's assignment unchanged");
-    let described = describe_topics(&bootstrap(&fm), Some("t0[01]")).await.expect("describe");
+    let described = describe_topics(&fm.bootstrap_servers(), Some("t0[01]")).await.expect("describe");
     assert_eq!(described["t00"].partitions.len(), 12);
     assert_eq!(described["t01"].partitions.len(), 12);
 }

@@ -408,6 +408,7 @@ impl Reconciler {
             epoch: leadership.epoch,
             identity: &self.identity,
             settings: self.settings.scale_up,
+            metrics: &self.metrics,
         };
         let operations = match driver.drive(cluster).await {
             Ok(poll) => poll,

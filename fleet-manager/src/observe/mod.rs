@@ -152,20 +152,34 @@ async fn read_topics(zk: &zk::Client, paths: &ClusterPaths, names: &[&str]) -> R
     Ok(out)
 }
 
-/// `host:port` of every live broker, for Kafka's admin client.
-pub async fn bootstrap_servers(zk: &zk::Client, paths: &ClusterPaths) -> Result<Vec<String>, String> {
-    let kafka = paths.kafka();
+/// Every live broker's registration (`/brokers/ids/<id>`); a broker gone between the listing
+/// and its read is left out.
+pub async fn registrations(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) -> Result<BTreeMap<i32, BrokerRegistration>, String> {
     let children = match zk.list_children(&kafka.broker_ids()).await {
         Ok(c) => c,
         Err(zk::Error::NoNode) => Vec::new(),
         Err(e) => return Err(format!("list {}: {e}", kafka.broker_ids())),
     };
-    let mut out = Vec::new();
+    let mut out = BTreeMap::new();
     for child in children {
         let Ok(id) = child.parse::<i32>() else { continue };
         let path = kafka.broker(id);
-        let Ok((data, _)) = zk.get_data(&path).await else { continue };
-        let Ok(reg) = serde_json::from_slice::<BrokerRegistration>(&data) else { continue };
+        match zk.get_data(&path).await {
+            Ok((data, _)) => {
+                let reg = fleet_common::znodes::decode::<BrokerRegistration>(&path, "a broker registration", &data).map_err(|e| e.to_string())?;
+                out.insert(id, reg);
+            }
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(format!("read {path}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+/// `host:port` of every live broker, for Kafka's admin client.
+pub async fn bootstrap_servers(zk: &zk::Client, paths: &ClusterPaths) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for reg in registrations(zk, &paths.kafka()).await?.into_values() {
         if let Some(ep) = reg.endpoints.first() {
             if let Some((_, hostport)) = ep.split_once("://") {
                 out.push(hostport.to_string());

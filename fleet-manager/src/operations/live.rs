@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use fleet_api::operation::PlacementPlan;
-use fleet_common::znodes::{BrokerRegistration, PartitionState};
+use fleet_common::znodes::PartitionState;
 use fleet_common::KafkaPaths;
 use zookeeper_client as zk;
 
@@ -13,26 +13,7 @@ use crate::plan::Seen;
 
 /// Live broker -> rack (empty when the broker has none).
 pub async fn live_brokers(zk: &zk::Client, kafka: &KafkaPaths) -> Result<BTreeMap<i32, String>, String> {
-    let children = match zk.list_children(&kafka.broker_ids()).await {
-        Ok(c) => c,
-        Err(zk::Error::NoNode) => Vec::new(),
-        Err(e) => return Err(format!("list {}: {e}", kafka.broker_ids())),
-    };
-    let mut out = BTreeMap::new();
-    for child in children {
-        let Ok(id) = child.parse::<i32>() else { continue };
-        let path = kafka.broker(id);
-        match zk.get_data(&path).await {
-            Ok((data, _)) => {
-                let reg: BrokerRegistration = fleet_common::znodes::decode(&path, "a broker registration", &data).map_err(|e| e.to_string())?;
-                out.insert(id, reg.rack.unwrap_or_default());
-            }
-            // Gone between the listing and the read: not live.
-            Err(zk::Error::NoNode) => {}
-            Err(e) => return Err(format!("read {path}: {e}")),
-        }
-    }
-    Ok(out)
+    Ok(crate::observe::registrations(zk, kafka).await?.into_iter().map(|(id, reg)| (id, reg.rack.unwrap_or_default())).collect())
 }
 
 /// The named topics' znodes (absent topics left out).

@@ -13,6 +13,7 @@ use fleet_api::operation::{Operation, OperationSpec, OperationStatus};
 use fleet_common::FleetPaths;
 use zookeeper_client as zk;
 
+use crate::plan::Seen;
 use crate::spec::{DeclaredSpec, Kind};
 use crate::store::{now_ms, NewJournalEntry, OperationEffects, Store, StoreError};
 use scale_up::{Action, ActionResult, ScaleUpObserved, ScaleUpSettings};
@@ -29,6 +30,7 @@ pub struct Driver<'a> {
     pub epoch: i64,
     pub identity: &'a str,
     pub settings: ScaleUpSettings,
+    pub metrics: &'a crate::metrics::Metrics,
 }
 
 impl Driver<'_> {
@@ -127,10 +129,10 @@ impl Driver<'_> {
         let kafka = self.paths.cluster(&op.cluster).kafka();
         let declared_brokers = match self.store.get(Kind::KafkaCluster, &op.cluster).await {
             Ok(r) => match &r.declared.spec {
-                DeclaredSpec::KafkaCluster(c) => c.brokers.max(0) as u32,
-                _ => 0,
+                DeclaredSpec::KafkaCluster(c) => Seen::Known(c.brokers.max(0) as u32),
+                _ => Seen::Unknown(format!("{} is not a cluster", op.cluster)),
             },
-            Err(_) => 0,
+            Err(e) => Seen::Unknown(e.to_string()),
         };
         let phase = op.status.phase;
         use fleet_api::operation::Phase;
@@ -160,6 +162,19 @@ impl Driver<'_> {
                 message: format!("{}: {} -> {}{}", op.id, op.status.phase.as_str(), status.phase.as_str(), status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()),
             });
         }
-        self.store.advance_operation(self.epoch, op, status, effects, &journal).await
+        self.store.advance_operation(self.epoch, op, status, effects, &journal).await?;
+        if status.phase != op.status.phase {
+            let labels = crate::metrics::PhaseLabels { kind: op.spec.kind().to_string(), phase: status.phase.as_str().to_string() };
+            self.metrics.operation_phases.get_or_create(&labels).inc();
+            if status.phase == fleet_api::operation::Phase::Succeeded {
+                if let Some(ms) = status.commit_millis {
+                    self.metrics.scale_up_commit_seconds.observe(ms as f64 / 1000.0);
+                }
+                if let Some(ms) = status.leaders_millis {
+                    self.metrics.scale_up_leaders_seconds.observe(ms as f64 / 1000.0);
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -80,7 +80,7 @@ impl TopicZnode {
 pub struct ScaleUpObserved {
     pub now_ms: i64,
     /// The cluster's declared broker count.
-    pub declared_brokers: u32,
+    pub declared_brokers: Seen<u32>,
     /// Live broker -> rack.
     pub live: Seen<BTreeMap<i32, String>>,
     /// The operation's topics as Kafka has them (absent ones left out).
@@ -323,12 +323,12 @@ pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings:
     }
     match st.phase {
         Phase::Pending => {
-            let Seen::Known(live) = &obs.live else {
-                st.message = Some("waiting to read the live brokers".into());
+            let (Seen::Known(live), Seen::Known(declared)) = (&obs.live, &obs.declared_brokers) else {
+                st.message = Some("waiting to read the live brokers and the cluster's spec".into());
                 return (st, None);
             };
             st.brokers_before = Some(live.keys().copied().collect());
-            if obs.declared_brokers < spec.brokers {
+            if *declared < spec.brokers {
                 return (st, Some(Action::RaiseBrokers(spec.brokers)));
             }
             st.enter(Phase::WaitingForBrokers, now, Some(format!("waiting for {} live brokers", spec.brokers)));

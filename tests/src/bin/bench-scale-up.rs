@@ -84,15 +84,6 @@ fn now_ms() -> i64 {
     fleet_manager::store::now_ms()
 }
 
-fn running_bootstrap(fm: &FleetManager) -> String {
-    fm.local_hosts()
-        .iter()
-        .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
-        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -121,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
             a_on_new &= r.as_array().into_iter().flatten().all(|b| b.as_i64().is_some_and(|b| b >= 4));
         }
     }
-    let bootstrap = running_bootstrap(&fm);
+    let bootstrap = fm.bootstrap_servers();
 
     // (b) kafka-topics --alter once per topic, with the new partitions placed on brokers 4-6.
     eprintln!("(b) kafka-topics --alter --replica-assignment, once per topic");

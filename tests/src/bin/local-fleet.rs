@@ -105,13 +105,7 @@ async fn main() -> Result<()> {
     // Scale-up: 3 -> 5 brokers, new partitions placed on the new brokers in one ZooKeeper commit.
     fleetctl(&fm, &["scale-up", "demo", "--brokers", "5", "--dry-run"]).await?;
     fleetctl(&fm, &["scale-up", "demo", "--brokers", "5", "--wait", "--timeout", "300s"]).await?;
-    let bootstrap: String = fm
-        .local_hosts()
-        .iter()
-        .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
-        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
-        .collect::<Vec<_>>()
-        .join(",");
+    let bootstrap = fm.bootstrap_servers();
     println!("$ kafka-topics --bootstrap-server {bootstrap} --describe --topic demo-activity");
     let described = fleet_tests::kafka::kafka_tool("org.apache.kafka.tools.TopicCommand", &["--bootstrap-server", &bootstrap, "--describe", "--topic", "demo-activity"]).await;
     let text = String::from_utf8_lossy(&described.stdout).into_owned();

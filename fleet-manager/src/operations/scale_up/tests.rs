@@ -97,7 +97,7 @@ fn operation(spec: &ScaleUpSpec) -> Operation {
 fn observed(declared: u32, brokers: i32, topics: &[(&str, i32, u32)]) -> ScaleUpObserved {
     ScaleUpObserved {
         now_ms: 1_000,
-        declared_brokers: declared,
+        declared_brokers: Seen::Known(declared),
         live: Seen::Known(live(brokers)),
         topics: Seen::Known(topics.iter().map(|(n, v, p)| (n.to_string(), znode(n, *v, *p))).collect()),
         guards: Seen::Known(Guards { controller: true, ..Guards::default() }),
