@@ -89,6 +89,10 @@ struct Args {
     /// Clusters reconciled at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// The largest ZooKeeper request a scale-up commit may make: keep it under the ensemble's
+    /// `jute.maxbuffer` (1 MiB by default), or the commit is refused (or split with --allow-split).
+    #[arg(long, default_value_t = 1_000_000)]
+    zk_max_commit_bytes: usize,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -207,6 +211,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             journal: fleet_manager::store::JournalRetention {
                 max_rows: args.journal_max_rows.max(100),
                 max_age_ms: args.journal_max_age_days.max(1) * 24 * 3_600_000,
+            },
+            scale_up: fleet_manager::operations::scale_up::ScaleUpSettings {
+                max_commit_bytes: args.zk_max_commit_bytes.max(4096),
+                ..Default::default()
             },
             ..ReconcileSettings::default()
         },

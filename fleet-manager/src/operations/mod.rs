@@ -4,6 +4,7 @@
 //! A crash or a change of leader resumes from the stored phase; see [`scale_up`].
 
 pub mod live;
+pub mod moves;
 pub mod placement;
 pub mod scale_up;
 

@@ -1,0 +1,284 @@
+//! Moving replicas at a controlled pace (decommission, rebalance): pure planning, batching and
+//! throttle bookkeeping, the groundwork of the decommission and rebalance operations.
+//!
+//! - Decommission: every replica on a leaving broker gets a staying destination, keeping a
+//!   partition's replicas in distinct racks where the racks allow, preferring the rack of the
+//!   replica it replaces, then the least loaded broker (one shared count over the whole plan).
+//! - Batches cap the moves touching each broker and the moves in flight cluster-wide.
+//! - Throttles (Kafka's `*.replication.throttled.replicas` topic configs) are merged with the
+//!   values already there and removed entry by entry; a `*` set by someone else is never touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One partition's replicas, before and after (preferred leader first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub topic: String,
+    pub partition: u32,
+    pub from: Vec<i32>,
+    pub to: Vec<i32>,
+}
+
+impl Move {
+    /// Brokers that gain a replica.
+    pub fn adding(&self) -> impl Iterator<Item = i32> + '_ {
+        self.to.iter().copied().filter(|b| !self.from.contains(b))
+    }
+    /// Brokers that lose one.
+    pub fn removing(&self) -> impl Iterator<Item = i32> + '_ {
+        self.from.iter().copied().filter(|b| !self.to.contains(b))
+    }
+    /// Every broker the move sends or receives data through.
+    pub fn brokers(&self) -> BTreeSet<i32> {
+        self.from.iter().chain(self.to.iter()).copied().collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct MoveError {
+    /// What the error is about: `brokers`, or `topic <t>`.
+    pub field: String,
+    pub reason: String,
+}
+
+/// Assignment: (topic, partition) -> replicas, preferred leader first.
+pub type Assignment = BTreeMap<(String, u32), Vec<i32>>;
+
+/// The moves that empty `leaving`. `racks`: every live broker -> rack (empty when none).
+pub fn plan_decommission(assignment: &Assignment, racks: &BTreeMap<i32, String>, leaving: &BTreeSet<i32>) -> Result<Vec<Move>, MoveError> {
+    if let Some(unknown) = leaving.iter().find(|b| !racks.contains_key(b)) {
+        return Err(MoveError { field: "brokers".into(), reason: format!("broker {unknown} is not a live broker of the cluster") });
+    }
+    let staying: Vec<i32> = racks.keys().copied().filter(|b| !leaving.contains(b)).collect();
+    if staying.is_empty() {
+        return Err(MoveError { field: "brokers".into(), reason: "every broker would leave: keep at least one (delete the cluster to remove it all)".into() });
+    }
+    let mut load: BTreeMap<i32, usize> = staying.iter().map(|b| (*b, 0)).collect();
+    for replicas in assignment.values() {
+        for b in replicas {
+            if let Some(n) = load.get_mut(b) {
+                *n += 1;
+            }
+        }
+    }
+    let mut moves = Vec::new();
+    for ((topic, partition), replicas) in assignment {
+        if !replicas.iter().any(|b| leaving.contains(b)) {
+            continue;
+        }
+        if replicas.len() > staying.len() {
+            return Err(MoveError {
+                field: format!("topic {topic}"),
+                reason: format!("{} copies do not fit on the {} brokers that would stay", replicas.len(), staying.len()),
+            });
+        }
+        // Staying replicas keep their order (the first becomes the preferred leader), then the
+        // replacements.
+        let mut to: Vec<i32> = replicas.iter().copied().filter(|b| !leaving.contains(b)).collect();
+        for replaced in replicas.iter().filter(|b| leaving.contains(b)) {
+            let replaced_rack = racks.get(replaced).map(String::as_str).unwrap_or("");
+            let used: BTreeSet<&str> = to.iter().filter_map(|b| racks.get(b).map(String::as_str)).filter(|r| !r.is_empty()).collect();
+            let dest = staying
+                .iter()
+                .filter(|b| !to.contains(b))
+                .min_by_key(|b| {
+                    let rack = racks.get(b).map(String::as_str).unwrap_or("");
+                    (used.contains(rack), rack != replaced_rack, load[b], **b)
+                })
+                .copied()
+                .ok_or_else(|| MoveError { field: format!("topic {topic}"), reason: "no broker left to take a replica".into() })?;
+            if let Some(n) = load.get_mut(&dest) {
+                *n += 1;
+            }
+            to.push(dest);
+        }
+        moves.push(Move { topic: topic.clone(), partition: *partition, from: replicas.clone(), to });
+    }
+    Ok(moves)
+}
+
+/// Splits moves into batches: at most `per_broker` moves touching any one broker, at most
+/// `total` moves in a batch. Same moves, same batches.
+pub fn batches(moves: &[Move], per_broker: usize, total: usize) -> Vec<Vec<Move>> {
+    let (per_broker, total) = (per_broker.max(1), total.max(1));
+    let mut left: Vec<&Move> = moves.iter().collect();
+    let mut out = Vec::new();
+    while !left.is_empty() {
+        let mut batch = Vec::new();
+        let mut touching: BTreeMap<i32, usize> = BTreeMap::new();
+        let mut rest = Vec::new();
+        for m in left {
+            let fits = batch.len() < total && m.brokers().iter().all(|b| touching.get(b).copied().unwrap_or(0) < per_broker);
+            if fits {
+                for b in m.brokers() {
+                    *touching.entry(b).or_default() += 1;
+                }
+                batch.push(m.clone());
+            } else {
+                rest.push(m);
+            }
+        }
+        out.push(batch);
+        left = rest;
+    }
+    out
+}
+
+/// A throttled-replicas list (`0:1,0:2,1:3`) as entries; `None` for `*` (all replicas).
+pub fn parse_throttled(value: &str) -> Option<BTreeSet<(u32, i32)>> {
+    if value.trim() == "*" {
+        return None;
+    }
+    Some(
+        value
+            .split(',')
+            .filter_map(|e| {
+                let (p, b) = e.trim().split_once(':')?;
+                Some((p.trim().parse().ok()?, b.trim().parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+fn format_throttled(entries: &BTreeSet<(u32, i32)>) -> String {
+    entries.iter().map(|(p, b)| format!("{p}:{b}")).collect::<Vec<_>>().join(",")
+}
+
+/// The list with `add` merged in. `*` stays `*`.
+pub fn merge_throttled(existing: Option<&str>, add: &BTreeSet<(u32, i32)>) -> String {
+    match existing.map(parse_throttled) {
+        Some(None) => "*".into(),
+        Some(Some(mut entries)) => {
+            entries.extend(add.iter().copied());
+            format_throttled(&entries)
+        }
+        None => format_throttled(add),
+    }
+}
+
+/// The list without `remove`; `None` when nothing is left (delete the config). `*` stays `*`.
+pub fn remove_throttled(existing: &str, remove: &BTreeSet<(u32, i32)>) -> Option<String> {
+    match parse_throttled(existing) {
+        None => Some("*".into()),
+        Some(entries) => {
+            let left: BTreeSet<(u32, i32)> = entries.difference(remove).copied().collect();
+            (!left.is_empty()).then(|| format_throttled(&left))
+        }
+    }
+}
+
+/// Throttled-replica entries: (partition, broker).
+pub type Throttled = BTreeSet<(u32, i32)>;
+
+/// What one batch throttles, per topic: the replicas that send (the current ones: Kafka's
+/// `leader.replication.throttled.replicas`) and those that receive (the new ones:
+/// `follower.replication.throttled.replicas`).
+pub fn throttled_replicas(batch: &[Move]) -> BTreeMap<String, (Throttled, Throttled)> {
+    let mut out: BTreeMap<String, (Throttled, Throttled)> = BTreeMap::new();
+    for m in batch {
+        let entry = out.entry(m.topic.clone()).or_default();
+        entry.0.extend(m.from.iter().map(|b| (m.partition, *b)));
+        entry.1.extend(m.adding().map(|b| (m.partition, b)));
+    }
+    out
+}
+
+/// A replication rate as written by an operator: `10MiB/s`, `500KiB/s`, `20MB/s`, or bytes/s.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a rate: write e.g. 10MiB/s, 500KiB/s or 20MB/s"))?;
+    let factor: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("`{other}` is not a unit: use B, KB, MB, GB, KiB, MiB or GiB (per second)")),
+    };
+    let rate = (n * factor).round();
+    if !(rate >= 1.0 && rate.is_finite()) {
+        return Err(format!("`{text}`: a throttle must be above 0 bytes/s"));
+    }
+    Ok(rate as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn racks(n: i32) -> BTreeMap<i32, String> {
+        (1..=n).map(|b| (b, ["a", "b", "c"][((b - 1) % 3) as usize].to_string())).collect()
+    }
+
+    fn assignment(parts: &[(&str, u32, &[i32])]) -> Assignment {
+        parts.iter().map(|(t, p, r)| ((t.to_string(), *p), r.to_vec())).collect()
+    }
+
+    #[test]
+    fn decommission_empties_the_leaving_brokers_in_distinct_racks_preferring_the_same_rack() {
+        // Racks: 1 a, 2 b, 3 c, 4 a, 5 b.
+        let a = assignment(&[("t", 0, &[4, 2, 3]), ("t", 1, &[5, 1]), ("t", 2, &[1, 2]), ("u", 0, &[4, 5])]);
+        let moves = plan_decommission(&a, &racks(5), &[4, 5].into()).expect("fits");
+        assert_eq!(moves.len(), 3, "t-2 holds nothing on 4 or 5: {moves:?}");
+        let r = racks(5);
+        for m in &moves {
+            assert!(m.to.iter().all(|b| *b <= 3), "{m:?}");
+            let distinct: BTreeSet<&str> = m.to.iter().map(|b| r[b].as_str()).collect();
+            assert_eq!(distinct.len(), m.to.len(), "distinct racks: {m:?}");
+            assert_eq!(m.to.len(), m.from.len());
+        }
+        // 4 (rack a) leaves t-0 [4,2,3]: broker 1 is the only one in rack a; staying replicas lead.
+        assert_eq!(moves[0].to, [2, 3, 1]);
+        // 5 (rack b) leaves t-1 [5,1]: broker 2 (rack b).
+        assert_eq!(moves[1].to, [1, 2]);
+    }
+
+    #[test]
+    fn decommission_refusals_name_the_field() {
+        let a = assignment(&[("t", 0, &[1, 2, 3])]);
+        assert_eq!(plan_decommission(&a, &racks(3), &[1, 2, 3].into()).expect_err("all").field, "brokers");
+        assert_eq!(plan_decommission(&a, &racks(3), &[9].into()).expect_err("unknown").field, "brokers");
+        assert_eq!(plan_decommission(&a, &racks(3), &[3].into()).expect_err("rf 3 on 2").field, "topic t");
+    }
+
+    #[test]
+    fn batches_cap_moves_per_broker_and_in_total() {
+        let a: Assignment = (0..12).map(|p| (("t".to_string(), p), vec![4, 1 + (p as i32 % 3)])).collect();
+        let moves = plan_decommission(&a, &racks(4), &[4].into()).expect("fits");
+        let b = batches(&moves, 5, 100);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5, 2], "broker 4 is in every move: 5 at a time");
+        assert_eq!(b.concat(), moves, "every move once, in order");
+        assert_eq!(batches(&moves, 100, 3).iter().map(Vec::len).max(), Some(3));
+    }
+
+    #[test]
+    fn throttles_merge_with_existing_values_and_never_touch_a_star() {
+        let add: BTreeSet<(u32, i32)> = [(0, 4), (1, 5)].into();
+        assert_eq!(merge_throttled(None, &add), "0:4,1:5");
+        assert_eq!(merge_throttled(Some("2:1"), &add), "0:4,1:5,2:1");
+        assert_eq!(merge_throttled(Some("*"), &add), "*");
+        assert_eq!(remove_throttled("0:4,1:5,2:1", &add), Some("2:1".to_string()), "someone else's entry stays");
+        assert_eq!(remove_throttled("0:4,1:5", &add), None, "nothing left: the config goes");
+        assert_eq!(remove_throttled("*", &add), Some("*".to_string()));
+        let m = Move { topic: "t".into(), partition: 3, from: vec![4, 1], to: vec![1, 2] };
+        let t = throttled_replicas(&[m]);
+        assert_eq!(t["t"], ([(3, 1), (3, 4)].into(), [(3, 2)].into()));
+    }
+
+    #[test]
+    fn rates_parse_with_units_and_refuse_zero() {
+        assert_eq!(parse_rate("10MiB/s"), Ok(10 * 1024 * 1024));
+        assert_eq!(parse_rate("500KiB/s"), Ok(512_000));
+        assert_eq!(parse_rate("20MB/s"), Ok(20_000_000));
+        assert_eq!(parse_rate("1048576"), Ok(1_048_576));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("5 parsecs").is_err());
+    }
+}
