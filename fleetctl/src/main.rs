@@ -393,15 +393,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ScaleUp(args) => operations::scale_up(&client, args, output).await,
         Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
         Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
-        Command::Get { what: Listing::Operations, cluster } => operations::list(&client, cluster.as_deref(), output).await,
-        Command::Describe { what: Single::Operation, name } => operations::describe(&client, &name, output).await,
         Command::Get { what, cluster } => {
             let path = match (what, &cluster) {
                 (Listing::Clusters, _) => "/v1/clusters".to_string(),
                 (Listing::Topics, Some(c)) => format!("/v1/clusters/{c}/topics"),
                 (Listing::Topics, None) => "/v1/topics".to_string(),
                 (Listing::Routes, _) => "/v1/routes".to_string(),
-                (Listing::Operations, _) => "/v1/operations".to_string(),
+                (Listing::Operations, _) => return operations::list(&client, cluster.as_deref(), output).await,
             };
             let list: Vec<ResourceView> = client.get(&path).await?;
             if output == Output::Yaml {
@@ -447,6 +445,7 @@ async fn run(cli: Cli) -> Result<()> {
                         })
                         .collect(),
                 ),
+                // Listed above, with their own columns.
                 Listing::Operations => String::new(),
                 Listing::Routes => table(
                     &["NAME", "CLUSTER", "GENERATION"],
@@ -457,7 +456,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Describe { what, name } => {
             let path = match what {
                 Single::Cluster => format!("/v1/clusters/{name}"),
-                Single::Route | Single::Operation => format!("/v1/routes/{name}"),
+                Single::Route => format!("/v1/routes/{name}"),
+                Single::Operation => return operations::describe(&client, &name, output).await,
                 Single::Topic => {
                     let (c, t) = name.split_once('/').ok_or_else(|| Failure::new(2, "name a topic as CLUSTER/TOPIC"))?;
                     format!("/v1/clusters/{c}/topics/{t}")

@@ -10,7 +10,7 @@ pub mod scale_up;
 
 use std::time::Duration;
 
-use fleet_api::operation::{Operation, OperationSpec, OperationStatus};
+use fleet_api::operation::{Operation, OperationSpec, OperationStatus, Phase};
 use fleet_common::FleetPaths;
 use zookeeper_client as zk;
 
@@ -52,12 +52,10 @@ impl Driver<'_> {
         }
         let mut poll = None;
         for op in ops {
-            let id = op.id.clone();
-            self.drive_one(op).await?;
             // Brokers take a while to boot (minutes on EC2): no need to look twice a second.
-            let next = match self.store.operation(&id).await.map(|o| o.status.phase) {
-                Ok(fleet_api::operation::Phase::WaitingForBrokers) => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
-                Ok(p) if p.is_terminal() => continue,
+            let next = match self.drive_one(op).await? {
+                Phase::WaitingForBrokers => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
+                p if p.is_terminal() => continue,
                 _ => OPERATION_POLL,
             };
             poll = Some(poll.map_or(next, |p: Duration| p.min(next)));
@@ -66,22 +64,30 @@ impl Driver<'_> {
     }
 
     #[tracing::instrument(skip_all, fields(cluster = %op.cluster, operation = %op.id))]
-    async fn drive_one(&self, mut op: Operation) -> Result<(), StoreError> {
+    /// Advances one operation; returns the phase it is left in.
+    async fn drive_one(&self, mut op: Operation) -> Result<Phase, StoreError> {
         let OperationSpec::ScaleUp(spec) = op.spec.clone();
-        let gone = match self.store.get(Kind::KafkaCluster, &op.cluster).await {
-            Ok(r) => r.deleting,
-            Err(StoreError::NotFound { .. }) => true,
-            Err(_) => false,
+        // The cluster's declared size, read once: only `Pending` uses it, and an action that
+        // raises it moves the operation past `Pending`.
+        let declared_brokers = match self.store.get(Kind::KafkaCluster, &op.cluster).await {
+            Ok(r) if r.deleting => None,
+            Ok(r) => Some(match &r.declared.spec {
+                DeclaredSpec::KafkaCluster(c) => Seen::Known(c.brokers.max(0) as u32),
+                _ => Seen::Unknown(format!("{} is not a cluster", op.cluster)),
+            }),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => Some(Seen::Unknown(e.to_string())),
         };
-        if gone {
+        let Some(declared_brokers) = declared_brokers else {
             let mut status = op.status.clone();
             let done = if status.phase.cancellable() { "nothing was committed" } else { "it ended where it was" };
-            status.enter(fleet_api::operation::Phase::Failed, now_ms(), Some(format!("cluster {} is being deleted or gone; {done}", op.cluster)));
-            return self.save(&op, &status, &OperationEffects::default()).await;
-        }
+            status.enter(Phase::Failed, now_ms(), Some(format!("cluster {} is being deleted or gone; {done}", op.cluster)));
+            self.save(&op, &status, &OperationEffects::default()).await?;
+            return Ok(Phase::Failed);
+        };
         // A few phases can pass in one go (e.g. commit, then leaders already there).
         for _ in 0..6 {
-            let observed = self.observe(&op, &spec).await;
+            let observed = self.observe(&op, &spec, &declared_brokers).await;
             let (status, action) = scale_up::next(&op, &spec, &observed, &self.settings);
             let Some(action) = action else {
                 if status != op.status {
@@ -92,7 +98,7 @@ impl Driver<'_> {
                         continue;
                     }
                 }
-                return Ok(());
+                return Ok(op.status.phase);
             };
             // The phase the action belongs to is recorded before the action (so a crash after
             // it resumes there and recognises what was done).
@@ -120,23 +126,18 @@ impl Driver<'_> {
             self.save(&op, &status, &effects).await?;
             op.status = status;
             if retry || op.status.phase.is_terminal() {
-                return Ok(());
+                return Ok(op.status.phase);
             }
         }
-        Ok(())
+        Ok(op.status.phase)
     }
 
-    async fn observe(&self, op: &Operation, spec: &fleet_api::operation::ScaleUpSpec) -> ScaleUpObserved {
+    /// Reads what the operation's phase depends on, and only that.
+    async fn observe(&self, op: &Operation, spec: &fleet_api::operation::ScaleUpSpec, declared_brokers: &Seen<u32>) -> ScaleUpObserved {
         let kafka = self.paths.cluster(&op.cluster).kafka();
-        let declared_brokers = match self.store.get(Kind::KafkaCluster, &op.cluster).await {
-            Ok(r) => match &r.declared.spec {
-                DeclaredSpec::KafkaCluster(c) => Seen::Known(c.brokers.max(0) as u32),
-                _ => Seen::Unknown(format!("{} is not a cluster", op.cluster)),
-            },
-            Err(e) => Seen::Unknown(e.to_string()),
-        };
         let phase = op.status.phase;
-        use fleet_api::operation::Phase;
+        let waiting = matches!(phase, Phase::Pending | Phase::WaitingForBrokers);
+        let live = if waiting { live::seen(live::live_brokers(self.zk, &kafka).await) } else { Default::default() };
         let needs_topics = matches!(phase, Phase::WaitingForBrokers | Phase::Committing);
         let topics = if needs_topics { live::seen(live::topic_znodes(self.zk, &kafka, &spec.topics).await) } else { Default::default() };
         let guards = if phase == Phase::WaitingForBrokers { live::seen(live::guards(self.zk, &kafka).await) } else { Default::default() };
@@ -144,7 +145,7 @@ impl Driver<'_> {
             (Some(plan), Phase::WaitingForLeaders) => live::seen(live::leaders(self.zk, &kafka, plan).await),
             _ => Default::default(),
         };
-        ScaleUpObserved { now_ms: now_ms(), declared_brokers, live: live::seen(live::live_brokers(self.zk, &kafka).await), topics, guards, leaders }
+        ScaleUpObserved { now_ms: now_ms(), declared_brokers: declared_brokers.clone(), live, topics, guards, leaders }
     }
 
     async fn save(&self, op: &Operation, status: &OperationStatus, effects: &OperationEffects) -> Result<(), StoreError> {
@@ -157,7 +158,7 @@ impl Driver<'_> {
                 action: "operation-phase".into(),
                 detail: serde_json::json!({ "operation": op.id, "from": op.status.phase, "to": status.phase }),
                 outcome: match status.phase {
-                    fleet_api::operation::Phase::Failed => "error",
+                    Phase::Failed => "error",
                     _ => "ok",
                 },
                 message: format!("{}: {} -> {}{}", op.id, op.status.phase.as_str(), status.phase.as_str(), status.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()),
@@ -167,7 +168,7 @@ impl Driver<'_> {
         if status.phase != op.status.phase {
             let labels = crate::metrics::PhaseLabels { kind: op.spec.kind().to_string(), phase: status.phase.as_str().to_string() };
             self.metrics.operation_phases.get_or_create(&labels).inc();
-            if status.phase == fleet_api::operation::Phase::Succeeded {
+            if status.phase == Phase::Succeeded {
                 if let Some(ms) = status.commit_millis {
                     self.metrics.scale_up_commit_seconds.observe(ms as f64 / 1000.0);
                 }
