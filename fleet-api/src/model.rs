@@ -29,6 +29,14 @@ impl<T> Seen<T> {
             Seen::Unknown(_) => None,
         }
     }
+
+    /// Why it is unknown (`None` when known).
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Seen::Known(_) => None,
+            Seen::Unknown(why) => Some(why),
+        }
+    }
 }
 
 /// Desired state of one cluster: its spec and topics, or that it is being deleted.
@@ -44,6 +52,10 @@ pub struct DesiredCluster {
     /// under the same name never matches an old cluster's launches.
     #[serde(default)]
     pub uid: String,
+    /// Brokers an operation moves replicas off: their hosts are neither replaced nor terminated
+    /// while it runs; `true` once they retire (hosts terminated, DNS records removed, IDs released).
+    #[serde(default)]
+    pub leaving: BTreeMap<i32, bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -234,6 +246,10 @@ pub enum Step {
     ForgetTopic {
         topic: String,
     },
+    /// A decommissioned broker's host is gone: its ID leaves the registry.
+    ReleaseBrokerId {
+        broker_id: i32,
+    },
 }
 
 impl Step {
@@ -253,6 +269,7 @@ impl Step {
             Step::DeleteClusterState => "delete the cluster's ZooKeeper state (ID registry, Kafka chroot)".into(),
             Step::ForgetCluster => "forget the cluster (teardown done)".into(),
             Step::ForgetTopic { topic } => format!("forget topic {topic} (deleted)"),
+            Step::ReleaseBrokerId { broker_id } => format!("release broker ID {broker_id} (decommissioned)"),
         }
     }
     pub fn name(&self) -> &'static str {
@@ -267,6 +284,7 @@ impl Step {
             Step::DeleteClusterState => "delete-cluster-state",
             Step::ForgetCluster => "forget-cluster",
             Step::ForgetTopic { .. } => "forget-topic",
+            Step::ReleaseBrokerId { .. } => "release-broker-id",
         }
     }
 }

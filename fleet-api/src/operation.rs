@@ -69,17 +69,136 @@ pub struct SkippedTopic {
     pub reason: String,
 }
 
+/// `POST /v1/operations/decommission`: brokers to empty and retire, as written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecommissionRequest {
+    pub cluster: String,
+    /// Broker IDs that leave. Exclusive with `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<Vec<i64>>,
+    /// How many brokers leave, the highest IDs first (what lowering `spec.brokers` asks for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(flatten)]
+    pub pace: PaceRequest,
+}
+
+/// `POST /v1/operations/rebalance`: spread replicas and leaders evenly over every broker.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RebalanceRequest {
+    pub cluster: String,
+    #[serde(flatten)]
+    pub pace: PaceRequest,
+}
+
+/// How fast replicas move, as written.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaceRequest {
+    /// Replication throttle per broker, e.g. `10MiB/s` (none: unthrottled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<String>,
+    /// Moves in flight touching any one broker (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_moves_per_broker: Option<i64>,
+    /// Moves in flight cluster-wide (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_moves: Option<i64>,
+    /// Stop once the plan is made (`ProposalReady`) until approved.
+    #[serde(default)]
+    pub hold: bool,
+}
+
+/// A checked decommission or rebalance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MoveSpec {
+    /// Brokers that leave (empty for a rebalance).
+    pub leaving: Vec<i32>,
+    /// The cluster's broker count when the operation was asked for.
+    pub from_brokers: u32,
+    /// Bytes/s per broker for replication while moving; `None`: unthrottled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_bytes: Option<u64>,
+    pub max_moves_per_broker: u32,
+    pub max_moves: u32,
+    pub hold: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum OperationSpec {
     ScaleUp(ScaleUpSpec),
+    Decommission(MoveSpec),
+    Rebalance(MoveSpec),
 }
 
 impl OperationSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             OperationSpec::ScaleUp(_) => "ScaleUp",
+            OperationSpec::Decommission(_) => "Decommission",
+            OperationSpec::Rebalance(_) => "Rebalance",
         }
+    }
+}
+
+/// One partition's replicas before and after (preferred leader first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionMove {
+    pub topic: String,
+    pub partition: u32,
+    pub from: Vec<i32>,
+    pub to: Vec<i32>,
+    /// Bytes of the partition on its leader when planned (0 when unknown).
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// The moves of a decommission or rebalance, in the order they run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MovePlan {
+    pub moves: Vec<PartitionMove>,
+    /// Moves per batch, in order: a batch starts when the previous one is done.
+    pub batches: Vec<u32>,
+    /// Broker -> rack, as registered.
+    pub racks: BTreeMap<i32, String>,
+    /// Replicas per broker before and after, and preferred leaders after.
+    pub replicas_before: BTreeMap<i32, u32>,
+    pub replicas_after: BTreeMap<i32, u32>,
+    pub leaders_before: BTreeMap<i32, u32>,
+    pub leaders_after: BTreeMap<i32, u32>,
+    /// Partitions whose leader leaves, moved first by reordering and a preferred-leader election.
+    pub leaders_to_move: u32,
+}
+
+/// The replication throttles an operation may have set (written before it sets them, so a crash
+/// leaves a record of what to clear).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottleSet {
+    /// Bytes/s, as `leader.`/`follower.replication.throttled.rate` on each broker listed.
+    pub rate: u64,
+    pub brokers: Vec<i32>,
+    /// Topic -> entries `partition:broker` of `leader.replication.throttled.replicas` and
+    /// `follower.replication.throttled.replicas`.
+    pub topics: BTreeMap<String, TopicThrottle>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicThrottle {
+    pub leader: Vec<String>,
+    pub follower: Vec<String>,
+}
+
+impl ThrottleSet {
+    pub fn is_empty(&self) -> bool {
+        self.brokers.is_empty() && self.topics.is_empty()
     }
 }
 
@@ -97,6 +216,18 @@ pub enum Phase {
     WaitingForLeaders,
     /// Writing the new partition counts into the topics' specs.
     RecordingSpecs,
+    /// Leadership leaves the leaving brokers: replicas reordered, then a preferred-leader election.
+    MovingLeaders,
+    /// Replicas move batch by batch, each under replication throttles set before it starts.
+    Moving,
+    /// Moved partitions get their preferred leader.
+    ElectingLeaders,
+    /// Confirming from ZooKeeper that the leaving brokers hold nothing.
+    Verifying,
+    /// The leaving brokers' hosts are terminated, their DNS records removed, their IDs released.
+    Retiring,
+    /// Clearing every throttle the operation set, before it ends (cancelled or failed).
+    CleaningUp,
     Succeeded,
     Failed,
     Cancelled,
@@ -118,6 +249,12 @@ impl Phase {
             Phase::Committing => "Committing",
             Phase::WaitingForLeaders => "WaitingForLeaders",
             Phase::RecordingSpecs => "RecordingSpecs",
+            Phase::MovingLeaders => "MovingLeaders",
+            Phase::Moving => "Moving",
+            Phase::ElectingLeaders => "ElectingLeaders",
+            Phase::Verifying => "Verifying",
+            Phase::Retiring => "Retiring",
+            Phase::CleaningUp => "CleaningUp",
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
             Phase::Cancelled => "Cancelled",
@@ -200,6 +337,24 @@ pub struct OperationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
     pub history: Vec<PhaseChange>,
+    /// Decommission and rebalance: the moves, the batch under way, what is throttled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves: Option<MovePlan>,
+    #[serde(default)]
+    pub batch: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<ThrottleSet>,
+    /// When the last preferred-leader election was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elected_at_ms: Option<i64>,
+    /// How a `CleaningUp` operation ends once its throttles are gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Phase>,
+    /// Bytes moved and to move, and the expected time left (moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<Progress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<u64>,
 }
 
 impl OperationStatus {
@@ -214,6 +369,13 @@ impl OperationStatus {
             leaders_millis: None,
             progress: None,
             history: vec![PhaseChange { phase: Phase::Pending, at_ms, message: None }],
+            moves: None,
+            batch: 0,
+            throttled: None,
+            elected_at_ms: None,
+            outcome: None,
+            bytes: None,
+            eta_seconds: None,
         }
     }
 
@@ -256,6 +418,20 @@ pub struct Operation {
     pub cancel_requested: bool,
 }
 
+impl Operation {
+    /// Whether `cancel` applies now. A scale-up cancels only before its commit; a move stops
+    /// after its running batch and clears its throttles, any time before it retires brokers.
+    pub fn cancellable(&self) -> bool {
+        match self.spec {
+            OperationSpec::ScaleUp(_) => self.status.phase.cancellable(),
+            OperationSpec::Decommission(_) | OperationSpec::Rebalance(_) => !matches!(
+                self.status.phase,
+                Phase::Verifying | Phase::Retiring | Phase::CleaningUp | Phase::Succeeded | Phase::Failed | Phase::Cancelled
+            ),
+        }
+    }
+}
+
 /// The answer to `POST /v1/operations`: the stored operation, or with `dryRun` the plan it would
 /// make, nothing written.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -268,6 +444,9 @@ pub struct OperationResponse {
     pub spec: Option<OperationSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlacementPlan>,
+    /// The moves a decommission or rebalance would make (dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves: Option<MovePlan>,
     /// Why the dry run's plan could not be made (ZooKeeper unreachable, a topic refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_error: Option<String>,

@@ -36,6 +36,9 @@ pub struct ApplyResponse {
     /// Per cluster, the revision the controller must have converged on for this apply to be done
     /// (`status.observedRevision >= revisions[cluster]`).
     pub revisions: BTreeMap<String, i64>,
+    /// Operations the apply started (lowering a cluster's brokers starts a decommission).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 /// An entry of the append-only journal.

@@ -102,6 +102,10 @@ enum Command {
     },
     /// Add brokers and put new partitions on them in one atomic ZooKeeper commit (an operation).
     ScaleUp(operations::ScaleUpArgs),
+    /// Move every replica off brokers at a controlled pace, then retire them (hosts, DNS, IDs).
+    Decommission(operations::DecommissionArgs),
+    /// Spread replicas and leaders evenly over every broker at a controlled pace.
+    Rebalance(operations::RebalanceArgs),
     /// Approve an operation held at ProposalReady (`scale-up --hold`).
     Approve {
         #[arg(value_enum)]
@@ -391,6 +395,8 @@ async fn run(cli: Cli) -> Result<()> {
             print_value(output, &plans, |p| plan_text(p))
         }
         Command::ScaleUp(args) => operations::scale_up(&client, args, output).await,
+        Command::Decommission(args) => operations::decommission(&client, args, output).await,
+        Command::Rebalance(args) => operations::rebalance(&client, args, output).await,
         Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
         Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
         Command::Get { what, cluster } => {

@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use fleet_api::operation::{Operation, OperationResponse, OperationSpec, Phase, PlacementPlan, ScaleUpRequest};
+use fleet_api::operation::{
+    DecommissionRequest, MovePlan, Operation, OperationResponse, OperationSpec, PaceRequest, Phase, PlacementPlan, RebalanceRequest, ScaleUpRequest,
+};
 use serde_json::json;
 
 use crate::{format_ms, print_value, table, Client, Failure, Output, Result};
@@ -94,7 +96,129 @@ pub async fn scale_up(client: &Client, args: ScaleUpArgs, output: Output) -> Res
 fn from_brokers(op: &Operation) -> u32 {
     match &op.spec {
         OperationSpec::ScaleUp(s) => s.from_brokers,
+        OperationSpec::Decommission(s) | OperationSpec::Rebalance(s) => s.from_brokers,
     }
+}
+
+/// How replicas move: shared by `decommission` and `rebalance`.
+#[derive(clap::Args, Debug)]
+pub struct PaceArgs {
+    /// Replication throttle per broker while moving, e.g. 10MiB/s (default: unthrottled).
+    #[arg(long)]
+    pub throttle: Option<String>,
+    /// Moves in flight touching any one broker.
+    #[arg(long)]
+    pub max_moves_per_broker: Option<i64>,
+    /// Moves in flight in the whole cluster.
+    #[arg(long)]
+    pub max_moves: Option<i64>,
+    /// Stop when the plan is made, until `fleetctl approve operation ID`.
+    #[arg(long)]
+    pub hold: bool,
+    /// Show the moves; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until the operation ends, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value = "2h", value_parser = crate::parse_duration)]
+    pub timeout: Duration,
+}
+
+impl PaceArgs {
+    fn request(&self) -> PaceRequest {
+        PaceRequest { throttle: self.throttle.clone(), max_moves_per_broker: self.max_moves_per_broker, max_moves: self.max_moves, hold: self.hold }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DecommissionArgs {
+    pub cluster: String,
+    /// Broker IDs that leave, separated by commas (e.g. 4,5).
+    #[arg(long, value_delimiter = ',', required_unless_present = "count")]
+    pub brokers: Vec<i64>,
+    /// Or how many leave: the highest IDs.
+    #[arg(long, conflicts_with = "brokers")]
+    pub count: Option<i64>,
+    #[command(flatten)]
+    pub pace: PaceArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RebalanceArgs {
+    pub cluster: String,
+    #[command(flatten)]
+    pub pace: PaceArgs,
+}
+
+pub async fn decommission(client: &Client, args: DecommissionArgs, output: Output) -> Result<()> {
+    let request = DecommissionRequest {
+        cluster: args.cluster.clone(),
+        brokers: (!args.brokers.is_empty()).then(|| args.brokers.clone()),
+        count: args.count,
+        pace: args.pace.request(),
+    };
+    let body = serde_json::to_value(&request).map_err(|e| Failure::new(1, e.to_string()))?;
+    start_moves(client, "decommission", &args.cluster, body, &args.pace, output).await
+}
+
+pub async fn rebalance(client: &Client, args: RebalanceArgs, output: Output) -> Result<()> {
+    let request = RebalanceRequest { cluster: args.cluster.clone(), pace: args.pace.request() };
+    let body = serde_json::to_value(&request).map_err(|e| Failure::new(1, e.to_string()))?;
+    start_moves(client, "rebalance", &args.cluster, body, &args.pace, output).await
+}
+
+async fn start_moves(client: &Client, verb: &str, cluster: &str, body: serde_json::Value, pace: &PaceArgs, output: Output) -> Result<()> {
+    let answer: OperationResponse = client.send(reqwest::Method::POST, &format!("/v1/operations/{verb}?dryRun={}", pace.dry_run), Some(body)).await?;
+    if pace.dry_run {
+        return print_value(output, &answer, |a| {
+            let mut out = format!("{verb} of {cluster} (dry run: nothing written)\n");
+            if let Some(OperationSpec::Decommission(s)) = &a.spec {
+                out.push_str(&format!("  leaving: {}\n", s.leaving.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")));
+            }
+            if let Some(p) = &a.moves {
+                out.push_str(&moves_text(p));
+            }
+            out
+        });
+    }
+    let op = answer.operation.ok_or_else(|| Failure::new(1, "the fleet manager answered without the operation"))?;
+    if output == Output::Table {
+        println!("operation {} created", op.id);
+    }
+    if !pace.wait {
+        if output != Output::Table {
+            print_value(output, &op, |_| String::new())?;
+        }
+        return Ok(());
+    }
+    let done = wait(client, &op.id, pace.timeout, output).await?;
+    finish(done, output)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn moves_text(p: &MovePlan) -> String {
+    let mut out = String::new();
+    let bytes: u64 = p.moves.iter().map(|m| m.bytes).sum();
+    out.push_str(&format!("  {} partition moves in {} batches ({})\n", p.moves.len(), p.batches.len(), mib(bytes)));
+    let counts = |c: &std::collections::BTreeMap<i32, u32>| c.iter().map(|(b, n)| format!("{b}={n}")).collect::<Vec<_>>().join(" ");
+    out.push_str(&format!("  replicas per broker: {}  ->  {}\n", counts(&p.replicas_before), counts(&p.replicas_after)));
+    out.push_str(&format!("  preferred leaders per broker: {}  ->  {}\n", counts(&p.leaders_before), counts(&p.leaders_after)));
+    if p.leaders_to_move > 0 {
+        out.push_str(&format!("  leadership of {} partitions moves first\n", p.leaders_to_move));
+    }
+    let mut start = 0usize;
+    for (i, n) in p.batches.iter().enumerate() {
+        let batch = &p.moves[start..start + *n as usize];
+        let shown: Vec<String> = batch.iter().take(6).map(|m| format!("{}-{} {:?}->{:?}", m.topic, m.partition, m.from, m.to)).collect();
+        let more = if batch.len() > 6 { format!(" … +{}", batch.len() - 6) } else { String::new() };
+        out.push_str(&format!("  batch {}: {}{more}\n", i + 1, shown.join(", ")));
+        start += *n as usize;
+    }
+    out
 }
 
 /// Prints the ended operation; a failed or cancelled one is exit code 1.
@@ -120,6 +244,9 @@ pub async fn wait(client: &Client, id: &str, timeout: Duration, output: Output) 
     loop {
         let op: Operation = client.get(&format!("/v1/operations/{id}")).await?;
         let progress = op.status.progress.map(|p| format!(" [{}/{}]", p.done, p.total)).unwrap_or_default();
+        let bytes = op.status.bytes.filter(|b| b.total > 0).map(|b| format!(" {} of {}", mib(b.done), mib(b.total))).unwrap_or_default();
+        let eta = op.status.eta_seconds.map(|s| format!(" ETA {s}s")).unwrap_or_default();
+        let progress = format!("{progress}{bytes}{eta}");
         let line = format!("{id}: {}{progress} - {}", op.status.phase.as_str(), op.status.message.as_deref().unwrap_or(""));
         match &bar {
             Some(b) => b.set_message(line.clone()),
@@ -204,10 +331,32 @@ fn plan_text(p: &PlacementPlan) -> String {
 fn describe_text(o: &Operation) -> String {
     let mut out = format!("Operation: {} ({} on {})\n", o.id, o.spec.kind(), o.cluster);
     out.push_str(&format!("Phase: {}{}\n", o.status.phase.as_str(), o.status.message.as_deref().map(|m| format!(" - {m}")).unwrap_or_default()));
-    let OperationSpec::ScaleUp(s) = &o.spec;
-    out.push_str(&format!("Brokers: {} -> {}   Topics: {}\n", s.from_brokers, s.brokers, s.topics.join(", ")));
-    for sk in &s.skipped {
-        out.push_str(&format!("  skipped {}: {}\n", sk.topic, sk.reason));
+    match &o.spec {
+        OperationSpec::ScaleUp(s) => {
+            out.push_str(&format!("Brokers: {} -> {}   Topics: {}\n", s.from_brokers, s.brokers, s.topics.join(", ")));
+            for sk in &s.skipped {
+                out.push_str(&format!("  skipped {}: {}\n", sk.topic, sk.reason));
+            }
+        }
+        OperationSpec::Decommission(s) | OperationSpec::Rebalance(s) => {
+            if !s.leaving.is_empty() {
+                out.push_str(&format!("Leaving: {}\n", s.leaving.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")));
+            }
+            let throttle = s.throttle_bytes.map(|t| format!("{}/s per broker", mib(t))).unwrap_or_else(|| "none".into());
+            out.push_str(&format!("Throttle: {throttle}   Moves in flight: {} per broker, {} in all\n", s.max_moves_per_broker, s.max_moves));
+        }
+    }
+    if let Some(p) = &o.status.moves {
+        out.push_str("Moves:\n");
+        out.push_str(&moves_text(p));
+        out.push_str(&format!("Batch: {} of {}\n", (o.status.batch as usize + 1).min(p.batches.len()), p.batches.len()));
+    }
+    if let Some(b) = o.status.bytes.filter(|b| b.total > 0) {
+        let eta = o.status.eta_seconds.map(|s| format!(", about {s}s left")).unwrap_or_default();
+        out.push_str(&format!("Bytes: {} of {}{eta}\n", mib(b.done), mib(b.total)));
+    }
+    if let Some(t) = &o.status.throttled {
+        out.push_str(&format!("Throttled now: {} on brokers {:?}, {} topics\n", mib(t.rate) + "/s", t.brokers, t.topics.len()));
     }
     if let Some(p) = &o.status.plan {
         out.push_str("Plan:\n");
@@ -220,7 +369,11 @@ fn describe_text(o: &Operation) -> String {
         out.push_str(&format!("All new partitions led: {ms} ms after the commit\n"));
     }
     if let Some(p) = o.status.progress {
-        out.push_str(&format!("Progress: {}/{} new partitions with a leader\n", p.done, p.total));
+        let what = match o.spec {
+            OperationSpec::ScaleUp(_) => "new partitions with a leader",
+            _ => "partitions moved",
+        };
+        out.push_str(&format!("Progress: {}/{} {what}\n", p.done, p.total));
     }
     out.push_str("History:\n");
     for h in &o.status.history {

@@ -35,6 +35,9 @@ pub struct PartitionObservation {
     pub replicas: Vec<i32>,
     /// `None` while the controller has not yet written the state (partition being created).
     pub state: Option<PartitionState>,
+    /// Replicas being added by a reassignment (the topic znode's `adding_replicas`): they
+    /// catch up before joining the ISR, which is a move, not a replica falling behind.
+    pub adding: Vec<i32>,
 }
 
 /// What is expected of a cluster (from configuration or the command line).
@@ -65,6 +68,8 @@ impl Default for Thresholds {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Reported, not alarming: the cluster stays healthy (a partition being moved on purpose).
+    Info,
     Warning,
     Critical,
 }
@@ -77,6 +82,7 @@ pub enum FindingKind {
     OfflinePartition,
     UnderMinIsrPartition,
     UnderReplicatedPartition,
+    MovingPartition,
     PreferredLeaderImbalance,
     BrokerWithoutLeadership,
     UnexpectedRack,
@@ -86,12 +92,13 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 11] = [
+    pub const ALL: [FindingKind; 12] = [
         FindingKind::MissingBroker,
         FindingKind::NoController,
         FindingKind::OfflinePartition,
         FindingKind::UnderMinIsrPartition,
         FindingKind::UnderReplicatedPartition,
+        FindingKind::MovingPartition,
         FindingKind::PreferredLeaderImbalance,
         FindingKind::BrokerWithoutLeadership,
         FindingKind::UnexpectedRack,
@@ -107,6 +114,7 @@ impl FindingKind {
             FindingKind::OfflinePartition => "offline_partition",
             FindingKind::UnderMinIsrPartition => "under_min_isr_partition",
             FindingKind::UnderReplicatedPartition => "under_replicated_partition",
+            FindingKind::MovingPartition => "moving_partition",
             FindingKind::PreferredLeaderImbalance => "preferred_leader_imbalance",
             FindingKind::BrokerWithoutLeadership => "broker_without_leadership",
             FindingKind::UnexpectedRack => "unexpected_rack",
@@ -230,8 +238,10 @@ pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds
                     format!("{topic}-{p} has {in_sync} in-sync replicas, below min.insync.replicas={min_isr}: acks=all writes fail"),
                 ));
             }
-            if in_sync < part.replicas.len() {
-                for r in part.replicas.iter().filter(|r| !state.isr.contains(r)) {
+            let behind: Vec<i32> = part.replicas.iter().filter(|r| !state.isr.contains(r) && !part.adding.contains(r)).copied().collect();
+            let catching_up: Vec<i32> = part.adding.iter().filter(|r| !state.isr.contains(r)).copied().collect();
+            if !behind.is_empty() {
+                for r in &behind {
                     figures.entry(*r).or_default().under_replicated_partitions += 1;
                 }
                 findings.push(partition_finding(
@@ -239,6 +249,14 @@ pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds
                     Severity::Warning,
                     format!("{topic}-{p} is under-replicated: isr {:?} of replicas {:?}", state.isr, part.replicas),
                 ));
+            } else if !part.adding.is_empty() {
+                let mut f = partition_finding(
+                    FindingKind::MovingPartition,
+                    Severity::Info,
+                    format!("{topic}-{p} is being moved: replicas {:?} being added ({:?} catching up), isr {:?}", part.adding, catching_up, state.isr),
+                );
+                f.evidence["adding"] = serde_json::json!(part.adding);
+                findings.push(f);
             }
         }
     }
@@ -371,7 +389,29 @@ mod tests {
         PartitionObservation {
             replicas: replicas.to_vec(),
             state: Some(PartitionState { controller_epoch: 1, leader, version: 1, leader_epoch: 0, isr: isr.to_vec() }),
+            adding: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_partition_being_moved_is_reported_as_moving_not_under_replicated() {
+        let mut obs = healthy();
+        let t = obs.topics.values_mut().next().expect("topic");
+        // Reassigning [1,2] -> [1,4]: the znode lists 1,2,4; 4 is catching up.
+        let mut moving = part(&[1, 2, 4], 1, &[1, 2]);
+        moving.adding = vec![4];
+        t.partitions.insert(0, moving);
+        let e = evaluate(&obs, &Expectations::default(), &Thresholds::default());
+        let kinds: Vec<(FindingKind, Severity)> = e.findings.iter().map(|f| (f.kind, f.severity)).collect();
+        assert!(kinds.contains(&(FindingKind::MovingPartition, Severity::Info)), "{kinds:?}");
+        assert!(!kinds.iter().any(|k| k.0 == FindingKind::UnderReplicatedPartition), "{kinds:?}");
+        // A replica that is not being added and left the ISR is still an alarm.
+        let t = obs.topics.values_mut().next().expect("topic");
+        let mut behind = part(&[1, 2, 4], 1, &[1]);
+        behind.adding = vec![4];
+        t.partitions.insert(0, behind);
+        let e = evaluate(&obs, &Expectations::default(), &Thresholds::default());
+        assert!(e.findings.iter().any(|f| f.kind == FindingKind::UnderReplicatedPartition));
     }
 
     fn healthy() -> ClusterObservation {
@@ -428,6 +468,7 @@ mod tests {
         let k = kinds(&e);
         assert!(k.contains(&(FindingKind::MissingBroker, None, None, Some(3))));
         assert!(k.contains(&(FindingKind::UnderReplicatedPartition, Some("events".into()), Some(1), None)));
+        assert!(!k.iter().any(|x| x.0 == FindingKind::MovingPartition));
         assert!(k.contains(&(FindingKind::UnderReplicatedPartition, Some("events".into()), Some(2), None)));
         assert!(!k.iter().any(|x| x.0 == FindingKind::UnderReplicatedPartition && x.2 == Some(0)));
         assert_eq!(e.brokers[&3].under_replicated_partitions, 2);

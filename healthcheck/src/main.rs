@@ -178,6 +178,7 @@ fn print_table(report: &Report) {
     for f in &report.findings {
         let sev = match f.severity {
             kafka_healthcheck::findings::Severity::Critical => "critical",
+            kafka_healthcheck::findings::Severity::Info => "info",
             kafka_healthcheck::findings::Severity::Warning => "warning",
         };
         println!("{sev:<9} {:<28} {}", f.kind.as_str(), f.message);

@@ -137,10 +137,11 @@ pub async fn observe(
         let assignment: TopicAssignment = znodes::decode(&path, "a topic assignment", &data)?;
         let min_isr = config.as_deref().and_then(min_isr_of);
         let mut partitions = BTreeMap::new();
-        for (p, replicas) in assignment.partitions {
-            let Ok(p) = p.parse::<i32>() else { continue };
+        for (key, replicas) in assignment.partitions {
+            let Ok(p) = key.parse::<i32>() else { continue };
             state_paths.push((name.clone(), p));
-            partitions.insert(p, PartitionObservation { replicas, state: None });
+            let adding = assignment.adding_replicas.get(&key).cloned().unwrap_or_default();
+            partitions.insert(p, PartitionObservation { replicas, state: None, adding });
         }
         topics.insert(name.clone(), TopicObservation { partitions, min_isr });
     }

@@ -121,9 +121,10 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
     info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
     paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
           get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties,
-          operations::scale_up, operations::list, operations::get, operations::approve, operations::cancel),
+          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel),
     components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health,
-          fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest)),
+          fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest,
+          fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -152,6 +153,8 @@ pub fn router(state: Shared) -> Router {
         .route("/journal", get(journal))
         .route("/operations", get(operations::list))
         .route("/operations/scale-up", post(operations::scale_up))
+        .route("/operations/decommission", post(operations::decommission))
+        .route("/operations/rebalance", post(operations::rebalance))
         .route("/operations/{id}", get(operations::get))
         .route("/operations/{id}/approve", post(operations::approve))
         .route("/operations/{id}/cancel", post(operations::cancel))
@@ -309,20 +312,26 @@ async fn apply(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<ApplyResponse> {
     let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
-    let batch = parse_body(&headers, body)?;
+    let mut batch = parse_body(&headers, body)?;
     let dry_run = query.dry_run.unwrap_or(false);
     let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
     let options = crate::store::ApplyOptions { dry_run, confirm_class_change: query.confirm_class_change.unwrap_or(false) };
+    // Fewer brokers: checked and planned first; the count is lowered by the decommission.
+    let decommissions = operations::decommissions_for_apply(&state, &mut batch).await?;
     let results = state.store.apply_with(&batch, &actor, options).await?;
-    if !dry_run {
+    let started = if dry_run {
+        decommissions.iter().map(|(c, s)| format!("(dry run) decommission of {c}: brokers {:?}", s.leaving)).collect()
+    } else {
+        let ids = operations::start_apply_decommissions(&state, decommissions, &actor).await?;
         state.reconciler.wake.notify_one();
-    }
+        ids
+    };
     let mut revisions: BTreeMap<String, i64> = BTreeMap::new();
     for r in results.iter().filter(|r| r.kind != Kind::Route) {
         let e = revisions.entry(r.cluster.clone()).or_default();
         *e = (*e).max(r.revision);
     }
-    Ok(Json(ApplyResponse { dry_run, results, revisions }))
+    Ok(Json(ApplyResponse { dry_run, results, revisions, operations: started }))
 }
 
 async fn preview_client(state: &AppState) -> Option<zookeeper_client::Client> {

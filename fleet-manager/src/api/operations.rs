@@ -12,10 +12,13 @@ use serde::Deserialize;
 
 use super::{check_cluster_name, preview_client, Actor, ApiError, ApiResult, Shared};
 use crate::controller::desired_from;
-use crate::operations::{live, placement, scale_up};
+use crate::operations::{live, moves, placement, reassign, scale_up};
 use crate::spec::FieldError;
 use crate::store::OperationCommand;
-use fleet_api::operation::{Operation, OperationResponse, OperationSpec, PlacementPlan, ScaleUpRequest, ScaleUpSpec};
+use fleet_api::operation::{
+    DecommissionRequest, MovePlan, MoveSpec, Operation, OperationResponse, OperationSpec, PaceRequest, PlacementPlan, RebalanceRequest, ScaleUpRequest,
+    ScaleUpSpec,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -77,7 +80,7 @@ pub(super) async fn scale_up(
             Ok(p) => (Some(p), None),
             Err(e) => (None, Some(e)),
         };
-        return Ok(Json(OperationResponse { dry_run: true, operation: None, spec: Some(OperationSpec::ScaleUp(spec)), plan, plan_error }));
+        return Ok(Json(OperationResponse { dry_run: true, operation: None, spec: Some(OperationSpec::ScaleUp(spec)), plan, moves: None, plan_error }));
     }
     let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
     let op = state.store.create_operation(&req.cluster, &OperationSpec::ScaleUp(spec), &actor).await.map_err(|e| {
@@ -88,7 +91,223 @@ pub(super) async fn scale_up(
         e
     })?;
     state.reconciler.wake.notify_one();
-    Ok(Json(OperationResponse { dry_run: false, operation: Some(op), spec: None, plan: None, plan_error: None }))
+    Ok(Json(OperationResponse { dry_run: false, operation: Some(op), spec: None, plan: None, moves: None, plan_error: None }))
+}
+
+/// A JSON body read field by field, so an error names the field.
+fn parse_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), "bad-request", e.body_text()))?;
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::field(FieldError::new(if field == "." { "(body)".to_string() } else { field }, e.inner().to_string()))
+    })
+}
+
+/// The declared cluster, or 404/409 naming `cluster`.
+async fn declared_cluster(state: &super::AppState, cluster: &str) -> Result<crate::spec::ClusterSpec, ApiError> {
+    check_cluster_name(cluster).map_err(|_| ApiError::field(FieldError::new("cluster", format!("`{cluster}` is not a cluster name"))))?;
+    let resources = state.store.list(None, Some(cluster)).await?;
+    let Some(desired) = desired_from(&resources).into_iter().find(|d| d.spec.name == cluster) else {
+        let mut e = ApiError::new(StatusCode::NOT_FOUND, "not-found", format!("cluster: `{cluster}` is not declared (fleetctl get clusters lists them)"));
+        e.body.field = Some("cluster".into());
+        return Err(e);
+    };
+    if desired.deleting {
+        let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", format!("cluster: `{cluster}` is being deleted"));
+        e.body.field = Some("cluster".into());
+        return Err(e);
+    }
+    Ok(desired.spec)
+}
+
+async fn refuse_if_running(state: &super::AppState, cluster: &str) -> Result<(), ApiError> {
+    if let Some(running) = state.store.operations(Some(cluster), true).await?.first() {
+        let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", format!("cluster: operation {} is still running on it; wait for it or cancel it", running.id));
+        e.body.field = Some("cluster".into());
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Defaults: 5 moves per broker and 50 in flight (Cruise Control's per-broker default is 5).
+pub const DEFAULT_MOVES_PER_BROKER: u32 = 5;
+pub const DEFAULT_MAX_MOVES: u32 = 50;
+
+/// The pace as checked: throttle rate and caps (fields named as in the request).
+pub fn resolve_pace(pace: &PaceRequest) -> Result<(Option<u64>, u32, u32), FieldError> {
+    let throttle = match &pace.throttle {
+        None => None,
+        Some(t) => Some(moves::parse_rate(t).map_err(|e| FieldError::new("throttle", e))?),
+    };
+    let cap = |field: &str, v: Option<i64>, default: u32, max: i64| -> Result<u32, FieldError> {
+        match v {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n as u32),
+            Some(n) => Err(FieldError::new(field, format!("{n} is out of range: give 1 to {max}"))),
+        }
+    };
+    Ok((throttle, cap("maxMovesPerBroker", pace.max_moves_per_broker, DEFAULT_MOVES_PER_BROKER, 1000)?, cap("maxMoves", pace.max_moves, DEFAULT_MAX_MOVES, 10_000)?))
+}
+
+/// The brokers a decommission takes out: named, or the `count` highest live IDs.
+pub fn resolve_leaving(req_brokers: Option<&[i64]>, count: Option<i64>, cluster: &str, live: &BTreeSet<i32>) -> Result<Vec<i32>, FieldError> {
+    let listed = || live.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ");
+    match (req_brokers, count) {
+        (Some(_), Some(_)) => Err(FieldError::new("count", "give either brokers or a count, not both")),
+        (None, None) => Err(FieldError::new("brokers", format!("name the brokers that leave (live: {})", listed()))),
+        (Some([]), None) => Err(FieldError::new("brokers", "no broker named")),
+        (Some(ids), None) => {
+            let mut out = BTreeSet::new();
+            for id in ids {
+                let b = i32::try_from(*id).map_err(|_| FieldError::new("brokers", format!("{id} is not a broker ID")))?;
+                if !live.contains(&b) {
+                    return Err(FieldError::new("brokers", format!("broker {b} is not a live broker of cluster {cluster} (live: {})", listed())));
+                }
+                if !out.insert(b) {
+                    return Err(FieldError::new("brokers", format!("broker {b} is named twice")));
+                }
+            }
+            Ok(out.into_iter().collect())
+        }
+        (None, Some(n)) => {
+            if n < 1 || n as usize >= live.len() {
+                return Err(FieldError::new("count", format!("{n} of {} live brokers cannot leave: keep at least one", live.len())));
+            }
+            Ok(live.iter().rev().take(n as usize).rev().copied().collect())
+        }
+    }
+}
+
+/// Live brokers (-> rack) and every partition, for checking a move request and planning it.
+struct ClusterNow {
+    live: std::collections::BTreeMap<i32, String>,
+    partitions: reassign::Partitions,
+}
+
+async fn cluster_now(state: &super::AppState, cluster: &str) -> Result<ClusterNow, ApiError> {
+    let unavailable = |why: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "zookeeper-unavailable", format!("cannot read cluster {cluster} from ZooKeeper: {why}; nothing was written"));
+    let zk = preview_client(state).await.ok_or_else(|| unavailable("not reachable".into()))?;
+    let kafka = state.reconciler.paths.cluster(cluster).kafka();
+    let live = live::live_brokers(&zk, &kafka).await.map_err(unavailable)?;
+    let partitions = reassign::live::partitions(&zk, &kafka, None).await.map_err(unavailable)?;
+    Ok(ClusterNow { live, partitions })
+}
+
+/// Checks and stores a decommission or rebalance (or, with `dryRun`, only plans it).
+async fn start_moves(
+    state: &super::AppState,
+    cluster: &str,
+    spec: MoveSpec,
+    decommission: bool,
+    dry_run: bool,
+    now: &ClusterNow,
+    actor: Option<axum::Extension<Actor>>,
+) -> ApiResult<OperationResponse> {
+    // The plan is made now too, so what cannot be done (a replication factor that no longer
+    // fits) is refused before anything is stored.
+    let plan: MovePlan = reassign::make_plan(&spec, decommission, &now.live, &now.partitions, &Default::default())
+        .map_err(|e| ApiError::field(FieldError::new("brokers", e.to_string())))?;
+    let op_spec = if decommission { OperationSpec::Decommission(spec) } else { OperationSpec::Rebalance(spec) };
+    refuse_if_running(state, cluster).await?;
+    if dry_run {
+        return Ok(Json(OperationResponse { dry_run: true, operation: None, spec: Some(op_spec), plan: None, moves: Some(plan), plan_error: None }));
+    }
+    let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
+    let op = state.store.create_operation(cluster, &op_spec, &actor).await.map_err(|e| {
+        let mut e = ApiError::from(e);
+        if e.status == StatusCode::CONFLICT {
+            e.body.field = Some("cluster".into());
+        }
+        e
+    })?;
+    state.reconciler.wake.notify_one();
+    Ok(Json(OperationResponse { dry_run: false, operation: Some(op), spec: None, plan: None, moves: None, plan_error: None }))
+}
+
+#[utoipa::path(post, path = "/v1/operations/decommission", params(("dryRun" = Option<bool>, Query, description = "plan the moves, write nothing")),
+    request_body(content = DecommissionRequest), responses((status = 200, body = OperationResponse), (status = 404, body = super::ErrorBody),
+    (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody), (status = 503, body = super::ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn decommission(
+    State(state): State<Shared>,
+    query: Result<Query<DryRunQuery>, axum::extract::rejection::QueryRejection>,
+    actor: Option<axum::Extension<Actor>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<OperationResponse> {
+    let Query(query) = query.map_err(bad_query)?;
+    let req: DecommissionRequest = parse_json(body)?;
+    let cluster = declared_cluster(&state, &req.cluster).await?;
+    let (throttle, per_broker, max_moves) = resolve_pace(&req.pace).map_err(ApiError::field)?;
+    let now = cluster_now(&state, &req.cluster).await?;
+    let ids: BTreeSet<i32> = now.live.keys().copied().collect();
+    let leaving = resolve_leaving(req.brokers.as_deref(), req.count, &req.cluster, &ids).map_err(ApiError::field)?;
+    if leaving.len() >= ids.len() {
+        return Err(ApiError::field(FieldError::new("brokers", format!("every broker of cluster {} would leave: keep at least one (delete the cluster to remove it all)", req.cluster))));
+    }
+    let spec = MoveSpec { leaving, from_brokers: cluster.brokers, throttle_bytes: throttle, max_moves_per_broker: per_broker, max_moves, hold: req.pace.hold };
+    start_moves(&state, &req.cluster, spec, true, query.dry_run.unwrap_or(false), &now, actor).await
+}
+
+#[utoipa::path(post, path = "/v1/operations/rebalance", params(("dryRun" = Option<bool>, Query, description = "plan the moves, write nothing")),
+    request_body(content = RebalanceRequest), responses((status = 200, body = OperationResponse), (status = 404, body = super::ErrorBody),
+    (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody), (status = 503, body = super::ErrorBody)), security(("bearer" = [])))]
+pub(super) async fn rebalance(
+    State(state): State<Shared>,
+    query: Result<Query<DryRunQuery>, axum::extract::rejection::QueryRejection>,
+    actor: Option<axum::Extension<Actor>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<OperationResponse> {
+    let Query(query) = query.map_err(bad_query)?;
+    let req: RebalanceRequest = parse_json(body)?;
+    let cluster = declared_cluster(&state, &req.cluster).await?;
+    let (throttle, per_broker, max_moves) = resolve_pace(&req.pace).map_err(ApiError::field)?;
+    let now = cluster_now(&state, &req.cluster).await?;
+    let spec = MoveSpec { leaving: Vec::new(), from_brokers: cluster.brokers, throttle_bytes: throttle, max_moves_per_broker: per_broker, max_moves, hold: req.pace.hold };
+    start_moves(&state, &req.cluster, spec, false, query.dry_run.unwrap_or(false), &now, actor).await
+}
+
+/// Lowering `spec.brokers` in an apply: the cluster's broker count stays until a decommission of
+/// the highest IDs has emptied them; returns the requests to start once the apply is stored.
+pub(super) async fn decommissions_for_apply(state: &super::AppState, batch: &mut [crate::spec::Declared]) -> Result<Vec<(String, MoveSpec)>, ApiError> {
+    let mut out = Vec::new();
+    for d in batch.iter_mut() {
+        let crate::spec::DeclaredSpec::KafkaCluster(new) = &mut d.spec else { continue };
+        let Ok(stored) = state.store.get(crate::spec::Kind::KafkaCluster, &d.name).await else { continue };
+        let crate::spec::DeclaredSpec::KafkaCluster(was) = &stored.declared.spec else { continue };
+        if new.brokers >= was.brokers || stored.deleting {
+            continue;
+        }
+        let field = |msg: String| ApiError::field(FieldError::new("spec.brokers", msg).on(format!("KafkaCluster/{}", d.name)));
+        refuse_if_running(state, &d.name).await?;
+        let now = cluster_now(state, &d.name).await?;
+        let ids: BTreeSet<i32> = now.live.keys().copied().collect();
+        let count = was.brokers - new.brokers;
+        let leaving = resolve_leaving(None, Some(count), &d.name, &ids).map_err(|e| field(format!("{} -> {}: {}", was.brokers, new.brokers, e.message)))?;
+        let spec = MoveSpec {
+            leaving,
+            from_brokers: was.brokers.max(0) as u32,
+            throttle_bytes: None,
+            max_moves_per_broker: DEFAULT_MOVES_PER_BROKER,
+            max_moves: DEFAULT_MAX_MOVES,
+            hold: false,
+        };
+        reassign::make_plan(&spec, true, &now.live, &now.partitions, &Default::default()).map_err(|e| field(e.to_string()))?;
+        // Stored at today's count; the decommission lowers it once the brokers are empty.
+        new.brokers = was.brokers;
+        out.push((d.name.clone(), spec));
+    }
+    Ok(out)
+}
+
+/// Starts the decommissions an apply asked for (after the apply is stored).
+pub(super) async fn start_apply_decommissions(state: &super::AppState, wanted: Vec<(String, MoveSpec)>, actor: &str) -> Result<Vec<String>, ApiError> {
+    let mut ids = Vec::new();
+    for (cluster, spec) in wanted {
+        let op = state.store.create_operation(&cluster, &OperationSpec::Decommission(spec), actor).await?;
+        ids.push(op.id);
+    }
+    state.reconciler.wake.notify_one();
+    Ok(ids)
 }
 
 /// The plan a scale-up would make now, for the brokers it expects to be added.
@@ -131,8 +350,12 @@ async fn command(state: &super::AppState, id: &str, command: OperationCommand, a
         e
     };
     match command {
-        OperationCommand::Cancel if !op.status.phase.cancellable() => {
-            return Err(refuse(format!("it is {}: only an operation that has not committed can be cancelled", op.status.phase.as_str())));
+        OperationCommand::Cancel if !op.cancellable() => {
+            let why = match op.spec {
+                OperationSpec::ScaleUp(_) => "only a scale-up that has not committed can be cancelled",
+                _ => "its brokers are being retired (or it has ended)",
+            };
+            return Err(refuse(format!("it is {}: {why}", op.status.phase.as_str())));
         }
         OperationCommand::Approve if op.status.phase.is_terminal() => return Err(refuse(format!("it has ended ({})", op.status.phase.as_str()))),
         _ => {}

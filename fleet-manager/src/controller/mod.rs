@@ -115,6 +115,7 @@ pub fn desired_from(all: &[crate::store::StoredResource]) -> Vec<DesiredCluster>
                     topics: Vec::new(),
                     revision: r.revision,
                     uid: r.uid.clone(),
+                    leaving: BTreeMap::new(),
                 },
             );
         }
@@ -155,7 +156,10 @@ impl Reconciler {
     /// Plans every cluster against a fresh observation without applying anything (`fleetctl plan`).
     pub async fn preview(&self, zk: Option<&zk::Client>, desired: Vec<DesiredCluster>) -> Vec<Plan> {
         let mut plans = Vec::new();
-        for d in desired {
+        for mut d in desired {
+            if let Ok(ops) = self.store.operations(Some(&d.spec.name), true).await {
+                d.leaving = crate::operations::leaving_brokers(&ops);
+            }
             let observed =
                 observe::observe_cluster(&d, zk, &self.paths.cluster(&d.spec.name), self.hosts.get(d.spec.provider), self.dns.as_ref(), None).await;
             match self.load_intent(&d.spec.name).await {
@@ -459,9 +463,17 @@ impl Reconciler {
                 return Ok(Requeue::Failed(ErrorClass::Retryable));
             }
         };
-        let Some(desired) = desired_from(&resources).into_iter().find(|d| d.spec.name == cluster) else {
+        let Some(mut desired) = desired_from(&resources).into_iter().find(|d| d.spec.name == cluster) else {
             return Ok(Requeue::Gone);
         };
+        // Brokers a decommission is emptying are left alone; unreadable operations stop the pass.
+        match self.store.operations(Some(cluster), true).await {
+            Ok(ops) => desired.leaving = crate::operations::leaving_brokers(&ops),
+            Err(e) => {
+                tracing::error!(cluster, error = %e, "operations unreadable");
+                return Ok(Requeue::Failed(ErrorClass::Retryable));
+            }
+        }
         let intent = match self.load_intent(cluster).await {
             Ok(i) => i,
             Err((class, why)) => {

@@ -110,6 +110,7 @@ impl Executor for LiveExecutor<'_> {
             // The recorder drops the rows, in the same transaction as the journal.
             Step::ForgetCluster => Ok("forgotten".into()),
             Step::ForgetTopic { topic } => Ok(format!("forgot {topic}")),
+            Step::ReleaseBrokerId { broker_id } => release_broker_id(self.zk, self.leader_znode, &self.paths.cluster(cluster).broker_id(*broker_id)).await,
             Step::CreateTopic { .. } | Step::CreatePartitions { .. } | Step::AlterTopicConfigs { .. } | Step::DeleteTopic { .. } => {
                 let admin = self
                     .admin
@@ -176,6 +177,17 @@ async fn delete_cluster_state(client: &zk::Client, leader_znode: &str, base: &st
         }
     }
     Ok(format!("deleted {base} ({total} znodes)"))
+}
+
+/// Deletes a retired broker's registry entry, fenced by the leader's election znode.
+async fn release_broker_id(client: &zk::Client, leader_znode: &str, path: &str) -> Result<String, StepError> {
+    let mut writer = client.new_check_writer(leader_znode, None).map_err(|e| StepError::Terminal(format!("check {leader_znode}: {e}")))?;
+    writer.add_delete(path, None).map_err(|e| StepError::Terminal(format!("delete {path}: {e}")))?;
+    match writer.commit().await {
+        Ok(_) | Err(zk::CheckWriteError::OperationFailed { source: zk::Error::NoNode, .. }) => Ok(format!("released {path}")),
+        Err(zk::CheckWriteError::CheckFailed { source }) => Err(StepError::Terminal(format!("no longer the leader ({leader_znode}: {source})"))),
+        Err(zk::CheckWriteError::OperationFailed { source, .. } | zk::CheckWriteError::RequestFailed { source }) => Err(classify_zk(format!("delete {path}"), &source)),
+    }
 }
 
 /// Kafka's admin client for one cluster pass, created lazily.

@@ -6,6 +6,7 @@
 pub mod live;
 pub mod moves;
 pub mod placement;
+pub mod reassign;
 pub mod scale_up;
 
 use std::time::Duration;
@@ -21,6 +22,19 @@ use scale_up::{Action, ActionResult, ScaleUpObserved, ScaleUpSettings};
 
 /// How soon to look again at a cluster with an operation under way.
 pub const OPERATION_POLL: Duration = Duration::from_millis(500);
+
+/// Brokers that active decommissions move replicas off, and whether each is retiring now: the
+/// reconciler neither replaces nor terminates their hosts until then.
+pub fn leaving_brokers(ops: &[Operation]) -> std::collections::BTreeMap<i32, bool> {
+    ops.iter()
+        .filter(|o| !o.status.phase.is_terminal())
+        .filter_map(|o| match &o.spec {
+            OperationSpec::Decommission(s) => Some((s, o.status.phase == Phase::Retiring)),
+            _ => None,
+        })
+        .flat_map(|(s, retiring)| s.leaving.iter().map(move |b| (*b, retiring)))
+        .collect()
+}
 
 /// Drives one cluster's operations for the current leader.
 pub struct Driver<'a> {
@@ -65,20 +79,31 @@ impl Driver<'_> {
 
     #[tracing::instrument(skip_all, fields(cluster = %op.cluster, operation = %op.id))]
     /// Advances one operation; returns the phase it is left in.
-    async fn drive_one(&self, mut op: Operation) -> Result<Phase, StoreError> {
-        let OperationSpec::ScaleUp(spec) = op.spec.clone();
-        // The cluster's declared size, read once: only `Pending` uses it, and an action that
-        // raises it moves the operation past `Pending`.
-        let declared_brokers = match self.store.get(Kind::KafkaCluster, &op.cluster).await {
+    async fn drive_one(&self, op: Operation) -> Result<Phase, StoreError> {
+        match op.spec.clone() {
+            OperationSpec::ScaleUp(spec) => self.drive_scale_up(op, spec).await,
+            OperationSpec::Decommission(spec) => self.drive_moves(op, spec, true).await,
+            OperationSpec::Rebalance(spec) => self.drive_moves(op, spec, false).await,
+        }
+    }
+
+    /// The cluster's declared broker count; `None` when it is being deleted or gone.
+    async fn declared_brokers(&self, cluster: &str) -> Option<Seen<u32>> {
+        match self.store.get(Kind::KafkaCluster, cluster).await {
             Ok(r) if r.deleting => None,
             Ok(r) => Some(match &r.declared.spec {
                 DeclaredSpec::KafkaCluster(c) => Seen::Known(c.brokers.max(0) as u32),
-                _ => Seen::Unknown(format!("{} is not a cluster", op.cluster)),
+                _ => Seen::Unknown(format!("{cluster} is not a cluster")),
             }),
             Err(StoreError::NotFound { .. }) => None,
             Err(e) => Some(Seen::Unknown(e.to_string())),
-        };
-        let Some(declared_brokers) = declared_brokers else {
+        }
+    }
+
+    async fn drive_scale_up(&self, mut op: Operation, spec: fleet_api::operation::ScaleUpSpec) -> Result<Phase, StoreError> {
+        // The cluster's declared size, read once: only `Pending` uses it, and an action that
+        // raises it moves the operation past `Pending`.
+        let Some(declared_brokers) = self.declared_brokers(&op.cluster).await else {
             let mut status = op.status.clone();
             let done = if status.phase.cancellable() { "nothing was committed" } else { "it ended where it was" };
             status.enter(Phase::Failed, now_ms(), Some(format!("cluster {} is being deleted or gone; {done}", op.cluster)));
@@ -148,7 +173,7 @@ impl Driver<'_> {
         ScaleUpObserved { now_ms: now_ms(), declared_brokers: declared_brokers.clone(), live, topics, guards, leaders }
     }
 
-    async fn save(&self, op: &Operation, status: &OperationStatus, effects: &OperationEffects) -> Result<(), StoreError> {
+    pub(crate) async fn save(&self, op: &Operation, status: &OperationStatus, effects: &OperationEffects) -> Result<(), StoreError> {
         let mut journal = Vec::new();
         if status.phase != op.status.phase {
             tracing::info!(from = op.status.phase.as_str(), to = status.phase.as_str(), message = status.message.as_deref().unwrap_or(""), "operation phase");

@@ -10,28 +10,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One partition's replicas, before and after (preferred leader first).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Move {
-    pub topic: String,
-    pub partition: u32,
-    pub from: Vec<i32>,
-    pub to: Vec<i32>,
+pub use fleet_api::operation::PartitionMove as Move;
+
+/// Brokers that gain a replica.
+pub fn adding(m: &Move) -> impl Iterator<Item = i32> + '_ {
+    m.to.iter().copied().filter(|b| !m.from.contains(b))
 }
 
-impl Move {
-    /// Brokers that gain a replica.
-    pub fn adding(&self) -> impl Iterator<Item = i32> + '_ {
-        self.to.iter().copied().filter(|b| !self.from.contains(b))
-    }
-    /// Brokers that lose one.
-    pub fn removing(&self) -> impl Iterator<Item = i32> + '_ {
-        self.from.iter().copied().filter(|b| !self.to.contains(b))
-    }
-    /// Every broker the move sends or receives data through.
-    pub fn brokers(&self) -> BTreeSet<i32> {
-        self.from.iter().chain(self.to.iter()).copied().collect()
-    }
+/// Every broker the move sends or receives data through.
+pub fn brokers_of(m: &Move) -> BTreeSet<i32> {
+    m.from.iter().chain(m.to.iter()).copied().collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -93,9 +81,107 @@ pub fn plan_decommission(assignment: &Assignment, racks: &BTreeMap<i32, String>,
             }
             to.push(dest);
         }
-        moves.push(Move { topic: topic.clone(), partition: *partition, from: replicas.clone(), to });
+        moves.push(Move { topic: topic.clone(), partition: *partition, from: replicas.clone(), to, bytes: 0 });
     }
     Ok(moves)
+}
+
+/// The moves that spread replicas, then preferred leaders, evenly over every live broker: the
+/// most loaded broker hands a replica to the least loaded one that the partition does not use,
+/// keeping racks distinct and preferring the same rack, until no two brokers differ by more than
+/// one; then preferred leaders are swapped within partitions the same way. Pure, deterministic.
+pub fn plan_rebalance(assignment: &Assignment, racks: &BTreeMap<i32, String>) -> Vec<Move> {
+    let brokers: Vec<i32> = racks.keys().copied().collect();
+    if brokers.is_empty() {
+        return Vec::new();
+    }
+    let rack = |b: &i32| racks.get(b).map(String::as_str).unwrap_or("");
+    let mut target: Assignment = assignment.clone();
+    let mut load: BTreeMap<i32, usize> = brokers.iter().map(|b| (*b, 0)).collect();
+    for replicas in target.values() {
+        for b in replicas {
+            *load.entry(*b).or_default() += 1;
+        }
+    }
+    // Each pass moves one replica; bounded by the replica count.
+    let total: usize = target.values().map(Vec::len).sum();
+    for _ in 0..=total {
+        let Some((&hi, &hi_load)) = load.iter().filter(|(b, _)| racks.contains_key(b)).max_by_key(|(b, n)| (**n, std::cmp::Reverse(**b))) else { break };
+        let Some((_, &lo_load)) = load.iter().filter(|(b, _)| racks.contains_key(b)).min_by_key(|(b, n)| (**n, **b)) else { break };
+        if hi_load <= lo_load + 1 {
+            break;
+        }
+        // The first partition on `hi` that some lighter broker can take.
+        let mut best: Option<((String, u32), usize, i32)> = None;
+        for (key, replicas) in &target {
+            let Some(pos) = replicas.iter().position(|b| *b == hi) else { continue };
+            let others: BTreeSet<&str> = replicas.iter().filter(|b| **b != hi).map(rack).filter(|r| !r.is_empty()).collect();
+            let dest = brokers
+                .iter()
+                .filter(|b| !replicas.contains(b) && load[b] + 1 < hi_load)
+                .filter(|b| rack(b).is_empty() || !others.contains(rack(b)))
+                .min_by_key(|b| (rack(b) != rack(&hi), load[b], **b));
+            if let Some(d) = dest {
+                best = Some((key.clone(), pos, *d));
+                break;
+            }
+        }
+        let Some((key, pos, dest)) = best else { break };
+        if let Some(r) = target.get_mut(&key) {
+            r[pos] = dest;
+        }
+        *load.entry(hi).or_default() -= 1;
+        *load.entry(dest).or_default() += 1;
+    }
+    // Preferred leaders: swap the most-leading broker out of first place where a lighter replica can take it.
+    let mut leaders: BTreeMap<i32, usize> = brokers.iter().map(|b| (*b, 0)).collect();
+    for replicas in target.values() {
+        if let Some(first) = replicas.first() {
+            *leaders.entry(*first).or_default() += 1;
+        }
+    }
+    for _ in 0..=target.len() {
+        let Some((&hi, &hi_n)) = leaders.iter().max_by_key(|(b, n)| (**n, std::cmp::Reverse(**b))) else { break };
+        let mut swapped = false;
+        for replicas in target.values_mut() {
+            if replicas.first() != Some(&hi) {
+                continue;
+            }
+            let candidate = replicas.iter().enumerate().skip(1).filter(|(_, b)| leaders.get(b).copied().unwrap_or(0) + 1 < hi_n).min_by_key(|(_, b)| (leaders[b], **b));
+            if let Some((i, b)) = candidate.map(|(i, b)| (i, *b)) {
+                replicas.swap(0, i);
+                *leaders.entry(hi).or_default() -= 1;
+                *leaders.entry(b).or_default() += 1;
+                swapped = true;
+                break;
+            }
+        }
+        if !swapped {
+            break;
+        }
+    }
+    target
+        .into_iter()
+        .filter_map(|(key, to)| {
+            let from = &assignment[&key];
+            (from != &to).then(|| Move { topic: key.0, partition: key.1, from: from.clone(), to, bytes: 0 })
+        })
+        .collect()
+}
+
+/// Replicas and preferred leaders per broker of an assignment (every broker in `brokers` listed).
+pub fn counts(assignment: &Assignment, brokers: impl Iterator<Item = i32>) -> (BTreeMap<i32, u32>, BTreeMap<i32, u32>) {
+    let mut replicas: BTreeMap<i32, u32> = brokers.map(|b| (b, 0)).collect();
+    let mut leaders = replicas.clone();
+    for r in assignment.values() {
+        for b in r {
+            *replicas.entry(*b).or_default() += 1;
+        }
+        if let Some(first) = r.first() {
+            *leaders.entry(*first).or_default() += 1;
+        }
+    }
+    (replicas, leaders)
 }
 
 /// Splits moves into batches: at most `per_broker` moves touching any one broker, at most
@@ -109,9 +195,9 @@ pub fn batches(moves: &[Move], per_broker: usize, total: usize) -> Vec<Vec<Move>
         let mut touching: BTreeMap<i32, usize> = BTreeMap::new();
         let mut rest = Vec::new();
         for m in left {
-            let fits = batch.len() < total && m.brokers().iter().all(|b| touching.get(b).copied().unwrap_or(0) < per_broker);
+            let fits = batch.len() < total && brokers_of(m).iter().all(|b| touching.get(b).copied().unwrap_or(0) < per_broker);
             if fits {
-                for b in m.brokers() {
+                for b in brokers_of(m) {
                     *touching.entry(b).or_default() += 1;
                 }
                 batch.push(m.clone());
@@ -179,7 +265,7 @@ pub fn throttled_replicas(batch: &[Move]) -> BTreeMap<String, (Throttled, Thrott
     for m in batch {
         let entry = out.entry(m.topic.clone()).or_default();
         entry.0.extend(m.from.iter().map(|b| (m.partition, *b)));
-        entry.1.extend(m.adding().map(|b| (m.partition, b)));
+        entry.1.extend(adding(m).map(|b| (m.partition, b)));
     }
     out
 }
@@ -266,9 +352,30 @@ mod tests {
         assert_eq!(remove_throttled("0:4,1:5,2:1", &add), Some("2:1".to_string()), "someone else's entry stays");
         assert_eq!(remove_throttled("0:4,1:5", &add), None, "nothing left: the config goes");
         assert_eq!(remove_throttled("*", &add), Some("*".to_string()));
-        let m = Move { topic: "t".into(), partition: 3, from: vec![4, 1], to: vec![1, 2] };
+        let m = Move { topic: "t".into(), partition: 3, from: vec![4, 1], to: vec![1, 2], bytes: 0 };
         let t = throttled_replicas(&[m]);
         assert_eq!(t["t"], ([(3, 1), (3, 4)].into(), [(3, 2)].into()));
+    }
+
+    #[test]
+    fn rebalance_evens_replicas_and_leaders_keeping_racks_distinct() {
+        // Brokers 1-3 hold everything; 4 (rack a) and 5 (rack b) are empty.
+        let a: Assignment = (0..12).map(|p| (("t".to_string(), p), vec![1 + (p as i32 % 3), 1 + ((p as i32 + 1) % 3)])).collect();
+        let r = racks(5);
+        let moves = plan_rebalance(&a, &r);
+        let mut after = a.clone();
+        for m in &moves {
+            assert_eq!(after[&(m.topic.clone(), m.partition)], m.from);
+            after.insert((m.topic.clone(), m.partition), m.to.clone());
+            let distinct: BTreeSet<&str> = m.to.iter().map(|b| r[b].as_str()).collect();
+            assert_eq!(distinct.len(), m.to.len(), "distinct racks: {m:?}");
+        }
+        let (replicas, leaders) = counts(&after, 1..=5);
+        let spread = |c: &BTreeMap<i32, u32>| c.values().max().unwrap_or(&0) - c.values().min().unwrap_or(&0);
+        assert!(spread(&replicas) <= 1, "{replicas:?}");
+        assert!(spread(&leaders) <= 1, "{leaders:?}");
+        assert_eq!(plan_rebalance(&after, &r), Vec::new(), "balanced: nothing to move");
+        assert_eq!(plan_rebalance(&a, &r), moves, "same input, same plan");
     }
 
     #[test]

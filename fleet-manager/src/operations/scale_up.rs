@@ -449,6 +449,11 @@ pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings:
             (st, Some(Action::RecordSpecs(counts)))
         }
         Phase::Succeeded | Phase::Failed | Phase::Cancelled => (st, None),
+        // Phases of decommission and rebalance: never a scale-up's.
+        Phase::MovingLeaders | Phase::Moving | Phase::ElectingLeaders | Phase::Verifying | Phase::Retiring | Phase::CleaningUp => {
+            st.enter(Phase::Failed, now, Some(format!("phase {} is not a scale-up's", st.phase.as_str())));
+            (st, None)
+        }
     }
 }
 

@@ -67,12 +67,23 @@ pub fn plan_cluster(
         }
     }
     let mut terminations: Vec<(String, String, String)> = Vec::new(); // (instance, az, reason)
+    let mut retirements: Vec<(String, String)> = Vec::new(); // (instance, reason)
 
     // Replace hosts whose broker stays missing.
     match (observed.registry.known(), observed.live_brokers.known()) {
         (Some(registry), Some(live)) => {
             for (broker_id, instance_id) in registry {
                 let Some(host) = alive.iter().find(|h| &h.instance_id == instance_id) else { continue };
+                match desired.leaving.get(broker_id) {
+                    // Retired by its operation: the host goes, no replacement.
+                    Some(true) => {
+                        retirements.push((host.instance_id.clone(), format!("broker {broker_id} retired (decommissioned)")));
+                        continue;
+                    }
+                    // Its replicas are moving off: the host is left alone, missing or not.
+                    Some(false) => continue,
+                    None => {}
+                }
                 if live.contains(broker_id) {
                     continue;
                 }
@@ -99,14 +110,14 @@ pub fn plan_cluster(
     }
 
     let wanted = desired.spec.brokers as usize;
-    let remaining = alive.len() - terminations.len() + in_flight.len();
+    let remaining = alive.len() - terminations.len() - retirements.len() + in_flight.len();
     if remaining > wanted {
         // More hosts than brokers declared: only after a crash between launch and bookkeeping,
         // or a manual launch. Terminate the newest that hold no broker ID; never one that does.
         let holders: BTreeSet<&String> = observed.registry.known().map(|r| r.values().collect()).unwrap_or_default();
         let mut spare: Vec<&&ObservedHost> = alive
             .iter()
-            .filter(|h| !holders.contains(&h.instance_id) && !terminations.iter().any(|t| t.0 == h.instance_id))
+            .filter(|h| !holders.contains(&h.instance_id) && !terminations.iter().any(|t| t.0 == h.instance_id) && !retirements.iter().any(|t| t.0 == h.instance_id))
             .collect();
         spare.sort_by_key(|h| std::cmp::Reverse(h.launched_ms));
         let extra = remaining - wanted;
@@ -126,7 +137,7 @@ pub fn plan_cluster(
     // Each replacement goes to the zone of the host it replaces (its rack).
     let mut per_az: BTreeMap<String, usize> = desired.spec.availability_zones.iter().map(|az| (az.clone(), 0)).collect();
     for h in &alive {
-        if !terminations.iter().any(|t| t.0 == h.instance_id) {
+        if !terminations.iter().any(|t| t.0 == h.instance_id) && !retirements.iter().any(|t| t.0 == h.instance_id) {
             *per_az.entry(h.availability_zone.clone()).or_default() += 1;
         }
     }
@@ -141,6 +152,18 @@ pub fn plan_cluster(
         next.launches.insert(token.clone(), LaunchIntent { availability_zone: az.clone(), at_ms: settings.now_ms, instance_id: None });
         plan.steps.push(Step::LaunchHost { availability_zone: az, instance_type: desired.spec.instance_type.clone(), reason, token });
     };
+    for (instance_id, reason) in &retirements {
+        plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
+    }
+    // A retired broker's ID is released once its host is gone and it left /brokers/ids.
+    if let (Some(registry), Some(live)) = (observed.registry.known(), observed.live_brokers.known()) {
+        for (broker_id, instance_id) in registry {
+            let retired = desired.leaving.get(broker_id) == Some(&true);
+            if retired && !live.contains(broker_id) && !alive.iter().any(|h| &h.instance_id == instance_id) {
+                plan.steps.push(Step::ReleaseBrokerId { broker_id: *broker_id });
+            }
+        }
+    }
     for (instance_id, az, reason) in &terminations {
         plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
         new_launch(&mut plan, &mut next, az.clone(), format!("replaces {instance_id}"));
@@ -166,7 +189,7 @@ pub fn plan_cluster(
     // must not turn a settled cluster into a polled one).
     let topics_settled = topics_known.is_some_and(|known| {
         desired.topics.iter().all(|t| match known.get(&t.spec.name) {
-            Some(o) => !t.deleting && !o.marked_for_deletion && o.partitions >= t.spec.partitions && o.configs == t.spec.configs,
+            Some(o) => !t.deleting && !o.marked_for_deletion && o.partitions >= t.spec.partitions && declared_configs(&o.configs) == t.spec.configs,
             None => t.deleting,
         })
     });
@@ -213,11 +236,16 @@ pub fn plan_cluster(
                             o.replication_factor, t.spec.replication_factor
                         ));
                     }
-                    if o.configs != t.spec.configs {
-                        let keys: BTreeSet<&String> = o.configs.keys().chain(t.spec.configs.keys()).collect();
+                    let observed_configs = declared_configs(&o.configs);
+                    if observed_configs != t.spec.configs {
+                        let keys: BTreeSet<&String> = observed_configs.keys().chain(t.spec.configs.keys()).collect();
                         let changed: Vec<String> =
-                            keys.into_iter().filter(|k| o.configs.get(*k) != t.spec.configs.get(*k)).cloned().collect();
-                        plan.steps.push(Step::AlterTopicConfigs { topic: name.clone(), configs: t.spec.configs.clone(), changed });
+                            keys.into_iter().filter(|k| observed_configs.get(*k) != t.spec.configs.get(*k)).cloned().collect();
+                        // Kafka's AlterConfigs replaces the whole set: the throttles a running
+                        // decommission or rebalance set are carried over, not wiped.
+                        let mut configs = t.spec.configs.clone();
+                        configs.extend(o.configs.iter().filter(|(k, _)| THROTTLE_CONFIGS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())));
+                        plan.steps.push(Step::AlterTopicConfigs { topic: name.clone(), configs, changed });
                     }
                 }
             }
@@ -247,6 +275,14 @@ pub fn plan_cluster(
         plan.wake_after(PROGRESS_POLL_MS);
     }
     (plan, next)
+}
+
+/// Topic configs that operations set while replicas move; never declared, never reconciled.
+pub const THROTTLE_CONFIGS: [&str; 2] = ["leader.replication.throttled.replicas", "follower.replication.throttled.replicas"];
+
+/// A topic's observed configs without the ones operations manage.
+fn declared_configs(configs: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    configs.iter().filter(|(k, _)| !THROTTLE_CONFIGS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// A launch token: the cluster resource's UID (never reused, unlike its name) and a counter.
@@ -334,6 +370,7 @@ mod tests {
                 provider: ProviderKind::Local,
             },
             deleting: false,
+            leaving: BTreeMap::new(),
             topics: vec![DesiredTopic {
                 spec: TopicSpec {
                     cluster: "blue".into(),

@@ -882,8 +882,8 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
                     return Err(invalid(FieldError::new(
                         "spec.brokers",
                         format!(
-                            "{} is fewer than the {} brokers the cluster has: scale-down is not supported (Kafka would lose replicas); \
-                             build a smaller cluster and fail over to it",
+                            "{} is fewer than the {} brokers the cluster has: brokers leave through a decommission \
+                             (apply through the API, or fleetctl decommission), which moves their replicas first",
                             new.brokers, was.brokers
                         ),
                     )));

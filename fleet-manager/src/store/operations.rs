@@ -16,6 +16,8 @@ use fleet_api::operation::{Operation, OperationSpec, OperationStatus};
 pub struct OperationEffects {
     /// Declare this many brokers on the operation's cluster.
     pub raise_brokers: Option<u32>,
+    /// A decommission's end: the cluster's declared brokers lowered to this.
+    pub lower_brokers: Option<u32>,
     /// Topic -> partitions to declare (never lowered).
     pub topic_partitions: BTreeMap<String, u32>,
 }
@@ -178,13 +180,25 @@ impl Store {
         let (_writer, mut tx) = self.begin_write().await?;
         Self::check_fence(&mut tx, epoch).await?;
         Self::lock_for_write(&mut tx).await?;
-        let needs_revision = effects.raise_brokers.is_some() || !effects.topic_partitions.is_empty();
+        let needs_revision = effects.raise_brokers.is_some() || effects.lower_brokers.is_some() || !effects.topic_partitions.is_empty();
         let revision = if needs_revision { Some(Self::next_revision(&mut tx).await?) } else { None };
         let now = now_ms();
         if let (Some(n), Some(rev)) = (effects.raise_brokers, revision) {
             Self::edit_spec(&mut tx, Kind::KafkaCluster, &op.cluster, rev, now, |spec| {
                 let current = spec.get("brokers").and_then(|v| v.as_i64()).unwrap_or(0);
                 if current < i64::from(n) {
+                    spec["brokers"] = serde_json::json!(n);
+                    true
+                } else {
+                    false
+                }
+            })
+            .await?;
+        }
+        if let (Some(n), Some(rev)) = (effects.lower_brokers, revision) {
+            Self::edit_spec(&mut tx, Kind::KafkaCluster, &op.cluster, rev, now, |spec| {
+                let current = spec.get("brokers").and_then(|v| v.as_i64()).unwrap_or(0);
+                if current > i64::from(n) {
                     spec["brokers"] = serde_json::json!(n);
                     true
                 } else {
@@ -253,6 +267,8 @@ impl Store {
 fn kind_slug(kind: &str) -> &'static str {
     match kind {
         "ScaleUp" => "scale-up",
+        "Decommission" => "decommission",
+        "Rebalance" => "rebalance",
         _ => "operation",
     }
 }
