@@ -60,6 +60,7 @@ bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 100 --seconds 60
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 1000 --seconds 30
 	$(CARGO) run -q -p fleet-tests --bin bench-scale-up -- --topics 200
+	$(CARGO) run -q -p fleet-tests --bin bench-decommission -- --data-mib 1024 --throttle 10MiB/s
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

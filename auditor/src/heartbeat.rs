@@ -50,6 +50,17 @@ mod tests {
         let leaders = vec![(0, 1, vec![1, 2]), (1, 1, vec![2, 1]), (2, 1, vec![3, 1]), (3, -1, vec![2])];
         assert_eq!(super::drifted(&leaders, &live), vec![1, 3]);
     }
+
+    #[test]
+    fn a_broker_emptied_on_purpose_is_not_given_a_monitor_partition_again() {
+        use std::collections::{BTreeMap, BTreeSet};
+        // Broker 4 led partition 3; a decommission moved it to broker 1.
+        let seen = BTreeSet::from([1, 2, 3, 4]);
+        let existing = BTreeMap::from([(0, vec![1]), (1, vec![2]), (2, vec![3]), (3, vec![1])]);
+        assert_eq!(super::draining_brokers(&seen, &existing), BTreeSet::from([4]));
+        // A broker never seen leading is new: not draining.
+        assert!(super::draining_brokers(&BTreeSet::from([1, 2, 3]), &existing).is_empty());
+    }
 }
 
 /// FNV-1a: a stable checksum of the payload, carried in a header.
@@ -319,7 +330,9 @@ fn client_config(spec: &HeartbeatSpec) -> ClientConfig {
 
 /// Makes sure every live broker is the preferred leader of at least one monitor partition.
 /// Returns partition -> preferred leader.
-pub async fn ensure_monitor_topic(spec: &HeartbeatSpec, producer: &FutureProducer) -> anyhow::Result<BTreeMap<i32, i32>> {
+/// `seen_leaders`: live brokers this heartbeat has seen leading a monitor partition (kept up to
+/// date here; a broker that leaves the cluster is forgotten, so an ID reused later is new).
+pub async fn ensure_monitor_topic(spec: &HeartbeatSpec, producer: &FutureProducer, seen_leaders: &mut BTreeSet<i32>) -> anyhow::Result<BTreeMap<i32, i32>> {
     let metadata = {
         let p = producer.clone();
         let topic = spec.topic.clone();
@@ -350,10 +363,17 @@ pub async fn ensure_monitor_topic(spec: &HeartbeatSpec, producer: &FutureProduce
             }
         }
         tracing::info!(cluster = %spec.cluster, topic = %spec.topic, partitions = brokers.len(), "monitor topic created");
+        seen_leaders.extend(brokers.iter().copied());
         return Ok(assignment.iter().enumerate().map(|(p, r)| (p as i32, r[0])).collect());
     }
     let led: std::collections::BTreeSet<i32> = existing.values().filter_map(|r| r.first().copied()).collect();
-    let missing: Vec<usize> = brokers.iter().enumerate().filter(|(_, b)| !led.contains(b)).map(|(i, _)| i).collect();
+    seen_leaders.retain(|b| brokers.contains(b));
+    let draining = draining_brokers(seen_leaders, &existing);
+    seen_leaders.extend(led.iter().copied());
+    if !draining.is_empty() {
+        tracing::info!(cluster = %spec.cluster, ?draining, "monitor partitions were moved off these brokers (a decommission): none added back");
+    }
+    let missing: Vec<usize> = brokers.iter().enumerate().filter(|(_, b)| !led.contains(b) && !draining.contains(b)).map(|(i, _)| i).collect();
     let mut preferred: BTreeMap<i32, i32> = existing.iter().filter_map(|(p, r)| Some((*p, *r.first()?))).collect();
     if !missing.is_empty() {
         // New brokers joined: one more partition each, led by it.
@@ -368,10 +388,19 @@ pub async fn ensure_monitor_topic(spec: &HeartbeatSpec, producer: &FutureProduce
         }
         for (k, r) in assignment.iter().enumerate() {
             preferred.insert((existing.len() + k) as i32, r[0]);
+            seen_leaders.insert(r[0]);
         }
         tracing::info!(cluster = %spec.cluster, added = assignment.len(), "monitor partitions added for new brokers");
     }
     Ok(preferred)
+}
+
+/// Live brokers that led a monitor partition and now hold none: their replicas were moved off on
+/// purpose (a decommission emptying them). Adding a partition back on them would undo the move,
+/// and the decommission would move it again, forever.
+pub fn draining_brokers(seen_leaders: &BTreeSet<i32>, existing: &BTreeMap<i32, Vec<i32>>) -> BTreeSet<i32> {
+    let holding: BTreeSet<i32> = existing.values().flatten().copied().collect();
+    seen_leaders.iter().copied().filter(|b| !holding.contains(b)).collect()
 }
 
 /// Runs the heartbeat until the process ends.
@@ -384,8 +413,9 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
         .set("message.timeout.ms", (spec.interval.as_millis() as u64 * 2).max(1000).to_string())
         .set("request.timeout.ms", (spec.interval.as_millis() as u64 * 2).max(1000).to_string())
         .create()?;
+    let mut seen_leaders = BTreeSet::new();
     let preferred = loop {
-        match ensure_monitor_topic(&spec, &producer).await {
+        match ensure_monitor_topic(&spec, &producer, &mut seen_leaders).await {
             Ok(p) => break p,
             Err(e) => {
                 tracing::warn!(cluster = %spec.cluster, error = %e, "monitor topic not ready; retrying");
@@ -422,7 +452,7 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
         round += 1;
         // Every few intervals, look for brokers that joined (and partitions added by anyone).
         if round.is_multiple_of(FOLLOW_EVERY_INTERVALS) {
-            if let Ok(p) = ensure_monitor_topic(&spec, &producer).await {
+            if let Ok(p) = ensure_monitor_topic(&spec, &producer, &mut seen_leaders).await {
                 let partitions: BTreeSet<i32> = p.keys().copied().collect();
                 hb.with_state(|st| st.preferred = p);
                 partitions_tx.send_if_modified(|known| {

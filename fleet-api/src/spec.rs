@@ -443,6 +443,9 @@ fn check_topic(s: &DeclaredTopicSpec) -> Result<(), FieldError> {
         if k == "retention.ms" && s.retention_hours.is_some() {
             return Err(FieldError::new(field, "set either spec.retentionHours or configs.retention.ms, not both"));
         }
+        if k.ends_with(".replication.throttled.replicas") {
+            return Err(FieldError::new(field, "is set and cleared by decommission and rebalance operations while replicas move: leave it out (use --throttle)"));
+        }
         let value = v.to_config();
         if NUMERIC_TOPIC_CONFIGS.contains(&k.as_str()) && value.trim().parse::<i64>().is_err() {
             return Err(FieldError::new(field, format!("must be an integer, got `{value}`")));

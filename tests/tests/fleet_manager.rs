@@ -357,6 +357,25 @@ async fn exercise_store(url: &str) {
     assert!(store.operations(Some("blue"), true).await.expect("active").is_empty(), "ended");
     assert_eq!(store.operation(&op.id).await.expect("op").status.phase, Phase::Succeeded);
     assert!(matches!(store.command_operation(&op.id, OperationCommand::Cancel, "test").await, Err(StoreError::Conflict { .. })));
+    // A decommission lowers the declared count with the phase that retires the brokers.
+    let shrink = OperationSpec::Decommission(fleet_api::operation::MoveSpec {
+        leaving: vec![6, 7],
+        from_brokers: 7,
+        throttle_bytes: Some(1 << 20),
+        max_moves_per_broker: 5,
+        max_moves: 50,
+        hold: false,
+    });
+    let op = store.create_operation("blue", &shrink, "test").await.expect("create decommission");
+    assert_eq!(op.id, "decommission-blue-2");
+    let mut status = op.status.clone();
+    status.enter(Phase::Retiring, 3, None);
+    let lower = OperationEffects { lower_brokers: Some(5), ..OperationEffects::default() };
+    store.advance_operation(7, &op, &status, &lower, &[]).await.expect("advance");
+    let blue = store.get(spec::Kind::KafkaCluster, "blue").await.expect("blue");
+    assert!(matches!(&blue.declared.spec, spec::DeclaredSpec::KafkaCluster(c) if c.brokers == 5), "brokers lowered with the phase");
+    status.enter(Phase::Succeeded, 4, None);
+    store.advance_operation(7, &op, &status, &OperationEffects::default(), &[]).await.expect("advance");
     // Deleting: the route protects its cluster; a cluster takes its topics along.
     assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await, Err(StoreError::Conflict { .. })));
     store.delete(spec::Kind::Route, "events", "test", None).await.expect("delete route");
@@ -367,7 +386,7 @@ async fn exercise_store(url: &str) {
     assert!(store.list(None, None).await.expect("list").is_empty());
     // The journal kept every accepted write, newest first.
     let journal = store.journal(None, 100, None).await.expect("journal");
-    assert_eq!(journal.len(), 4 + 1 + 1 + 2);
+    assert_eq!(journal.len(), 4 + 1 + 1 + 2 + 1, "one more: the decommission created");
     assert!(journal.windows(2).all(|w| w[0].id > w[1].id));
     assert_eq!(journal[0].action, "delete KafkaCluster");
     // Intents and observations round-trip.

@@ -183,6 +183,8 @@ pub fn resolve_leaving(req_brokers: Option<&[i64]>, count: Option<i64>, cluster:
 struct ClusterNow {
     live: std::collections::BTreeMap<i32, String>,
     partitions: reassign::Partitions,
+    /// Bytes per partition (the most any replica holds), where the brokers told.
+    sizes: std::collections::BTreeMap<(String, u32), u64>,
 }
 
 async fn cluster_now(state: &super::AppState, cluster: &str) -> Result<ClusterNow, ApiError> {
@@ -191,7 +193,14 @@ async fn cluster_now(state: &super::AppState, cluster: &str) -> Result<ClusterNo
     let kafka = state.reconciler.paths.cluster(cluster).kafka();
     let live = live::live_brokers(&zk, &kafka).await.map_err(unavailable)?;
     let partitions = reassign::live::partitions(&zk, &kafka, None).await.map_err(unavailable)?;
-    Ok(ClusterNow { live, partitions })
+    let mut sizes = std::collections::BTreeMap::new();
+    for per_broker in reassign::live::sizes(&zk, &kafka, None).await.into_values() {
+        for (k, bytes) in per_broker {
+            let e = sizes.entry(k).or_insert(0u64);
+            *e = (*e).max(bytes);
+        }
+    }
+    Ok(ClusterNow { live, partitions, sizes })
 }
 
 /// Checks and stores a decommission or rebalance (or, with `dryRun`, only plans it).
@@ -206,7 +215,7 @@ async fn start_moves(
 ) -> ApiResult<OperationResponse> {
     // The plan is made now too, so what cannot be done (a replication factor that no longer
     // fits) is refused before anything is stored.
-    let plan: MovePlan = reassign::make_plan(&spec, decommission, &now.live, &now.partitions, &Default::default())
+    let plan: MovePlan = reassign::make_plan(&spec, decommission, &now.live, &now.partitions, &now.sizes)
         .map_err(|e| ApiError::field(FieldError::new("brokers", e.to_string())))?;
     let op_spec = if decommission { OperationSpec::Decommission(spec) } else { OperationSpec::Rebalance(spec) };
     refuse_if_running(state, cluster).await?;

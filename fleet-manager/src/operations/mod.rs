@@ -66,9 +66,9 @@ impl Driver<'_> {
         }
         let mut poll = None;
         for op in ops {
-            // Brokers take a while to boot (minutes on EC2): no need to look twice a second.
+            // Brokers take a while to boot or stop (minutes on EC2): no need to look twice a second.
             let next = match self.drive_one(op).await? {
-                Phase::WaitingForBrokers => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
+                Phase::WaitingForBrokers | Phase::Retiring => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
                 p if p.is_terminal() => continue,
                 _ => OPERATION_POLL,
             };

@@ -86,10 +86,11 @@ pub fn plan_decommission(assignment: &Assignment, racks: &BTreeMap<i32, String>,
     Ok(moves)
 }
 
-/// The moves that spread replicas, then preferred leaders, evenly over every live broker: the
-/// most loaded broker hands a replica to the least loaded one that the partition does not use,
-/// keeping racks distinct and preferring the same rack, until no two brokers differ by more than
-/// one; then preferred leaders are swapped within partitions the same way. Pure, deterministic.
+/// The moves that spread replicas, then preferred leaders, evenly over every live broker: per
+/// topic first (a topic's replicas differ by at most one between brokers), then in total, each
+/// move handing a replica from a heavier broker to a lighter one that the partition does not use,
+/// keeping racks distinct and preferring the same rack; then preferred leaders are swapped within
+/// partitions the same way. Pure, deterministic.
 pub fn plan_rebalance(assignment: &Assignment, racks: &BTreeMap<i32, String>) -> Vec<Move> {
     let brokers: Vec<i32> = racks.keys().copied().collect();
     if brokers.is_empty() {
@@ -100,38 +101,80 @@ pub fn plan_rebalance(assignment: &Assignment, racks: &BTreeMap<i32, String>) ->
     let mut load: BTreeMap<i32, usize> = brokers.iter().map(|b| (*b, 0)).collect();
     for replicas in target.values() {
         for b in replicas {
-            *load.entry(*b).or_default() += 1;
-        }
-    }
-    // Each pass moves one replica; bounded by the replica count.
-    let total: usize = target.values().map(Vec::len).sum();
-    for _ in 0..=total {
-        let Some((&hi, &hi_load)) = load.iter().filter(|(b, _)| racks.contains_key(b)).max_by_key(|(b, n)| (**n, std::cmp::Reverse(**b))) else { break };
-        let Some((_, &lo_load)) = load.iter().filter(|(b, _)| racks.contains_key(b)).min_by_key(|(b, n)| (**n, **b)) else { break };
-        if hi_load <= lo_load + 1 {
-            break;
-        }
-        // The first partition on `hi` that some lighter broker can take.
-        let mut best: Option<((String, u32), usize, i32)> = None;
-        for (key, replicas) in &target {
-            let Some(pos) = replicas.iter().position(|b| *b == hi) else { continue };
-            let others: BTreeSet<&str> = replicas.iter().filter(|b| **b != hi).map(rack).filter(|r| !r.is_empty()).collect();
-            let dest = brokers
-                .iter()
-                .filter(|b| !replicas.contains(b) && load[b] + 1 < hi_load)
-                .filter(|b| rack(b).is_empty() || !others.contains(rack(b)))
-                .min_by_key(|b| (rack(b) != rack(&hi), load[b], **b));
-            if let Some(d) = dest {
-                best = Some((key.clone(), pos, *d));
-                break;
+            if let Some(n) = load.get_mut(b) {
+                *n += 1;
             }
         }
-        let Some((key, pos, dest)) = best else { break };
+    }
+    // Replicas of each topic per broker: a keyed topic's traffic follows its own partitions, so
+    // every topic is spread over every broker, then the totals are evened without undoing that.
+    let mut topic_load: BTreeMap<(String, i32), usize> = BTreeMap::new();
+    for ((topic, _), replicas) in &target {
+        for b in replicas {
+            *topic_load.entry((topic.clone(), *b)).or_default() += 1;
+        }
+    }
+    let topics: BTreeSet<String> = target.keys().map(|(t, _)| t.clone()).collect();
+    let tl = |m: &BTreeMap<(String, i32), usize>, t: &str, b: i32| m.get(&(t.to_string(), b)).copied().unwrap_or(0);
+    // A destination for the replica of `replicas` on `from`: not in the partition, in a rack it
+    // does not use yet, passing `fits`; same rack as `from` first, then the least loaded.
+    let destination = |replicas: &[i32], from: i32, load: &BTreeMap<i32, usize>, fits: &dyn Fn(i32) -> bool| -> Option<i32> {
+        let others: BTreeSet<&str> = replicas.iter().filter(|b| **b != from).map(rack).filter(|r| !r.is_empty()).collect();
+        brokers
+            .iter()
+            .filter(|b| !replicas.contains(b) && fits(**b))
+            .filter(|b| rack(b).is_empty() || !others.contains(rack(b)))
+            .min_by_key(|b| (rack(b) != rack(&from), load[b], **b))
+            .copied()
+    };
+    let total: usize = target.values().map(Vec::len).sum();
+    for topic in &topics {
+        let keys: Vec<(String, u32)> = target.keys().filter(|(t, _)| t == topic).cloned().collect();
+        for _ in 0..=total {
+            let counts: Vec<(i32, usize)> = brokers.iter().map(|b| (*b, tl(&topic_load, topic, *b))).collect();
+            let Some(&(hi, hi_n)) = counts.iter().max_by_key(|(b, n)| (*n, load[b], std::cmp::Reverse(*b))) else { break };
+            let lo_n = counts.iter().map(|(_, n)| *n).min().unwrap_or(0);
+            if hi_n <= lo_n + 1 {
+                break;
+            }
+            let fits = |b: i32| tl(&topic_load, topic, b) + 1 < hi_n;
+            let found = keys.iter().find_map(|k| {
+                let replicas = &target[k];
+                let pos = replicas.iter().position(|b| *b == hi)?;
+                Some((k.clone(), pos, destination(replicas, hi, &load, &fits)?))
+            });
+            let Some((key, pos, dest)) = found else { break };
+            if let Some(r) = target.get_mut(&key) {
+                r[pos] = dest;
+            }
+            *load.entry(hi).or_default() -= 1;
+            *load.entry(dest).or_default() += 1;
+            *topic_load.entry((topic.clone(), hi)).or_default() -= 1;
+            *topic_load.entry((topic.clone(), dest)).or_default() += 1;
+        }
+    }
+    // Totals: each pass moves one replica from the most loaded broker to a lighter one, only where
+    // that topic has fewer replicas on the destination (no topic gets less even).
+    for _ in 0..=total {
+        let lo_load = load.values().copied().min().unwrap_or(0);
+        let mut heavy: Vec<(i32, usize)> = load.iter().map(|(b, n)| (*b, *n)).filter(|(_, n)| *n > lo_load + 1).collect();
+        heavy.sort_by_key(|(b, n)| (std::cmp::Reverse(*n), *b));
+        // The heaviest broker that can hand a replica over (another may, when it cannot).
+        let found = heavy.iter().find_map(|&(hi, hi_load)| {
+            target.iter().find_map(|(k, replicas)| {
+                let pos = replicas.iter().position(|b| *b == hi)?;
+                let fits = |b: i32| load[&b] + 1 < hi_load && tl(&topic_load, &k.0, b) < tl(&topic_load, &k.0, hi);
+                Some((k.clone(), pos, hi, destination(replicas, hi, &load, &fits)?))
+            })
+        });
+        let Some((key, pos, hi, dest)) = found else { break };
         if let Some(r) = target.get_mut(&key) {
             r[pos] = dest;
         }
         *load.entry(hi).or_default() -= 1;
         *load.entry(dest).or_default() += 1;
+        *topic_load.entry((key.0.clone(), hi)).or_default() -= 1;
+        *topic_load.entry((key.0.clone(), dest)).or_default() += 1;
     }
     // Preferred leaders: swap the most-leading broker out of first place where a lighter replica can take it.
     let mut leaders: BTreeMap<i32, usize> = brokers.iter().map(|b| (*b, 0)).collect();
@@ -140,25 +183,44 @@ pub fn plan_rebalance(assignment: &Assignment, racks: &BTreeMap<i32, String>) ->
             *leaders.entry(*first).or_default() += 1;
         }
     }
+    // Each pass swaps one partition's preferred leader from a broker leading more to one of its
+    // replicas leading at least two fewer (the lightest such), trying the heaviest brokers first.
+    let mut led_by: BTreeMap<i32, BTreeSet<(String, u32)>> = BTreeMap::new();
+    for (key, replicas) in &target {
+        if let Some(first) = replicas.first() {
+            led_by.entry(*first).or_default().insert(key.clone());
+        }
+    }
     for _ in 0..=target.len() {
-        let Some((&hi, &hi_n)) = leaders.iter().max_by_key(|(b, n)| (**n, std::cmp::Reverse(**b))) else { break };
-        let mut swapped = false;
-        for replicas in target.values_mut() {
-            if replicas.first() != Some(&hi) {
-                continue;
+        let mut order: Vec<(i32, usize)> = leaders.iter().map(|(b, n)| (*b, *n)).collect();
+        order.sort_by_key(|(b, n)| (std::cmp::Reverse(*n), *b));
+        let mut swap: Option<((String, u32), usize, i32, i32)> = None;
+        'find: for (hi, hi_n) in order {
+            let mut best: Option<((String, u32), usize, i32, usize)> = None;
+            for key in led_by.get(&hi).into_iter().flatten() {
+                let replicas = &target[key];
+                for (i, b) in replicas.iter().enumerate().skip(1) {
+                    let n = leaders.get(b).copied().unwrap_or(0);
+                    if n + 1 < hi_n && best.as_ref().is_none_or(|x| n < x.3) {
+                        best = Some((key.clone(), i, *b, n));
+                    }
+                }
             }
-            let candidate = replicas.iter().enumerate().skip(1).filter(|(_, b)| leaders.get(b).copied().unwrap_or(0) + 1 < hi_n).min_by_key(|(_, b)| (leaders[b], **b));
-            if let Some((i, b)) = candidate.map(|(i, b)| (i, *b)) {
-                replicas.swap(0, i);
-                *leaders.entry(hi).or_default() -= 1;
-                *leaders.entry(b).or_default() += 1;
-                swapped = true;
-                break;
+            if let Some((key, i, b, _)) = best {
+                swap = Some((key, i, hi, b));
+                break 'find;
             }
         }
-        if !swapped {
-            break;
+        let Some((key, i, hi, b)) = swap else { break };
+        if let Some(r) = target.get_mut(&key) {
+            r.swap(0, i);
         }
+        if let Some(set) = led_by.get_mut(&hi) {
+            set.remove(&key);
+        }
+        led_by.entry(b).or_default().insert(key);
+        *leaders.entry(hi).or_default() -= 1;
+        *leaders.entry(b).or_default() += 1;
     }
     target
         .into_iter()
@@ -376,6 +438,42 @@ mod tests {
         assert!(spread(&leaders) <= 1, "{leaders:?}");
         assert_eq!(plan_rebalance(&after, &r), Vec::new(), "balanced: nothing to move");
         assert_eq!(plan_rebalance(&a, &r), moves, "same input, same plan");
+    }
+
+    #[test]
+    fn rebalance_spreads_each_topic_not_only_the_totals() {
+        // Topic k (keyed: it cannot take the scale-up route) sits on brokers 1-3 only, and topic a
+        // already used 4-6: totals alone could look even while k stays on three brokers.
+        let racks: BTreeMap<i32, String> = (1..=6).map(|b| (b, ["a", "b", "c"][((b - 1) % 3) as usize].to_string())).collect();
+        let mut a: Assignment = (0..6).map(|p| (("k".to_string(), p), vec![1 + (p as i32 % 3), 1 + ((p as i32 + 1) % 3)])).collect();
+        a.extend((0..6).map(|p| (("a".to_string(), p), vec![4 + (p as i32 % 3), 4 + ((p as i32 + 1) % 3)])));
+        let moves = plan_rebalance(&a, &racks);
+        let mut after = a.clone();
+        for m in &moves {
+            after.insert((m.topic.clone(), m.partition), m.to.clone());
+        }
+        for topic in ["k", "a"] {
+            let only: Assignment = after.iter().filter(|((t, _), _)| t == topic).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let (replicas, _) = counts(&only, 1..=6);
+            assert!(replicas.values().max().unwrap_or(&0) - replicas.values().min().unwrap_or(&0) <= 1, "{topic}: {replicas:?}");
+        }
+    }
+
+    #[test]
+    fn rebalance_onto_a_new_broker_evens_totals_and_topics() {
+        let racks: BTreeMap<i32, String> = (1..=7).map(|b| (b, ["a", "b", "c"][((b - 1) % 3) as usize].to_string())).collect();
+        let a: Assignment = (0..23)
+            .flat_map(|t| (0..12u32).map(move |p| ((format!("t{t:02}"), p), vec![1 + ((p as i32 + t) % 6), 1 + ((p as i32 + t + 1) % 6)])))
+            .collect();
+        let moves = plan_rebalance(&a, &racks);
+        let mut after = a.clone();
+        for m in &moves {
+            after.insert((m.topic.clone(), m.partition), m.to.clone());
+        }
+        let (replicas, leaders) = counts(&after, 1..=7);
+        let spread = |c: &BTreeMap<i32, u32>| c.values().max().unwrap_or(&0) - c.values().min().unwrap_or(&0);
+        assert!(spread(&replicas) <= 1, "{replicas:?}");
+        assert!(spread(&leaders) <= 1, "{leaders:?}");
     }
 
     #[test]

@@ -22,10 +22,15 @@ use crate::plan::Seen;
 
 mod driver;
 pub mod live;
+pub mod log_dirs;
 
 /// How long a preferred-leader election may take before the operation goes on without it (a
 /// staying replica out of the ISR cannot lead; its leadership then moves with its replica).
 pub const ELECTION_WAIT_MS: i64 = 30_000;
+
+/// How many times `Verifying` may find replicas placed on the leaving brokers meanwhile and move
+/// them before the operation gives up.
+pub const MAX_SWEEPS: usize = 5;
 
 /// One partition as the topic znode has it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,10 +91,11 @@ fn same_set(a: &[i32], b: &[i32]) -> bool {
     x == y && a.len() == b.len()
 }
 
-/// A move is done when the partition has exactly its target replicas and nothing in flight (or
-/// the topic is gone).
+/// A move is done when the partition has exactly its target replicas, in order (a rebalance may
+/// only reorder them, to move a preferred leader), and nothing in flight (or the topic is gone).
+/// Kafka's controller writes the target list as given when a reassignment completes.
 pub fn done(m: &Move, partitions: &Partitions) -> bool {
-    partitions.get(&key(m)).is_none_or(|p| !p.in_flight() && same_set(&p.replicas, &m.to))
+    partitions.get(&key(m)).is_none_or(|p| !p.in_flight() && p.replicas == m.to)
 }
 
 /// The plan for the operation from what is live: moves, batches and per-broker figures.
@@ -383,6 +389,17 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
             }
             if let Some(busy) = reassignment_elsewhere(reassigning.as_ref(), partitions) {
                 return wait(status, format!("{busy}: waiting before moving the rest"));
+            }
+            // Something keeps placing replicas there (a tool that covers every live broker):
+            // stop rather than chase it.
+            let sweeps = status.history.iter().filter(|h| h.phase == Phase::Verifying).count();
+            if sweeps > MAX_SWEEPS {
+                let why = format!(
+                    "{} keep appearing on brokers {} after {MAX_SWEEPS} sweeps: something places replicas on every live broker; stop it, then decommission again",
+                    held.join(", "),
+                    list(&spec.leaving)
+                );
+                return clean_up(status, Phase::Failed, why, now);
             }
             // Replicas placed there meanwhile (a topic created during the move): plan them too.
             let plan = match make_plan(spec, true, live, partitions, &observed.sizes) {

@@ -564,4 +564,47 @@ mod tests {
         let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(0));
         assert!(plan.steps.is_empty(), "unknown is not absent");
     }
+
+    #[test]
+    fn leaving_brokers_are_left_alone_then_retired_without_replacement() {
+        let hosts = vec![host("h1", "a"), host("h2", "b"), host("h3", "c"), host("h4", "a")];
+        // Broker 4 is missing while its replicas move off: not replaced, even past the grace period.
+        let mut d = cluster(4);
+        d.leaving = [(4, false)].into();
+        let o = observed(hosts.clone(), &[1, 2, 3]);
+        let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(1_000_000));
+        assert!(plan.steps.iter().all(|s| !matches!(s, Step::TerminateHost { .. } | Step::LaunchHost { .. })), "{:?}", plan.steps);
+        // Retiring (the count lowered to 3): its host goes, nothing is launched in its place.
+        let mut d = cluster(3);
+        d.leaving = [(4, true)].into();
+        let o = observed(hosts.clone(), &[1, 2, 3, 4]);
+        let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(0));
+        assert!(matches!(&plan.steps[..], [Step::TerminateHost { instance_id, .. }, ..] if instance_id == "h4"), "{:?}", plan.steps);
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::LaunchHost { .. } | Step::ReleaseBrokerId { .. })), "{:?}", plan.steps);
+        // Its host gone and the broker out of /brokers/ids: its ID is released.
+        let mut o = observed(hosts, &[1, 2, 3]);
+        if let Seen::Known(h) = &mut o.hosts {
+            h[3].state = HostState::Terminated;
+        }
+        let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(0));
+        assert!(plan.steps.contains(&Step::ReleaseBrokerId { broker_id: 4 }), "{:?}", plan.steps);
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::LaunchHost { .. })));
+    }
+
+    #[test]
+    fn throttles_set_by_an_operation_are_neither_a_config_drift_nor_wiped() {
+        let d = cluster(3);
+        let mut o = observed(vec![host("h1", "a"), host("h2", "b"), host("h3", "c")], &[1, 2, 3]);
+        let mut configs = d.topics[0].spec.configs.clone();
+        configs.insert("leader.replication.throttled.replicas".into(), "0:1".into());
+        o.topics = Seen::Known([("orders".to_string(), ObservedTopic { partitions: 6, replication_factor: 2, configs: configs.clone(), marked_for_deletion: false })].into());
+        let (plan, _) = plan_cluster(&d, &o, &ClusterIntent::default(), settings(0));
+        assert!(plan.steps.is_empty(), "not a drift: {:?}", plan.steps);
+        // A real change keeps the throttle in the full set written.
+        let mut d2 = d.clone();
+        d2.topics[0].spec.configs.insert("retention.ms".into(), "1000".into());
+        let (plan, _) = plan_cluster(&d2, &o, &ClusterIntent::default(), settings(0));
+        assert!(matches!(&plan.steps[..], [Step::AlterTopicConfigs { configs, changed, .. }]
+            if configs.get("leader.replication.throttled.replicas").map(String::as_str) == Some("0:1") && changed == &["retention.ms".to_string()]), "{:?}", plan.steps);
+    }
 }

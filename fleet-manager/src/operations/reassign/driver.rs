@@ -101,6 +101,13 @@ impl Driver<'_> {
                 o.live = seen(super::super::live::live_brokers(zk, &kafka).await);
                 o.partitions = seen(live::partitions(zk, &kafka, None).await);
                 o.reassigning = seen(live::reassigning(zk, &kafka).await);
+                // A partition's size: the most any replica holds.
+                for per_broker in live::sizes(zk, &kafka, None).await.into_values() {
+                    for (k, bytes) in per_broker {
+                        let e = o.sizes.entry(k).or_default();
+                        *e = (*e).max(bytes);
+                    }
+                }
             }
             Phase::MovingLeaders => {
                 o.partitions = seen(live::partitions(zk, &kafka, Some(&plan_topics)).await);
@@ -111,6 +118,17 @@ impl Driver<'_> {
             Phase::Moving => {
                 o.partitions = seen(live::partitions(zk, &kafka, Some(&plan_topics)).await);
                 o.reassigning = seen(live::reassigning(zk, &kafka).await);
+                // Bytes copied so far: the new replicas of the running batch, on their brokers.
+                if let Some(batch) = running_batch(op) {
+                    let receiving: BTreeSet<i32> = batch.iter().flat_map(|m| super::moves::adding(m).collect::<Vec<_>>()).collect();
+                    for (broker, per_broker) in live::sizes(zk, &kafka, Some(&receiving)).await {
+                        for m in batch.iter().filter(|m| m.to.contains(&broker) && !m.from.contains(&broker)) {
+                            if let Some(bytes) = per_broker.get(&(m.topic.clone(), m.partition)) {
+                                o.copied.insert((m.topic.clone(), m.partition, broker), *bytes);
+                            }
+                        }
+                    }
+                }
             }
             Phase::ElectingLeaders => {
                 o.leaders = seen(live::leaders(zk, &kafka, &plan_keys).await);
@@ -121,4 +139,13 @@ impl Driver<'_> {
         }
         o
     }
+}
+
+/// The moves of the batch under way, when there is one.
+fn running_batch(op: &Operation) -> Option<&[super::Move]> {
+    let plan = op.status.moves.as_ref()?;
+    let n = op.status.batch as usize;
+    let start: usize = plan.batches.iter().take(n).map(|b| *b as usize).sum();
+    let len = *plan.batches.get(n)? as usize;
+    plan.moves.get(start..start + len)
 }

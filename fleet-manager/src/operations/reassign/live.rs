@@ -120,6 +120,32 @@ pub async fn leaders(zk: &zk::Client, kafka: &KafkaPaths, keys: &BTreeSet<(Strin
     Ok(out)
 }
 
+/// Partition sizes on each of `brokers` (all live ones when `None`), from Kafka's DescribeLogDirs;
+/// a broker that does not answer within 2 s is left out.
+pub async fn sizes(zk: &zk::Client, kafka: &KafkaPaths, brokers: Option<&BTreeSet<i32>>) -> BTreeMap<i32, super::log_dirs::BrokerSizes> {
+    let regs = match crate::observe::registrations(zk, kafka).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(error = %e, "no registrations: no partition sizes");
+            return BTreeMap::new();
+        }
+    };
+    let asks = regs.into_iter().filter(|(id, _)| brokers.is_none_or(|b| b.contains(id))).filter_map(|(id, reg)| {
+        let address = reg.endpoints.first().and_then(|e| e.split_once("://")).map(|(_, a)| a.to_string()).or_else(|| Some(format!("{}:{}", reg.host?, reg.port?)))?;
+        Some(async move { (id, super::log_dirs::describe(&address, std::time::Duration::from_secs(2)).await) })
+    });
+    let mut out = BTreeMap::new();
+    for (id, r) in futures::future::join_all(asks).await {
+        match r {
+            Ok(s) => {
+                out.insert(id, s);
+            }
+            Err(e) => tracing::debug!(broker = id, error = %e, "partition sizes unavailable"),
+        }
+    }
+    out
+}
+
 /// Leaving brokers still registered in `/brokers/ids` or holding an ID in the registry.
 pub async fn still_there(zk: &zk::Client, cluster: &ClusterPaths, leaving: &[i32]) -> Result<BTreeSet<i32>, String> {
     let kafka = cluster.kafka();

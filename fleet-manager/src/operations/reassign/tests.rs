@@ -194,3 +194,19 @@ fn throttle_lists_go_from_ours_to_ours_leaving_others_entries() {
     assert_eq!(live::next_throttled(Some("*"), &owned, &BTreeSet::new()).as_deref(), Some("*"), "a * is never touched");
     assert_eq!(live::next_throttled(None, &BTreeSet::new(), &want).as_deref(), Some("1:5,2:1"));
 }
+
+#[test]
+fn a_reorder_only_move_is_written_and_done_only_in_the_new_order() {
+    let s = MoveSpec { leaving: vec![], ..spec(&[], None) };
+    let mut o = op(&s);
+    o.spec = OperationSpec::Rebalance(s.clone());
+    let m = Move { topic: "t".into(), partition: 0, from: vec![1, 2], to: vec![2, 1], bytes: 0 };
+    o.status.phase = Phase::Moving;
+    o.status.moves = Some(fleet_api::operation::MovePlan { moves: vec![m.clone()], batches: vec![1], ..Default::default() });
+    let mut parts: Partitions = [(("t".to_string(), 0), PartitionNow { replicas: vec![1, 2], ..PartitionNow::default() })].into();
+    assert!(!done(&m, &parts), "same replicas, other order: not done");
+    let (_, action) = next(&o, &s, false, &observed(&parts, 1));
+    assert_eq!(action, Some(MoveAction::Reassign(vec![m.clone()])));
+    apply(&mut parts, std::slice::from_ref(&m));
+    assert!(done(&m, &parts));
+}
