@@ -345,6 +345,10 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
     let history: Vec<&str> = done["status"]["history"].as_array().expect("history").iter().filter_map(|h| h["phase"].as_str()).collect();
     assert!(history.starts_with(&["Pending", "MovingLeaders", "Moving"]), "{history:?}");
     assert!(history.ends_with(&["ElectingLeaders", "Verifying", "Retiring", "Succeeded"]), "{history:?}");
+    // Progress in bytes, from Kafka's DescribeLogDirs: the planned total, all of it copied.
+    let (bytes_done, bytes_total) = (done["status"]["bytes"]["done"].as_u64().unwrap_or(0), done["status"]["bytes"]["total"].as_u64().unwrap_or(0));
+    assert!(bytes_total > 50 << 20 && bytes_done == bytes_total, "bytes moved {bytes_done} of {bytes_total}: {}", done["status"]);
+    assert_eq!(done["status"]["progress"]["done"], done["status"]["progress"]["total"], "{}", done["status"]);
 
     // The throttle held: each receiving broker's move rate (bytes it gained from its first to
     // its last growing sample, over that time) stays under 1.2x the rate. Kafka enforces the
