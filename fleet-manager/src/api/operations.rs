@@ -245,16 +245,14 @@ pub(super) async fn decommission(
 ) -> ApiResult<OperationResponse> {
     let Query(query) = query.map_err(bad_query)?;
     let req: DecommissionRequest = parse_json(body)?;
-    let cluster = declared_cluster(&state, &req.cluster).await?;
-    let (throttle, per_broker, max_moves) = resolve_pace(&req.pace).map_err(ApiError::field)?;
-    let now = cluster_now(&state, &req.cluster).await?;
-    let ids: BTreeSet<i32> = now.live.keys().copied().collect();
-    let leaving = resolve_leaving(req.brokers.as_deref(), req.count, &req.cluster, &ids).map_err(ApiError::field)?;
-    if leaving.len() >= ids.len() {
-        return Err(ApiError::field(FieldError::new("brokers", format!("every broker of cluster {} would leave: keep at least one (delete the cluster to remove it all)", req.cluster))));
-    }
-    let spec = MoveSpec { leaving, from_brokers: cluster.brokers, throttle_bytes: throttle, max_moves_per_broker: per_broker, max_moves, hold: req.pace.hold };
-    start_moves(&state, &req.cluster, spec, true, query.dry_run.unwrap_or(false), &now, actor).await
+    let leaving = |ids: &BTreeSet<i32>| {
+        let leaving = resolve_leaving(req.brokers.as_deref(), req.count, &req.cluster, ids)?;
+        if leaving.len() >= ids.len() {
+            return Err(FieldError::new("brokers", format!("every broker of cluster {} would leave: keep at least one (delete the cluster to remove it all)", req.cluster)));
+        }
+        Ok(Some(leaving))
+    };
+    moves_request(&state, &req.cluster, &req.pace, leaving, query.dry_run.unwrap_or(false), actor).await
 }
 
 #[utoipa::path(post, path = "/v1/operations/rebalance", params(("dryRun" = Option<bool>, Query, description = "plan the moves, write nothing")),
@@ -268,11 +266,34 @@ pub(super) async fn rebalance(
 ) -> ApiResult<OperationResponse> {
     let Query(query) = query.map_err(bad_query)?;
     let req: RebalanceRequest = parse_json(body)?;
-    let cluster = declared_cluster(&state, &req.cluster).await?;
-    let (throttle, per_broker, max_moves) = resolve_pace(&req.pace).map_err(ApiError::field)?;
-    let now = cluster_now(&state, &req.cluster).await?;
-    let spec = MoveSpec { leaving: Vec::new(), from_brokers: cluster.brokers, throttle_bytes: throttle, max_moves_per_broker: per_broker, max_moves, hold: req.pace.hold };
-    start_moves(&state, &req.cluster, spec, false, query.dry_run.unwrap_or(false), &now, actor).await
+    moves_request(&state, &req.cluster, &req.pace, |_| Ok(None), query.dry_run.unwrap_or(false), actor).await
+}
+
+/// A decommission (`leaving` names brokers) or a rebalance (`None`): checked field by field
+/// against the declared cluster and ZooKeeper, planned, then stored (or only shown, dry run).
+async fn moves_request(
+    state: &super::AppState,
+    cluster: &str,
+    pace: &PaceRequest,
+    leaving: impl FnOnce(&BTreeSet<i32>) -> Result<Option<Vec<i32>>, FieldError>,
+    dry_run: bool,
+    actor: Option<axum::Extension<Actor>>,
+) -> ApiResult<OperationResponse> {
+    let declared = declared_cluster(state, cluster).await?;
+    let (throttle, per_broker, max_moves) = resolve_pace(pace).map_err(ApiError::field)?;
+    let now = cluster_now(state, cluster).await?;
+    let ids: BTreeSet<i32> = now.live.keys().copied().collect();
+    let leaving = leaving(&ids).map_err(ApiError::field)?;
+    let decommission = leaving.is_some();
+    let spec = MoveSpec {
+        leaving: leaving.unwrap_or_default(),
+        from_brokers: declared.brokers,
+        throttle_bytes: throttle,
+        max_moves_per_broker: per_broker,
+        max_moves,
+        hold: pace.hold,
+    };
+    start_moves(state, cluster, spec, decommission, dry_run, &now, actor).await
 }
 
 /// Lowering `spec.brokers` in an apply: the cluster's broker count stays until a decommission of

@@ -115,13 +115,8 @@ impl Driver<'_> {
             let observed = self.observe(&op, &spec, &declared_brokers).await;
             let (status, action) = scale_up::next(&op, &spec, &observed, &self.settings);
             let Some(action) = action else {
-                if status != op.status {
-                    let moved = status.phase != op.status.phase;
-                    self.save(&op, &status, &OperationEffects::default()).await?;
-                    op.status = status;
-                    if moved && !op.status.phase.is_terminal() {
-                        continue;
-                    }
+                if self.settle(&mut op, status).await? {
+                    continue;
                 }
                 return Ok(op.status.phase);
             };
@@ -171,6 +166,18 @@ impl Driver<'_> {
             _ => Default::default(),
         };
         ScaleUpObserved { now_ms: now_ms(), declared_brokers: declared_brokers.clone(), live, topics, guards, leaders }
+    }
+
+    /// Records a status reached without an action; `true` when it entered a new, non-final phase
+    /// (the next one may be reachable in the same pass).
+    pub(crate) async fn settle(&self, op: &mut Operation, status: OperationStatus) -> Result<bool, StoreError> {
+        if status == op.status {
+            return Ok(false);
+        }
+        let moved = status.phase != op.status.phase;
+        self.save(op, &status, &OperationEffects::default()).await?;
+        op.status = status;
+        Ok(moved && !op.status.phase.is_terminal())
     }
 
     pub(crate) async fn save(&self, op: &Operation, status: &OperationStatus, effects: &OperationEffects) -> Result<(), StoreError> {

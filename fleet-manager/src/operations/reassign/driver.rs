@@ -24,13 +24,8 @@ impl Driver<'_> {
             let observed = self.observe_moves(&op, &spec).await;
             let (mut status, action) = super::next(&op, &spec, decommission, &observed);
             let Some(action) = action else {
-                if status != op.status {
-                    let moved = status.phase != op.status.phase;
-                    self.save(&op, &status, &OperationEffects::default()).await?;
-                    op.status = status;
-                    if moved && !op.status.phase.is_terminal() {
-                        continue;
-                    }
+                if self.settle(&mut op, status).await? {
+                    continue;
                 }
                 return Ok(op.status.phase);
             };

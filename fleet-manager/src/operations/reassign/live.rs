@@ -163,26 +163,18 @@ pub async fn still_there(zk: &zk::Client, cluster: &ClusterPaths, leaving: &[i32
 /// Writes `/admin/reassign_partitions` (Kafka's controller takes it up and deletes it when every
 /// listed partition has moved). Refused while another reassignment is listed.
 pub async fn reassign(zk: &zk::Client, leader_znode: &str, kafka: &KafkaPaths, moves: &[Move]) -> ActionResult {
-    let path = reassign_path(kafka);
-    let partitions: Vec<serde_json::Value> =
-        moves.iter().map(|m| serde_json::json!({ "topic": m.topic, "partition": m.partition, "replicas": m.to })).collect();
-    let data = serde_json::to_vec(&serde_json::json!({ "version": 1, "partitions": partitions })).unwrap_or_default();
-    let started = Instant::now();
-    let mut writer = match zk.new_check_writer(leader_znode, None) {
-        Ok(w) => w,
-        Err(e) => return ActionResult::Retry(format!("check {leader_znode}: {e}")),
-    };
-    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    if let Err(e) = writer.add_create(&path, &data, &options) {
-        return ActionResult::Refused(format!("create {path}: {e}"));
-    }
-    finish(writer.commit().await, leader_znode, &path, started)
+    let partitions = moves.iter().map(|m| serde_json::json!({ "topic": m.topic, "partition": m.partition, "replicas": m.to })).collect();
+    create_request(zk, leader_znode, &reassign_path(kafka), partitions).await
 }
 
 /// Writes `/admin/preferred_replica_election` for these partitions.
 pub async fn elect(zk: &zk::Client, leader_znode: &str, kafka: &KafkaPaths, keys: &[(String, u32)]) -> ActionResult {
-    let path = election_path(kafka);
-    let partitions: Vec<serde_json::Value> = keys.iter().map(|(t, p)| serde_json::json!({ "topic": t, "partition": p })).collect();
+    let partitions = keys.iter().map(|(t, p)| serde_json::json!({ "topic": t, "partition": p })).collect();
+    create_request(zk, leader_znode, &election_path(kafka), partitions).await
+}
+
+/// Creates one of Kafka's `/admin` request znodes (`{"version":1,"partitions":[...]}`), fenced.
+async fn create_request(zk: &zk::Client, leader_znode: &str, path: &str, partitions: Vec<serde_json::Value>) -> ActionResult {
     let data = serde_json::to_vec(&serde_json::json!({ "version": 1, "partitions": partitions })).unwrap_or_default();
     let started = Instant::now();
     let mut writer = match zk.new_check_writer(leader_znode, None) {
@@ -190,10 +182,10 @@ pub async fn elect(zk: &zk::Client, leader_znode: &str, kafka: &KafkaPaths, keys
         Err(e) => return ActionResult::Retry(format!("check {leader_znode}: {e}")),
     };
     let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    if let Err(e) = writer.add_create(&path, &data, &options) {
+    if let Err(e) = writer.add_create(path, &data, &options) {
         return ActionResult::Refused(format!("create {path}: {e}"));
     }
-    finish(writer.commit().await, leader_znode, &path, started)
+    finish(writer.commit().await, leader_znode, path, started)
 }
 
 fn finish(r: Result<Vec<zk::MultiWriteResult>, zk::CheckWriteError>, leader_znode: &str, path: &str, started: Instant) -> ActionResult {
