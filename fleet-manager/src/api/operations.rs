@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use super::{check_cluster_name, preview_client, Actor, ApiError, ApiResult, Shared};
 use crate::controller::desired_from;
-use crate::operations::{live, moves, placement, reassign, scale_up};
+use crate::operations::reassign::{self, moves};
+use crate::operations::scale_up::{self, live, placement};
+use crate::operations::live_brokers;
 use crate::spec::FieldError;
 use crate::store::OperationCommand;
 use fleet_api::operation::{
@@ -191,7 +193,7 @@ async fn cluster_now(state: &super::AppState, cluster: &str) -> Result<ClusterNo
     let unavailable = |why: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "zookeeper-unavailable", format!("cannot read cluster {cluster} from ZooKeeper: {why}; nothing was written"));
     let zk = preview_client(state).await.ok_or_else(|| unavailable("not reachable".into()))?;
     let kafka = state.reconciler.paths.cluster(cluster).kafka();
-    let live = live::live_brokers(&zk, &kafka).await.map_err(unavailable)?;
+    let live = live_brokers(&zk, &kafka).await.map_err(unavailable)?;
     let partitions = reassign::live::partitions(&zk, &kafka, None).await.map_err(unavailable)?;
     let mut sizes = std::collections::BTreeMap::new();
     for per_broker in reassign::live::sizes(&zk, &kafka, None).await.into_values() {
@@ -344,7 +346,7 @@ pub(super) async fn start_apply_decommissions(state: &super::AppState, wanted: V
 async fn preview_plan(state: &super::AppState, cluster: &crate::spec::ClusterSpec, spec: &ScaleUpSpec) -> Result<PlacementPlan, String> {
     let zk = preview_client(state).await.ok_or("ZooKeeper is not reachable: no plan")?;
     let kafka = state.reconciler.paths.cluster(&cluster.name).kafka();
-    let mut live = live::live_brokers(&zk, &kafka).await?;
+    let mut live = live_brokers(&zk, &kafka).await?;
     let topics = live::topic_znodes(&zk, &kafka, &spec.topics).await?;
     let guards = live::guards(&zk, &kafka).await?;
     let before = live.len() as u32;

@@ -3,9 +3,6 @@
 //! action at a time and recording each phase (with its effects on specs) in one fenced write.
 //! A crash or a change of leader resumes from the stored phase; see [`scale_up`].
 
-pub mod live;
-pub mod moves;
-pub mod placement;
 pub mod reassign;
 pub mod scale_up;
 
@@ -18,7 +15,20 @@ use zookeeper_client as zk;
 use crate::plan::Seen;
 use crate::spec::{DeclaredSpec, Kind};
 use crate::store::{now_ms, NewJournalEntry, OperationEffects, Store, StoreError};
-use scale_up::{Action, ActionResult, ScaleUpObserved, ScaleUpSettings};
+use scale_up::{live, Action, ActionResult, ScaleUpObserved, ScaleUpSettings};
+
+/// Live broker -> rack (empty when the broker has none).
+pub async fn live_brokers(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) -> Result<std::collections::BTreeMap<i32, String>, String> {
+    Ok(crate::observe::registrations(zk, kafka).await?.into_iter().map(|(id, reg)| (id, reg.rack.unwrap_or_default())).collect())
+}
+
+/// A read's result as an observation: an error is `Unknown` (with why), never empty.
+pub fn seen<T>(r: Result<T, String>) -> Seen<T> {
+    match r {
+        Ok(v) => Seen::Known(v),
+        Err(e) => Seen::Unknown(e),
+    }
+}
 
 /// How soon to look again at a cluster with an operation under way.
 pub const OPERATION_POLL: Duration = Duration::from_millis(500);
@@ -157,12 +167,12 @@ impl Driver<'_> {
         let kafka = self.paths.cluster(&op.cluster).kafka();
         let phase = op.status.phase;
         let waiting = matches!(phase, Phase::Pending | Phase::WaitingForBrokers);
-        let live = if waiting { live::seen(live::live_brokers(self.zk, &kafka).await) } else { Default::default() };
+        let live = if waiting { seen(live_brokers(self.zk, &kafka).await) } else { Default::default() };
         let needs_topics = matches!(phase, Phase::WaitingForBrokers | Phase::Committing);
-        let topics = if needs_topics { live::seen(live::topic_znodes(self.zk, &kafka, &spec.topics).await) } else { Default::default() };
-        let guards = if phase == Phase::WaitingForBrokers { live::seen(live::guards(self.zk, &kafka).await) } else { Default::default() };
+        let topics = if needs_topics { seen(live::topic_znodes(self.zk, &kafka, &spec.topics).await) } else { Default::default() };
+        let guards = if phase == Phase::WaitingForBrokers { seen(live::guards(self.zk, &kafka).await) } else { Default::default() };
         let leaders = match (&op.status.plan, phase) {
-            (Some(plan), Phase::WaitingForLeaders) => live::seen(live::leaders(self.zk, &kafka, plan).await),
+            (Some(plan), Phase::WaitingForLeaders) => seen(live::leaders(self.zk, &kafka, plan).await),
             _ => Default::default(),
         };
         ScaleUpObserved { now_ms: now_ms(), declared_brokers: declared_brokers.clone(), live, topics, guards, leaders }

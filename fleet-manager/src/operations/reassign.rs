@@ -17,12 +17,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fleet_api::operation::{MovePlan, MoveSpec, Operation, OperationStatus, Phase, Progress, ThrottleSet, TopicThrottle};
 
-use super::moves::{self, Assignment, Move};
 use crate::plan::Seen;
+use moves::{Assignment, Move};
 
 mod driver;
 pub mod live;
 pub mod log_dirs;
+pub mod moves;
 
 /// How long a preferred-leader election may take before the operation goes on without it (a
 /// staying replica out of the ISR cannot lead; its leadership then moves with its replica).

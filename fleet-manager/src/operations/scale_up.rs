@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fleet_api::operation::{Operation, OperationStatus, Phase, PlacementPlan, Progress, ScaleUpRequest, ScaleUpSpec, SkippedTopic, TopicPlacement, TopicSelection};
 
-use super::placement::{self, TopicShape};
+use placement::TopicShape;
 use crate::plan::Seen;
 use crate::spec::{ClusterSpec, FieldError, PriorityClass, TopicSpec, MAX_BROKERS};
 
@@ -482,3 +482,6 @@ pub fn after(mut st: OperationStatus, action: &Action, result: ActionResult, now
 
 #[cfg(test)]
 mod tests;
+
+pub mod live;
+pub mod placement;

@@ -127,7 +127,7 @@ fn reassignment_json(moves: &BTreeMap<(String, u32), Vec<i32>>) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let rate = fleet_manager::operations::moves::parse_rate(&args.throttle).map_err(|e| anyhow::anyhow!(e))?;
+    let rate = fleet_manager::operations::reassign::moves::parse_rate(&args.throttle).map_err(|e| anyhow::anyhow!(e))?;
     let zk_ens = ZkEnsemble::start(1).await;
     let fm = FleetManager::start(FleetManagerOptions::new(&zk_ens.connect_string())).await;
     let root = fm.options.fleet_root.clone();

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use fleet_api::operation::{MoveSpec, Operation, OperationStatus, Phase, ThrottleSet};
 
 use super::super::scale_up::ActionResult;
-use super::super::{live::seen, Driver};
+use super::super::{live_brokers, seen, Driver};
 use super::{live, MoveAction, MoveObserved};
 use crate::store::{now_ms, OperationEffects, StoreError};
 
@@ -93,7 +93,7 @@ impl Driver<'_> {
         let plan_keys: BTreeSet<(String, u32)> = op.status.moves.iter().flat_map(|p| p.moves.iter().map(|m| (m.topic.clone(), m.partition))).collect();
         match op.status.phase {
             Phase::Pending | Phase::Verifying => {
-                o.live = seen(super::super::live::live_brokers(zk, &kafka).await);
+                o.live = seen(live_brokers(zk, &kafka).await);
                 o.partitions = seen(live::partitions(zk, &kafka, None).await);
                 o.reassigning = seen(live::reassigning(zk, &kafka).await);
                 // A partition's size: the most any replica holds.

@@ -11,7 +11,7 @@ use fleet_common::znodes::PartitionState;
 use fleet_common::{ClusterPaths, KafkaPaths};
 use zookeeper_client as zk;
 
-use super::super::moves::{self, Move};
+use super::moves::{self, Move};
 use super::super::scale_up::ActionResult;
 use super::{PartitionNow, Partitions};
 

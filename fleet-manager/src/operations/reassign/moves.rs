@@ -1,5 +1,5 @@
-//! Moving replicas at a controlled pace (decommission, rebalance): pure planning, batching and
-//! throttle bookkeeping, the groundwork of the decommission and rebalance operations.
+//! The pure planning of decommission and rebalance: where each replica goes, in which batches,
+//! and the bookkeeping of Kafka's throttled-replica lists.
 //!
 //! - Decommission: every replica on a leaving broker gets a staying destination, keeping a
 //!   partition's replicas in distinct racks where the racks allow, preferring the rack of the

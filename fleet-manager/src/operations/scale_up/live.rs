@@ -8,13 +8,7 @@ use fleet_common::znodes::PartitionState;
 use fleet_common::KafkaPaths;
 use zookeeper_client as zk;
 
-use super::scale_up::{self, ActionResult, Guards, TopicZnode};
-use crate::plan::Seen;
-
-/// Live broker -> rack (empty when the broker has none).
-pub async fn live_brokers(zk: &zk::Client, kafka: &KafkaPaths) -> Result<BTreeMap<i32, String>, String> {
-    Ok(crate::observe::registrations(zk, kafka).await?.into_iter().map(|(id, reg)| (id, reg.rack.unwrap_or_default())).collect())
-}
+use super::{ActionResult, Guards, TopicZnode};
 
 /// The named topics' znodes (absent topics left out).
 pub async fn topic_znodes(zk: &zk::Client, kafka: &KafkaPaths, names: &[String]) -> Result<BTreeMap<String, TopicZnode>, String> {
@@ -86,13 +80,6 @@ pub async fn leaders(zk: &zk::Client, kafka: &KafkaPaths, plan: &PlacementPlan) 
     Ok(out)
 }
 
-pub fn seen<T>(r: Result<T, String>) -> Seen<T> {
-    match r {
-        Ok(v) => Seen::Known(v),
-        Err(e) => Seen::Unknown(e),
-    }
-}
-
 /// Writes the plan: per multi, a check of the leader's election znode (fencing), of
 /// `/controller` and of each target broker's registration, then every topic's znode at the
 /// version the plan was made from. ZooKeeper applies a multi whole or not at all, and the
@@ -122,7 +109,7 @@ pub async fn commit(zk: &zk::Client, leader_znode: &str, kafka: &KafkaPaths, pla
     }
     let groups = if plan.commits > 1 {
         let sizes: Vec<usize> = writes.iter().map(|(_, p, d, _)| 24 + p.len() + d.len()).collect();
-        scale_up::split(&sizes, max_bytes)
+        super::split(&sizes, max_bytes)
     } else {
         std::iter::once(0..writes.len()).collect()
     };
