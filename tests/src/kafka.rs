@@ -36,6 +36,22 @@ pub fn local_properties(brokers: usize) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// A local `KafkaCluster` document over racks zone-a/b/c with [`local_properties`] and `extra`
+/// broker settings; topics are appended by the caller.
+pub fn local_cluster_yaml(name: &str, brokers: usize, extra: &[(&str, &str)]) -> String {
+    let mut text = format!(
+        "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata:\n  name: {name}\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: {brokers}\n  \
+         availabilityZones: [zone-a, zone-b, zone-c]\n  priorityClass: medium\n  provider: local\n  brokerConfig:\n"
+    );
+    for (k, v) in local_properties(3) {
+        text.push_str(&format!("    {k}: \"{v}\"\n"));
+    }
+    for (k, v) in extra {
+        text.push_str(&format!("    {k}: \"{v}\"\n"));
+    }
+    text
+}
+
 /// How a cluster's hosts are provided.
 #[derive(Clone, Debug)]
 pub enum HostProvider {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions};
-use fleet_tests::kafka::{describe_topics, kafka_tool, local_properties};
+use fleet_tests::kafka::{describe_topics, kafka_tool, local_cluster_yaml};
 use fleet_tests::{init_logging, wait_until, ZkEnsemble};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -25,14 +25,7 @@ const LIVE: &str = "live";
 const THROTTLE: u64 = 5 * 1024 * 1024;
 
 fn specs() -> String {
-    let mut text = format!(
-        "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: 5\n  \
-         availabilityZones: [zone-a, zone-b, zone-c]\n  priorityClass: medium\n  provider: local\n  brokerConfig:\n"
-    );
-    for (k, v) in local_properties(3) {
-        text.push_str(&format!("    {k}: \"{v}\"\n"));
-    }
-    text.push_str("    zookeeper.session.timeout.ms: 6000\n    auto.leader.rebalance.enable: \"false\"\n");
+    let mut text = local_cluster_yaml(CLUSTER, 5, &[("zookeeper.session.timeout.ms", "6000"), ("auto.leader.rebalance.enable", "false")]);
     for t in DATA {
         text.push_str(&format!("---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: {t} }}\nspec: {{ cluster: {CLUSTER}, partitions: 10 }}\n"));
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions};
-use fleet_tests::kafka::{describe_topics, local_properties, DescribedTopic};
+use fleet_tests::kafka::{describe_topics, local_cluster_yaml, DescribedTopic};
 use fleet_tests::{init_logging, wait_until, ZkEnsemble};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -20,14 +20,7 @@ const TOPICS: usize = 20;
 const KEYED: [&str; 3] = ["t17", "t18", "t19"];
 
 fn specs() -> String {
-    let mut text = format!(
-        "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: 3\n  \
-         availabilityZones: [zone-a, zone-b, zone-c]\n  priorityClass: medium\n  provider: local\n  brokerConfig:\n"
-    );
-    for (k, v) in local_properties(3) {
-        text.push_str(&format!("    {k}: \"{v}\"\n"));
-    }
-    text.push_str("    zookeeper.session.timeout.ms: 6000\n");
+    let mut text = local_cluster_yaml(CLUSTER, 3, &[("zookeeper.session.timeout.ms", "6000")]);
     for i in 0..TOPICS {
         let name = format!("t{i:02}");
         // Two topics with three copies (high class), the rest two (medium).

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions};
-use fleet_tests::kafka::{kafka_tool, local_properties};
+use fleet_tests::kafka::{kafka_tool, local_cluster_yaml};
 use fleet_tests::ZkEnsemble;
 use zookeeper_client as zk;
 
@@ -44,14 +44,7 @@ const CLUSTER: &str = "bench";
 const TOPICS: [&str; 4] = ["b0", "b1", "b2", "b3"];
 
 fn specs() -> String {
-    let mut text = format!(
-        "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: 4\n  \
-         availabilityZones: [zone-a, zone-b, zone-c]\n  priorityClass: medium\n  provider: local\n  brokerConfig:\n"
-    );
-    for (k, v) in local_properties(3) {
-        text.push_str(&format!("    {k}: \"{v}\"\n"));
-    }
-    text.push_str("    auto.leader.rebalance.enable: \"false\"\n");
+    let mut text = local_cluster_yaml(CLUSTER, 4, &[("auto.leader.rebalance.enable", "false")]);
     for t in TOPICS {
         text.push_str(&format!("---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: {t} }}\nspec: {{ cluster: {CLUSTER}, partitions: 8 }}\n"));
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use fleet_common::KafkaPaths;
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions};
-use fleet_tests::kafka::{kafka_tool, local_properties};
+use fleet_tests::kafka::{kafka_tool, local_cluster_yaml};
 use fleet_tests::ZkEnsemble;
 use zookeeper_client as zk;
 
@@ -36,13 +36,7 @@ struct Args {
 const CLUSTER: &str = "bench";
 
 fn specs(topics: usize) -> String {
-    let mut text = format!(
-        "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata:\n  name: {CLUSTER}\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: 3\n  \
-         availabilityZones: [zone-a, zone-b, zone-c]\n  priorityClass: medium\n  provider: local\n  brokerConfig:\n"
-    );
-    for (k, v) in local_properties(3) {
-        text.push_str(&format!("    {k}: \"{v}\"\n"));
-    }
+    let mut text = local_cluster_yaml(CLUSTER, 3, &[]);
     for group in ["a", "b", "c"] {
         // Group a is the low class (selected with --class low); both classes keep 2 copies.
         let class = if group == "a" { "low" } else { "medium" };
