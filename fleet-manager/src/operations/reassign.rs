@@ -273,26 +273,24 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
                 .filter(|m| leader_reorder(m, &leaving).is_some() && leaders.get(&key(m)).is_some_and(|l| leaving.contains(l)))
                 .map(key)
                 .collect();
-            let since = status.elected_at_ms;
-            if led.is_empty() || since.is_some_and(|t| now - t >= ELECTION_WAIT_MS) {
-                let note = if led.is_empty() {
-                    "leadership is off the leaving brokers".to_string()
-                } else {
-                    format!("{} partitions kept their leader on a leaving broker (no staying replica in sync); it moves with the replica", led.len())
-                };
-                status.elected_at_ms = None;
-                status.enter(Phase::Moving, now, Some(note));
-                return (status, None);
+            match election(&status, led.len(), *electing, now) {
+                Election::Over => {
+                    let note = if led.is_empty() {
+                        "leadership is off the leaving brokers".to_string()
+                    } else {
+                        format!("{} partitions kept their leader on a leaving broker (no staying replica in sync); it moves with the replica", led.len())
+                    };
+                    status.elected_at_ms = None;
+                    status.enter(Phase::Moving, now, Some(note));
+                    (status, None)
+                }
+                Election::Ask => {
+                    status.elected_at_ms = Some(now);
+                    status.message = Some(format!("electing staying leaders for {} partitions", led.len()));
+                    (status, Some(MoveAction::Elect(led)))
+                }
+                Election::Wait(why) => wait(status, why.unwrap_or_else(|| format!("{} partitions still led by a leaving broker", led.len()))),
             }
-            if *electing {
-                return wait(status, "waiting for the preferred-leader election to be taken up".into());
-            }
-            if since.is_none() {
-                status.elected_at_ms = Some(now);
-                status.message = Some(format!("electing staying leaders for {} partitions", led.len()));
-                return (status, Some(MoveAction::Elect(led)));
-            }
-            wait(status, format!("{} partitions still led by a leaving broker", led.len()))
         }
         Phase::Moving => {
             let Some(plan) = status.moves.clone() else { return fail(status, "no plan recorded", now) };
@@ -356,23 +354,25 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
             };
             let off: Vec<(String, u32)> =
                 plan.moves.iter().filter(|m| leaders.get(&key(m)).is_some_and(|l| m.to.first() != Some(l))).map(key).collect();
-            let since = status.elected_at_ms;
-            if off.is_empty() || since.is_some_and(|t| now - t >= ELECTION_WAIT_MS) {
-                let note = if off.is_empty() { "every moved partition is led by its preferred replica".to_string() } else { format!("{} partitions not led by their preferred replica (Kafka's auto leader rebalance will retry)", off.len()) };
-                status.elected_at_ms = None;
-                let phase = if decommission { Phase::Verifying } else { Phase::Succeeded };
-                status.enter(phase, now, Some(note));
-                return (status, None);
+            match election(&status, off.len(), *electing, now) {
+                Election::Over => {
+                    let note = if off.is_empty() {
+                        "every moved partition is led by its preferred replica".to_string()
+                    } else {
+                        format!("{} partitions not led by their preferred replica (Kafka's auto leader rebalance will retry)", off.len())
+                    };
+                    status.elected_at_ms = None;
+                    let phase = if decommission { Phase::Verifying } else { Phase::Succeeded };
+                    status.enter(phase, now, Some(note));
+                    (status, None)
+                }
+                Election::Ask => {
+                    status.elected_at_ms = Some(now);
+                    status.message = Some(format!("electing preferred leaders for {} partitions", off.len()));
+                    (status, Some(MoveAction::Elect(off)))
+                }
+                Election::Wait(why) => wait(status, why.unwrap_or_else(|| format!("{} partitions not yet led by their preferred replica", off.len()))),
             }
-            if *electing {
-                return wait(status, "waiting for the preferred-leader election to be taken up".into());
-            }
-            if since.is_none() {
-                status.elected_at_ms = Some(now);
-                status.message = Some(format!("electing preferred leaders for {} partitions", off.len()));
-                return (status, Some(MoveAction::Elect(off)));
-            }
-            wait(status, format!("{} partitions not yet led by their preferred replica", off.len()))
         }
         Phase::Verifying => {
             let (Some(live), Some(partitions), Some(reassigning)) = (observed.live.known(), observed.partitions.known(), observed.reassigning.known()) else {
@@ -434,6 +434,29 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
             (status, None)
         }
         _ => (status, None),
+    }
+}
+
+/// Where a preferred-leader election stands for `pending` partitions not yet led as wanted.
+enum Election {
+    /// Nothing pending, or the election was asked for long enough ago: go on.
+    Over,
+    /// Ask for it (once per phase).
+    Ask,
+    /// Asked; Kafka has not taken it up (`Some` why) or not finished.
+    Wait(Option<String>),
+}
+
+fn election(status: &OperationStatus, pending: usize, electing: bool, now: i64) -> Election {
+    let asked = status.elected_at_ms;
+    if pending == 0 || asked.is_some_and(|t| now - t >= ELECTION_WAIT_MS) {
+        Election::Over
+    } else if electing {
+        Election::Wait(Some("waiting for the preferred-leader election to be taken up".into()))
+    } else if asked.is_none() {
+        Election::Ask
+    } else {
+        Election::Wait(None)
     }
 }
 
