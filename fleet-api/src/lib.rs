@@ -2,6 +2,7 @@
 //! knows and decides of a cluster ([`model`]), and the API's requests and answers ([`wire`]).
 //! Shared by the fleet manager, `fleetctl` and the client library; no I/O, few dependencies.
 
+pub mod client;
 pub mod model;
 pub mod operation;
 pub mod spec;

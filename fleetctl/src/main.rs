@@ -6,12 +6,14 @@
 //! 7 the API is unreachable.
 
 mod operations;
+mod stream;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
+use fleet_api::client::{ClientRole, ClientView};
 use fleet_api::model::{Plan, Seen};
 use fleet_api::spec::{self, RawDocument};
 use fleet_api::wire::{ApplyResponse, ClusterStatus, DeleteResponse, EffectiveSpec, JournalEntry, ResourceView};
@@ -73,6 +75,9 @@ enum Command {
         /// Only this cluster's topics.
         #[arg(long)]
         cluster: Option<String>,
+        /// Only this route's clients.
+        #[arg(long)]
+        route: Option<String>,
     },
     /// Everything about one cluster: spec, status, hosts, topics, plan, recent journal.
     Describe {
@@ -123,6 +128,10 @@ enum Command {
         what: OperationWord,
         id: String,
     },
+    /// Send stdin lines to a route's current cluster (a client-scope token is enough).
+    Produce(stream::ProduceArgs),
+    /// Print a route's records, following it across clusters (Ctrl-C stops and commits).
+    Consume(stream::ConsumeArgs),
     /// What was done, newest first.
     Journal {
         #[arg(long)]
@@ -138,6 +147,8 @@ enum Listing {
     Topics,
     Routes,
     Operations,
+    /// Producer and consumer instances that reported in the last 30 seconds.
+    Clients,
 }
 
 /// `approve operation ID`, `cancel operation ID` (reads like `describe operation ID`).
@@ -399,13 +410,18 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Rebalance(args) => operations::rebalance(&client, args, output).await,
         Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
         Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
-        Command::Get { what, cluster } => {
+        Command::Get { what, cluster, route } => {
             let path = match (what, &cluster) {
                 (Listing::Clusters, _) => "/v1/clusters".to_string(),
                 (Listing::Topics, Some(c)) => format!("/v1/clusters/{c}/topics"),
                 (Listing::Topics, None) => "/v1/topics".to_string(),
                 (Listing::Routes, _) => "/v1/routes".to_string(),
                 (Listing::Operations, _) => return operations::list(&client, cluster.as_deref(), output).await,
+                (Listing::Clients, _) => {
+                    let path = route.map_or_else(|| "/v1/clients".to_string(), |r| format!("/v1/clients?route={r}"));
+                    let list: Vec<ClientView> = client.get(&path).await?;
+                    return print_value(output, &list, clients_table);
+                }
             };
             let list: Vec<ResourceView> = client.get(&path).await?;
             if output == Output::Yaml {
@@ -452,7 +468,7 @@ async fn run(cli: Cli) -> Result<()> {
                         .collect(),
                 ),
                 // Listed above, with their own columns.
-                Listing::Operations => String::new(),
+                Listing::Operations | Listing::Clients => String::new(),
                 Listing::Routes => table(
                     &["NAME", "CLUSTER", "GENERATION"],
                     items.iter().map(|r| vec![r.name.clone(), r.cluster.clone().unwrap_or_default(), r.generation.to_string()]).collect(),
@@ -522,6 +538,28 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Produce(args) => {
+            let (api, token) = (cli.api.clone(), cli.token.clone());
+            tokio::task::spawn_blocking(move || stream::produce(&api, token.as_deref(), args, output))
+                .await
+                .map_err(|e| Failure::new(1, e.to_string()))?
+        }
+        Command::Consume(args) => {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            tokio::spawn(async move {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                }
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let (api, token) = (cli.api.clone(), cli.token.clone());
+            tokio::task::spawn_blocking(move || stream::consume(&api, token.as_deref(), args, output, stop))
+                .await
+                .map_err(|e| Failure::new(1, e.to_string()))?
         }
         Command::Journal { cluster, limit } => {
             let mut path = format!("/v1/journal?limit={limit}");
@@ -673,4 +711,39 @@ async fn wait_converged(client: &Client, revisions: &[(String, i64)], timeout: D
         println!("converged: {}", clusters.join(", "));
     }
     Ok(())
+}
+
+#[allow(clippy::ptr_arg)] // print_value hands the printer a &T
+fn clients_table(items: &Vec<ClientView>) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    table(
+        &["ROUTE", "INSTANCE", "ROLE", "CLUSTER", "GENERATION", "SENT", "ACKED", "FAILED", "DROPPED", "BUFFERED", "LAG", "DRAINED", "AGE"],
+        items
+            .iter()
+            .map(|c| {
+                let r = &c.report;
+                let n = &r.counters;
+                let (lag, drained) = match (&r.role, &r.consumer) {
+                    (ClientRole::Consumer, Some(s)) => (s.lag.to_string(), if s.drained { s.drained_cluster.clone().unwrap_or_else(|| "yes".into()) } else { "no".into() }),
+                    _ => ("-".into(), "-".into()),
+                };
+                let sent = if r.role == ClientRole::Consumer { n.consumed } else { n.sent };
+                vec![
+                    r.route.clone(),
+                    r.instance.clone(),
+                    format!("{:?}", r.role).to_lowercase(),
+                    if r.cluster.is_empty() { "-".into() } else { r.cluster.clone() },
+                    r.generation.to_string(),
+                    sent.to_string(),
+                    n.acknowledged.to_string(),
+                    n.failed.to_string(),
+                    n.dropped.to_string(),
+                    n.buffered.to_string(),
+                    lag,
+                    drained,
+                    format!("{}s", (now - c.reported_ms).max(0) / 1000),
+                ]
+            })
+            .collect(),
+    )
 }

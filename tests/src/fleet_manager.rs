@@ -11,6 +11,8 @@ use crate::{free_port, kafka_libs, wait_until, workspace_bin, RunDir};
 
 pub const WRITE_TOKEN: &str = "ops-write-secret-1";
 pub const READ_TOKEN: &str = "dash-read-secret-1";
+/// The `client` scope: route bindings and client reports only.
+pub const CLIENT_TOKEN: &str = "app-client-secret-1";
 
 #[derive(Clone, Debug)]
 pub struct FleetManagerOptions {
@@ -25,6 +27,8 @@ pub struct FleetManagerOptions {
     pub extra_env: Vec<(String, String)>,
     /// Give it Kafka's jars, which enables the local host provider.
     pub local_hosts: bool,
+    /// Listen here (default: a free port), e.g. one clients were pointed at before it started.
+    pub port: Option<u16>,
 }
 
 impl FleetManagerOptions {
@@ -39,6 +43,7 @@ impl FleetManagerOptions {
             extra_args: Vec::new(),
             extra_env: Vec::new(),
             local_hosts: true,
+            port: None,
         }
     }
 }
@@ -56,7 +61,8 @@ impl FleetManager {
     pub async fn start(options: FleetManagerOptions) -> Self {
         let run = RunDir::new("fleet-manager");
         let data_dir = run.path.join("data");
-        let mut fm = Self { options, data_dir, port: free_port(), process: None, run, starts: 0 };
+        let port = options.port.unwrap_or_else(free_port);
+        let mut fm = Self { options, data_dir, port, process: None, run, starts: 0 };
         fm.spawn().await;
         fm
     }
@@ -90,6 +96,7 @@ impl FleetManager {
             .args(["--zookeeper", &self.options.zookeeper, "--fleet-root", &self.options.fleet_root])
             .args(["--zk-session-timeout-ms", &self.options.session_timeout_ms.to_string()])
             .args(["--token", &format!("ops:write:{WRITE_TOKEN}"), "--token", &format!("dash:read:{READ_TOKEN}")])
+            .args(["--token", &format!("app:client:{CLIENT_TOKEN}")])
             .args(["--interval-secs", &self.options.interval_secs.to_string()])
             .args(["--replace-grace-secs", &self.options.replace_grace_secs.to_string()])
             .args(["--step-timeout-secs", "60", "--local-max-hosts", "8"])
@@ -188,9 +195,15 @@ impl FleetManager {
 
     /// Bootstrap servers of the running local hosts' brokers (from their instance files).
     pub fn bootstrap_servers(&self) -> String {
+        self.cluster_servers(None)
+    }
+
+    /// As [`Self::bootstrap_servers`], of one cluster's hosts.
+    pub fn cluster_servers(&self, cluster: Option<&str>) -> String {
         self.local_hosts()
             .iter()
             .filter(|h| h.state == fleet_common::local::LocalInstanceState::Running)
+            .filter(|h| cluster.is_none() || h.cluster.as_deref() == cluster)
             .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
             .collect::<Vec<_>>()
             .join(",")

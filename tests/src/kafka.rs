@@ -43,7 +43,7 @@ pub fn local_cluster_yaml(name: &str, brokers: usize, extra: &[(&str, &str)]) ->
         "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata:\n  name: {name}\nspec:\n  kafkaVersion: \"3.9\"\n  brokers: {brokers}\n  \
          availabilityZones: [zone-a, zone-b, zone-c]\n  priorityClass: medium\n  provider: local\n  brokerConfig:\n"
     );
-    for (k, v) in local_properties(3) {
+    for (k, v) in local_properties(brokers) {
         text.push_str(&format!("    {k}: \"{v}\"\n"));
     }
     for (k, v) in extra {

@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
+mod clients;
 mod operations;
 
 use crate::plan::Plan;
@@ -26,35 +27,45 @@ pub use fleet_api::wire::{ApplyResponse, ClusterStatus, DeleteResponse, Effectiv
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// What a token may do. `write` includes `read`; `client` is for producers and consumers (read
+/// route bindings, send reports) and nothing else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
     Read,
     Write,
+    Client,
+}
+
+impl Scope {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "read" => Some(Self::Read),
+            "write" => Some(Self::Write),
+            "client" => Some(Self::Client),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct ApiToken {
     pub name: String,
     pub secret: String,
-    pub write: bool,
+    pub scope: Scope,
 }
 
 impl ApiToken {
-    /// `NAME:read:SECRET` or `NAME:write:SECRET` (write implies read).
+    /// `NAME:SCOPE:SECRET`, SCOPE `read`, `write` (implies read) or `client`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = text.splitn(3, ':');
         let (Some(name), Some(scope), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("`{text}` is not NAME:SCOPE:SECRET (scope read or write)"));
+            return Err(format!("`{text}` is not NAME:SCOPE:SECRET (scope read, write or client)"));
         };
-        let write = match scope {
-            "read" => false,
-            "write" => true,
-            other => return Err(format!("scope `{other}` is not read or write")),
-        };
+        let scope = Scope::parse(scope).ok_or_else(|| format!("scope `{scope}` is not read, write or client"))?;
         if name.is_empty() || secret.len() < 8 {
             return Err(format!("token `{name}`: the name must not be empty and the secret must have 8 characters or more"));
         }
-        Ok(Self { name: name.to_string(), secret: secret.to_string(), write })
+        Ok(Self { name: name.to_string(), secret: secret.to_string(), scope })
     }
 }
 
@@ -63,6 +74,37 @@ pub struct AppState {
     pub reconciler: Arc<Reconciler>,
     pub tokens: Vec<ApiToken>,
     pub preview_zk: tokio::sync::Mutex<Option<zookeeper_client::Client>>,
+    /// The store's revision, polled: long-polling binding watches wake on it, on every instance
+    /// (a standby sees the leader's and other instances' writes this way).
+    pub revisions: tokio::sync::watch::Receiver<i64>,
+    /// Last bootstrap servers read per cluster: served when ZooKeeper cannot be read.
+    pub servers: std::sync::Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl AppState {
+    /// The API's state, with the task that follows the store's revision (it ends with the state).
+    pub fn new(store: Store, reconciler: Arc<Reconciler>, tokens: Vec<ApiToken>) -> Arc<Self> {
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        let polled = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !tx.is_closed() {
+                tick.tick().await;
+                if let Ok(revision) = polled.revision().await {
+                    tx.send_if_modified(|r| std::mem::replace(r, revision) != revision);
+                }
+            }
+        });
+        Arc::new(Self {
+            store,
+            reconciler,
+            tokens,
+            preview_zk: tokio::sync::Mutex::new(None),
+            revisions: rx,
+            servers: std::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
 }
 
 type Shared = Arc<AppState>;
@@ -121,10 +163,12 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
     info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
     paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
           get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties,
-          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel),
+          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel,
+          clients::binding, clients::report, clients::list),
     components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health,
           fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest,
-          fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest)),
+          fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest,
+          fleet_api::client::RouteBinding, fleet_api::client::ClientReport, fleet_api::client::ClientView)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -150,6 +194,9 @@ pub fn router(state: Shared) -> Router {
         .route("/topics", get(list_topics))
         .route("/routes", get(list_routes))
         .route("/routes/{name}", get(get_route).delete(delete_route))
+        .route("/routes/{name}/binding", get(clients::binding))
+        .route("/clients", get(clients::list))
+        .route("/clients/reports", post(clients::report))
         .route("/journal", get(journal))
         .route("/operations", get(operations::list))
         .route("/operations/scale-up", post(operations::scale_up))
@@ -182,13 +229,44 @@ async fn count_requests(State(state): State<Shared>, request: Request, next: Nex
     response
 }
 
-/// Bearer auth: 401 without a known token, 403 when the token lacks the write scope.
-async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request: Request, next: Next) -> Response {
-    let needs = if matches!(*request.method(), Method::GET | Method::HEAD) || request.uri().path().ends_with("/plan") {
-        Scope::Read
+/// What a request needs of its token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    Read,
+    Write,
+    /// Reading a route's binding: any token.
+    Binding,
+    /// Sending a client report: client or write.
+    Report,
+}
+
+fn needs(method: &Method, path: &str) -> Needs {
+    // Nested under /v1: the prefix may or may not have been stripped.
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    if read && path.starts_with("/routes/") && path.ends_with("/binding") {
+        Needs::Binding
+    } else if path == "/clients/reports" && *method == Method::POST {
+        Needs::Report
+    } else if read || path.ends_with("/plan") {
+        Needs::Read
     } else {
-        Scope::Write
-    };
+        Needs::Write
+    }
+}
+
+fn allowed(scope: Scope, needs: Needs) -> Result<(), &'static str> {
+    match (scope, needs) {
+        (Scope::Write, _) | (_, Needs::Binding) | (Scope::Read, Needs::Read) | (Scope::Client, Needs::Report) => Ok(()),
+        (Scope::Client, _) => Err("has the client scope: it may read route bindings and send client reports, nothing else"),
+        (Scope::Read, Needs::Report) => Err("has the read scope; client reports need a client (or write) token"),
+        (Scope::Read, Needs::Write) => Err("has the read scope only; this needs write"),
+    }
+}
+
+/// Bearer auth: 401 without a known token, 403 when the token's scope does not cover the request.
+async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request: Request, next: Next) -> Response {
+    let needs = needs(request.method(), request.uri().path());
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -203,9 +281,8 @@ async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request:
     let Some(token) = state.tokens.iter().find(|t| constant_time_eq(t.secret.as_bytes(), presented.as_bytes())) else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not known to this fleet manager").into_response();
     };
-    if needs == Scope::Write && !token.write {
-        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("token `{}` has the read scope only; this needs write", token.name))
-            .into_response();
+    if let Err(why) = allowed(token.scope, needs) {
+        return ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("token `{}` {why}", token.name)).into_response();
     }
     request.extensions_mut().insert(Actor(format!("api:{}", token.name)));
     next.run(request).await

@@ -13,7 +13,7 @@ async fn serve() -> (String, Store) {
         ApiToken::parse(&format!("ops:write:{WRITE}")).expect("token"),
         ApiToken::parse(&format!("dash:read:{READ}")).expect("token"),
     ];
-    let state = Arc::new(AppState { store: store.clone(), reconciler, tokens, preview_zk: tokio::sync::Mutex::new(None) });
+    let state = AppState::new(store.clone(), reconciler, tokens);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, router(state)).await });

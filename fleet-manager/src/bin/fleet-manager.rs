@@ -38,7 +38,7 @@ struct Args {
     /// ZooKeeper session timeout: how fast a standby takes over from a dead leader.
     #[arg(long, default_value_t = 10_000)]
     zk_session_timeout_ms: u64,
-    /// API tokens, NAME:SCOPE:SECRET with SCOPE read or write (comma-separated in the variable).
+    /// API tokens, NAME:SCOPE:SECRET with SCOPE read, write or client (comma-separated in the variable).
     #[arg(long = "token", env = "FLEET_MANAGER_TOKENS", value_delimiter = ',', required = true)]
     tokens: Vec<String>,
     /// This instance's name in the election and the journal (default: hostname:pid).
@@ -140,7 +140,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         zookeeper: args.zookeeper.clone(),
         fleet_root: args.fleet_root.clone(),
         fleet_api_url: public_url,
-        fleet_api_token: tokens.iter().find(|t| !t.write).or(tokens.first()).map(|t| t.secret.clone()),
+        fleet_api_token: tokens.iter().find(|t| t.scope == api::Scope::Read).or(tokens.first()).map(|t| t.secret.clone()),
     };
     let local_root = data_dir.join("local");
     let local: Option<Arc<dyn HostProvider>> = match &args.kafka_libs {
@@ -223,7 +223,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         wake: tokio::sync::Notify::new(),
         metrics,
     });
-    let state = Arc::new(AppState { store, reconciler: reconciler.clone(), tokens, preview_zk: tokio::sync::Mutex::new(None) });
+    let state = AppState::new(store, reconciler.clone(), tokens);
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, identity = %identity, database = %redact(&database), "fleet manager serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -309,6 +309,9 @@ impl Reconciler {
             }
             if now >= next_prune {
                 next_prune = now + Duration::from_secs(600);
+                if let Err(e) = self.store.prune_client_reports().await {
+                    tracing::warn!(error = %e, "pruning expired client reports failed");
+                }
                 match self.store.prune_journal(self.settings.journal).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(dropped = n, "journal pruned"),

@@ -15,6 +15,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::spec::{self, ClusterSpec, Declared, DeclaredSpec, FieldError, Kind};
 
+mod clients;
 mod operations;
 pub use operations::{OperationCommand, OperationEffects};
 pub use fleet_api::wire::{ApplyOutcome, ApplyResult, JournalEntry};
@@ -124,6 +125,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         "CREATE TABLE operations (id TEXT PRIMARY KEY, cluster TEXT NOT NULL, kind TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, phase TEXT NOT NULL, active BIGINT NOT NULL, approved BIGINT NOT NULL, cancel_requested BIGINT NOT NULL, revision BIGINT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, created_by TEXT NOT NULL)",
         "CREATE INDEX operations_cluster ON operations (cluster, active)",
         "CREATE INDEX operations_revision ON operations (revision)",
+    ],
+),
+(
+    4,
+    &[
+        // What each client instance last reported (route, binding, counters); rows expire.
+        "CREATE TABLE client_reports (instance TEXT PRIMARY KEY, route TEXT NOT NULL, report TEXT NOT NULL, reported_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL)",
+        "CREATE INDEX client_reports_route ON client_reports (route, expires_ms)",
     ],
 )];
 

@@ -1,0 +1,157 @@
+//! How a client is set up: raw settings checked once, each error naming the field.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A setting that cannot work; nothing was started.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { field, message: message.into() }
+}
+
+/// What `send` does when the buffer is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FullBuffer {
+    /// Drop the record and count it (the source design's default).
+    Drop,
+    /// Hand the record back to the caller in the error.
+    Return,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The route to follow.
+    pub route: String,
+    /// Fleet manager base URLs, tried in turn (any instance serves bindings, standbys included).
+    pub fleet_managers: Vec<String>,
+    /// A token with the `client` scope.
+    pub token: Option<String>,
+    /// Where the last binding is kept (`None`: no cache).
+    pub cache_path: Option<PathBuf>,
+    /// Records accepted and not yet acknowledged or failed, at most.
+    pub buffer_records: usize,
+    pub buffer_bytes: usize,
+    pub full_buffer: FullBuffer,
+    /// Stop sending at a switch, let the old cluster drain, then switch (keyed streams that need order).
+    pub ordered_switch: bool,
+    /// How long the old cluster gets to deliver what it holds at a switch.
+    pub drain_timeout: Duration,
+    /// How long a record may wait for a cluster's acknowledgement before it fails.
+    pub delivery_timeout: Duration,
+    /// How often the client reports to the fleet manager.
+    pub report_interval: Duration,
+    /// How long one long poll for a binding change waits.
+    pub watch_wait: Duration,
+    /// `acks` for every topic; `None`: from each topic's priority class (high: all, else 1).
+    pub acks: Option<String>,
+    /// Consumers: the group.
+    pub group: Option<String>,
+    /// Consumers: topics to read.
+    pub topics: Vec<String>,
+    /// Consumers: after a switch, wait this long before taking the old cluster's end offsets
+    /// (producers are still flushing their last records to it).
+    pub switch_settle: Duration,
+    /// Extra librdkafka settings, applied last.
+    pub kafka: BTreeMap<String, String>,
+    /// This instance's name in reports (default: host, pid and a counter).
+    pub instance: Option<String>,
+}
+
+impl ClientConfig {
+    pub fn new(route: &str, fleet_managers: &[&str]) -> Self {
+        Self {
+            route: route.to_string(),
+            fleet_managers: fleet_managers.iter().map(|s| s.to_string()).collect(),
+            token: None,
+            cache_path: None,
+            buffer_records: 100_000,
+            buffer_bytes: 64 * 1024 * 1024,
+            full_buffer: FullBuffer::Drop,
+            ordered_switch: false,
+            drain_timeout: Duration::from_secs(10),
+            delivery_timeout: Duration::from_secs(120),
+            report_interval: Duration::from_secs(2),
+            watch_wait: Duration::from_secs(20),
+            acks: None,
+            group: None,
+            topics: Vec::new(),
+            switch_settle: Duration::from_secs(1),
+            kafka: BTreeMap::new(),
+            instance: None,
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let name_ok = |s: &str| !s.is_empty() && s.len() <= 63 && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !name_ok(&self.route) {
+            return Err(bad("route", format!("`{}` is not a route name (lowercase letters, digits and -)", self.route)));
+        }
+        if self.fleet_managers.is_empty() {
+            return Err(bad("fleet_managers", "give at least one fleet manager URL, e.g. http://fleet:8080"));
+        }
+        if let Some(u) = self.fleet_managers.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return Err(bad("fleet_managers", format!("`{u}` is not an http:// or https:// URL")));
+        }
+        if self.buffer_records == 0 {
+            return Err(bad("buffer_records", "0 would refuse every record: use at least 1 (default 100000)"));
+        }
+        if self.buffer_bytes == 0 {
+            return Err(bad("buffer_bytes", "0 would refuse every record: use at least 1 (default 64 MiB)"));
+        }
+        if self.delivery_timeout < Duration::from_secs(1) {
+            return Err(bad("delivery_timeout", "use at least 1s"));
+        }
+        if self.report_interval < Duration::from_millis(100) {
+            return Err(bad("report_interval", "use at least 100ms"));
+        }
+        if self.watch_wait > Duration::from_secs(60) {
+            return Err(bad("watch_wait", "the fleet manager waits at most 60s"));
+        }
+        if let Some(a) = &self.acks {
+            if !matches!(a.as_str(), "all" | "-1" | "0" | "1") {
+                return Err(bad("acks", format!("`{a}` is not all, 1 or 0")));
+            }
+        }
+        if let Some(k) = self.kafka.keys().find(|k| k.as_str() == "bootstrap.servers") {
+            return Err(bad("kafka", format!("`{k}` comes from the route's binding: remove it")));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn instance_name(&self, role: &str) -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+            format!("{host}-{}-{role}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let mut c = ClientConfig::new("orders", &["http://127.0.0.1:1"]);
+        assert_eq!(c.check(), Ok(()));
+        c.buffer_records = 0;
+        assert_eq!(c.check().err().map(|e| e.field), Some("buffer_records"));
+        let mut c = ClientConfig::new("Orders!", &["http://127.0.0.1:1"]);
+        assert_eq!(c.check().err().map(|e| e.field), Some("route"));
+        c.route = "orders".into();
+        c.fleet_managers = vec!["fleet:8080".into()];
+        assert_eq!(c.check().err().map(|e| e.field), Some("fleet_managers"));
+        let mut c = ClientConfig::new("orders", &["http://a"]);
+        c.kafka.insert("bootstrap.servers".into(), "x:1".into());
+        assert_eq!(c.check().err().map(|e| e.field), Some("kafka"));
+    }
+}
