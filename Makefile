@@ -5,15 +5,16 @@ SHELL := /bin/bash
 CACHE := dev/.cache
 LIBS := $(CACHE)/lib
 VENV := dev/.venv
+ST_VENV := dev/.venv-st
 CARGO ?= cargo
 # Integration tests start JVMs: one at a time on a 2-core machine.
 TEST_THREADS ?= 1
 
-.PHONY: all deps system jars moto build demo test unit-test integration-test bench clippy broker-config-keys clean
+.PHONY: all deps system jars moto schemathesis build demo test unit-test integration-test bench clippy broker-config-keys clean
 
 all: build
 
-deps: system jars moto
+deps: system jars moto schemathesis
 
 system:
 	@dev/install-system.sh
@@ -31,6 +32,13 @@ moto: $(VENV)/.stamp
 $(VENV)/.stamp: dev/requirements-moto.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r dev/requirements-moto.txt
+	@touch $@
+
+# schemathesis (PyPI) holds the served OpenAPI document to the server's behaviour in `make test`.
+schemathesis: $(ST_VENV)/.stamp
+$(ST_VENV)/.stamp: dev/requirements-schemathesis.txt
+	python3 -m venv $(ST_VENV)
+	$(ST_VENV)/bin/pip install -q -r dev/requirements-schemathesis.txt
 	@touch $@
 
 build:
@@ -58,6 +66,7 @@ bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-loadtest -- --seconds 15 --rounds 3
 	$(CARGO) run -q -p fleet-tests --bin bench-plan -- --clusters 100 --brokers 12 --topics 50
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 100 --seconds 60
+	$(CARGO) run -q -p fleet-tests --bin bench-client -- --records 1000000 --rounds 3
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 1000 --seconds 30
 	$(CARGO) run -q -p fleet-tests --bin bench-scale-up -- --topics 200
 	$(CARGO) run -q -p fleet-tests --bin bench-decommission -- --data-mib 1024 --throttle 10MiB/s

@@ -15,7 +15,17 @@
 //!     zookeeper: zk1:2181/kafka-fleet/clusters/blue/kafka   # optional: the cluster's ZooKeeper
 //!                                       # with its Kafka chroot; lets the auditor restore preferred
 //!                                       # leaders of the monitor topic when leadership drifts
+//! routes:                      # optional: audit routes through the client library
+//!   - name: orders
+//!     fleetManagers: [http://fleet:8080]
+//!     topic: events
+//!     intervalMs: 100                   # default
+//!     recordSize: 100                   # default, bytes
+//!     lostAfterSecs: 30                 # default: acknowledged, not read back for this long = lost
+//!     tokenEnv: FLEET_CLIENT_TOKEN      # default: a client-scope token from this variable
+//!     cacheDir: /var/cache/kafka-auditor  # optional: the library's binding cache
 //! ```
+//! At least one of `clusters` and `routes`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,7 +44,28 @@ pub struct RawConfig {
     pub mode: Option<String>,
     #[serde(default)]
     pub listen: Option<String>,
+    #[serde(default)]
     pub clusters: Vec<RawCluster>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: String,
+    pub fleet_managers: Vec<String>,
+    pub topic: String,
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    #[serde(default)]
+    pub record_size: Option<u64>,
+    #[serde(default)]
+    pub lost_after_secs: Option<u64>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +91,7 @@ pub struct RawCluster {
 pub struct Config {
     pub listen: SocketAddr,
     pub clusters: Vec<HeartbeatSpec>,
+    pub routes: Vec<crate::routes::RouteSpec>,
 }
 
 pub use fleet_common::config_file::ConfigError;
@@ -86,8 +118,36 @@ impl RawConfig {
             "both" => (true, true),
             other => return Err(field("mode", format!("`{other}`: use producer, consumer or both"))),
         };
-        if self.clusters.is_empty() {
-            return Err(field("clusters", "list at least one cluster"));
+        if self.clusters.is_empty() && self.routes.is_empty() {
+            return Err(field("clusters", "list at least one cluster (or route, under `routes`)"));
+        }
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.into_iter().enumerate() {
+            let at = |f: &str| format!("routes[{i}].{f}");
+            if r.name.trim().is_empty() {
+                return Err(field(at("name"), "must not be empty"));
+            }
+            if r.fleet_managers.is_empty() || r.fleet_managers.iter().any(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+                return Err(field(at("fleetManagers"), "list the fleet manager URLs, e.g. [http://fleet:8080]"));
+            }
+            if r.topic.trim().is_empty() {
+                return Err(field(at("topic"), "name the topic the route's producers write"));
+            }
+            let interval = in_range(&at("intervalMs"), r.interval_ms, 100, 10..=600_000, " milliseconds")?;
+            let size = in_range(&at("recordSize"), r.record_size, 100, 40..=1_000_000, " bytes")?;
+            let lost_after = in_range(&at("lostAfterSecs"), r.lost_after_secs, 30, 1..=3600, " seconds")?;
+            let var = r.token_env.unwrap_or_else(|| "FLEET_CLIENT_TOKEN".to_string());
+            routes.push(crate::routes::RouteSpec {
+                route: r.name,
+                fleet_managers: r.fleet_managers,
+                token: std::env::var(&var).ok().filter(|t| !t.is_empty()),
+                topic: r.topic,
+                interval: Duration::from_millis(interval),
+                record_size: size as usize,
+                instance_id: instance_id.clone(),
+                lost_after: Duration::from_secs(lost_after),
+                cache_dir: r.cache_dir,
+            });
         }
         let mut clusters = Vec::new();
         for (i, c) in self.clusters.into_iter().enumerate() {
@@ -126,7 +186,7 @@ impl RawConfig {
                 zookeeper,
             });
         }
-        Ok(Config { listen, clusters })
+        Ok(Config { listen, clusters, routes })
     }
 }
 

@@ -5,4 +5,5 @@ pub mod config;
 pub mod heartbeat;
 pub mod loadtest;
 pub mod replay;
+pub mod routes;
 pub mod server;

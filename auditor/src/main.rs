@@ -224,11 +224,17 @@ async fn serve(config: kafka_auditor::config::Config) -> Result<()> {
             }
         });
     }
+    let mut routes = Vec::new();
+    for spec in config.routes {
+        let audit = kafka_auditor::routes::RouteAudit::start(spec)?;
+        tokio::spawn(audit.clone().run());
+        routes.push(audit);
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (field `listen`): {e}", config.listen))?;
     eprintln!("kafka-auditor: dashboard at http://{}/", config.listen);
-    let app = kafka_auditor::server::router(kafka_auditor::server::AppState { heartbeats: Arc::new(heartbeats) });
+    let app = kafka_auditor::server::router(kafka_auditor::server::AppState { heartbeats: Arc::new(heartbeats), routes: Arc::new(routes) });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

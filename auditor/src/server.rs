@@ -19,6 +19,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 #[derive(Clone)]
 pub struct AppState {
     pub heartbeats: Arc<Vec<Arc<Heartbeat>>>,
+    pub routes: Arc<Vec<Arc<crate::routes::RouteAudit>>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -26,12 +27,17 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Html(DASHBOARD) }))
         .route("/api/figures", get(figures))
         .route("/api/history", get(history))
+        .route("/api/routes", get(routes))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
 
 async fn figures(State(state): State<AppState>) -> Json<Vec<ClusterFigures>> {
     Json(state.heartbeats.iter().map(|h| h.figures()).collect())
+}
+
+async fn routes(State(state): State<AppState>) -> Json<Vec<crate::routes::RouteFigures>> {
+    Json(state.routes.iter().map(|r| r.figures()).collect())
 }
 
 /// cluster -> the last minutes of per-broker figures, one point per interval.
@@ -44,6 +50,13 @@ struct BrokerLabel {
     cluster: String,
     instance: String,
     broker: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+    instance: String,
+    cluster: String,
 }
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -76,6 +89,26 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             lost.get_or_create(&l).set(b.records_lost as f64);
             dup.get_or_create(&l).set(b.records_duplicated as f64);
             ooo.get_or_create(&l).set(b.records_out_of_order as f64);
+        }
+    }
+    let route_family = |registry: &mut Registry, name: &str, help: &str| {
+        let f = Family::<RouteLabel, FloatGauge>::default();
+        registry.register(name, help, f.clone());
+        f
+    };
+    let route_sent = route_family(&mut registry, "route_sent", "Route records sent through the client library");
+    let route_acked = route_family(&mut registry, "route_acknowledged", "Route records acknowledged, by the cluster that acknowledged them");
+    let route_lost = route_family(&mut registry, "route_lost", "Route records acknowledged and never read back");
+    let route_dup = route_family(&mut registry, "route_duplicated", "Route records read back more than once");
+    let route_p99 = route_family(&mut registry, "route_latency_p99_seconds", "Route records, send to read back, 99th percentile");
+    for f in state.routes.iter().map(|r| r.figures()) {
+        let l = RouteLabel { route: f.route.clone(), instance: f.instance.clone(), cluster: f.cluster.clone() };
+        route_sent.get_or_create(&l).set(f.sent as f64);
+        route_lost.get_or_create(&l).set(f.lost as f64);
+        route_dup.get_or_create(&l).set(f.duplicated as f64);
+        route_p99.get_or_create(&l).set(f.latency_ms_p99 / 1000.0);
+        for (cluster, n) in &f.acknowledged_by_cluster {
+            route_acked.get_or_create(&RouteLabel { cluster: cluster.clone(), ..l.clone() }).set(*n as f64);
         }
     }
     let mut out = String::new();

@@ -114,9 +114,9 @@ pub struct ConsumerState {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClientReport {
     /// Unique per process (host, pid and a random part).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$")]
     pub instance: String,
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$")]
     pub route: String,
     pub role: ClientRole,
     /// The binding generation it uses (0: none yet).
@@ -134,7 +134,7 @@ pub struct ClientReport {
 impl ClientReport {
     pub fn check(&self) -> Result<(), (String, String)> {
         let text = |field: &str, v: &str| -> Result<(), (String, String)> {
-            if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
+            if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
                 return Err((field.to_string(), "must be 1-200 printable characters".into()));
             }
             Ok(())
@@ -144,8 +144,13 @@ impl ClientReport {
         if self.generation < 0 {
             return Err(("generation".into(), format!("{} is negative: send 0 before the first binding", self.generation)));
         }
-        if self.role == ClientRole::Producer && self.consumer.is_some() {
-            return Err(("consumer".into(), "a producer's report has no consumer state".into()));
+        let c = &self.counters;
+        let counters = [("sent", c.sent), ("acknowledged", c.acknowledged), ("failed", c.failed), ("dropped", c.dropped), ("buffered", c.buffered), ("possibleDuplicates", c.possible_duplicates), ("consumed", c.consumed)];
+        if let Some((name, _)) = counters.iter().find(|(_, v)| *v > i64::MAX as u64) {
+            return Err((format!("counters.{name}"), format!("is above {}", i64::MAX)));
+        }
+        if self.consumer.as_ref().is_some_and(|s| s.lag > i64::MAX as u64) {
+            return Err(("consumer.lag".into(), format!("is above {}", i64::MAX)));
         }
         Ok(())
     }
@@ -155,7 +160,6 @@ impl ClientReport {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientView {
-    #[serde(flatten)]
     pub report: ClientReport,
     pub reported_ms: i64,
     /// Dropped from the list after this time unless the client reports again.

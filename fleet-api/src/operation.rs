@@ -12,6 +12,7 @@ use crate::spec::PriorityClass;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScaleUpRequest {
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub cluster: String,
     /// The cluster's broker count afterwards (above today's).
     pub brokers: i64,
@@ -73,6 +74,7 @@ pub struct SkippedTopic {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DecommissionRequest {
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub cluster: String,
     /// Broker IDs that leave. Exclusive with `count`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +90,7 @@ pub struct DecommissionRequest {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RebalanceRequest {
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub cluster: String,
     #[serde(flatten)]
     pub pace: PaceRequest,

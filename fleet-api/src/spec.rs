@@ -318,7 +318,7 @@ pub fn validate_document(doc: RawDocument) -> Result<Declared, FieldError> {
             }
         }
         for (k, v) in &doc.metadata.labels {
-            if k.is_empty() || k.len() > 63 || v.len() > 253 {
+            if k.is_empty() || k.chars().count() > 63 || v.chars().count() > 253 {
                 return Err(FieldError::new(format!("metadata.labels.{k}"), "label keys are 1-63 characters, values up to 253"));
             }
         }
@@ -340,7 +340,7 @@ pub fn validate_document(doc: RawDocument) -> Result<Declared, FieldError> {
                     .map_err(|m| FieldError::new("metadata.name", m.replace("cluster name", "route name")))?;
                 let s: DeclaredRouteSpec = spec_from(doc.spec.clone())?;
                 fleet_common::paths::validate_cluster_name(&s.cluster).map_err(|m| FieldError::new("spec.cluster", m))?;
-                if s.description.as_ref().is_some_and(|d| d.len() > 1024) {
+                if s.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
                     return Err(FieldError::new("spec.description", "is longer than 1024 characters"));
                 }
                 DeclaredSpec::Route(s)
@@ -491,6 +491,11 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "segment.ms",
     "unclean.leader.election.enable",
 ];
+
+/// Topic configs whose value must be an integer.
+pub fn is_numeric_topic_config(key: &str) -> bool {
+    NUMERIC_TOPIC_CONFIGS.contains(&key)
+}
 
 const NUMERIC_TOPIC_CONFIGS: &[&str] = &[
     "delete.retention.ms",

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -25,18 +25,24 @@ use rdkafka::{ClientContext, Message};
 use crate::config::{ClientConfig, ConfigError, FullBuffer};
 use crate::follow::{self, Follower, Follows};
 use crate::metrics::ClientMetrics;
+use prometheus_client::metrics::counter::Counter;
 
 /// A record for a topic of the route's cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    pub topic: String,
+    /// Shared, so a hot loop reuses one name: `Record::to(&topic, payload)`.
+    pub topic: Arc<str>,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
 }
 
 impl Record {
     pub fn new(topic: &str, payload: impl Into<Vec<u8>>) -> Self {
-        Self { topic: topic.to_string(), key: None, payload: payload.into() }
+        Self { topic: Arc::from(topic), key: None, payload: payload.into() }
+    }
+    /// A record for a topic name held by the caller (no allocation for the name).
+    pub fn to(topic: &Arc<str>, payload: impl Into<Vec<u8>>) -> Self {
+        Self { topic: topic.clone(), key: None, payload: payload.into() }
     }
     pub fn with_key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.key = Some(key.into());
@@ -84,12 +90,24 @@ impl Future for Delivery {
     }
 }
 
-struct Pending {
-    record: Arc<Record>,
+type Tracker = tokio::sync::oneshot::Sender<Result<Delivered, DeliveryError>>;
+
+/// An accepted record until it resolves. One allocation per record: librdkafka's delivery
+/// callback gets it back as its opaque while `send` borrowed the payload from a second handle.
+struct PendingRecord {
+    record: Record,
     size: usize,
-    tracker: Option<tokio::sync::oneshot::Sender<Result<Delivered, DeliveryError>>>,
+    tracker: Option<Mutex<Option<Tracker>>>,
     /// Re-sent after a first copy whose fate is unknown.
-    maybe_duplicate: bool,
+    maybe_duplicate: std::sync::atomic::AtomicBool,
+}
+
+type Pending = Arc<PendingRecord>;
+
+impl PendingRecord {
+    fn take_tracker(&self) -> Option<Tracker> {
+        self.tracker.as_ref().and_then(|t| t.lock().unwrap_or_else(|p| p.into_inner()).take())
+    }
 }
 
 type KafkaProducer = ThreadedProducer<LinkContext>;
@@ -99,9 +117,21 @@ struct Link {
     id: u64,
     binding: RouteBinding,
     producers: BTreeMap<String, KafkaProducer>,
+    /// `acks` when the topic is not in the binding, or for every topic when configured.
+    default_acks: String,
+    records: Counter,
 }
 
 impl Link {
+    /// The producer for a topic's `acks` (no allocation: this is on `send`'s path).
+    fn producer_for(&self, topic: &str) -> Option<&KafkaProducer> {
+        let acks = match self.producers.len() {
+            1 => None,
+            _ => self.binding.topics.get(topic).map(|t| t.acks.as_str()),
+        };
+        self.producers.get(acks.unwrap_or(&self.default_acks)).or_else(|| self.producers.values().next())
+    }
+
     fn in_flight(&self) -> i32 {
         self.producers.values().map(|p| p.in_flight_count()).sum()
     }
@@ -115,6 +145,8 @@ struct LinkContext {
     link: u64,
     cluster: String,
     generation: i64,
+    /// This cluster's counter, resolved once (not per record).
+    acknowledged: Counter,
 }
 
 impl ClientContext for LinkContext {
@@ -124,12 +156,17 @@ impl ClientContext for LinkContext {
 }
 
 impl ProducerContext for LinkContext {
-    type DeliveryOpaque = Box<Pending>;
-    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+    type DeliveryOpaque = Pending;
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Pending) {
         let Some(inner) = self.inner.upgrade() else { return };
         match result {
-            Ok(m) => inner.acknowledged(*pending, Delivered { cluster: self.cluster.clone(), generation: self.generation, partition: m.partition(), offset: m.offset() }),
-            Err((e, _)) => inner.not_delivered(*pending, e, self.link),
+            Ok(m) => inner.acknowledged(pending, &self.acknowledged, || Delivered {
+                cluster: self.cluster.clone(),
+                generation: self.generation,
+                partition: m.partition(),
+                offset: m.offset(),
+            }),
+            Err((e, _)) => inner.not_delivered(pending, e, self.link),
         }
     }
 }
@@ -147,8 +184,6 @@ struct State {
     /// The newest binding, not applied yet (applied on the follower's thread).
     next: Option<RouteBinding>,
     binding: Option<RouteBinding>,
-    buffered: usize,
-    buffered_bytes: usize,
     closed: bool,
     last_error: Option<String>,
     /// The active link could not be made: when to try again.
@@ -169,7 +204,11 @@ struct Inner {
     instance: String,
     state: Mutex<State>,
     counters: Counters,
+    /// Records and bytes accepted and not yet resolved: atomics, so a delivery takes no lock.
+    buffered: AtomicUsize,
+    buffered_bytes: AtomicUsize,
     metrics: ClientMetrics,
+    dropped: Counter,
     next_link: AtomicU64,
     me: Weak<Inner>,
 }
@@ -187,11 +226,15 @@ impl FleetProducer {
         config.check()?;
         let instance = config.instance_name("producer");
         let metrics = ClientMetrics::new(&config.route, "producer");
+        let dropped = metrics.dropped.get_or_create(&metrics.labels).clone();
         let inner = Arc::new_cyclic(|me| Inner {
             instance,
             state: Mutex::new(State::default()),
             counters: Counters::default(),
+            buffered: AtomicUsize::new(0),
+            buffered_bytes: AtomicUsize::new(0),
             metrics,
+            dropped,
             next_link: AtomicU64::new(1),
             me: me.clone(),
             config: config.clone(),
@@ -240,7 +283,7 @@ impl FleetProducer {
     pub fn close(mut self, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
-            let buffered = self.inner.lock().buffered;
+            let buffered = self.inner.buffered.load(Ordering::SeqCst);
             if buffered == 0 || Instant::now() >= deadline {
                 break;
             }
@@ -265,7 +308,7 @@ impl FleetProducer {
         for p in waiting {
             self.inner.finish(p, Err(DeliveryError::Closed));
         }
-        self.inner.lock().buffered
+        self.inner.buffered.load(Ordering::SeqCst)
     }
 }
 
@@ -289,7 +332,7 @@ impl Inner {
             acknowledged: c.acknowledged.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
-            buffered: self.lock().buffered as u64,
+            buffered: self.buffered.load(Ordering::Relaxed) as u64,
             possible_duplicates: c.possible_duplicates.load(Ordering::Relaxed),
             consumed: 0,
         }
@@ -297,20 +340,25 @@ impl Inner {
 
     fn accept(&self, record: Record, tracker: Option<tokio::sync::oneshot::Sender<Result<Delivered, DeliveryError>>>) -> Result<(), SendError> {
         let size = record.size();
+        let records = self.buffered.fetch_add(1, Ordering::SeqCst);
+        let bytes = self.buffered_bytes.fetch_add(size, Ordering::SeqCst);
+        if records >= self.config.buffer_records || bytes + size > self.config.buffer_bytes {
+            self.buffered.fetch_sub(1, Ordering::SeqCst);
+            self.buffered_bytes.fetch_sub(size, Ordering::SeqCst);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
+            let record = (self.config.full_buffer == FullBuffer::Return).then(|| Box::new(record));
+            return Err(SendError::Full { records, bytes, record });
+        }
         let mut st = self.lock();
         if st.closed {
+            drop(st);
+            self.buffered.fetch_sub(1, Ordering::SeqCst);
+            self.buffered_bytes.fetch_sub(size, Ordering::SeqCst);
             return Err(SendError::Closed);
         }
-        if st.buffered >= self.config.buffer_records || st.buffered_bytes + size > self.config.buffer_bytes {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            self.metrics.dropped.get_or_create(&self.metrics.labels).inc();
-            let record = (self.config.full_buffer == FullBuffer::Return).then(|| Box::new(record));
-            return Err(SendError::Full { records: st.buffered, bytes: st.buffered_bytes, record });
-        }
-        st.buffered += 1;
-        st.buffered_bytes += size;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
-        let pending = Pending { record: Arc::new(record), size, tracker, maybe_duplicate: false };
+        let pending = Arc::new(PendingRecord { record, size, tracker: tracker.map(|t| Mutex::new(Some(t))), maybe_duplicate: Default::default() });
         let direct = st.pending.is_empty() && st.retry.is_empty() && !st.held;
         match (&st.active, direct) {
             (Some(link), true) => {
@@ -329,40 +377,36 @@ impl Inner {
         Ok(())
     }
 
-    fn acks_for(&self, binding: &RouteBinding, topic: &str) -> String {
-        self.config.acks.clone().unwrap_or_else(|| binding.topics.get(topic).map_or_else(|| "all".to_string(), |t| t.acks.clone()))
-    }
 
     /// Gives a record to librdkafka (non-blocking). Handed back when its queue is full (no
     /// reason) or when librdkafka refuses the record itself (the reason: the caller fails it once
     /// the state lock is released).
     fn hand(&self, link: &Link, pending: Pending) -> Result<(), (Pending, Option<String>)> {
-        let acks = self.acks_for(&link.binding, &pending.record.topic);
-        let Some(producer) = link.producers.get(&acks).or_else(|| link.producers.values().next()) else { return Err((pending, None)) };
-        let record = pending.record.clone();
-        let mut base = BaseRecord::with_opaque_to(&record.topic, Box::new(pending)).payload(&record.payload[..]);
+        let Some(producer) = link.producer_for(&pending.record.topic) else { return Err((pending, None)) };
+        let held = pending.clone();
+        let record = &held.record;
+        let mut base = BaseRecord::with_opaque_to(&record.topic, pending).payload(&record.payload[..]);
         if let Some(k) = &record.key {
             base = base.key(&k[..]);
         }
         match producer.send(base) {
             Ok(()) => {
-                self.metrics.records.get_or_create(&self.metrics.cluster(&link.binding.cluster)).inc();
+                link.records.inc();
                 Ok(())
             }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), base)) => Err((*base.delivery_opaque, None)),
-            Err((e, base)) => Err((*base.delivery_opaque, Some(e.to_string()))),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), base)) => Err((base.delivery_opaque, None)),
+            Err((e, base)) => Err((base.delivery_opaque, Some(e.to_string()))),
         }
     }
 
     fn release(&self, pending: &Pending) {
-        let mut st = self.lock();
-        st.buffered = st.buffered.saturating_sub(1);
-        st.buffered_bytes = st.buffered_bytes.saturating_sub(pending.size);
+        self.buffered.fetch_sub(1, Ordering::SeqCst);
+        self.buffered_bytes.fetch_sub(pending.size, Ordering::SeqCst);
     }
 
-    fn finish(&self, mut pending: Pending, outcome: Result<Delivered, DeliveryError>) {
+    fn finish(&self, pending: Pending, outcome: Result<Delivered, DeliveryError>) {
         self.release(&pending);
-        if let Some(t) = pending.tracker.take() {
+        if let Some(t) = pending.take_tracker() {
             let _ = t.send(outcome);
         }
     }
@@ -373,16 +417,19 @@ impl Inner {
         self.finish(pending, Err(DeliveryError::Failed(why)));
     }
 
-    fn acknowledged(&self, pending: Pending, delivered: Delivered) {
+    fn acknowledged(&self, pending: Pending, acknowledged: &Counter, delivered: impl FnOnce() -> Delivered) {
         self.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
-        self.metrics.acknowledged.get_or_create(&self.metrics.cluster(&delivered.cluster)).inc();
-        self.finish(pending, Ok(delivered));
+        acknowledged.inc();
+        self.release(&pending);
+        if let Some(t) = pending.take_tracker() {
+            let _ = t.send(Ok(delivered()));
+        }
     }
 
     /// A record a cluster did not acknowledge. Purged (a switch, a recreated producer) or timed
     /// out on a cluster we moved away from: re-sent, counted as a possible duplicate when it may
     /// have been written. Otherwise it failed.
-    fn not_delivered(&self, mut pending: Pending, error: &KafkaError, link: u64) {
+    fn not_delivered(&self, pending: Pending, error: &KafkaError, link: u64) {
         let code = error.rdkafka_error_code();
         let mut st = self.lock();
         if st.closed {
@@ -394,8 +441,7 @@ impl Inner {
         let unknown_fate = matches!(code, Some(RDKafkaErrorCode::PurgeInflight | RDKafkaErrorCode::MessageTimedOut));
         let resend = matches!(code, Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)) || !current;
         if resend {
-            if unknown_fate && !pending.maybe_duplicate {
-                pending.maybe_duplicate = true;
+            if unknown_fate && !pending.maybe_duplicate.swap(true, Ordering::Relaxed) {
                 self.counters.possible_duplicates.fetch_add(1, Ordering::Relaxed);
                 self.metrics.possible_duplicates.get_or_create(&self.metrics.labels).inc();
             }
@@ -434,11 +480,23 @@ impl Inner {
             for (k, v) in &self.config.kafka {
                 c.set(k, v);
             }
-            let context = LinkContext { inner: self.me.clone(), link: id, cluster: binding.cluster.clone(), generation: binding.generation };
+            let context = LinkContext {
+                inner: self.me.clone(),
+                link: id,
+                cluster: binding.cluster.clone(),
+                generation: binding.generation,
+                acknowledged: self.metrics.acknowledged.get_or_create(&self.metrics.cluster(&binding.cluster)).clone(),
+            };
             let p: KafkaProducer = c.create_with_context(context).map_err(|e| format!("cannot create a producer for {}: {e}", binding.cluster))?;
             producers.insert(acks, p);
         }
-        Ok(Link { id, binding: binding.clone(), producers })
+        Ok(Link {
+            id,
+            binding: binding.clone(),
+            producers,
+            default_acks: self.config.acks.clone().unwrap_or_else(|| "all".into()),
+            records: self.metrics.records.get_or_create(&self.metrics.cluster(&binding.cluster)).clone(),
+        })
     }
 
     /// Hands waiting records to the active cluster, re-sends first.
@@ -569,7 +627,7 @@ impl Follows for Inner {
                 keep
             });
             let fatal = st.active.as_ref().and_then(|l| l.fatal().map(|f| (l.binding.clone(), f)));
-            self.metrics.buffered.get_or_create(&self.metrics.labels).set(st.buffered as i64);
+            self.metrics.buffered.get_or_create(&self.metrics.labels).set(self.buffered.load(Ordering::Relaxed) as i64);
             (next, done, fatal)
         };
         drop(done);

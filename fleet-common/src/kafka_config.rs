@@ -89,6 +89,13 @@ fn catalog() -> &'static HashMap<&'static str, ConfigType> {
     })
 }
 
+/// Every broker property Kafka 3.9 declares, with its type (sorted by key).
+pub fn catalog_entries() -> Vec<(&'static str, ConfigType)> {
+    let mut all: Vec<_> = catalog().iter().map(|(k, t)| (*k, *t)).collect();
+    all.sort_by_key(|(k, _)| *k);
+    all
+}
+
 /// The type Kafka declares for `key`, or `None` for keys Kafka does not know.
 pub fn key_type(key: &str) -> Option<ConfigType> {
     if let Some(t) = catalog().get(key) {

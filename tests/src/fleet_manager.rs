@@ -209,6 +209,19 @@ impl FleetManager {
             .join(",")
     }
 
+    /// `kill -9` of one cluster's local hosts (their bootstrap's process group and JVM).
+    pub fn kill_cluster_hosts(&self, cluster: &str) {
+        for h in self.local_hosts().iter().filter(|h| h.cluster.as_deref() == Some(cluster)) {
+            for (file, group) in [("host.pid", true), ("data/kafka.pid", false)] {
+                let Ok(text) = std::fs::read_to_string(self.hosts_root().join(&h.instance_id).join(file)) else { continue };
+                let Ok(pid) = text.trim().parse::<i32>() else { continue };
+                if pid > 1 && Path::new(&format!("/proc/{pid}")).exists() {
+                    crate::process::signal_pid(if group { -pid } else { pid }, libc::SIGKILL);
+                }
+            }
+        }
+    }
+
     /// Stops every local host (its bootstrap's process group and JVM).
     pub fn stop_local_hosts(&self) {
         stop_hosts_under(&self.hosts_root());

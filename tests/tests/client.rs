@@ -105,7 +105,8 @@ fn group_offsets(servers: &str, group: &str) -> Vec<(i32, i64, i64)> {
 async fn clients(fm: &FleetManager) -> Vec<serde_json::Value> {
     let (code, body) = fm.get(&format!("/v1/clients?route={ROUTE}")).await;
     assert_eq!(code, 200, "{body}");
-    body.as_array().cloned().unwrap_or_default()
+    // Each entry is {report, reportedMs, expiresMs}: the reports themselves.
+    body.as_array().map(|l| l.iter().map(|v| v["report"].clone()).collect()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +122,7 @@ async fn clients_follow_a_route_and_never_block() {
     let started = Instant::now();
     let mut producer_config = client_config(&fm_url, &cache);
     producer_config.kafka.insert("linger.ms".into(), "5".into());
+    producer_config.drain_timeout = Duration::from_secs(2);
     let producer = Arc::new(FleetProducer::new(producer_config).expect("producer"));
     let built = started.elapsed();
     assert!(built < Duration::from_millis(100), "construction took {built:?}");
@@ -209,6 +211,40 @@ async fn clients_follow_a_route_and_never_block() {
         }
     })
     .await;
+    // The auditor on the route, through the same library: per-route figures as producers live them.
+    let auditor_port = fleet_tests::free_port();
+    let auditor_config = fm.run.path.join("auditor.yaml");
+    std::fs::write(
+        &auditor_config,
+        format!(
+            "instanceId: route-auditor\nlisten: 127.0.0.1:{auditor_port}\nroutes:\n  - name: {ROUTE}\n    fleetManagers: [\"{}\"]\n    topic: {TOPIC}\n    intervalMs: 50\n    lostAfterSecs: 5\n",
+            fm.url()
+        ),
+    )
+    .expect("auditor config");
+    let mut cmd = std::process::Command::new(fleet_tests::workspace_bin("kafka-auditor"));
+    cmd.arg("run").arg("--config").arg(&auditor_config).env("FLEET_CLIENT_TOKEN", CLIENT_TOKEN);
+    let auditor = fleet_tests::process::ManagedProcess::spawn("auditor", cmd, &fm.run.path.join("auditor.log")).expect("auditor");
+    let route_figures = format!("http://127.0.0.1:{auditor_port}/api/routes");
+    let audited = |want: &'static str| {
+        let url = route_figures.clone();
+        move || {
+            let url = url.clone();
+            async move {
+                let v: serde_json::Value = reqwest::get(&url).await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+                let f = v[0].clone();
+                let on = |c: &str| f["acknowledged_by_cluster"][c].as_u64().unwrap_or(0);
+                let done = f["consumer_cluster"] == want && f["cluster"] == want && on(want) >= 10 && (want == "blue" || on("blue") >= 10);
+                if done {
+                    Ok(Some(f))
+                } else {
+                    Err(f.to_string())
+                }
+            }
+        }
+    };
+    wait_until("the auditor to read its route records on blue", Duration::from_secs(60), audited("blue")).await;
+
     let (_, route) = fm.get(&format!("/v1/routes/{ROUTE}/binding")).await;
     let old_generation = route["generation"].as_i64().expect("generation");
     let moved_at = Instant::now();
@@ -262,6 +298,22 @@ async fn clients_follow_a_route_and_never_block() {
         }
     })
     .await;
+    // The auditor saw the move as a producer does: both clusters acknowledged, nothing lost.
+    wait_until("the auditor on green", Duration::from_secs(30), audited("green")).await;
+    wait_until("the auditor's loss window to pass since the move", Duration::from_secs(30), || async {
+        if moved_at.elapsed() > Duration::from_secs(8) {
+            Ok(Some(()))
+        } else {
+            Err(format!("{:?} since the move", moved_at.elapsed()))
+        }
+    })
+    .await;
+    let v: serde_json::Value = reqwest::get(&route_figures).await.expect("auditor").json().await.expect("figures");
+    eprintln!("auditor route figures: {}", v[0]);
+    assert_eq!(v[0]["lost"], 0, "{}", v[0]);
+    assert!(v[0]["duplicated"].as_u64() <= v[0]["possible_duplicates"].as_u64(), "{}", v[0]);
+    drop(auditor);
+
     let out = fm.fleetctl(&["get", "clients", "--route", ROUTE, "-o", "json"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("clients json");
@@ -289,7 +341,8 @@ async fn clients_follow_a_route_and_never_block() {
         }
     })
     .await;
-    let reread = got.iter().filter(|(_, p)| !p.starts_with("after-")).count();
+    // Records written before the restart read again (the auditor's, written meanwhile, are new).
+    let reread = got.iter().filter(|(_, p)| p.starts_with("seq-") || p.starts_with("early-")).count();
     eprintln!("restarted consumer re-read {reread} records (of {before_restart} read before)");
     assert!(reread <= 10, "resumed from committed offsets, not from the beginning: re-read {reread}");
     again.stop.store(true, Ordering::SeqCst);
@@ -390,6 +443,22 @@ async fn clients_follow_a_route_and_never_block() {
     zero.buffer_records = 0;
     let refused = FleetProducer::new(zero).err().expect("refused");
     assert_eq!(refused.field, "buffer_records", "{refused}");
+
+    // (e) The cluster in use dies with records in flight, and the route moves back to blue: what
+    // green never persisted is re-sent to blue (kcat finds every record acknowledged).
+    fm.kill_cluster_hosts("green");
+    let stranded: Vec<_> = (0..300).map(|i| producer.send_tracked(Record::new(TOPIC, format!("stranded-{i}"))).expect("accepted")).collect();
+    let switched = Instant::now();
+    apply(&fm, "route-back.yaml", &route_doc("blue")).await;
+    for d in stranded {
+        let done = tokio::time::timeout(Duration::from_secs(60), d).await.expect("re-sent in time").expect("delivered");
+        assert_eq!(done.cluster, "blue", "{done:?}");
+    }
+    let on_blue = kcat_all(&blue).await;
+    assert_eq!((0..300).filter(|i| on_blue.iter().any(|l| *l == format!("stranded-{i}"))).count(), 300, "kcat finds every stranded record on blue");
+    let c = producer.counters();
+    eprintln!("300 records stranded on a dead cluster re-sent to blue in {:?}; possible duplicates {}", switched.elapsed(), c.possible_duplicates);
+    assert_eq!(c.failed, 0, "{c:?}");
 
     drop(producer);
     fm.stop_local_hosts();

@@ -8,6 +8,11 @@ use std::time::Duration;
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, WRITE_TOKEN};
 use fleet_tests::{init_logging, repo_root, ZkEnsemble};
 
+/// A fixed seed keeps `make test` repeatable; FLEET_SCHEMATHESIS_SEED explores further.
+fn seed() -> String {
+    std::env::var("FLEET_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_document_faithful() {
     init_logging();
@@ -23,7 +28,8 @@ async fn schemathesis_finds_the_document_faithful() {
         tokio::process::Command::new(&st)
             .arg("run")
             .arg(format!("{}/openapi.json", fm.url()))
-            .args(["--checks", "all", "--max-examples", "25", "--seed", "1", "--workers", "1", "--no-color"])
+            .args(["--checks", "all", "--max-examples", "25", "--workers", "1", "--no-color", "--seed"])
+            .arg(seed())
             .args(["--header", &format!("Authorization: Bearer {WRITE_TOKEN}")])
             .arg("--report-dir")
             .arg(&report)

@@ -134,12 +134,7 @@ async fn servers(state: &Shared, cluster: &str) -> Result<Vec<String>, ApiError>
         (status = 403, body = super::ErrorBody), (status = 422, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn report(State(state): State<Shared>, body: Result<Bytes, BytesRejection>) -> ApiResult<ClientView> {
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad-request", e.body_text()))?;
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    let report: ClientReport = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        ApiError::field(FieldError::new(if field == "." { "(body)".to_string() } else { field }, e.inner().to_string()))
-    })?;
+    let report: ClientReport = super::parse_json(body)?;
     report.check().map_err(|(field, message)| ApiError::field(FieldError::new(field, message)))?;
     Ok(Json(state.store.put_client_report(&report, REPORT_TTL_MS).await?))
 }

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
 mod clients;
+mod contract;
+use contract::Contract;
 mod operations;
 
 use crate::plan::Plan;
@@ -137,6 +139,13 @@ impl From<StoreError> for ApiError {
                 err.body.resource = Some(resource.clone());
                 err
             }
+            // A document naming a cluster that is not declared: the cluster is what is missing.
+            StoreError::Invalid(f) if f.field == "spec.cluster" && f.message.contains("is not declared") => {
+                let mut err = ApiError::new(StatusCode::NOT_FOUND, "not-found", f.message.clone());
+                err.body.field = Some(f.field);
+                err.body.resource = f.resource;
+                err
+            }
             StoreError::Invalid(f) => ApiError::field(f),
             StoreError::Unreadable { .. } => {
                 tracing::error!(error = %e, "unreadable stored data");
@@ -169,7 +178,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
           fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest,
           fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest,
           fleet_api::client::RouteBinding, fleet_api::client::ClientReport, fleet_api::client::ClientView)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &Contract)
 )]
 pub struct ApiDoc;
 
@@ -317,6 +326,37 @@ struct ApplyQuery {
 }
 
 
+/// JSON Schema counts `292.0` as an integer: such numbers are read as integers.
+fn integral_numbers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *v = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
+fn body_not_json(e: impl std::fmt::Display) -> ApiError {
+    let mut err = ApiError::new(StatusCode::BAD_REQUEST, "bad-request", format!("the body is not JSON: {e}"));
+    err.body.field = Some("(body)".into());
+    err
+}
+
+/// A JSON body read field by field, so an error names the field.
+fn parse_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), "bad-request", e.body_text()))?;
+    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(body_not_json)?;
+    integral_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::field(FieldError::new(if field == "." { "(body)".to_string() } else { field }, e.inner().to_string()))
+    })
+}
+
 /// Parses a body: a JSON object `{"resources": [...]}`, a JSON array, one JSON document, or a
 /// YAML stream (`Content-Type: application/yaml`).
 fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Vec<Declared>, ApiError> {
@@ -338,11 +378,8 @@ fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
     let values: Vec<serde_json::Value> = if content_type.contains("yaml") {
         spec::parse_yaml_documents(text).map_err(|e| ApiError { status: StatusCode::BAD_REQUEST, ..ApiError::field(e) })?
     } else {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            let mut err = ApiError::new(StatusCode::BAD_REQUEST, "bad-request", format!("the body is not JSON: {e}"));
-            err.body.field = Some("(body)".into());
-            err
-        })?;
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(body_not_json)?;
+        integral_numbers(&mut value);
         match value {
             serde_json::Value::Array(items) => items,
             serde_json::Value::Object(mut map) if map.contains_key("resources") => {

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::{check_cluster_name, preview_client, Actor, ApiError, ApiResult, Shared};
+use super::{check_cluster_name, parse_json, preview_client, Actor, ApiError, ApiResult, Shared};
 use crate::controller::desired_from;
 use crate::operations::reassign::{self, moves};
 use crate::operations::scale_up::{self, live, placement};
@@ -52,12 +52,7 @@ pub(super) async fn scale_up(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<OperationResponse> {
     let Query(query) = query.map_err(bad_query)?;
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad-request", e.body_text()))?;
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    let req: ScaleUpRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        ApiError::field(FieldError::new(if field == "." { "(body)".to_string() } else { field }, e.inner().to_string()))
-    })?;
+    let req: ScaleUpRequest = parse_json(body)?;
     check_cluster_name(&req.cluster).map_err(|_| ApiError::field(FieldError::new("cluster", format!("`{}` is not a cluster name", req.cluster))))?;
     let resources = state.store.list(None, Some(&req.cluster)).await?;
     let Some(desired) = desired_from(&resources).into_iter().find(|d| d.spec.name == req.cluster) else {
@@ -94,16 +89,6 @@ pub(super) async fn scale_up(
     })?;
     state.reconciler.wake.notify_one();
     Ok(Json(OperationResponse { dry_run: false, operation: Some(op), spec: None, plan: None, moves: None, plan_error: None }))
-}
-
-/// A JSON body read field by field, so an error names the field.
-fn parse_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad-request", e.body_text()))?;
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        ApiError::field(FieldError::new(if field == "." { "(body)".to_string() } else { field }, e.inner().to_string()))
-    })
 }
 
 /// The declared cluster, or 404/409 naming `cluster`.

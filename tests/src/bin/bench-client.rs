@@ -95,7 +95,10 @@ fn send_latency(args: &Args, dir: &std::path::Path) -> Result<()> {
 
 fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
     let mut c = config(cache, args);
+    // The same queue bounds as the raw producer below.
     c.buffer_records = 500_000;
+    c.buffer_bytes = 1024 * 1024 * 1024;
+    c.kafka.insert("queue.buffering.max.kbytes".into(), "1048576".into());
     c.full_buffer = FullBuffer::Return;
     let producer = FleetProducer::new(c).map_err(anyhow::Error::msg)?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -104,9 +107,10 @@ fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let payload = vec![b'x'; 100];
+    let topic: std::sync::Arc<str> = TOPIC.into();
     let start = Instant::now();
     for _ in 0..args.records {
-        let mut record = Record::new(TOPIC, payload.clone());
+        let mut record = Record::to(&topic, payload.clone());
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -139,6 +143,7 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
         .set("compression.type", "lz4")
         .set("partitioner", "murmur2_random")
         .set("queue.buffering.max.messages", "500000")
+        .set("queue.buffering.max.kbytes", "1048576")
         .create()?;
     let payload = [b'x'; 100];
     let start = Instant::now();
@@ -199,8 +204,14 @@ async fn main() -> Result<()> {
     for round in 0..args.rounds {
         let a = args.records;
         let s = servers.clone();
-        let f = tokio::task::block_in_place(|| fleet_round(&args, &cache))?;
-        let r = tokio::task::block_in_place(|| raw_round(&args, &s))?;
+        // Alternate which producer goes first (the broker warms up, the page cache fills).
+        let (f, r) = if round % 2 == 0 {
+            let f = tokio::task::block_in_place(|| fleet_round(&args, &cache))?;
+            (f, tokio::task::block_in_place(|| raw_round(&args, &s))?)
+        } else {
+            let r = tokio::task::block_in_place(|| raw_round(&args, &s))?;
+            (tokio::task::block_in_place(|| fleet_round(&args, &cache))?, r)
+        };
         let j = tokio::task::block_in_place(|| java_round(&args, &s))?;
         eprintln!("round {}/{}: FleetProducer {f:.0}  rdkafka {r:.0}  perf-test {j:.0} records/s ({a} records)", round + 1, args.rounds);
         fleet.push(f);
