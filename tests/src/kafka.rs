@@ -357,6 +357,34 @@ pub async fn kafka_tool(class: &str, args: &[&str]) -> std::process::Output {
         .expect("java for Kafka's tools")
 }
 
+/// Kafka's `kafka-producer-perf-test` (`ProducerPerformance`) at full speed with the JIT and G1 of a
+/// production client: `records` 100-byte records to `topic`, with `props` (`acks=all`, ...).
+/// Returns its records/s, read from its summary line.
+pub fn producer_perf_test(bootstrap: &str, topic: &str, records: u64, props: &[&str]) -> Result<f64, String> {
+    let out = std::process::Command::new("java")
+        .args(["-Xmx512M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"])
+        .arg(format!("-Dlog4j.configuration=file:{}", crate::log4j_config().display()))
+        .arg("-cp")
+        .arg(format!("{}/*", kafka_libs().display()))
+        .args(["org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", &records.to_string()])
+        .args(["--record-size", "100", "--throughput", "-1", "--producer-props", &format!("bootstrap.servers={bootstrap}")])
+        .args(props)
+        .output()
+        .map_err(|e| format!("kafka-producer-perf-test: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("perf test failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "N records sent, X records/sec (Y MB/sec), ..."
+    text.lines()
+        .rev()
+        .find(|l| l.contains("records sent"))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no rate in the perf test's output: {text}"))
+}
+
 /// One topic as Kafka's own `kafka-topics --describe` prints it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DescribedTopic {

@@ -159,10 +159,17 @@ async fn clients_follow_a_route_and_never_block() {
     let reader = start_reader(consumer_config.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<BTreeMap<u64, String>>> = Arc::new(Mutex::new(BTreeMap::new()));
+    // A keyed stream that needs order: an ordered switch (the old cluster drains first).
+    let mut ordered_config = client_config(&fm_url, &work.path().join("ordered.binding.json"));
+    ordered_config.ordered_switch = true;
+    ordered_config.kafka.insert("linger.ms".into(), "5".into());
+    let ordered = Arc::new(FleetProducer::new(ordered_config).expect("ordered producer"));
+    let ordered_acked = Arc::new(Mutex::new(0u64));
     let load = {
-        let (producer, stop, acked) = (producer.clone(), stop.clone(), acked.clone());
+        let (producer, ordered, stop, acked, ordered_acked) = (producer.clone(), ordered.clone(), stop.clone(), acked.clone(), ordered_acked.clone());
         tokio::spawn(async move {
             let mut waiting = Vec::new();
+            let mut ordered_waiting = Vec::new();
             let mut seq = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 for _ in 0..10 {
@@ -171,6 +178,9 @@ async fn clients_follow_a_route_and_never_block() {
                     }
                     seq += 1;
                 }
+                if let Ok(d) = ordered.send_tracked(Record::new(TOPIC, format!("ord-{seq}")).with_key("k")) {
+                    ordered_waiting.push(d);
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             for (seq, d) in waiting {
@@ -178,12 +188,28 @@ async fn clients_follow_a_route_and_never_block() {
                     acked.lock().expect("lock").insert(seq, done.cluster);
                 }
             }
+            for d in ordered_waiting {
+                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(60), d).await {
+                    *ordered_acked.lock().expect("lock") += 1;
+                }
+            }
             seq
         })
     };
 
     // (b) The fleet manager killed: producing goes on with the binding it has.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until("the load to be acknowledged", Duration::from_secs(30), || {
+        let producer = producer.clone();
+        async move {
+            let n = producer.counters().acknowledged;
+            if n >= 1000 {
+                Ok(Some(()))
+            } else {
+                Err(format!("{n} acknowledged"))
+            }
+        }
+    })
+    .await;
     fm.kill();
     let before = producer.counters().acknowledged;
     wait_until("acknowledgements while the fleet manager is down", Duration::from_secs(20), || {
@@ -273,9 +299,19 @@ async fn clients_follow_a_route_and_never_block() {
     eprintln!("sent {sent}, acknowledged {}, counters {counters:?}", acked.len());
     assert!(acked.values().any(|c| c == "blue") && acked.values().any(|c| c == "green"), "acknowledged on both clusters");
 
+    // The ordered stream: every record acknowledged, and none on green before the last on blue.
+    let ord = |lines: &[String]| -> Vec<u64> { lines.iter().filter_map(|l| l.strip_prefix("ord-").and_then(|n| n.parse().ok())).collect() };
+    let (blue_lines, green_lines) = (kcat_all(&blue).await, kcat_all(&green).await);
+    let (ord_blue, ord_green) = (ord(&blue_lines), ord(&green_lines));
+    assert_eq!((ord_blue.len() + ord_green.len()) as u64, *ordered_acked.lock().expect("lock"), "every ordered record acknowledged once");
+    assert!(ord_blue.windows(2).all(|w| w[0] < w[1]) && ord_green.windows(2).all(|w| w[0] < w[1]), "in order on each cluster");
+    assert!(!ord_blue.is_empty() && !ord_green.is_empty(), "the ordered stream moved");
+    assert!(ord_blue.last() < ord_green.first(), "green starts after blue ends: {:?} / {:?}", ord_blue.last(), ord_green.first());
+    drop(ordered);
+
     // Every acknowledged record is on one of the clusters, read with kcat.
     let mut copies: BTreeMap<u64, usize> = BTreeMap::new();
-    for line in kcat_all(&blue).await.into_iter().chain(kcat_all(&green).await) {
+    for line in blue_lines.into_iter().chain(green_lines) {
         if let Some(n) = line.strip_prefix("seq-").and_then(|n| n.parse().ok()) {
             *copies.entry(n).or_default() += 1;
         }

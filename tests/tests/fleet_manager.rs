@@ -458,7 +458,8 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
         (t("orders", r#"{"cluster":"blue","partitions":"six"}"#), 422, "spec.partitions"),
         (t("orders", r#"{"cluster":"blue","partitions":6,"replicationFactor":4}"#), 422, "spec.replicationFactor"),
         (t("orders", r#"{"cluster":"blue","partitions":6,"replicationFactor":0}"#), 422, "spec.replicationFactor"),
-        (t("orders", r#"{"cluster":"nowhere","partitions":6}"#), 422, "spec.cluster"),
+        // An undeclared cluster is what is missing: 404, naming the field.
+        (t("orders", r#"{"cluster":"nowhere","partitions":6}"#), 404, "spec.cluster"),
         (t("orders", r#"{"cluster":"blue","partitions":6,"retentionHours":-1}"#), 422, "spec.retentionHours"),
         (t("orders", r#"{"cluster":"blue","partitions":6,"configs":{"retention.msec":1}}"#), 422, "spec.configs.retention.msec"),
         (t("orders", r#"{"cluster":"blue","partitions":6,"configs":{"segment.bytes":"big"}}"#), 422, "spec.configs.segment.bytes"),
@@ -467,7 +468,7 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
         (t("bad topic!", r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
         (t("__consumer_offsets", r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
         (t(&"x".repeat(250), r#"{"cluster":"blue","partitions":6}"#), 422, "metadata.name"),
-        (r#"{"apiVersion":"kafka-fleet.io/v1","kind":"Route","metadata":{"name":"events"},"spec":{"cluster":"nowhere"}}"#.to_string(), 422, "spec.cluster"),
+        (r#"{"apiVersion":"kafka-fleet.io/v1","kind":"Route","metadata":{"name":"events"},"spec":{"cluster":"nowhere"}}"#.to_string(), 404, "spec.cluster"),
         (format!("[{},{}]", t("dup", r#"{"cluster":"blue","partitions":1}"#), t("dup", r#"{"cluster":"blue","partitions":2}"#)), 422, "metadata.name"),
         (format!("[{},{}]", c(good_c), t("orders", r#"{"cluster":"red","partitions":6,"replicationFactor":5}"#)), 422, "spec.replicationFactor"),
         (r#"{"resources":[],"force":true}"#.to_string(), 422, "force"),

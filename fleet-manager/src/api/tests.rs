@@ -5,6 +5,7 @@ use super::*;
 
 const WRITE: &str = "writer-secret-1";
 const READ: &str = "reader-secret-1";
+const CLIENT: &str = "client-secret-1";
 
 async fn serve() -> (String, Store) {
     let store = crate::store::tests::memory_store().await;
@@ -12,6 +13,7 @@ async fn serve() -> (String, Store) {
     let tokens = vec![
         ApiToken::parse(&format!("ops:write:{WRITE}")).expect("token"),
         ApiToken::parse(&format!("dash:read:{READ}")).expect("token"),
+        ApiToken::parse(&format!("app:client:{CLIENT}")).expect("token"),
     ];
     let state = AppState::new(store.clone(), reconciler, tokens);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -83,4 +85,64 @@ async fn store_errors_map_to_statuses_with_the_field_named() {
     // A stale generation is a conflict.
     let (code, body) = call(reqwest::Method::DELETE, &format!("{url}/v1/clusters/blue?generation=1"), Some(WRITE), None).await;
     assert_eq!((code, body["error"].as_str()), (409, Some("conflict")), "{body}");
+}
+
+#[tokio::test]
+async fn a_client_token_reads_bindings_and_reports_and_nothing_else() {
+    let (url, store) = serve().await;
+    let report = serde_json::json!({"instance": "i-1", "route": "orders", "role": "producer", "generation": 3, "cluster": "blue",
+        "counters": {"sent": 10, "acknowledged": 9, "buffered": 1}});
+    let reports = format!("{url}/v1/clients/reports");
+    let (code, body) = call(reqwest::Method::POST, &reports, Some(CLIENT), Some(report.clone())).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = call(reqwest::Method::POST, &reports, Some(READ), Some(report.clone())).await;
+    assert_eq!(code, 403, "a read token cannot report: {body}");
+    for path in ["/v1/clusters", "/v1/journal", "/v1/clients"] {
+        let (code, body) = call(reqwest::Method::GET, &format!("{url}{path}"), Some(CLIENT), None).await;
+        assert_eq!(code, 403, "{path}: {body}");
+    }
+    let (code, body) = call(reqwest::Method::POST, &format!("{url}/v1/apply"), Some(CLIENT), Some(cluster("medium"))).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(store.list(None, None).await.expect("list").is_empty(), "nothing written");
+    // The binding of an unknown route: 404 naming it, for a client token as for a read token.
+    for token in [CLIENT, READ] {
+        let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/routes/orders/binding"), Some(token), None).await;
+        assert_eq!((code, body["error"].as_str()), (404, Some("not-found")), "{body}");
+    }
+    let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/routes/orders/binding?waitMs=60001"), Some(CLIENT), None).await;
+    assert_eq!((code, body["field"].as_str()), (422, Some("waitMs")), "{body}");
+    // The report is listed, with its expiry.
+    let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/clients?route=orders"), Some(READ), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body[0]["report"]["counters"]["acknowledged"], 9, "{body}");
+    assert!(body[0]["expiresMs"].as_i64() > body[0]["reportedMs"].as_i64(), "{body}");
+    // Unknown fields and negative counters: 422 naming them, nothing stored.
+    for (bad, field) in [
+        (serde_json::json!({"instance": "i-2", "route": "orders", "role": "producer", "generation": 1, "colour": "red"}), "colour"),
+        (serde_json::json!({"instance": "i-2", "route": "orders", "role": "producer", "generation": 1, "counters": {"sent": -1}}), "counters.sent"),
+        (serde_json::json!({"instance": "i-2", "route": "orders", "role": "producer", "generation": -1}), "generation"),
+    ] {
+        let (code, body) = call(reqwest::Method::POST, &reports, Some(CLIENT), Some(bad)).await;
+        assert_eq!(code, 422, "{body}");
+        assert!(body["field"].as_str().is_some_and(|f| f.contains(field)) || body["message"].as_str().is_some_and(|m| m.contains(field)), "{field}: {body}");
+    }
+    let (_, body) = call(reqwest::Method::GET, &format!("{url}/v1/clients"), Some(WRITE), None).await;
+    assert_eq!(body.as_array().map(Vec::len), Some(1), "{body}");
+}
+
+#[tokio::test]
+async fn a_binding_without_brokers_seen_is_unavailable_not_empty() {
+    let (url, _store) = serve().await;
+    let apply = format!("{url}/v1/apply");
+    let mut docs = cluster("medium");
+    docs["resources"].as_array_mut().expect("list").push(serde_json::json!(
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "KafkaCluster", "metadata": { "name": "green" },
+          "spec": { "kafkaVersion": "3.9", "brokers": 3, "availabilityZones": ["a", "b", "c"] } }));
+    docs["resources"].as_array_mut().expect("list").push(serde_json::json!(
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "Route", "metadata": { "name": "orders" }, "spec": { "cluster": "blue" } }));
+    let (code, body) = call(reqwest::Method::POST, &apply, Some(WRITE), Some(docs)).await;
+    assert_eq!(code, 200, "{body}");
+    // No ZooKeeper here and no servers seen yet: the binding is unavailable, not empty.
+    let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/routes/orders/binding"), Some(CLIENT), None).await;
+    assert_eq!((code, body["error"].as_str()), (503, Some("unavailable")), "{body}");
 }

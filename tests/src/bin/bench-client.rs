@@ -6,15 +6,14 @@
 //!    binding cache, the fleet manager unreachable), raw `rdkafka` (`BaseProducer`, retrying on a
 //!    full queue), and Kafka's `kafka-producer-perf-test`. Rounds alternate; medians are printed.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use clap::Parser;
 use fleet_api::client::{RouteBinding, RoutePhase};
 use fleet_client::{BindingCache, ClientConfig, FleetProducer, FullBuffer, Record, SendError};
 use fleet_tests::kafka::ClusterSpec;
-use fleet_tests::{kafka_libs, log4j_config, LocalCluster, ZkEnsemble};
+use fleet_tests::{LocalCluster, ZkEnsemble};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 #[derive(Parser)]
@@ -164,22 +163,9 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
 }
 
 fn java_round(args: &Args, servers: &str) -> Result<f64> {
-    let out = Command::new("java")
-        .args(["-Xmx512M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"])
-        .arg(format!("-Dlog4j.configuration=file:{}", log4j_config().display()))
-        .arg("-cp")
-        .arg(format!("{}/*", kafka_libs().display()))
-        .args(["org.apache.kafka.tools.ProducerPerformance", "--topic", TOPIC, "--num-records", &args.records.to_string()])
-        .args(["--record-size", "100", "--throughput", "-1", "--producer-props", &format!("bootstrap.servers={servers}"), "acks=all", "enable.idempotence=true"])
-        .arg(format!("linger.ms={}", args.linger_ms))
-        .arg(format!("batch.size={}", args.batch_size))
-        .arg("compression.type=lz4")
-        .output()
-        .context("kafka-producer-perf-test")?;
-    ensure!(out.status.success(), "perf test failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().rev().find(|l| l.contains("records sent")).context("no summary line from the perf test")?;
-    last.split(',').nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).context("parse the perf test's rate")
+    let (linger, batch) = (format!("linger.ms={}", args.linger_ms), format!("batch.size={}", args.batch_size));
+    let props = ["acks=all", "enable.idempotence=true", &linger, &batch, "compression.type=lz4"];
+    fleet_tests::kafka::producer_perf_test(servers, TOPIC, args.records as u64, &props).map_err(anyhow::Error::msg)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use fleet_tests::kafka::ClusterSpec;
-use fleet_tests::{kafka_libs, log4j_config, workspace_bin, LocalCluster, ZkEnsemble};
+use fleet_tests::{workspace_bin, LocalCluster, ZkEnsemble};
 
 #[derive(Parser)]
 #[command(name = "bench-loadtest")]
@@ -41,6 +41,7 @@ async fn main() -> Result<()> {
 
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    let mut same = Vec::new();
     for round in 0..args.rounds {
         let out = Command::new(workspace_bin("kafka-auditor"))
             .args(["loadtest", "--bootstrap-servers", &bootstrap, "--topic", "loadtest", "--rate", "max", "--size", "100"])
@@ -53,21 +54,12 @@ async fn main() -> Result<()> {
         let rate = v["msgs_per_s"].as_f64().unwrap_or(0.0);
         ours.push(rate);
 
-        let out = Command::new("java")
-            .args(["-Xmx512M", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"])
-            .arg(format!("-Dlog4j.configuration=file:{}", log4j_config().display()))
-            .arg("-cp")
-            .arg(format!("{}/*", kafka_libs().display()))
-            .args(["org.apache.kafka.tools.ProducerPerformance", "--topic", "loadtest", "--num-records", &acked.to_string()])
-            .args(["--record-size", "100", "--throughput", "-1", "--producer-props", &format!("bootstrap.servers={bootstrap}"), "acks=1"])
-            .output()
-            .context("kafka-producer-perf-test")?;
-        ensure!(out.status.success(), "perf test failed: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8_lossy(&out.stdout);
-        let last = text.lines().rev().find(|l| l.contains("records sent")).context("no summary line from the perf test")?;
-        // "N records sent, X records/sec (Y MB/sec), ..."
-        let theirs_rate: f64 = last.split(',').nth(1).and_then(|s| s.split_whitespace().next()).and_then(|s| s.parse().ok()).context("parse")?;
+        let theirs_rate = perf_test(&bootstrap, acked, &[])?;
         theirs.push(theirs_rate);
+        // Like for like: the perf test given the auditor's batching (linger.ms=5, batch.size=1000000).
+        let same_rate = perf_test(&bootstrap, acked, &["linger.ms=5", "batch.size=1000000"])?;
+        same.push(same_rate);
+        let last = format!("like for like {same_rate:.0} msg/s");
         eprintln!("round {}/{}: kafka-auditor {rate:.0} msg/s ({acked} records); kafka-producer-perf-test {theirs_rate:.0} msg/s: {last}", round + 1, args.rounds);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -75,10 +67,19 @@ async fn main() -> Result<()> {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    let (o, t) = (median(&mut ours), median(&mut theirs));
+    let (o, t, l) = (median(&mut ours), median(&mut theirs), median(&mut same));
     println!("one broker, {} partitions, 100-byte records, acks=1, {} s per run, median of {} rounds", args.partitions, args.seconds, args.rounds);
     println!("{:<40} {:>12.0} msg/s", "kafka-auditor loadtest", o);
     println!("{:<40} {:>12.0} msg/s", "kafka-producer-perf-test", t);
     println!("{:<40} {:>12.2}x", "ratio", o / t);
+    println!("{:<40} {:>12.0} msg/s", "kafka-producer-perf-test, same batching", l);
+    println!("{:<40} {:>12.2}x", "ratio, like for like", o / l);
     Ok(())
+}
+
+/// Kafka's `kafka-producer-perf-test` with acks=1 and `props`.
+fn perf_test(bootstrap: &str, records: u64, props: &[&str]) -> Result<f64> {
+    let mut all = vec!["acks=1"];
+    all.extend_from_slice(props);
+    fleet_tests::kafka::producer_perf_test(bootstrap, "loadtest", records, &all).map_err(anyhow::Error::msg)
 }
