@@ -7,11 +7,14 @@ pub mod config_file;
 pub mod kafka_config;
 pub mod local;
 pub mod paths;
+#[cfg(feature = "zk")]
 pub mod registry;
 #[cfg(feature = "route53")]
 pub mod route53;
+#[cfg(feature = "zk")]
 pub mod zk;
 pub mod znodes;
 
 pub use paths::{ClusterPaths, FleetPaths, KafkaPaths};
+#[cfg(feature = "zk")]
 pub use zk::{ZkAddress, ZkConnectError, ZkConnector, ZkEndpoint};
