@@ -206,6 +206,17 @@ impl LocalCluster {
         cmd
     }
 
+    /// One broker at full speed for benchmarks (1 GiB heap, the C2 compiler and G1, as in
+    /// production), booted and ready.
+    pub async fn bench_broker(zk: &ZkEnsemble) -> Self {
+        let mut cluster = Self::new(zk, ClusterSpec::local(1));
+        cluster.extra_env.push(("KAFKA_HEAP_OPTS".into(), "-Xms512m -Xmx1g".into()));
+        cluster.extra_env.push(("KAFKA_JVM_OPTS".into(), "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true".into()));
+        cluster.add_local_instance("host-1", "local-a");
+        cluster.start_broker("host-1").await;
+        cluster
+    }
+
     /// Boots one broker host through `kafka-bootstrap run` and waits until it is ready: registered
     /// in `/brokers/ids/<id>` and answering Metadata.
     pub async fn start_broker(&mut self, instance_id: &str) -> &LocalBroker {

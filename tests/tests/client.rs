@@ -291,7 +291,20 @@ async fn clients_follow_a_route_and_never_block() {
     .await;
     eprintln!("producer and consumer moved {moved:?} after the change");
     assert!(moved <= Duration::from_secs(5) + Duration::from_millis(500), "moved after {moved:?} (reports every 500 ms)");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The load goes on until green has acknowledged a good share of it.
+    let on_green_from = producer.counters().acknowledged;
+    wait_until("1,000 acknowledgements after the move", Duration::from_secs(30), || {
+        let producer = producer.clone();
+        async move {
+            let n = producer.counters().acknowledged - on_green_from;
+            if n >= 1000 {
+                Ok(Some(()))
+            } else {
+                Err(format!("{n} acknowledged since the move"))
+            }
+        }
+    })
+    .await;
     stop.store(true, Ordering::SeqCst);
     let sent = load.await.expect("load");
     let acked = acked.lock().expect("lock").clone();

@@ -140,7 +140,7 @@ impl From<StoreError> for ApiError {
                 err
             }
             // A document naming a cluster that is not declared: the cluster is what is missing.
-            StoreError::Invalid(f) if f.field == "spec.cluster" && f.message.contains("is not declared") => {
+            StoreError::Undeclared(f) => {
                 let mut err = ApiError::new(StatusCode::NOT_FOUND, "not-found", f.message.clone());
                 err.body.field = Some(f.field);
                 err.body.resource = f.resource;

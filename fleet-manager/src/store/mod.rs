@@ -28,6 +28,9 @@ pub enum StoreError {
     Conflict { resource: String, message: String },
     #[error("{0}")]
     Invalid(FieldError),
+    /// A document names a cluster that is not declared (the field is `spec.cluster`).
+    #[error("{0}")]
+    Undeclared(FieldError),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("database URL `{0}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
@@ -885,6 +888,11 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
             });
         }
         let invalid = |e: FieldError| StoreError::Invalid(e.on(d.display()));
+        let undeclared = |cluster: &str| {
+            StoreError::Undeclared(
+                FieldError::new("spec.cluster", format!("cluster `{cluster}` is not declared: apply its KafkaCluster first (or in the same file)")).on(d.display()),
+            )
+        };
         match (&d.spec, old.map(|o| &o.declared.spec)) {
             (DeclaredSpec::KafkaCluster(new), Some(DeclaredSpec::KafkaCluster(was))) => {
                 if new.brokers < was.brokers {
@@ -954,7 +962,7 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
                     )));
                 }
                 let Some(c) = clusters.get(&new.cluster) else {
-                    return Err(invalid(FieldError::new("spec.cluster", format!("cluster `{}` is not declared", new.cluster))));
+                    return Err(undeclared(&new.cluster));
                 };
                 let before = spec::effective_topic(&d.name, was, Some(c)).ok().map(|t| t.replication_factor);
                 let after = spec::effective_topic(&d.name, new, Some(c)).map_err(invalid)?.replication_factor;
@@ -972,14 +980,12 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
         }
         match &d.spec {
             DeclaredSpec::Topic(t) => {
-                spec::effective_topic(&d.name, t, clusters.get(&t.cluster)).map_err(invalid)?;
+                let c = clusters.get(&t.cluster).ok_or_else(|| undeclared(&t.cluster))?;
+                spec::effective_topic(&d.name, t, Some(c)).map_err(invalid)?;
             }
             DeclaredSpec::Route(r) => {
                 if !clusters.contains_key(&r.cluster) {
-                    return Err(invalid(FieldError::new(
-                        "spec.cluster",
-                        format!("cluster `{}` is not declared: apply its KafkaCluster first (or in the same file)", r.cluster),
-                    )));
+                    return Err(undeclared(&r.cluster));
                 }
             }
             DeclaredSpec::KafkaCluster(_) => {

@@ -12,7 +12,6 @@ use anyhow::{ensure, Result};
 use clap::Parser;
 use fleet_api::client::{RouteBinding, RoutePhase};
 use fleet_client::{BindingCache, ClientConfig, FleetProducer, FullBuffer, Record, SendError};
-use fleet_tests::kafka::ClusterSpec;
 use fleet_tests::{LocalCluster, ZkEnsemble};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
@@ -176,11 +175,7 @@ async fn main() -> Result<()> {
     send_latency(&args, dir.path())?;
 
     let zk = ZkEnsemble::start(1).await;
-    let mut cluster = LocalCluster::new(&zk, ClusterSpec::local(1));
-    cluster.extra_env.push(("KAFKA_HEAP_OPTS".into(), "-Xms512m -Xmx1g".into()));
-    cluster.extra_env.push(("KAFKA_JVM_OPTS".into(), "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true".into()));
-    cluster.add_local_instance("host-1", "local-a");
-    cluster.start_broker("host-1").await;
+    let cluster = LocalCluster::bench_broker(&zk).await;
     cluster.create_topic(TOPIC, &["1", "1", "1", "1", "1", "1"]).await;
     let servers = cluster.bootstrap_servers();
     let cache = dir.path().join("bench.json");

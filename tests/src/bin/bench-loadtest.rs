@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use clap::Parser;
-use fleet_tests::kafka::ClusterSpec;
 use fleet_tests::{workspace_bin, LocalCluster, ZkEnsemble};
 
 #[derive(Parser)]
@@ -28,12 +27,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     ensure!(args.rounds > 0 && args.seconds > 0, "bad sizes");
     let zk = ZkEnsemble::start(1).await;
-    let mut cluster = LocalCluster::new(&zk, ClusterSpec::local(1));
-    cluster.extra_env.push(("KAFKA_HEAP_OPTS".into(), "-Xms512m -Xmx1g".into()));
-    // The broker at full speed: the C2 compiler and G1, as in production.
-    cluster.extra_env.push(("KAFKA_JVM_OPTS".into(), "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true".into()));
-    cluster.add_local_instance("host-1", "local-a");
-    cluster.start_broker("host-1").await;
+    let cluster = LocalCluster::bench_broker(&zk).await;
     let partitions: Vec<String> = (0..args.partitions).map(|_| "1".to_string()).collect();
     let refs: Vec<&str> = partitions.iter().map(String::as_str).collect();
     cluster.create_topic("loadtest", &refs).await;
