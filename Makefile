@@ -67,6 +67,7 @@ bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-plan -- --clusters 100 --brokers 12 --topics 50
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 100 --seconds 60
 	$(CARGO) run -q -p fleet-tests --bin bench-client -- --records 1000000 --rounds 3
+	$(CARGO) run -q -p fleet-tests --bin bench-failover
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 1000 --seconds 30
 	$(CARGO) run -q -p fleet-tests --bin bench-scale-up -- --topics 200
 	$(CARGO) run -q -p fleet-tests --bin bench-decommission -- --data-mib 1024 --throttle 10MiB/s

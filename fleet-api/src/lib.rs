@@ -5,5 +5,6 @@
 pub mod client;
 pub mod model;
 pub mod operation;
+pub mod route;
 pub mod spec;
 pub mod wire;

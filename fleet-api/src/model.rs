@@ -56,6 +56,10 @@ pub struct DesiredCluster {
     /// while it runs; `true` once they retire (hosts terminated, DNS records removed, IDs released).
     #[serde(default)]
     pub leaving: BTreeMap<i32, bool>,
+    /// Why hosts are not replaced now (a failover drains the cluster: a replacement broker would
+    /// move leaders under its consumers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -130,12 +130,96 @@ pub struct MoveSpec {
     pub hold: bool,
 }
 
+/// `POST /v1/operations/failover`: move a route's producers (and then consumers) to another
+/// cluster, a standby named with `to` or, by default, a fresh build of the route's cluster.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailoverRequest {
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub route: String,
+    /// A standby cluster, declared and healthy. Exclusive with `build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub to: Option<String>,
+    /// Build a fresh, immutable clone of the route's cluster (the default without `to`).
+    #[serde(default)]
+    pub build: bool,
+    /// Brokers added to the clone (sized up for the traffic it takes over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_up: Option<i64>,
+    #[serde(flatten)]
+    pub pace: SwitchRequest,
+}
+
+/// `POST /v1/operations/fallback`: the same machine back to the route's standby (the original
+/// cluster), or with `rebuild` to a fresh build of it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FallbackRequest {
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub route: String,
+    /// Replace the original by a fresh build instead of returning to it.
+    #[serde(default)]
+    pub rebuild: bool,
+    #[serde(flatten)]
+    pub pace: SwitchRequest,
+}
+
+/// How long a switch waits for clients, and why it is made.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwitchRequest {
+    /// Seconds producers get to report the new cluster, then consumers to report the old one
+    /// drained; stragglers are named and the operation goes on (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3600)]
+    pub deadline_secs: Option<i64>,
+    /// Why (recorded with the move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{0,200}$")]
+    pub reason: Option<String>,
+}
+
+/// A fresh cluster a failover builds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildSpec {
+    /// The cluster cloned (version, zones, class, instance type, broker configs).
+    pub source: String,
+    pub brokers: u32,
+}
+
+/// A checked failover or fallback.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailoverSpec {
+    pub route: String,
+    /// The cluster the route leaves (where it was when asked).
+    pub from: String,
+    /// The cluster it goes to when named (a standby); `None` with `build`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSpec>,
+    pub deadline_ms: u64,
+    pub reason: String,
+    /// What the cluster left by a fallback becomes.
+    pub retain: crate::route::Retain,
+    /// A fallback with `rebuild`: the original it replaces (torn down afterwards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+    /// The route's status when asked: restored if the operation fails or is cancelled.
+    pub prior: crate::route::RouteStatus,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum OperationSpec {
     ScaleUp(ScaleUpSpec),
     Decommission(MoveSpec),
     Rebalance(MoveSpec),
+    Failover(FailoverSpec),
+    Fallback(FailoverSpec),
 }
 
 impl OperationSpec {
@@ -144,6 +228,15 @@ impl OperationSpec {
             OperationSpec::ScaleUp(_) => "ScaleUp",
             OperationSpec::Decommission(_) => "Decommission",
             OperationSpec::Rebalance(_) => "Rebalance",
+            OperationSpec::Failover(_) => "Failover",
+            OperationSpec::Fallback(_) => "Fallback",
+        }
+    }
+    /// The route a failover or fallback moves.
+    pub fn route(&self) -> Option<&str> {
+        match self {
+            OperationSpec::Failover(s) | OperationSpec::Fallback(s) => Some(&s.route),
+            _ => None,
         }
     }
 }
@@ -231,6 +324,14 @@ pub enum Phase {
     Retiring,
     /// Clearing every throttle the operation set, before it ends (cancelled or failed).
     CleaningUp,
+    /// A failover's fresh cluster is declared and being built.
+    Building,
+    /// The route's topics (and the canary topic) are declared on the cluster it goes to.
+    Preparing,
+    /// The route's binding points at the new cluster: waiting for every producer to report it.
+    SwitchingProducers,
+    /// Waiting for every consumer to report the old cluster drained.
+    DrainingConsumers,
     Succeeded,
     Failed,
     Cancelled,
@@ -258,6 +359,10 @@ impl Phase {
             Phase::Verifying => "Verifying",
             Phase::Retiring => "Retiring",
             Phase::CleaningUp => "CleaningUp",
+            Phase::Building => "Building",
+            Phase::Preparing => "Preparing",
+            Phase::SwitchingProducers => "SwitchingProducers",
+            Phase::DrainingConsumers => "DrainingConsumers",
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
             Phase::Cancelled => "Cancelled",
@@ -358,6 +463,19 @@ pub struct OperationStatus {
     pub bytes: Option<Progress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_seconds: Option<u64>,
+    /// Failover and fallback: the cluster the route goes to (a build's name is chosen, and
+    /// recorded, before the cluster is declared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// When the route's binding was pointed at the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at_ms: Option<i64>,
+    /// Clients that had not moved (producers) or drained (consumers) by the deadline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stragglers: Vec<String>,
+    /// The canary's produce-and-consume round trip through the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_millis: Option<u64>,
 }
 
 impl OperationStatus {
@@ -379,6 +497,10 @@ impl OperationStatus {
             outcome: None,
             bytes: None,
             eta_seconds: None,
+            target: None,
+            switched_at_ms: None,
+            stragglers: Vec::new(),
+            canary_millis: None,
         }
     }
 
@@ -431,6 +553,10 @@ impl Operation {
                 self.status.phase,
                 Phase::Verifying | Phase::Retiring | Phase::CleaningUp | Phase::Succeeded | Phase::Failed | Phase::Cancelled
             ),
+            // Until the binding moves: after that, undoing it is a fallback.
+            OperationSpec::Failover(_) | OperationSpec::Fallback(_) => {
+                matches!(self.status.phase, Phase::Pending | Phase::Building | Phase::Preparing | Phase::Verifying)
+            }
         }
     }
 }

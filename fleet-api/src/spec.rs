@@ -174,6 +174,36 @@ pub struct DeclaredClusterSpec {
     pub broker_config: BTreeMap<String, Scalar>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// Built by a failover: its version, zones, instance type, provider and broker configs never
+    /// change (a change means building another cluster); its size may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+impl DeclaredClusterSpec {
+    pub fn is_immutable(&self) -> bool {
+        self.immutable == Some(true)
+    }
+    /// The fields an immutable cluster keeps for life: the first one that differs.
+    pub fn immutable_difference(&self, other: &DeclaredClusterSpec) -> Option<&'static str> {
+        if self.kafka_version != other.kafka_version {
+            Some("spec.kafkaVersion")
+        } else if self.instance_type != other.instance_type {
+            Some("spec.instanceType")
+        } else if self.availability_zones != other.availability_zones {
+            Some("spec.availabilityZones")
+        } else if self.priority_class != other.priority_class {
+            Some("spec.priorityClass")
+        } else if self.broker_config != other.broker_config {
+            Some("spec.brokerConfig")
+        } else if self.provider != other.provider {
+            Some("spec.provider")
+        } else if self.immutable != other.immutable {
+            Some("spec.immutable")
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
@@ -203,6 +233,16 @@ pub struct DeclaredRouteSpec {
     pub cluster: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// What a fallback does with the cluster it leaves: `standby` (default, kept warm) or
+    /// `teardown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<String>,
+}
+
+impl DeclaredRouteSpec {
+    pub fn retain(&self) -> crate::route::Retain {
+        self.retain.as_deref().and_then(crate::route::Retain::parse).unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -342,6 +382,11 @@ pub fn validate_document(doc: RawDocument) -> Result<Declared, FieldError> {
                 fleet_common::paths::validate_cluster_name(&s.cluster).map_err(|m| FieldError::new("spec.cluster", m))?;
                 if s.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
                     return Err(FieldError::new("spec.description", "is longer than 1024 characters"));
+                }
+                if let Some(r) = &s.retain {
+                    if crate::route::Retain::parse(r).is_none() {
+                        return Err(FieldError::new("spec.retain", format!("`{r}` is not a retain setting: use standby or teardown")));
+                    }
                 }
                 DeclaredSpec::Route(s)
             }

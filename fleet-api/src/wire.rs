@@ -173,6 +173,9 @@ pub struct ResourceView {
     pub effective: Option<EffectiveSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ClusterStatus>,
+    /// Routes: where the traffic is, the standby, the last move and the clients per cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_status: Option<crate::route::RouteStatus>,
 }
 
 /// The answer to a delete: the store revision of the change.

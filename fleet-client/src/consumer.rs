@@ -265,8 +265,10 @@ impl FleetConsumer {
         let drain = self.drain.take()?;
         let old = drain.reading.binding.cluster.clone();
         let complete = drain.targets.as_ref().is_some_and(|t| t.iter().all(|(tp, end)| reached(&drain.reading, tp, *end)));
-        if let Err(e) = drain.reading.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::warn!(cluster = %old, error = %e, "final commit on the old cluster failed");
+        match drain.reading.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing read since the last commit: nothing to commit.
+            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) | Ok(()) => {}
+            Err(e) => tracing::warn!(cluster = %old, error = %e, "final commit on the old cluster failed"),
         }
         drop(drain);
         tracing::info!(cluster = %old, complete, "old cluster drained");

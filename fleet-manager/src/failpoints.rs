@@ -7,6 +7,8 @@
 //!   that applied steps (a leader paused mid-pass, as by a long GC or a frozen VM).
 //! - `FLEET_FAILPOINT_CRASH_AFTER_COMMIT=1`: SIGKILL itself right after a scale-up's ZooKeeper
 //!   commit, before its status is recorded.
+//! - `FLEET_FAILPOINT_CRASH_ENTERING=Phase[,Phase...]`: SIGKILL itself right after a failover or
+//!   fallback has recorded entering one of these phases, before acting in it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -30,6 +32,15 @@ pub fn crash_after_commit() {
     static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
     if limit("FLEET_FAILPOINT_CRASH_AFTER_COMMIT", &LIMIT).is_some_and(|n| n > 0) {
         tracing::warn!("failpoint: crashing right after the commit");
+        signal_self(libc::SIGKILL);
+    }
+}
+
+pub fn crash_on_entering(phase: &str) {
+    static PHASES: OnceLock<Vec<String>> = OnceLock::new();
+    let phases = PHASES.get_or_init(|| std::env::var("FLEET_FAILPOINT_CRASH_ENTERING").map(|v| v.split(',').map(|p| p.trim().to_string()).collect()).unwrap_or_default());
+    if phases.iter().any(|p| p == phase) {
+        tracing::warn!(phase, "failpoint: crashing on entering the phase");
         signal_self(libc::SIGKILL);
     }
 }

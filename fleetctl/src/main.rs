@@ -111,6 +111,11 @@ enum Command {
     Decommission(operations::DecommissionArgs),
     /// Spread replicas and leaders evenly over every broker at a controlled pace.
     Rebalance(operations::RebalanceArgs),
+    /// Move a route's producers, then consumers, to a healthy standby (--to) or a fresh,
+    /// immutable build of its cluster (--build, the default).
+    Failover(operations::FailoverArgs),
+    /// Move a failed-over route back to its original cluster (or, with --rebuild, a fresh build of it).
+    Fallback(operations::FallbackArgs),
     /// Approve an operation held at ProposalReady (`scale-up --hold`).
     Approve {
         #[arg(value_enum)]
@@ -408,6 +413,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ScaleUp(args) => operations::scale_up(&client, args, output).await,
         Command::Decommission(args) => operations::decommission(&client, args, output).await,
         Command::Rebalance(args) => operations::rebalance(&client, args, output).await,
+        Command::Failover(args) => operations::failover(&client, args, output).await,
+        Command::Fallback(args) => operations::fallback(&client, args, output).await,
         Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
         Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
         Command::Get { what, cluster, route } => {
@@ -470,8 +477,22 @@ async fn run(cli: Cli) -> Result<()> {
                 // Listed above, with their own columns.
                 Listing::Operations | Listing::Clients => String::new(),
                 Listing::Routes => table(
-                    &["NAME", "CLUSTER", "GENERATION"],
-                    items.iter().map(|r| vec![r.name.clone(), r.cluster.clone().unwrap_or_default(), r.generation.to_string()]).collect(),
+                    &["NAME", "CLUSTER", "PHASE", "STANDBY", "LAST MOVE", "CLIENTS", "GENERATION"],
+                    items
+                        .iter()
+                        .map(|r| {
+                            let st = r.route_status.clone().unwrap_or_default();
+                            vec![
+                                r.name.clone(),
+                                r.cluster.clone().unwrap_or_default(),
+                                st.phase.as_str().to_string(),
+                                st.standby.clone().unwrap_or_else(|| "-".into()),
+                                st.last_move.as_ref().map_or("-".into(), |m| format!("{} {} -> {}", format_ms(m.at_ms), m.from, m.to)),
+                                clients_text(&st.clients),
+                                r.revision.to_string(),
+                            ]
+                        })
+                        .collect(),
                 ),
             })
         }
@@ -585,6 +606,21 @@ fn format_ms(ms: i64) -> String {
     format!("{h:02}:{m:02}:{sec:02}Z")
 }
 
+/// Clients per cluster: `blue: 3 producers, 2 consumers (2 drained)`.
+fn clients_text(tallies: &[fleet_api::route::ClientTally]) -> String {
+    if tallies.is_empty() {
+        return "-".into();
+    }
+    tallies
+        .iter()
+        .map(|t| {
+            let drained = if t.drained > 0 { format!(" ({} drained)", t.drained) } else { String::new() };
+            format!("{}: {}p {}c{drained}", if t.cluster.is_empty() { "none" } else { &t.cluster }, t.producers, t.consumers)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn describe_text(d: &Described) -> String {
     let v = &d.view;
     let mut out = String::new();
@@ -599,6 +635,16 @@ fn describe_text(d: &Described) -> String {
             };
             out.push_str(&format!("  {k}: {shown}\n"));
         }
+    }
+    if let Some(st) = &v.route_status {
+        out.push_str(&format!("Phase: {}   Cluster: {}   Standby: {}\n", st.phase.as_str(), st.cluster, st.standby.as_deref().unwrap_or("-")));
+        if let Some(op) = &st.operation {
+            out.push_str(&format!("Operation: {op} (fleetctl describe operation {op})\n"));
+        }
+        if let Some(m) = &st.last_move {
+            out.push_str(&format!("Last move: {} {} -> {} by {} ({})\n", format_ms(m.at_ms), m.from, m.to, m.operation, m.reason));
+        }
+        out.push_str(&format!("Clients: {}\n", clients_text(&st.clients)));
     }
     if let Some(st) = &v.status {
         out.push_str(&format!(

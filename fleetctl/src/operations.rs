@@ -97,6 +97,7 @@ fn from_brokers(op: &Operation) -> u32 {
     match &op.spec {
         OperationSpec::ScaleUp(s) => s.from_brokers,
         OperationSpec::Decommission(s) | OperationSpec::Rebalance(s) => s.from_brokers,
+        OperationSpec::Failover(_) | OperationSpec::Fallback(_) => 0,
     }
 }
 
@@ -345,6 +346,22 @@ fn describe_text(o: &Operation) -> String {
             let throttle = s.throttle_bytes.map(|t| format!("{}/s per broker", mib(t))).unwrap_or_else(|| "none".into());
             out.push_str(&format!("Throttle: {throttle}   Moves in flight: {} per broker, {} in all\n", s.max_moves_per_broker, s.max_moves));
         }
+        OperationSpec::Failover(s) | OperationSpec::Fallback(s) => {
+            let to = match (&s.to, &s.build, &o.status.target) {
+                (Some(to), _, _) => to.clone(),
+                (None, Some(b), Some(t)) => format!("{t} (built from {}, {} brokers)", b.source, b.brokers),
+                (None, Some(b), None) => format!("a fresh build of {} ({} brokers)", b.source, b.brokers),
+                _ => "-".into(),
+            };
+            out.push_str(&format!("Route: {}   From: {}   To: {to}\n", s.route, s.from));
+            out.push_str(&format!("Reason: {}   Client deadline: {}s\n", s.reason, s.deadline_ms / 1000));
+            if let Some(ms) = o.status.canary_millis {
+                out.push_str(&format!("Canary: {ms} ms round trip\n"));
+            }
+            if !o.status.stragglers.is_empty() {
+                out.push_str(&format!("Stragglers: {}\n", o.status.stragglers.join(", ")));
+            }
+        }
     }
     if let Some(p) = &o.status.moves {
         out.push_str("Moves:\n");
@@ -376,8 +393,92 @@ fn describe_text(o: &Operation) -> String {
         out.push_str(&format!("Progress: {}/{} {what}\n", p.done, p.total));
     }
     out.push_str("History:\n");
-    for h in &o.status.history {
-        out.push_str(&format!("  {} {}{}\n", format_ms(h.at_ms), h.phase.as_str(), h.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()));
+    for (i, h) in o.status.history.iter().enumerate() {
+        // How long each phase lasted (the last one: until now or its end).
+        let took = o.status.history.get(i + 1).map(|n| format!(" ({:.1}s)", (n.at_ms - h.at_ms) as f64 / 1000.0)).unwrap_or_default();
+        out.push_str(&format!("  {} {}{took}{}\n", format_ms(h.at_ms), h.phase.as_str(), h.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()));
     }
     out
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SwitchArgs {
+    /// Seconds producers get to report the new cluster, then consumers to drain the old one;
+    /// stragglers are named and the operation goes on.
+    #[arg(long, default_value = "60s", value_parser = crate::parse_duration)]
+    pub deadline: Duration,
+    /// Why (recorded with the move).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Wait until the operation ends, showing its phases.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
+    pub timeout: Duration,
+}
+
+impl SwitchArgs {
+    fn request(&self) -> fleet_api::operation::SwitchRequest {
+        fleet_api::operation::SwitchRequest { deadline_secs: Some(self.deadline.as_secs() as i64), reason: self.reason.clone() }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FailoverArgs {
+    pub route: String,
+    /// A healthy standby cluster to move to.
+    #[arg(long, conflicts_with_all = ["build", "size_up"])]
+    pub to: Option<String>,
+    /// Build a fresh, immutable clone of the route's cluster (the default without --to).
+    #[arg(long)]
+    pub build: bool,
+    /// Brokers added to the clone.
+    #[arg(long)]
+    pub size_up: Option<i64>,
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FallbackArgs {
+    pub route: String,
+    /// Replace the original by a fresh build instead of returning to it.
+    #[arg(long)]
+    pub rebuild: bool,
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+}
+
+pub async fn failover(client: &Client, args: FailoverArgs, output: Output) -> Result<()> {
+    let request = fleet_api::operation::FailoverRequest {
+        route: args.route.clone(),
+        to: args.to.clone(),
+        build: args.build,
+        size_up: args.size_up,
+        pace: args.switch.request(),
+    };
+    let body = serde_json::to_value(&request).map_err(|e| Failure::new(1, e.to_string()))?;
+    start_switch(client, "failover", body, &args.switch, output).await
+}
+
+pub async fn fallback(client: &Client, args: FallbackArgs, output: Output) -> Result<()> {
+    let request = fleet_api::operation::FallbackRequest { route: args.route.clone(), rebuild: args.rebuild, pace: args.switch.request() };
+    let body = serde_json::to_value(&request).map_err(|e| Failure::new(1, e.to_string()))?;
+    start_switch(client, "fallback", body, &args.switch, output).await
+}
+
+async fn start_switch(client: &Client, verb: &str, body: serde_json::Value, switch: &SwitchArgs, output: Output) -> Result<()> {
+    let answer: OperationResponse = client.send(reqwest::Method::POST, &format!("/v1/operations/{verb}"), Some(body)).await?;
+    let op = answer.operation.ok_or_else(|| Failure::new(1, "the fleet manager answered without the operation"))?;
+    if output == Output::Table {
+        println!("operation {} created", op.id);
+    }
+    if !switch.wait {
+        if output != Output::Table {
+            print_value(output, &op, |_| String::new())?;
+        }
+        return Ok(());
+    }
+    let done = wait(client, &op.id, switch.timeout, output).await?;
+    finish(done, output)
 }

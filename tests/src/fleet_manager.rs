@@ -222,6 +222,22 @@ impl FleetManager {
         }
     }
 
+    /// `kill -9` of one local host (its bootstrap's process group and JVM): a broker lost.
+    pub fn kill_host(&self, instance_id: &str) {
+        for (file, group) in [("host.pid", true), ("data/kafka.pid", false)] {
+            let Ok(text) = std::fs::read_to_string(self.hosts_root().join(instance_id).join(file)) else { continue };
+            let Ok(pid) = text.trim().parse::<i32>() else { continue };
+            if pid > 1 && Path::new(&format!("/proc/{pid}")).exists() {
+                crate::process::signal_pid(if group { -pid } else { pid }, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Whether the fleet manager process is still running (a failpoint may have killed it).
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(|p| p.is_running())
+    }
+
     /// Stops every local host (its bootstrap's process group and JVM).
     pub fn stop_local_hosts(&self) {
         stop_hosts_under(&self.hosts_root());

@@ -84,6 +84,9 @@ async fn bind(state: &Shared, route: &StoredResource) -> Result<RouteBinding, Ap
     let mut topics = BTreeMap::new();
     for t in &resources {
         if let DeclaredSpec::Topic(d) = &t.declared.spec {
+            if t.declared.name == fleet_api::route::CANARY_TOPIC {
+                continue;
+            }
             if let Ok(t) = spec::effective_topic(&t.declared.name, d, cluster.as_ref()) {
                 topics.insert(t.name.clone(), TopicBinding { priority_class: t.priority_class, acks: acks_for(t.priority_class).into(), keyed: t.keyed });
             }

@@ -148,6 +148,8 @@ impl utoipa::Modify for Contract {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         close_flattened(openapi, "DecommissionRequest");
         close_flattened(openapi, "RebalanceRequest");
+        close_flattened(openapi, "FailoverRequest");
+        close_flattened(openapi, "FallbackRequest");
         match serde_json::from_value::<Schema>(documents_schema()) {
             Ok(schema) => {
                 openapi.components.get_or_insert_with(Default::default).schemas.insert("Documents".into(), RefOr::T(schema));

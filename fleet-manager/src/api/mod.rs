@@ -18,6 +18,7 @@ use utoipa::OpenApi;
 
 mod clients;
 mod contract;
+mod failover;
 use contract::Contract;
 mod operations;
 
@@ -172,11 +173,12 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
     info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
     paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
           get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties,
-          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel,
+          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel, failover::failover, failover::fallback,
           clients::binding, clients::report, clients::list),
     components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health,
           fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest,
           fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest,
+          fleet_api::operation::FailoverRequest, fleet_api::operation::FallbackRequest, fleet_api::route::RouteStatus,
           fleet_api::client::RouteBinding, fleet_api::client::ClientReport, fleet_api::client::ClientView)),
     modifiers(&BearerAuth, &Contract)
 )]
@@ -211,6 +213,8 @@ pub fn router(state: Shared) -> Router {
         .route("/operations/scale-up", post(operations::scale_up))
         .route("/operations/decommission", post(operations::decommission))
         .route("/operations/rebalance", post(operations::rebalance))
+        .route("/operations/failover", post(failover::failover))
+        .route("/operations/fallback", post(failover::fallback))
         .route("/operations/{id}", get(operations::get))
         .route("/operations/{id}/approve", post(operations::approve))
         .route("/operations/{id}/cancel", post(operations::cancel))
@@ -526,7 +530,12 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
     } else {
         None
     };
+    let route_status = match &r.declared.spec {
+        DeclaredSpec::Route(spec) => Some(route_status(state, &r.declared.name, spec).await),
+        _ => None,
+    };
     ResourceView {
+        route_status,
         kind: r.kind(),
         name: r.declared.name.clone(),
         cluster: (r.kind() != Kind::KafkaCluster).then(|| r.cluster.clone()),
@@ -540,6 +549,26 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
         effective,
         status,
     }
+}
+
+/// A route's status as served: the stored one (or `Normal` on its cluster) with its clients
+/// counted per cluster.
+async fn route_status(state: &AppState, name: &str, spec: &spec::DeclaredRouteSpec) -> fleet_api::route::RouteStatus {
+    let stored = state.store.route_statuses().await.ok().and_then(|mut m| m.remove(name)).unwrap_or_default();
+    let mut status = fleet_api::route::RouteStatus { cluster: spec.cluster.clone(), ..stored };
+    let mut tallies: BTreeMap<String, fleet_api::route::ClientTally> = BTreeMap::new();
+    for c in state.store.client_reports(Some(name)).await.unwrap_or_default() {
+        let t = tallies.entry(c.report.cluster.clone()).or_insert_with(|| fleet_api::route::ClientTally { cluster: c.report.cluster.clone(), ..Default::default() });
+        match c.report.role {
+            fleet_api::client::ClientRole::Producer => t.producers += 1,
+            fleet_api::client::ClientRole::Consumer => {
+                t.consumers += 1;
+                t.drained += u32::from(c.report.consumer.as_ref().is_some_and(|s| s.drained));
+            }
+        }
+    }
+    status.clients = tallies.into_values().collect();
+    status
 }
 
 async fn cluster_specs(store: &Store) -> Result<BTreeMap<String, spec::ClusterSpec>, StoreError> {

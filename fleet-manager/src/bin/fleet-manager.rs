@@ -93,6 +93,13 @@ struct Args {
     /// `jute.maxbuffer` (1 MiB by default), or the commit is refused (or split with --allow-split).
     #[arg(long, default_value_t = 1_000_000)]
     zk_max_commit_bytes: usize,
+    /// A running healthcheck service (`kafka-healthcheck serve`) to ask for verdicts on clusters;
+    /// without it, `--healthcheck-bin check` is run against ZooKeeper for each verdict.
+    #[arg(long, env = "FLEET_HEALTHCHECK_URL")]
+    healthcheck_url: Option<String>,
+    /// The kafka-healthcheck binary (default: next to this one).
+    #[arg(long)]
+    healthcheck_bin: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -194,6 +201,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         other => bail!("--dns: `{other}` is not local, route53 or none"),
     };
     let metrics = Arc::new(Metrics::default());
+    let health: Arc<dyn fleet_manager::observe::health::HealthJudge> = match &args.healthcheck_url {
+        Some(url) => Arc::new(fleet_manager::observe::health::HealthcheckService { url: url.clone(), http: reqwest::Client::new() }),
+        None => Arc::new(fleet_manager::observe::health::HealthcheckCommand {
+            bin: match &args.healthcheck_bin {
+                Some(b) => b.clone(),
+                None => std::env::current_exe().context("cannot locate this binary")?.with_file_name("kafka-healthcheck"),
+            },
+            zookeeper: args.zookeeper.clone(),
+            fleet_root: args.fleet_root.clone(),
+            timeout: Duration::from_secs(10),
+        }),
+    };
     let reconciler = Arc::new(Reconciler {
         store: store.clone(),
         zk_address,
@@ -222,6 +241,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         leader: AtomicBool::new(false),
         wake: tokio::sync::Notify::new(),
         metrics,
+        health,
     });
     let state = AppState::new(store, reconciler.clone(), tokens);
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;

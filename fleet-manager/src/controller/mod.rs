@@ -46,6 +46,7 @@ pub struct ReconcileSettings {
     pub backoff: BackoffPolicy,
     pub journal: JournalRetention,
     pub scale_up: crate::operations::scale_up::ScaleUpSettings,
+    pub failover: crate::operations::failover::FailoverSettings,
 }
 
 impl Default for ReconcileSettings {
@@ -59,6 +60,7 @@ impl Default for ReconcileSettings {
             backoff: BackoffPolicy::default(),
             journal: JournalRetention::default(),
             scale_up: Default::default(),
+            failover: Default::default(),
         }
     }
 }
@@ -76,6 +78,8 @@ pub struct Reconciler {
     pub leader: AtomicBool,
     pub wake: Notify,
     pub metrics: Arc<Metrics>,
+    /// The healthcheck's verdict on a cluster (failover guard rails and verification).
+    pub health: Arc<dyn observe::health::HealthJudge>,
 }
 
 /// What one reconcile did to one cluster.
@@ -116,6 +120,7 @@ pub fn desired_from(all: &[crate::store::StoredResource]) -> Vec<DesiredCluster>
                     revision: r.revision,
                     uid: r.uid.clone(),
                     leaving: BTreeMap::new(),
+                    frozen: None,
                 },
             );
         }
@@ -159,6 +164,7 @@ impl Reconciler {
         for mut d in desired {
             if let Ok(ops) = self.store.operations(Some(&d.spec.name), true).await {
                 d.leaving = crate::operations::leaving_brokers(&ops);
+                d.frozen = crate::operations::frozen_by(&ops, &d.spec.name);
             }
             let observed =
                 observe::observe_cluster(&d, zk, &self.paths.cluster(&d.spec.name), self.hosts.get(d.spec.provider), self.dns.as_ref(), None).await;
@@ -415,7 +421,9 @@ impl Reconciler {
             epoch: leadership.epoch,
             identity: &self.identity,
             settings: self.settings.scale_up,
+            failover: self.settings.failover,
             metrics: &self.metrics,
+            health: self.health.as_ref(),
         };
         let operations = match driver.drive(cluster).await {
             Ok(poll) => poll,
@@ -471,7 +479,10 @@ impl Reconciler {
         };
         // Brokers a decommission is emptying are left alone; unreadable operations stop the pass.
         match self.store.operations(Some(cluster), true).await {
-            Ok(ops) => desired.leaving = crate::operations::leaving_brokers(&ops),
+            Ok(ops) => {
+                desired.leaving = crate::operations::leaving_brokers(&ops);
+                desired.frozen = crate::operations::frozen_by(&ops, cluster);
+            }
             Err(e) => {
                 tracing::error!(cluster, error = %e, "operations unreadable");
                 return Ok(Requeue::Failed(ErrorClass::Retryable));

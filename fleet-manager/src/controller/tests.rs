@@ -94,6 +94,7 @@ pub(crate) fn idle_reconciler(store: crate::store::Store) -> Reconciler {
         leader: AtomicBool::new(false),
         wake: Notify::new(),
         metrics: Arc::new(Metrics::default()),
+        health: Arc::new(crate::observe::health::HealthcheckService { url: "http://127.0.0.1:1".into(), http: reqwest::Client::new() }),
     }
 }
 

@@ -4,6 +4,8 @@
 //! [`Observer`] is the seam the controller observes through: [`LiveObserver`] reads the real
 //! world; tests substitute a simulated one to drive a reconcile in-process.
 
+pub mod health;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;

@@ -3,6 +3,7 @@
 //! action at a time and recording each phase (with its effects on specs) in one fenced write.
 //! A crash or a change of leader resumes from the stored phase; see [`scale_up`].
 
+pub mod failover;
 pub mod reassign;
 pub mod scale_up;
 
@@ -46,6 +47,13 @@ pub fn leaving_brokers(ops: &[Operation]) -> std::collections::BTreeMap<i32, boo
         .collect()
 }
 
+/// Why the cluster's hosts are left alone: a failover or fallback is moving a route off it.
+pub fn frozen_by(ops: &[Operation], cluster: &str) -> Option<String> {
+    ops.iter()
+        .filter(|o| !o.status.phase.is_terminal() && o.cluster == cluster)
+        .find_map(|o| o.spec.route().map(|route| format!("{} moves route {route} off it", o.id)))
+}
+
 /// Drives one cluster's operations for the current leader.
 pub struct Driver<'a> {
     pub store: &'a Store,
@@ -55,7 +63,9 @@ pub struct Driver<'a> {
     pub epoch: i64,
     pub identity: &'a str,
     pub settings: ScaleUpSettings,
+    pub failover: failover::FailoverSettings,
     pub metrics: &'a crate::metrics::Metrics,
+    pub health: &'a dyn crate::observe::health::HealthJudge,
 }
 
 impl Driver<'_> {
@@ -78,7 +88,7 @@ impl Driver<'_> {
         for op in ops {
             // Brokers take a while to boot or stop (minutes on EC2): no need to look twice a second.
             let next = match self.drive_one(op).await? {
-                Phase::WaitingForBrokers | Phase::Retiring => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
+                Phase::WaitingForBrokers | Phase::Retiring | Phase::Building => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
                 p if p.is_terminal() => continue,
                 _ => OPERATION_POLL,
             };
@@ -94,6 +104,7 @@ impl Driver<'_> {
             OperationSpec::ScaleUp(spec) => self.drive_scale_up(op, spec).await,
             OperationSpec::Decommission(spec) => self.drive_moves(op, spec, true).await,
             OperationSpec::Rebalance(spec) => self.drive_moves(op, spec, false).await,
+            OperationSpec::Failover(spec) | OperationSpec::Fallback(spec) => self.drive_failover(op, spec).await,
         }
     }
 
@@ -207,6 +218,9 @@ impl Driver<'_> {
             });
         }
         self.store.advance_operation(self.epoch, op, status, effects, &journal).await?;
+        if status.phase != op.status.phase && op.spec.route().is_some() {
+            crate::failpoints::crash_on_entering(status.phase.as_str());
+        }
         if status.phase != op.status.phase {
             let labels = crate::metrics::PhaseLabels { kind: op.spec.kind().to_string(), phase: status.phase.as_str().to_string() };
             self.metrics.operation_phases.get_or_create(&labels).inc();
@@ -220,5 +234,111 @@ impl Driver<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Driver<'_> {
+    #[tracing::instrument(skip_all, fields(route = %spec.route, target = tracing::field::Empty))]
+    async fn drive_failover(&self, mut op: Operation, spec: fleet_api::operation::FailoverSpec) -> Result<Phase, StoreError> {
+        for _ in 0..6 {
+            let observed = self.observe_failover(&op, &spec).await;
+            let (status, effects, action) = failover::next(&op, &spec, &observed, &self.failover);
+            if let Some(t) = &status.target {
+                tracing::Span::current().record("target", t.as_str());
+            }
+            let Some(failover::Action::Canary { cluster }) = action else {
+                let moved = status.phase != op.status.phase;
+                if status != op.status || moved {
+                    self.save(&op, &status, &effects).await?;
+                    op.status = status;
+                }
+                if moved && !op.status.phase.is_terminal() {
+                    continue;
+                }
+                return Ok(op.status.phase);
+            };
+            let result = match crate::observe::bootstrap_servers(self.zk, &self.paths.cluster(&cluster)).await {
+                Ok(servers) if !servers.is_empty() => failover::canary::round_trip(&servers, &op.id, Duration::from_secs(15)).await,
+                Ok(_) => Err(format!("no broker of {cluster} is registered")),
+                Err(e) => Err(e),
+            };
+            match &result {
+                Ok(ms) => tracing::info!(cluster, millis = ms, "canary went through"),
+                Err(e) => tracing::warn!(cluster, error = %e, "canary failed"),
+            }
+            let (status, effects) = failover::after_canary(&op, &spec, result, now_ms());
+            self.save(&op, &status, &effects).await?;
+            let moved = status.phase != op.status.phase;
+            op.status = status;
+            if !moved {
+                return Ok(op.status.phase);
+            }
+        }
+        Ok(op.status.phase)
+    }
+
+    /// Reads what the failover's phase depends on, and only that.
+    async fn observe_failover(&self, op: &Operation, spec: &fleet_api::operation::FailoverSpec) -> failover::FailoverObserved {
+        let phase = op.status.phase;
+        let mut obs = failover::FailoverObserved { now_ms: now_ms(), ..Default::default() };
+        fn unknown<T>(e: StoreError) -> Seen<T> {
+            Seen::Unknown(e.to_string())
+        }
+        if phase == Phase::Pending {
+            obs.route = match self.store.get(Kind::Route, &spec.route).await {
+                Ok(r) => Seen::Known(match &r.declared.spec {
+                    DeclaredSpec::Route(r) => Some(r.cluster.clone()),
+                    _ => None,
+                }),
+                Err(StoreError::NotFound { .. }) => Seen::Known(None),
+                Err(e) => unknown(e),
+            };
+            obs.clusters = match self.store.list(Some(Kind::KafkaCluster), None).await {
+                Ok(rows) => Seen::Known(
+                    rows.into_iter()
+                        .filter_map(|r| match r.declared.spec {
+                            DeclaredSpec::KafkaCluster(s) => Some((r.declared.name, (s, r.deleting))),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                Err(e) => unknown(e),
+            };
+        }
+        if matches!(phase, Phase::Pending | Phase::Building | Phase::Preparing) {
+            obs.source_topics = match self.store.list(Some(Kind::Topic), Some(&spec.from)).await {
+                Ok(rows) => Seen::Known(rows.into_iter().filter(|r| !r.deleting).map(|r| r.declared).collect()),
+                Err(e) => unknown(e),
+            };
+        }
+        if let (Some(target), Phase::Building | Phase::Preparing) = (&op.status.target, phase) {
+            obs.target = match self.store.status(target).await {
+                Ok(Some(v)) => match serde_json::from_value::<fleet_api::wire::ClusterStatus>(v) {
+                    Ok(s) => Seen::Known(failover::TargetState {
+                        converged: s.converged,
+                        live_brokers: s.brokers.live.known().map(|l| l.len()).unwrap_or(0),
+                        desired_brokers: s.brokers.desired,
+                        topics: s.topics.known().map(|t| t.keys().cloned().collect()).unwrap_or_default(),
+                    }),
+                    Err(e) => Seen::Unknown(format!("status of {target} unreadable: {e}")),
+                },
+                Ok(None) => Seen::Unknown(format!("{target} not reconciled yet")),
+                Err(e) => unknown(e),
+            };
+        }
+        if let (Some(target), Phase::Verifying) = (&op.status.target, phase) {
+            obs.health = match self.health.judge(target).await {
+                Ok(v) if v.healthy => Seen::Known(Ok(())),
+                Ok(v) => Seen::Known(Err(v.summary)),
+                Err(e) => Seen::Unknown(e),
+            };
+        }
+        if matches!(phase, Phase::SwitchingProducers | Phase::DrainingConsumers) {
+            obs.clients = match self.store.client_reports(Some(&spec.route)).await {
+                Ok(c) => Seen::Known(c),
+                Err(e) => unknown(e),
+            };
+        }
+        obs
     }
 }

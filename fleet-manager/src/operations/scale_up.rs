@@ -450,7 +450,7 @@ pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings:
         }
         Phase::Succeeded | Phase::Failed | Phase::Cancelled => (st, None),
         // Phases of decommission and rebalance: never a scale-up's.
-        Phase::MovingLeaders | Phase::Moving | Phase::ElectingLeaders | Phase::Verifying | Phase::Retiring | Phase::CleaningUp => {
+        Phase::MovingLeaders | Phase::Moving | Phase::ElectingLeaders | Phase::Verifying | Phase::Retiring | Phase::CleaningUp | Phase::Building | Phase::Preparing | Phase::SwitchingProducers | Phase::DrainingConsumers => {
             st.enter(Phase::Failed, now, Some(format!("phase {} is not a scale-up's", st.phase.as_str())));
             (st, None)
         }

@@ -89,7 +89,11 @@ pub fn plan_cluster(
                 }
                 let since = intent.missing_since.get(broker_id).copied().unwrap_or(settings.now_ms);
                 let missing_ms = settings.now_ms - since;
-                if missing_ms >= settings.replace_grace_ms {
+                if let Some(why) = &desired.frozen {
+                    plan.waiting.push(format!("broker {broker_id} not in /brokers/ids; its host is not replaced while {why}"));
+                    next.missing_since.insert(*broker_id, since);
+                    plan.wake_after(PROGRESS_POLL_MS);
+                } else if missing_ms >= settings.replace_grace_ms {
                     terminations.push((
                         host.instance_id.clone(),
                         host.availability_zone.clone(),
@@ -371,6 +375,7 @@ mod tests {
             },
             deleting: false,
             leaving: BTreeMap::new(),
+            frozen: None,
             topics: vec![DesiredTopic {
                 spec: TopicSpec {
                     cluster: "blue".into(),

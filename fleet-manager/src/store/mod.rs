@@ -137,6 +137,13 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         "CREATE TABLE client_reports (instance TEXT PRIMARY KEY, route TEXT NOT NULL, report TEXT NOT NULL, reported_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL)",
         "CREATE INDEX client_reports_route ON client_reports (route, expires_ms)",
     ],
+),
+(
+    5,
+    &[
+        // Where each route's traffic is and its standby, written by failovers and fallbacks.
+        "CREATE TABLE route_status (route TEXT PRIMARY KEY, status TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+    ],
 )];
 
 /// The journal's bounds: older or surplus rows are pruned by the leader.
@@ -592,6 +599,19 @@ impl Store {
                 });
             }
         }
+        if kind == Kind::Route {
+            let ops = sqlx::query("SELECT id, spec FROM operations WHERE active = 1 AND kind IN ('Failover', 'Fallback')").fetch_all(&mut *tx).await?;
+            for row in ops {
+                let id: String = row.try_get(0)?;
+                let spec: Option<fleet_api::operation::OperationSpec> = serde_json::from_str(&row.try_get::<String, _>(1)?).ok();
+                if spec.as_ref().and_then(|s| s.route()) == Some(key) {
+                    return Err(StoreError::Conflict {
+                        resource: target.declared.display(),
+                        message: format!("operation {id} is moving it: wait for it to end or cancel it"),
+                    });
+                }
+            }
+        }
         if kind == Kind::KafkaCluster {
             let routes: Vec<&str> = existing
                 .values()
@@ -604,11 +624,42 @@ impl Store {
                     message: format!("route(s) {} point at it: point them elsewhere or delete them first", routes.join(", ")),
                 });
             }
+            // A standby kept for fallback, or a cluster an operation under way uses.
+            let statuses = sqlx::query("SELECT route, status FROM route_status").fetch_all(&mut *tx).await?;
+            for row in statuses {
+                let route: String = row.try_get(0)?;
+                let text: String = row.try_get(1)?;
+                let status: Option<fleet_api::route::RouteStatus> = serde_json::from_str(&text).ok();
+                if status.and_then(|s| s.standby).as_deref() == Some(key) {
+                    return Err(StoreError::Conflict {
+                        resource: target.declared.display(),
+                        message: format!("route {route} keeps it as its standby for fallback: fall back to it (fleetctl fallback {route}) or fail over elsewhere first"),
+                    });
+                }
+            }
+            let ops = sqlx::query("SELECT id, cluster, spec, status FROM operations WHERE active = 1").fetch_all(&mut *tx).await?;
+            for row in ops {
+                let id: String = row.try_get(0)?;
+                let cluster: String = row.try_get(1)?;
+                let spec: Option<fleet_api::operation::OperationSpec> = serde_json::from_str(&row.try_get::<String, _>(2)?).ok();
+                let status: Option<fleet_api::operation::OperationStatus> = serde_json::from_str(&row.try_get::<String, _>(3)?).ok();
+                let uses = cluster == key
+                    || status.and_then(|s| s.target).as_deref() == Some(key)
+                    || matches!(&spec, Some(fleet_api::operation::OperationSpec::Failover(f) | fleet_api::operation::OperationSpec::Fallback(f))
+                        if f.to.as_deref() == Some(key) || f.replaces.as_deref() == Some(key));
+                if uses {
+                    return Err(StoreError::Conflict {
+                        resource: target.declared.display(),
+                        message: format!("operation {id} uses it: wait for it to end (fleetctl get operations) or cancel it"),
+                    });
+                }
+            }
         }
         let rev = Self::next_revision(&mut tx).await?;
         let now = now_ms();
         if kind == Kind::Route {
             sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2").bind(kind.as_str()).bind(key).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM route_status WHERE route = $1").bind(key).execute(&mut *tx).await?;
         } else {
             sqlx::query("UPDATE resources SET deleting = 1, revision = $1, updated_ms = $2 WHERE kind = $3 AND name = $4")
                 .bind(rev)
@@ -895,6 +946,15 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
         };
         match (&d.spec, old.map(|o| &o.declared.spec)) {
             (DeclaredSpec::KafkaCluster(new), Some(DeclaredSpec::KafkaCluster(was))) => {
+                if was.is_immutable() {
+                    if let Some(field) = was.immutable_difference(new) {
+                        return Err(invalid(FieldError::new(
+                            field,
+                            "cannot change: the cluster is immutable (built by a failover); build another one \
+                             (fleetctl failover ROUTE --build) instead of changing this one",
+                        )));
+                    }
+                }
                 if new.brokers < was.brokers {
                     return Err(invalid(FieldError::new(
                         "spec.brokers",

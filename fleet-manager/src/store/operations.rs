@@ -10,6 +10,7 @@ use sqlx::Row;
 use super::{now_ms, NewJournalEntry, Store, StoreError, Tx};
 use crate::spec::{self, Kind};
 use fleet_api::operation::{Operation, OperationSpec, OperationStatus};
+use fleet_api::route::RouteStatus;
 
 /// Spec changes an operation's phase makes, written with its status.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +21,27 @@ pub struct OperationEffects {
     pub lower_brokers: Option<u32>,
     /// Topic -> partitions to declare (never lowered).
     pub topic_partitions: BTreeMap<String, u32>,
+    /// Resources to declare when absent (a failover's fresh cluster, its topics); one that
+    /// exists is left as it is, so a phase written twice declares once.
+    pub declare: Vec<spec::Declared>,
+    /// Route -> the cluster its binding points at.
+    pub point_route: Option<(String, String)>,
+    /// Route -> its new status.
+    pub route_status: Option<(String, RouteStatus)>,
+    /// Clusters to tear down (a fallback's `retain: teardown`, a cancelled build). One that a
+    /// route still points at is left alone.
+    pub delete_clusters: Vec<String>,
+}
+
+impl OperationEffects {
+    fn changes_specs(&self) -> bool {
+        self.raise_brokers.is_some()
+            || self.lower_brokers.is_some()
+            || !self.topic_partitions.is_empty()
+            || !self.declare.is_empty()
+            || self.point_route.is_some()
+            || !self.delete_clusters.is_empty()
+    }
 }
 
 /// A one-shot command on an operation (Strimzi's annotations).
@@ -66,6 +88,21 @@ impl Store {
                 resource: format!("KafkaCluster/{cluster}"),
                 message: format!("cluster: operation {id} is still running on it; wait for it (fleetctl get operations) or cancel it"),
             });
+        }
+        // One failover or fallback per route, whichever cluster it runs on.
+        if let Some(route) = spec.route() {
+            let rows = sqlx::query("SELECT id, spec FROM operations WHERE active = 1 AND kind IN ('Failover', 'Fallback')").fetch_all(&mut *tx).await?;
+            for row in rows {
+                let id: String = row.try_get(0)?;
+                let text: String = row.try_get(1)?;
+                let other: Option<OperationSpec> = serde_json::from_str(&text).ok();
+                if other.as_ref().and_then(|o| o.route()) == Some(route) {
+                    return Err(StoreError::Conflict {
+                        resource: format!("Route/{route}"),
+                        message: format!("route: operation {id} is moving it; wait for it (fleetctl get operations) or cancel it"),
+                    });
+                }
+            }
         }
         let seq = Self::bump_counter(&mut tx, "operation_seq").await?;
         let revision = Self::next_revision(&mut tx).await?;
@@ -180,8 +217,7 @@ impl Store {
         let (_writer, mut tx) = self.begin_write().await?;
         Self::check_fence(&mut tx, epoch).await?;
         Self::lock_for_write(&mut tx).await?;
-        let needs_revision = effects.raise_brokers.is_some() || effects.lower_brokers.is_some() || !effects.topic_partitions.is_empty();
-        let revision = if needs_revision { Some(Self::next_revision(&mut tx).await?) } else { None };
+        let revision = if effects.changes_specs() { Some(Self::next_revision(&mut tx).await?) } else { None };
         let now = now_ms();
         if let (Some(n), Some(rev)) = (effects.raise_brokers, revision) {
             Self::edit_spec(&mut tx, Kind::KafkaCluster, &op.cluster, rev, now, |spec| {
@@ -221,6 +257,43 @@ impl Store {
                 .await?;
             }
         }
+        if let Some(rev) = revision {
+            for d in &effects.declare {
+                Self::declare_if_absent(&mut tx, d, rev, now).await?;
+            }
+            if let Some((route, cluster)) = &effects.point_route {
+                Self::edit_spec(&mut tx, Kind::Route, route, rev, now, |spec| {
+                    if spec.get("cluster").and_then(|c| c.as_str()) == Some(cluster.as_str()) {
+                        return false;
+                    }
+                    spec["cluster"] = serde_json::json!(cluster);
+                    true
+                })
+                .await?;
+                sqlx::query("UPDATE resources SET cluster = $1 WHERE kind = 'Route' AND name = $2").bind(cluster).bind(route).execute(&mut *tx).await?;
+            }
+            for cluster in &effects.delete_clusters {
+                let pointed: Option<String> = sqlx::query("SELECT name FROM resources WHERE kind = 'Route' AND cluster = $1")
+                    .bind(cluster)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get::<String, _>(0))
+                    .transpose()?;
+                if let Some(route) = pointed {
+                    tracing::warn!(cluster, route, "not torn down: a route points at it");
+                    continue;
+                }
+                sqlx::query("UPDATE resources SET deleting = 1, revision = $1, updated_ms = $2 WHERE (kind = 'KafkaCluster' AND name = $3) OR (kind = 'Topic' AND cluster = $3)")
+                    .bind(rev)
+                    .bind(now)
+                    .bind(cluster)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if let Some((route, rs)) = &effects.route_status {
+            Self::put_route_status_in(&mut tx, route, rs, now).await?;
+        }
         let active = i64::from(!status.phase.is_terminal());
         sqlx::query("UPDATE operations SET status = $1, phase = $2, active = $3, updated_ms = $4 WHERE id = $5")
             .bind(serde_json::to_string(status).unwrap_or_default())
@@ -235,6 +308,61 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn declare_if_absent(tx: &mut Tx<'_>, d: &spec::Declared, revision: i64, now: i64) -> Result<(), StoreError> {
+        let key = d.key();
+        let exists = sqlx::query("SELECT 1 FROM resources WHERE kind = $1 AND name = $2").bind(d.kind().as_str()).bind(&key).fetch_optional(&mut **tx).await?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        let cluster = match &d.spec {
+            spec::DeclaredSpec::KafkaCluster(_) => d.name.clone(),
+            spec::DeclaredSpec::Topic(t) => t.cluster.clone(),
+            spec::DeclaredSpec::Route(r) => r.cluster.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO resources (kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $8, 0)",
+        )
+        .bind(d.kind().as_str())
+        .bind(&key)
+        .bind(&cluster)
+        .bind(d.spec_json().to_string())
+        .bind(serde_json::to_string(&d.labels).unwrap_or_else(|_| "{}".into()))
+        .bind(revision)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn put_route_status_in(tx: &mut Tx<'_>, route: &str, status: &RouteStatus, now: i64) -> Result<(), StoreError> {
+        let text = serde_json::to_string(status).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO route_status (route, status, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (route) DO UPDATE SET status = excluded.status, updated_ms = excluded.updated_ms",
+        )
+        .bind(route)
+        .bind(text)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Route -> status as failovers left it (routes never moved have none).
+    pub async fn route_statuses(&self) -> Result<BTreeMap<String, RouteStatus>, StoreError> {
+        let rows = sqlx::query("SELECT route, status FROM route_status").fetch_all(&self.pool).await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let route: String = row.try_get(0)?;
+            let text: String = row.try_get(1)?;
+            let status = serde_json::from_str(&text).map_err(|e| StoreError::Unreadable { what: format!("route status of {route}"), message: e.to_string() })?;
+            out.insert(route, status);
+        }
+        Ok(out)
     }
 
     /// Rewrites one stored spec through `edit` (which says whether it changed anything), bumping
@@ -267,6 +395,8 @@ impl Store {
 fn kind_slug(kind: &str) -> &'static str {
     match kind {
         "ScaleUp" => "scale-up",
+        "Failover" => "failover",
+        "Fallback" => "fallback",
         "Decommission" => "decommission",
         "Rebalance" => "rebalance",
         _ => "operation",

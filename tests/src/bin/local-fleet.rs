@@ -1,7 +1,10 @@
 //! `local-fleet demo`: a 3-node ZooKeeper ensemble and the fleet manager (SQLite, local hosts);
 //! `fleetctl apply` of the example cluster (3 brokers, each booted through `kafka-bootstrap` on
 //! its own local host) and its topics, `fleetctl describe` showing it converged, a message
-//! produced and consumed with kcat, and the auditor heartbeating every broker.
+//! produced and consumed with kcat, the auditor heartbeating every broker, a scale-up, then the
+//! route `events` failed over to a freshly built cluster while producers and consumers follow it
+//! through the client library (a broker killed first), and fallen back once the original is
+//! repaired, every acknowledged record found again with kcat.
 //! From a terminal it stays up until Ctrl-C; otherwise it stops everything and exits.
 
 use std::io::IsTerminal;
@@ -138,6 +141,8 @@ async fn main() -> Result<()> {
         );
     }
 
+    let (auditor_routes, _route_auditor) = failover_demo(&fm).await?;
+
     if !exit && std::io::stdin().is_terminal() {
         // What a person needs to drive the fleet from another terminal.
         println!("fleet is up; from another terminal:");
@@ -146,7 +151,7 @@ async fn main() -> Result<()> {
         println!("    fleetctl get clusters; fleetctl get operations; fleetctl journal");
         println!("  ZooKeeper:          {}", zk.connect_string());
         println!("  Kafka (demo):       {bootstrap}");
-        println!("  auditor dashboard:  http://127.0.0.1:{auditor_port}/");
+        println!("  auditor dashboard:  http://127.0.0.1:{auditor_port}/ (route events: {auditor_routes})");
         println!("  fleet manager:      {}/metrics  {}/openapi.json", fm.url(), fm.url());
         println!("  read-only token (dashboards): {}", fleet_tests::fleet_manager::READ_TOKEN);
         println!("Ctrl-C stops it");
@@ -161,4 +166,135 @@ async fn main() -> Result<()> {
 fn chrono_like_now() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format!("unix time {secs}")
+}
+
+/// Producers and consumers on route `events` through the client library, the auditor following
+/// the route, a broker killed, `failover events --build --wait`, then `fallback events --wait`:
+/// every acknowledged record is found on the two clusters with kcat. Returns the auditor's URL
+/// and process (it stays up with the fleet).
+async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::process::ManagedProcess)> {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use fleet_client::{ClientConfig, FleetConsumer, FleetProducer, Record};
+    // The high class: acks=all, 3 copies, min.insync.replicas 2.
+    const TOPIC: &str = "demo-activity";
+    let client = |name: &str| {
+        let mut c = ClientConfig::new("events", &[fm.url().as_str()]);
+        c.token = Some(fleet_tests::fleet_manager::CLIENT_TOKEN.into());
+        c.cache_path = Some(fm.run.path.join(format!("{name}.binding.json")));
+        c.report_interval = Duration::from_millis(500);
+        c
+    };
+    println!("==> two producers and a consumer group on route `events` (fleet-client), the auditor following the route");
+    let producers: Vec<Arc<FleetProducer>> = (0..2).map(|i| FleetProducer::new(client(&format!("producer-{i}"))).map(Arc::new)).collect::<Result<_, _>>()?;
+    let mut consumer_config = client("consumer");
+    consumer_config.group = Some("demo-readers".into());
+    consumer_config.topics = vec![TOPIC.into()];
+    let consumed = Arc::new(Mutex::new(0u64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (consumed, stop) = (consumed.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<()> {
+            let mut consumer = FleetConsumer::new(consumer_config)?;
+            while !stop.load(Ordering::SeqCst) {
+                if consumer.poll(Duration::from_millis(100)).is_some() {
+                    *consumed.lock().map_err(|_| anyhow::anyhow!("poisoned"))? += 1;
+                }
+            }
+            consumer.close();
+            Ok(())
+        })
+    };
+    let auditor_port = fleet_tests::free_port();
+    let auditor_config = fm.run.path.join("route-auditor.yaml");
+    std::fs::write(
+        &auditor_config,
+        format!("instanceId: demo-route-auditor\nlisten: 127.0.0.1:{auditor_port}\nroutes:\n  - name: events\n    fleetManagers: [\"{}\"]\n    topic: {TOPIC}\n    intervalMs: 100\n", fm.url()),
+    )?;
+    let mut cmd = std::process::Command::new(fleet_tests::workspace_bin("kafka-auditor"));
+    cmd.arg("run").arg("--config").arg(&auditor_config).env("FLEET_CLIENT_TOKEN", fleet_tests::fleet_manager::CLIENT_TOKEN);
+    let auditor = fleet_tests::process::ManagedProcess::spawn("route-auditor", cmd, &fm.run.path.join("route-auditor.log"))?;
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let load = {
+        let (producers, stop, acked) = (producers.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut waiting = Vec::new();
+            let mut seq = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                for (i, p) in producers.iter().enumerate() {
+                    let payload = format!("demo-{i}-{seq}");
+                    if let Ok(d) = p.send_tracked(Record::new(TOPIC, payload.clone())) {
+                        waiting.push((payload, d));
+                    }
+                }
+                seq += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for (payload, d) in waiting {
+                if let Ok(Ok(done)) = tokio::time::timeout(Duration::from_secs(120), d).await {
+                    acked.lock().map(|mut a| a.insert(payload, done.cluster)).ok();
+                }
+            }
+        })
+    };
+    let acknowledged = || producers.iter().map(|p| p.counters().acknowledged).sum::<u64>();
+    fleet_tests::wait_until("the producers' first 500 acknowledgements", Duration::from_secs(60), || {
+        let n = acknowledged();
+        async move { if n >= 500 { Ok(Some(())) } else { Err(format!("{n}")) } }
+    })
+    .await;
+    fleetctl(fm, &["get", "clients", "--route", "events"]).await?;
+
+    let victim = fm.local_hosts().iter().filter(|h| h.cluster.as_deref() == Some("demo")).map(|h| h.instance_id.clone()).next_back();
+    if let Some(host) = &victim {
+        println!("==> kill -9 of broker host {host} (the cluster is in trouble)");
+        fm.kill_host(host);
+    }
+    fleetctl(fm, &["failover", "events", "--build", "--reason", "broker lost", "--wait", "--timeout", "600s"]).await?;
+    fleetctl(fm, &["get", "routes"]).await?;
+    fleetctl(fm, &["get", "clients", "--route", "events"]).await?;
+    let before = acknowledged();
+    fleet_tests::wait_until("acknowledgements from the new cluster", Duration::from_secs(60), || {
+        let n = acknowledged() - before;
+        async move { if n >= 500 { Ok(Some(())) } else { Err(format!("{n}")) } }
+    })
+    .await;
+    println!("==> the original is repaired by the reconciler now that traffic left it; fallback verifies it first");
+    fleetctl(fm, &["fallback", "events", "--reason", "demo repaired", "--wait", "--timeout", "600s"]).await?;
+    fleetctl(fm, &["describe", "route", "events"]).await?;
+    let before = acknowledged();
+    fleet_tests::wait_until("acknowledgements after the fallback", Duration::from_secs(60), || {
+        let n = acknowledged() - before;
+        async move { if n >= 500 { Ok(Some(())) } else { Err(format!("{n}")) } }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    load.await?;
+    reader.join().map_err(|_| anyhow::anyhow!("the consumer thread panicked"))??;
+    let acked = acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for cluster in ["demo", "demo-1"] {
+        let servers = fm.cluster_servers(Some(cluster));
+        println!("$ kcat -C -b {servers} -t {TOPIC} -o beginning -e");
+        let out = tokio::process::Command::new("kcat").args(["-C", "-b", &servers, "-t", TOPIC, "-o", "beginning", "-e", "-q", "-f", "%s\n"]).output().await?;
+        let lines = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>();
+        println!("    {} records on {cluster}", lines.len());
+        for l in lines {
+            *found.entry(l).or_default() += 1;
+        }
+    }
+    let lost = acked.keys().filter(|k| !found.contains_key(*k)).count();
+    let on: BTreeMap<&str, usize> = acked.values().fold(BTreeMap::new(), |mut m, c| {
+        *m.entry(c.as_str()).or_default() += 1;
+        m
+    });
+    let duplicates = found.iter().filter(|(k, n)| k.starts_with("demo-") && **n > 1).count();
+    println!("==> {} records acknowledged ({on:?}), {lost} lost, {duplicates} duplicated; the consumer group read {}", acked.len(), *consumed.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    anyhow::ensure!(lost == 0, "{lost} acknowledged records are missing from both clusters");
+    let routes: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{auditor_port}/api/routes")).await?.json().await?;
+    println!("==> the auditor on route events: {}", routes[0]);
+    Ok((format!("http://127.0.0.1:{auditor_port}/"), auditor))
 }

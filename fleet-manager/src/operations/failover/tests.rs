@@ -1,0 +1,267 @@
+use std::collections::BTreeMap;
+
+use fleet_api::client::{ClientCounters, ClientReport, ClientRole, ClientView, ConsumerState};
+use fleet_api::operation::{BuildSpec, FailoverSpec, Operation, OperationSpec, OperationStatus, Phase};
+use fleet_api::route::{Retain, RouteState, RouteStatus, CANARY_TOPIC};
+use fleet_api::spec::{Declared, DeclaredClusterSpec, DeclaredSpec, DeclaredTopicSpec};
+
+use super::*;
+
+fn cluster_spec(brokers: i64) -> DeclaredClusterSpec {
+    DeclaredClusterSpec {
+        kafka_version: "3.9".into(),
+        brokers,
+        instance_type: None,
+        availability_zones: vec!["a".into(), "b".into(), "c".into()],
+        priority_class: Some("high".into()),
+        broker_config: BTreeMap::new(),
+        provider: None,
+        immutable: None,
+    }
+}
+
+fn topic(cluster: &str, name: &str) -> Declared {
+    Declared {
+        name: name.into(),
+        generation: Some(1),
+        labels: BTreeMap::new(),
+        spec: DeclaredSpec::Topic(DeclaredTopicSpec {
+            cluster: cluster.into(),
+            partitions: 6,
+            replication_factor: Some(3),
+            retention_hours: None,
+            priority_class: None,
+            configs: BTreeMap::new(),
+            keyed: Some(true),
+        }),
+    }
+}
+
+fn spec(fallback: bool, build: bool) -> FailoverSpec {
+    FailoverSpec {
+        route: "events".into(),
+        from: "blue".into(),
+        to: (!build).then(|| "green".into()),
+        build: build.then(|| BuildSpec { source: "blue".into(), brokers: 4 }),
+        deadline_ms: 10_000,
+        reason: "test".into(),
+        retain: if fallback { Retain::Teardown } else { Retain::Standby },
+        replaces: None,
+        prior: RouteStatus { cluster: "blue".into(), ..Default::default() },
+    }
+}
+
+fn op(s: &FailoverSpec, fallback: bool) -> Operation {
+    Operation {
+        id: "failover-blue-1".into(),
+        cluster: s.from.clone(),
+        spec: if fallback { OperationSpec::Fallback(s.clone()) } else { OperationSpec::Failover(s.clone()) },
+        status: OperationStatus::new(0),
+        created_ms: 0,
+        updated_ms: 0,
+        created_by: "test".into(),
+        approved: false,
+        cancel_requested: false,
+    }
+}
+
+fn observed(now_ms: i64) -> FailoverObserved {
+    FailoverObserved {
+        now_ms,
+        route: Seen::Known(Some("blue".into())),
+        clusters: Seen::Known(BTreeMap::from([("blue".to_string(), (cluster_spec(3), false)), ("green".to_string(), (cluster_spec(3), false))])),
+        source_topics: Seen::Known(vec![topic("blue", "orders"), topic("blue", "clicks")]),
+        ..Default::default()
+    }
+}
+
+fn client(instance: &str, role: ClientRole, cluster: &str, drained_from: Option<&str>) -> ClientView {
+    ClientView {
+        report: ClientReport {
+            instance: instance.into(),
+            route: "events".into(),
+            role,
+            generation: 5,
+            cluster: cluster.into(),
+            counters: ClientCounters::default(),
+            consumer: (role == ClientRole::Consumer).then(|| ConsumerState {
+                group: "g".into(),
+                lag: 0,
+                drained: drained_from.is_some(),
+                drained_cluster: drained_from.map(str::to_string),
+            }),
+        },
+        reported_ms: 0,
+        expires_ms: 0,
+    }
+}
+
+fn advance(o: &mut Operation, st: OperationStatus) {
+    o.status = st;
+}
+
+#[test]
+fn a_build_declares_one_immutable_clone_named_after_its_source() {
+    let s = spec(false, true);
+    let mut o = op(&s, false);
+    let (st, effects, action) = next(&o, &s, &observed(1), &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Building);
+    assert_eq!(st.target.as_deref(), Some("blue-1"));
+    assert!(action.is_none());
+    assert_eq!(effects.declare.len(), 1, "exactly one cluster declared, in the write that enters Building");
+    let DeclaredSpec::KafkaCluster(c) = &effects.declare[0].spec else { panic!("a cluster") };
+    assert_eq!((c.brokers, c.immutable, c.priority_class.as_deref()), (4, Some(true), Some("high")));
+    assert_eq!(effects.route_status.as_ref().map(|(_, r)| r.phase), Some(RouteState::FailingOver));
+    advance(&mut o, st);
+
+    // Building: nothing more is declared until the clone converged.
+    let mut obs = observed(2);
+    obs.target = Seen::Known(TargetState { converged: false, live_brokers: 2, desired_brokers: 4, topics: vec![] });
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Building);
+    assert!(effects.declare.is_empty());
+    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 4, desired_brokers: 4, topics: vec![] });
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Preparing);
+    let names: Vec<&str> = effects.declare.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["orders", "clicks", CANARY_TOPIC]);
+    for d in &effects.declare {
+        let DeclaredSpec::Topic(t) = &d.spec else { panic!("topics") };
+        assert_eq!(t.cluster, "blue-1");
+    }
+}
+
+#[test]
+fn names_skip_taken_ones_and_never_nest() {
+    let mut declared: BTreeMap<String, (DeclaredClusterSpec, bool)> = BTreeMap::new();
+    assert_eq!(build_name("blue", &declared), "blue-1");
+    declared.insert("blue-1".into(), (cluster_spec(3), false));
+    assert_eq!(build_name("blue", &declared), "blue-2");
+    assert_eq!(build_name("blue-1", &declared), "blue-2");
+    let long = "a".repeat(63);
+    assert!(build_name(&long, &declared).len() <= 63);
+}
+
+#[test]
+fn verifying_waits_for_health_then_the_canary_moves_the_route() {
+    let s = spec(false, false);
+    let mut o = op(&s, false);
+    let (st, effects, _) = next(&o, &s, &observed(1), &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Preparing, "a named standby is not built");
+    assert_eq!(effects.declare.len(), 3);
+    advance(&mut o, st);
+    let mut obs = observed(2);
+    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 3, desired_brokers: 3, topics: vec!["orders".into(), "clicks".into()] });
+    let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Preparing, "the canary topic is still missing");
+    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 3, desired_brokers: 3, topics: vec!["orders".into(), "clicks".into(), CANARY_TOPIC.into()] });
+    let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Verifying);
+    advance(&mut o, st);
+
+    obs.health = Seen::Known(Err("broker 2 is not registered".into()));
+    let (st, _, action) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!((st.phase, action), (Phase::Verifying, None));
+    assert!(st.message.unwrap_or_default().contains("unhealthy"));
+    obs.health = Seen::Unknown("timeout".into());
+    assert_eq!(next(&o, &s, &obs, &FailoverSettings::default()).2, None, "unknown health is not healthy");
+    obs.health = Seen::Known(Ok(()));
+    assert_eq!(next(&o, &s, &obs, &FailoverSettings::default()).2, Some(Action::Canary { cluster: "green".into() }));
+
+    let (st, effects) = after_canary(&o, &s, Err("timeout".into()), 3);
+    assert_eq!(st.phase, Phase::Verifying);
+    assert!(effects.point_route.is_none(), "a failed canary moves nothing");
+    let (st, effects) = after_canary(&o, &s, Ok(120), 3);
+    assert_eq!(st.phase, Phase::SwitchingProducers);
+    assert_eq!(effects.point_route, Some(("events".into(), "green".into())));
+    assert_eq!(st.canary_millis, Some(120));
+
+    // Past the verify deadline: failed, the route's status restored.
+    let mut late = observed(FailoverSettings::default().verify_timeout_ms + 10);
+    late.health = Seen::Known(Err("sick".into()));
+    let (st, effects, _) = next(&o, &s, &late, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Failed);
+    assert_eq!(effects.route_status.map(|(_, r)| (r.phase, r.cluster)), Some((RouteState::Normal, "blue".into())));
+}
+
+#[test]
+fn stragglers_are_named_at_the_deadline_and_do_not_hold_the_operation() {
+    let s = spec(false, false);
+    let mut o = op(&s, false);
+    let mut st = OperationStatus::new(0);
+    st.target = Some("green".into());
+    st.switched_at_ms = Some(1_000);
+    st.enter(Phase::SwitchingProducers, 1_000, None);
+    advance(&mut o, st);
+    let mut obs = observed(2_000);
+    obs.clients = Seen::Known(vec![client("p1", ClientRole::Producer, "green", None), client("p2", ClientRole::Producer, "blue", None)]);
+    let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::SwitchingProducers);
+    assert!(st.message.unwrap_or_default().contains("p2"));
+    obs.now_ms = 11_000;
+    let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::DrainingConsumers);
+    assert_eq!(st.stragglers, vec!["producer p2".to_string()]);
+    advance(&mut o, st);
+
+    // Consumers: drained the old cluster and on the new one.
+    obs.clients = Seen::Known(vec![client("c1", ClientRole::Consumer, "green", Some("blue")), client("c2", ClientRole::Consumer, "green", None)]);
+    let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::DrainingConsumers);
+    obs.clients = Seen::Known(vec![client("c1", ClientRole::Consumer, "green", Some("blue")), client("c2", ClientRole::Consumer, "green", Some("blue"))]);
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Succeeded);
+    let (_, rs) = effects.route_status.expect("route status");
+    assert_eq!((rs.phase, rs.cluster.as_str(), rs.standby.as_deref()), (RouteState::FailedOver, "green", Some("blue")));
+    assert!(effects.delete_clusters.is_empty(), "a failover keeps what it left as the standby");
+}
+
+#[test]
+fn a_fallback_tears_down_what_it_left_when_the_route_says_so() {
+    let s = spec(true, false);
+    let mut o = op(&s, true);
+    let mut st = OperationStatus::new(0);
+    st.target = Some("green".into());
+    st.enter(Phase::DrainingConsumers, 1_000, None);
+    advance(&mut o, st);
+    let mut obs = observed(2_000);
+    obs.clients = Seen::Known(vec![]);
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Succeeded);
+    assert_eq!(effects.delete_clusters, vec!["blue".to_string()]);
+    let (_, rs) = effects.route_status.expect("route status");
+    assert_eq!((rs.phase, rs.standby), (RouteState::Normal, None));
+}
+
+#[test]
+fn cancelling_a_build_tears_it_down_and_restores_the_route() {
+    let s = spec(false, true);
+    let mut o = op(&s, false);
+    let (st, _, _) = next(&o, &s, &observed(1), &FailoverSettings::default());
+    advance(&mut o, st);
+    o.cancel_requested = true;
+    let (st, effects, _) = next(&o, &s, &observed(2), &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Cancelled);
+    assert_eq!(effects.delete_clusters, vec!["blue-1".to_string()]);
+    assert_eq!(effects.route_status.map(|(_, r)| r.phase), Some(RouteState::Normal));
+    // After the switch it is no longer cancellable: undoing it is a fallback.
+    let mut st = o.status.clone();
+    st.enter(Phase::SwitchingProducers, 3, None);
+    o.status = st;
+    assert!(!o.cancellable());
+}
+
+#[test]
+fn a_route_moved_meanwhile_fails_the_operation_before_anything_is_declared() {
+    let s = spec(false, true);
+    let o = op(&s, false);
+    let mut obs = observed(1);
+    obs.route = Seen::Known(Some("red".into()));
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Failed);
+    assert!(effects.declare.is_empty());
+    obs.route = Seen::Unknown("store down".into());
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Pending, "unknown is not gone");
+    assert!(effects.declare.is_empty());
+}

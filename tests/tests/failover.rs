@@ -1,0 +1,418 @@
+//! Failover and fallback against real parts: a fleet manager, local 3-broker clusters, the
+//! healthcheck, kcat. One fixture, in order, under a steady acks=all load from a producer group
+//! (three client instances, sequence numbers) read by a consumer group (two instances):
+//! 1. a broker of `blue` killed, then `failover --build` with the fleet manager killed (-9) on
+//!    entering each phase: exactly one new cluster, every producer on it, consumers drained, and
+//!    `blue`'s dead broker not replaced while the route leaves it;
+//! 2. bad input and guard rails, each refused with nothing changed;
+//! 3. `fallback` once `blue` is repaired, with a producer that never moves (named a straggler at
+//!    the deadline) and a second operation refused while it runs;
+//! 4. `failover --to` the warm standby; then every acknowledged record is found with kcat on the
+//!    two clusters (duplicates counted) and read by the consumer group;
+//! 5. `fallback` with `retain: teardown`: the cluster left is torn down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fleet_client::{ClientConfig, FleetConsumer, FleetProducer, Record};
+use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, CLIENT_TOKEN};
+use fleet_tests::kafka::local_cluster_yaml;
+use fleet_tests::{init_logging, wait_until, ZkEnsemble};
+
+const ROUTE: &str = "events";
+const TOPIC: &str = "clicks";
+const PRODUCERS: usize = 3;
+const PHASES: [&str; 5] = ["Building", "Preparing", "Verifying", "SwitchingProducers", "DrainingConsumers"];
+
+fn text(out: &std::process::Output) -> String {
+    format!("exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+async fn apply(fm: &FleetManager, name: &str, docs: &str) -> std::process::Output {
+    let path = fm.run.path.join(name);
+    std::fs::write(&path, docs).expect("write specs");
+    fm.fleetctl(&["apply", "-f", &path.display().to_string()]).await
+}
+
+fn route_doc(name: &str, cluster: &str, retain: &str) -> String {
+    format!("apiVersion: kafka-fleet.io/v1\nkind: Route\nmetadata: {{ name: {name} }}\nspec: {{ cluster: {cluster}, retain: {retain} }}\n")
+}
+
+/// Every payload of the topic on `servers`, read from the beginning with kcat.
+async fn kcat_all(servers: &str) -> Vec<String> {
+    let out = tokio::process::Command::new("kcat")
+        .args(["-C", "-b", servers, "-t", TOPIC, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
+        .output()
+        .await
+        .expect("run kcat");
+    assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// Topic -> partitions on `servers`, from kcat's metadata listing.
+async fn kcat_topics(servers: &str) -> BTreeMap<String, usize> {
+    let out = tokio::process::Command::new("kcat").args(["-L", "-J", "-b", servers]).output().await.expect("run kcat -L");
+    assert!(out.status.success(), "kcat -L: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kcat JSON");
+    v["topics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (t["topic"].as_str().unwrap_or_default().to_string(), t["partitions"].as_array().map_or(0, Vec::len)))
+        .collect()
+}
+
+fn client_config(fm_url: &str, cache: std::path::PathBuf) -> ClientConfig {
+    let mut c = ClientConfig::new(ROUTE, &[fm_url]);
+    c.token = Some(CLIENT_TOKEN.into());
+    c.cache_path = Some(cache);
+    c.watch_wait = Duration::from_secs(10);
+    c.report_interval = Duration::from_millis(500);
+    c.kafka.insert("linger.ms".into(), "5".into());
+    c
+}
+
+struct Reader {
+    seen: Arc<Mutex<BTreeSet<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn start_reader(config: ClientConfig) -> Reader {
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, st) = (seen.clone(), stop.clone());
+    let thread = std::thread::spawn(move || {
+        let mut consumer = FleetConsumer::new(config).expect("consumer");
+        while !st.load(Ordering::SeqCst) {
+            if let Some(r) = consumer.poll(Duration::from_millis(100)) {
+                s.lock().expect("lock").insert(String::from_utf8_lossy(&r.payload).into_owned());
+            }
+        }
+        consumer.close();
+    });
+    Reader { seen, stop, thread }
+}
+
+async fn reports(fm: &FleetManager) -> Vec<serde_json::Value> {
+    let (code, body) = fm.get(&format!("/v1/clients?route={ROUTE}")).await;
+    assert_eq!(code, 200, "{body}");
+    body.as_array().map(|l| l.iter().map(|v| v["report"].clone()).collect()).unwrap_or_default()
+}
+
+async fn operation(fm: &FleetManager, id: &str) -> serde_json::Value {
+    let (code, body) = fm.get(&format!("/v1/operations/{id}")).await;
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+async fn wait_ended(fm: &FleetManager, id: &str, within: Duration) -> serde_json::Value {
+    wait_until(&format!("operation {id} to end"), within, || async {
+        let op = operation(fm, id).await;
+        match op["status"]["phase"].as_str() {
+            Some("Succeeded" | "Failed" | "Cancelled") => Ok(Some(op)),
+            _ => Err(format!("{} - {}", op["status"]["phase"], op["status"]["message"])),
+        }
+    })
+    .await
+}
+
+async fn route_status(fm: &FleetManager) -> serde_json::Value {
+    let (code, body) = fm.get(&format!("/v1/routes/{ROUTE}")).await;
+    assert_eq!(code, 200, "{body}");
+    body["routeStatus"].clone()
+}
+
+async fn cluster_names(fm: &FleetManager) -> BTreeSet<String> {
+    let (_, body) = fm.get("/v1/clusters").await;
+    body.as_array().into_iter().flatten().filter_map(|c| c["name"].as_str().map(str::to_string)).collect()
+}
+
+/// The phases in an operation's history, in order.
+fn phases(op: &serde_json::Value) -> Vec<String> {
+    op["status"]["history"].as_array().into_iter().flatten().filter_map(|h| h["phase"].as_str().map(str::to_string)).collect()
+}
+
+/// Starts an operation with fleetctl (no wait) and returns its ID.
+async fn start(fm: &FleetManager, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let out = fm.fleetctl(&all).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let op: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    op["id"].as_str().expect("operation id").to_string()
+}
+
+async fn refused(fm: &FleetManager, args: &[&str], expect: &[&str]) {
+    let out = fm.fleetctl(args).await;
+    let shown = text(&out);
+    assert!(!out.status.success(), "{args:?} was accepted: {shown}");
+    for e in expect {
+        assert!(shown.contains(e), "{args:?}: the refusal does not say `{e}`: {shown}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
+    init_logging();
+    let zk = ZkEnsemble::start(1).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.replace_grace_secs = 10;
+    let mut fm = FleetManager::start(options).await;
+    let fm_url = fm.url();
+    let blue_doc = format!(
+        "{}---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: {TOPIC} }}\nspec: {{ cluster: blue, partitions: 6, replicationFactor: 3, priorityClass: high }}\n",
+        local_cluster_yaml("blue", 3, &[])
+    );
+    let out = apply(&fm, "blue.yaml", &format!("{blue_doc}---\n{}", route_doc(ROUTE, "blue", "standby"))).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The load: three producer instances (acks=all from the topic's high class), sequence numbers.
+    let producers: Vec<Arc<FleetProducer>> =
+        (0..PRODUCERS).map(|i| Arc::new(FleetProducer::new(client_config(&fm_url, work.path().join(format!("p{i}.json")))).expect("producer"))).collect();
+    let mut readers = Vec::new();
+    for i in 0..2 {
+        let mut c = client_config(&fm_url, work.path().join(format!("c{i}.json")));
+        c.group = Some("audit".into());
+        c.topics = vec![TOPIC.into()];
+        readers.push(start_reader(c));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::new(Mutex::new(BTreeMap::new()));
+    let load = {
+        let (producers, stop, acked) = (producers.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut waiting = Vec::new();
+            let mut seq = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                for (i, p) in producers.iter().enumerate() {
+                    for _ in 0..5 {
+                        let payload = format!("p{i}-{seq}");
+                        if let Ok(d) = p.send_tracked(Record::new(TOPIC, payload.clone())) {
+                            waiting.push((payload, d));
+                        }
+                        seq += 1;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            let sent = seq;
+            for (payload, d) in waiting {
+                if let Ok(Ok(done)) = tokio::time::timeout(Duration::from_secs(120), d).await {
+                    acked.lock().expect("lock").insert(payload, done.cluster);
+                }
+            }
+            sent
+        })
+    };
+    let acknowledged = |producers: Vec<Arc<FleetProducer>>| producers.iter().map(|p| p.counters().acknowledged).sum::<u64>();
+    wait_until("the load acknowledged on blue", Duration::from_secs(240), || {
+        let producers = producers.clone();
+        async move {
+            let n = acknowledged(producers);
+            if n >= 1000 {
+                Ok(Some(()))
+            } else {
+                Err(format!("{n} acknowledged"))
+            }
+        }
+    })
+    .await;
+    let blue_servers = fm.cluster_servers(Some("blue"));
+
+    // 1. A broker of blue lost; failover with a fresh build, the fleet manager killed on entering
+    //    each phase and restarted (as a supervisor would) with the next failpoint.
+    let blue_hosts: Vec<String> = fm.local_hosts().iter().filter(|h| h.cluster.as_deref() == Some("blue")).map(|h| h.instance_id.clone()).collect();
+    assert_eq!(blue_hosts.len(), 3);
+    fm.kill_host(&blue_hosts[2]);
+    fm.kill();
+    fm.options.extra_env = vec![("FLEET_FAILPOINT_CRASH_ENTERING".into(), PHASES[0].into())];
+    fm.spawn().await;
+    let started = Instant::now();
+    let id = start(&fm, &["failover", ROUTE, "--build", "--deadline", "30s", "--reason", "broker lost"]).await;
+    for (i, phase) in PHASES.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while fm.is_running() {
+            assert!(Instant::now() < deadline, "the fleet manager did not crash entering {phase}: {}", operation(&fm, &id).await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        fm.options.extra_env = match PHASES.get(i + 1) {
+            Some(next) => vec![("FLEET_FAILPOINT_CRASH_ENTERING".into(), (*next).into())],
+            None => Vec::new(),
+        };
+        fm.spawn().await;
+        // Recorded before the crash (the restarted leader may already have moved on from it).
+        let op = operation(&fm, &id).await;
+        assert!(phases(&op).iter().any(|p| p == phase), "crashed right after recording {phase}: {op}");
+        eprintln!("crashed entering {phase} after {:?}", started.elapsed());
+    }
+    let op = wait_ended(&fm, &id, Duration::from_secs(300)).await;
+    eprintln!("failover with a build and 5 crashes: {:?}", started.elapsed());
+    assert_eq!(op["status"]["phase"], "Succeeded", "{op}");
+    let mut expected = vec!["Pending".to_string()];
+    expected.extend(PHASES.iter().map(|p| p.to_string()));
+    expected.push("Succeeded".into());
+    assert_eq!(phases(&op), expected, "each phase once, in order: {op}");
+    assert_eq!(op["status"]["target"], "blue-1");
+    assert_eq!(op["status"]["stragglers"], serde_json::Value::Null, "no straggler: {op}");
+    assert_eq!(cluster_names(&fm).await, BTreeSet::from(["blue".to_string(), "blue-1".to_string()]), "exactly one new cluster");
+    let (_, blue1) = fm.get("/v1/clusters/blue-1").await;
+    assert_eq!(blue1["document"]["spec"]["brokers"], 3);
+    assert_eq!(blue1["document"]["spec"]["immutable"], true);
+    let blue1_servers = fm.cluster_servers(Some("blue-1"));
+    let topics = kcat_topics(&blue1_servers).await;
+    assert_eq!(topics.get(TOPIC), Some(&6), "the route's topic on blue-1 with its partitions, read with kcat: {topics:?}");
+    assert!(topics.contains_key("fleet-canary"), "{topics:?}");
+    let c = reports(&fm).await;
+    let producers_on = c.iter().filter(|r| r["role"] == "producer" && r["cluster"] == "blue-1").count();
+    let drained = c.iter().filter(|r| r["role"] == "consumer" && r["cluster"] == "blue-1" && r["consumer"]["drainedCluster"] == "blue").count();
+    assert_eq!((producers_on, drained), (PRODUCERS, 2), "every producer on blue-1, both consumers drained blue: {c:?}");
+    let rs = route_status(&fm).await;
+    assert_eq!((rs["phase"].as_str(), rs["cluster"].as_str(), rs["standby"].as_str()), (Some("FailedOver"), Some("blue-1"), Some("blue")), "{rs}");
+    // The journal: every phase with its time; blue's lost broker was not replaced meanwhile.
+    let (_, journal) = fm.get("/v1/journal?cluster=blue&limit=500").await;
+    let entries = journal.as_array().cloned().unwrap_or_default();
+    let phase_entries: Vec<&serde_json::Value> = entries.iter().filter(|e| e["action"] == "operation-phase" && e["detail"]["operation"] == id.as_str()).collect();
+    assert_eq!(phase_entries.len(), 6, "{phase_entries:?}");
+    assert!(phase_entries.iter().all(|e| e["atMs"].as_i64().is_some_and(|t| t > 0)));
+    let (created, ended) = (op["createdMs"].as_i64().unwrap_or(0), op["updatedMs"].as_i64().unwrap_or(i64::MAX));
+    let repairs: Vec<&serde_json::Value> =
+        entries.iter().filter(|e| e["action"] == "launch-host" && e["atMs"].as_i64().is_some_and(|t| t >= created && t <= ended)).collect();
+    assert!(repairs.is_empty(), "blue was repaired while the route left it: {repairs:?}");
+
+    // 2. Bad input and guard rails: each refused, nothing changed.
+    let gray = local_cluster_yaml("gray", 3, &[]).replace("provider: local", "provider: ec2");
+    let out = apply(&fm, "gray.yaml", &format!("{gray}---\n{}", route_doc("spare", "gray", "standby"))).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, ops_before) = fm.get("/v1/operations").await;
+    refused(&fm, &["failover", "nosuch"], &["route", "not declared"]).await;
+    refused(&fm, &["failover", ROUTE, "--to", "blue-1"], &["to", "already on"]).await;
+    refused(&fm, &["failover", ROUTE, "--to", "nosuch"], &["to", "not declared"]).await;
+    refused(&fm, &["failover", ROUTE, "--to", "gray"], &["to", "gray", "health"]).await;
+    refused(&fm, &["fallback", "spare"], &["route", "no standby"]).await;
+    refused(&fm, &["failover", ROUTE, "--to", "blue", "--deadline", "0s"], &["deadlineSecs"]).await;
+    refused(&fm, &["delete", "cluster", "blue"], &["standby"]).await;
+    refused(&fm, &["delete", "cluster", "blue-1"], &["point at it"]).await;
+    let changed = local_cluster_yaml("blue-1", 3, &[("log.retention.hours", "5")]).replace("provider: local", "provider: local\n  immutable: true");
+    let out = apply(&fm, "blue-1.yaml", &changed).await;
+    assert!(!out.status.success() && text(&out).contains("spec.brokerConfig") && text(&out).contains("immutable"), "{}", text(&out));
+    let (_, ops_after) = fm.get("/v1/operations").await;
+    assert_eq!(ops_before, ops_after, "no operation was created or changed");
+    assert_eq!(route_status(&fm).await["cluster"], "blue-1");
+    let out = fm.fleetctl(&["delete", "route", "spare"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = fm.fleetctl(&["delete", "cluster", "gray"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    // 3. Fallback once blue is repaired, with a producer that reports but never moves.
+    let stuck_stop = Arc::new(AtomicBool::new(false));
+    let stuck = {
+        let (url, stop) = (fm_url.clone(), stuck_stop.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let body = serde_json::json!({"instance": "stuck-producer", "route": ROUTE, "role": "producer", "generation": 1, "cluster": "blue-1"});
+            while !stop.load(Ordering::SeqCst) {
+                let _ = http.post(format!("{url}/v1/clients/reports")).bearer_auth(CLIENT_TOKEN).json(&body).send().await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+    let fallback = start(&fm, &["fallback", ROUTE, "--deadline", "10s"]).await;
+    refused(&fm, &["failover", ROUTE, "--build"], &["route", &fallback]).await;
+    let op = wait_ended(&fm, &fallback, Duration::from_secs(420)).await;
+    stuck_stop.store(true, Ordering::SeqCst);
+    stuck.await.expect("stuck reporter");
+    assert_eq!(op["status"]["phase"], "Succeeded", "{op}");
+    assert_eq!(op["status"]["stragglers"], serde_json::json!(["producer stuck-producer"]), "{op}");
+    assert!(op["status"]["message"].as_str().unwrap_or_default().contains("stuck-producer"), "{op}");
+    let rs = route_status(&fm).await;
+    assert_eq!((rs["phase"].as_str(), rs["cluster"].as_str(), rs["standby"].as_str()), (Some("Normal"), Some("blue"), Some("blue-1")), "{rs}");
+    let c = reports(&fm).await;
+    assert_eq!(c.iter().filter(|r| r["role"] == "producer" && r["cluster"] == "blue").count(), PRODUCERS, "{c:?}");
+
+    // 4. Failover to the warm standby: no build.
+    let quick = Instant::now();
+    let out = fm.fleetctl(&["failover", ROUTE, "--to", "blue-1", "--deadline", "30s", "--wait"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    eprintln!("failover to the standby: {:?}\n{}", quick.elapsed(), String::from_utf8_lossy(&out.stdout));
+    assert_eq!(route_status(&fm).await["cluster"], "blue-1");
+    let before = acknowledged(producers.clone());
+    wait_until("load acknowledged on blue-1", Duration::from_secs(60), || {
+        let producers = producers.clone();
+        async move {
+            let n = acknowledged(producers) - before;
+            if n >= 500 {
+                Ok(Some(()))
+            } else {
+                Err(format!("{n}"))
+            }
+        }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let sent = load.await.expect("load");
+    let acked = acked.lock().expect("lock").clone();
+    let on: BTreeMap<&str, usize> = acked.values().fold(BTreeMap::new(), |mut m, c| {
+        *m.entry(c.as_str()).or_default() += 1;
+        m
+    });
+    eprintln!("sent {sent}, acknowledged {} ({on:?})", acked.len());
+    assert!(on.get("blue").is_some_and(|n| *n > 0) && on.get("blue-1").is_some_and(|n| *n > 0), "{on:?}");
+    let failed: u64 = producers.iter().map(|p| p.counters().failed).sum();
+    let duplicates_flagged: u64 = producers.iter().map(|p| p.counters().possible_duplicates).sum();
+    // Every acknowledged record, read with kcat from the two clusters.
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for line in kcat_all(&blue_servers_now(&fm)).await.into_iter().chain(kcat_all(&blue1_servers).await) {
+        *copies.entry(line).or_default() += 1;
+    }
+    let lost: Vec<&String> = acked.keys().filter(|k| !copies.contains_key(*k)).collect();
+    let duplicates = copies.values().filter(|n| **n > 1).count();
+    eprintln!("lost {} of {} acknowledged; {duplicates} duplicated (producers flagged {duplicates_flagged} possible); {failed} failed", lost.len(), acked.len());
+    assert!(lost.is_empty(), "acknowledged records missing on both clusters: {:?}", &lost[..lost.len().min(20)]);
+    // And read by the consumer group (at least once).
+    wait_until("the consumer group to read every acknowledged record", Duration::from_secs(90), || {
+        let seen: BTreeSet<String> = readers.iter().flat_map(|r| r.seen.lock().expect("lock").clone()).collect();
+        let missing = acked.keys().filter(|k| !seen.contains(*k)).count();
+        async move {
+            if missing == 0 {
+                Ok(Some(()))
+            } else {
+                Err(format!("{missing} not read yet"))
+            }
+        }
+    })
+    .await;
+    for r in readers {
+        r.stop.store(true, Ordering::SeqCst);
+        r.thread.join().expect("reader");
+    }
+    drop(producers);
+    let _ = blue_servers;
+
+    // 5. retain: teardown: the fallback tears down the cluster it leaves.
+    let out = apply(&fm, "route-teardown.yaml", &route_doc(ROUTE, "blue-1", "teardown")).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = fm.fleetctl(&["fallback", ROUTE, "--deadline", "5s", "--wait"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let rs = route_status(&fm).await;
+    assert_eq!((rs["phase"].as_str(), rs["cluster"].as_str(), rs["standby"].as_str()), (Some("Normal"), Some("blue"), None), "{rs}");
+    wait_until("blue-1 torn down", Duration::from_secs(120), || async {
+        let names = cluster_names(&fm).await;
+        if names.contains("blue-1") {
+            Err(format!("{names:?}"))
+        } else {
+            Ok(Some(()))
+        }
+    })
+    .await;
+    let out = fm.fleetctl(&["get", "routes"]).await;
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Normal"), "{}", text(&out));
+}
+
+/// Blue's brokers now (its lost host was replaced on another port).
+fn blue_servers_now(fm: &FleetManager) -> String {
+    fm.cluster_servers(Some("blue"))
+}
