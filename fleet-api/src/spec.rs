@@ -280,6 +280,14 @@ impl Declared {
     pub fn display(&self) -> String {
         format!("{}/{}", self.kind().as_str(), self.key())
     }
+    /// The cluster the resource belongs to (a cluster's is itself; a route's the one it points at).
+    pub fn owner_cluster(&self) -> &str {
+        match &self.spec {
+            DeclaredSpec::KafkaCluster(_) => &self.name,
+            DeclaredSpec::Topic(t) => &t.cluster,
+            DeclaredSpec::Route(r) => &r.cluster,
+        }
+    }
     pub fn spec_json(&self) -> serde_json::Value {
         match &self.spec {
             DeclaredSpec::KafkaCluster(s) => serde_json::to_value(s),

@@ -29,6 +29,8 @@ pub struct FleetManagerOptions {
     pub local_hosts: bool,
     /// Listen here (default: a free port), e.g. one clients were pointed at before it started.
     pub port: Option<u16>,
+    /// Local hosts (JVMs) running at once, at most.
+    pub local_max_hosts: usize,
 }
 
 impl FleetManagerOptions {
@@ -44,6 +46,7 @@ impl FleetManagerOptions {
             extra_env: Vec::new(),
             local_hosts: true,
             port: None,
+            local_max_hosts: 8,
         }
     }
 }
@@ -99,7 +102,7 @@ impl FleetManager {
             .args(["--token", &format!("app:client:{CLIENT_TOKEN}")])
             .args(["--interval-secs", &self.options.interval_secs.to_string()])
             .args(["--replace-grace-secs", &self.options.replace_grace_secs.to_string()])
-            .args(["--step-timeout-secs", "60", "--local-max-hosts", "8"])
+            .args(["--step-timeout-secs", "60", "--local-max-hosts", &self.options.local_max_hosts.to_string()])
             .args(["--identity", &format!("fm-{}-{}", self.port, self.starts)])
             .env("RUST_LOG", "info,sqlx=warn,rdkafka=warn")
             .env_remove("FLEET_MANAGER_TOKENS");

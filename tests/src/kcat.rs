@@ -70,3 +70,14 @@ pub fn topic_shape(metadata: &serde_json::Value, topic: &str) -> Option<(usize, 
     let rf = partitions.iter().filter_map(|p| p["replicas"].as_array().map(|r| r.len())).min()?;
     Some((partitions.len(), rf))
 }
+
+/// Every payload of `topic` on `servers`, read from the beginning of every partition.
+pub async fn read_all(servers: &str, topic: &str) -> Vec<String> {
+    let out = tokio::process::Command::new("kcat")
+        .args(["-C", "-b", servers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
+        .output()
+        .await
+        .expect("run kcat");
+    assert!(out.status.success(), "kcat -C {topic}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}

@@ -6,6 +6,7 @@
 //! with `PR_SET_PDEATHSIG` so they die with the test process even when it is killed.
 
 pub mod browser;
+pub mod clients;
 pub mod fleet_manager;
 pub mod healthcheck;
 pub mod kafka;

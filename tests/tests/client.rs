@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fleet_client::{ClientConfig, FleetConsumer, FleetProducer, Record};
+use fleet_client::{ClientConfig, FleetProducer, Record};
+use fleet_tests::clients::Reader;
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, CLIENT_TOKEN, READ_TOKEN};
 use fleet_tests::kafka::local_cluster_yaml;
 use fleet_tests::{init_logging, wait_until, ZkEnsemble};
@@ -40,15 +41,8 @@ async fn apply(fm: &FleetManager, name: &str, docs: &str) {
     assert!(out.status.success(), "{}", text(&out));
 }
 
-/// Every payload in `topic` on `servers`, read from the beginning with kcat.
 async fn kcat_all(servers: &str) -> Vec<String> {
-    let out = tokio::process::Command::new("kcat")
-        .args(["-C", "-b", servers, "-t", TOPIC, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
-        .output()
-        .await
-        .expect("run kcat");
-    assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    fleet_tests::kcat::read_all(servers, TOPIC).await
 }
 
 fn client_config(fm_url: &str, cache: &std::path::Path) -> ClientConfig {
@@ -59,29 +53,6 @@ fn client_config(fm_url: &str, cache: &std::path::Path) -> ClientConfig {
     c.watch_wait = Duration::from_secs(10);
     c.report_interval = Duration::from_millis(500);
     c
-}
-
-/// A thread reading the route into a set of sequence numbers.
-struct Reader {
-    seen: Arc<Mutex<Vec<(String, String)>>>,
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-fn start_reader(config: ClientConfig) -> Reader {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (s, st) = (seen.clone(), stop.clone());
-    let thread = std::thread::spawn(move || {
-        let mut consumer = FleetConsumer::new(config).expect("consumer");
-        while !st.load(Ordering::SeqCst) {
-            if let Some(r) = consumer.poll(Duration::from_millis(100)) {
-                s.lock().expect("lock").push((r.cluster, String::from_utf8_lossy(&r.payload).into_owned()));
-            }
-        }
-        consumer.close();
-    });
-    Reader { seen, stop, thread }
 }
 
 /// (partition, committed offset, end offset) of `group` on `servers`, read with a plain consumer.
@@ -156,7 +127,7 @@ async fn clients_follow_a_route_and_never_block() {
     let mut consumer_config = client_config(&fm_url, &work.path().join("consumer.binding.json"));
     consumer_config.group = Some("audit".into());
     consumer_config.topics = vec![TOPIC.into()];
-    let reader = start_reader(consumer_config.clone());
+    let reader = Reader::start(consumer_config.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<BTreeMap<u64, String>>> = Arc::new(Mutex::new(BTreeMap::new()));
     // A keyed stream that needs order: an ordered switch (the old cluster drains first).
@@ -369,9 +340,8 @@ async fn clients_follow_a_route_and_never_block() {
     assert!(listed.as_array().is_some_and(|l| l.len() >= 2), "{listed}");
 
     // (d) A restarted consumer resumes from its committed offsets.
-    reader.stop.store(true, Ordering::SeqCst);
     let before_restart = reader.seen.lock().expect("lock").len();
-    reader.thread.join().expect("reader");
+    reader.stop();
     for i in 0..50 {
         let d = producer.send_tracked(Record::new(TOPIC, format!("after-{i}"))).expect("accepted");
         tokio::time::timeout(Duration::from_secs(30), d).await.expect("in time").expect("delivered");
@@ -379,7 +349,7 @@ async fn clients_follow_a_route_and_never_block() {
     for (name, servers) in [("blue", &blue), ("green", &green)] {
         eprintln!("{name}: group audit at {:?}", group_offsets(servers, "audit"));
     }
-    let again = start_reader(consumer_config);
+    let again = Reader::start(consumer_config);
     let got = wait_until("the restarted consumer to read the 50 new records", Duration::from_secs(60), || async {
         let seen = again.seen.lock().expect("lock").clone();
         let new = seen.iter().filter(|(_, p)| p.starts_with("after-")).count();
@@ -394,8 +364,7 @@ async fn clients_follow_a_route_and_never_block() {
     let reread = got.iter().filter(|(_, p)| p.starts_with("seq-") || p.starts_with("early-")).count();
     eprintln!("restarted consumer re-read {reread} records (of {before_restart} read before)");
     assert!(reread <= 10, "resumed from committed offsets, not from the beginning: re-read {reread}");
-    again.stop.store(true, Ordering::SeqCst);
-    again.thread.join().expect("reader");
+    again.stop();
 
     // The commands on top of the library: stdin to the route, the route to stdout.
     let mut child = tokio::process::Command::new(fleet_tests::workspace_bin("fleetctl"))

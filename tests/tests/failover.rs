@@ -13,10 +13,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fleet_client::{ClientConfig, FleetConsumer, FleetProducer, Record};
+use fleet_client::{ClientConfig, FleetProducer};
+use fleet_tests::clients::{Reader, SequencedLoad};
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, CLIENT_TOKEN};
 use fleet_tests::kafka::local_cluster_yaml;
 use fleet_tests::{init_logging, wait_until, ZkEnsemble};
@@ -40,15 +41,8 @@ fn route_doc(name: &str, cluster: &str, retain: &str) -> String {
     format!("apiVersion: kafka-fleet.io/v1\nkind: Route\nmetadata: {{ name: {name} }}\nspec: {{ cluster: {cluster}, retain: {retain} }}\n")
 }
 
-/// Every payload of the topic on `servers`, read from the beginning with kcat.
 async fn kcat_all(servers: &str) -> Vec<String> {
-    let out = tokio::process::Command::new("kcat")
-        .args(["-C", "-b", servers, "-t", TOPIC, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
-        .output()
-        .await
-        .expect("run kcat");
-    assert!(out.status.success(), "kcat: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    fleet_tests::kcat::read_all(servers, TOPIC).await
 }
 
 /// Topic -> partitions on `servers`, from kcat's metadata listing.
@@ -72,28 +66,6 @@ fn client_config(fm_url: &str, cache: std::path::PathBuf) -> ClientConfig {
     c.report_interval = Duration::from_millis(500);
     c.kafka.insert("linger.ms".into(), "5".into());
     c
-}
-
-struct Reader {
-    seen: Arc<Mutex<BTreeSet<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-fn start_reader(config: ClientConfig) -> Reader {
-    let seen = Arc::new(Mutex::new(BTreeSet::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (s, st) = (seen.clone(), stop.clone());
-    let thread = std::thread::spawn(move || {
-        let mut consumer = FleetConsumer::new(config).expect("consumer");
-        while !st.load(Ordering::SeqCst) {
-            if let Some(r) = consumer.poll(Duration::from_millis(100)) {
-                s.lock().expect("lock").insert(String::from_utf8_lossy(&r.payload).into_owned());
-            }
-        }
-        consumer.close();
-    });
-    Reader { seen, stop, thread }
 }
 
 async fn reports(fm: &FleetManager) -> Vec<serde_json::Value> {
@@ -178,36 +150,9 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
         let mut c = client_config(&fm_url, work.path().join(format!("c{i}.json")));
         c.group = Some("audit".into());
         c.topics = vec![TOPIC.into()];
-        readers.push(start_reader(c));
+        readers.push(Reader::start(c));
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::new(Mutex::new(BTreeMap::new()));
-    let load = {
-        let (producers, stop, acked) = (producers.clone(), stop.clone(), acked.clone());
-        tokio::spawn(async move {
-            let mut waiting = Vec::new();
-            let mut seq = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                for (i, p) in producers.iter().enumerate() {
-                    for _ in 0..5 {
-                        let payload = format!("p{i}-{seq}");
-                        if let Ok(d) = p.send_tracked(Record::new(TOPIC, payload.clone())) {
-                            waiting.push((payload, d));
-                        }
-                        seq += 1;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            let sent = seq;
-            for (payload, d) in waiting {
-                if let Ok(Ok(done)) = tokio::time::timeout(Duration::from_secs(120), d).await {
-                    acked.lock().expect("lock").insert(payload, done.cluster);
-                }
-            }
-            sent
-        })
-    };
+    let load = SequencedLoad::start(producers.clone(), TOPIC, "p", 5, Duration::from_millis(25));
     let acknowledged = |producers: Vec<Arc<FleetProducer>>| producers.iter().map(|p| p.counters().acknowledged).sum::<u64>();
     wait_until("the load acknowledged on blue", Duration::from_secs(240), || {
         let producers = producers.clone();
@@ -352,9 +297,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
         }
     })
     .await;
-    stop.store(true, Ordering::SeqCst);
-    let sent = load.await.expect("load");
-    let acked = acked.lock().expect("lock").clone();
+    let (sent, acked) = load.stop().await;
     let on: BTreeMap<&str, usize> = acked.values().fold(BTreeMap::new(), |mut m, c| {
         *m.entry(c.as_str()).or_default() += 1;
         m
@@ -374,7 +317,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     assert!(lost.is_empty(), "acknowledged records missing on both clusters: {:?}", &lost[..lost.len().min(20)]);
     // And read by the consumer group (at least once).
     wait_until("the consumer group to read every acknowledged record", Duration::from_secs(90), || {
-        let seen: BTreeSet<String> = readers.iter().flat_map(|r| r.seen.lock().expect("lock").clone()).collect();
+        let seen: BTreeSet<String> = readers.iter().flat_map(Reader::payloads).collect();
         let missing = acked.keys().filter(|k| !seen.contains(*k)).count();
         async move {
             if missing == 0 {
@@ -386,8 +329,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     })
     .await;
     for r in readers {
-        r.stop.store(true, Ordering::SeqCst);
-        r.thread.join().expect("reader");
+        r.stop();
     }
     drop(producers);
     let _ = blue_servers;

@@ -370,6 +370,9 @@ async fn command(state: &super::AppState, id: &str, command: OperationCommand, a
         OperationCommand::Cancel if !op.cancellable() => {
             let why = match op.spec {
                 OperationSpec::ScaleUp(_) => "only a scale-up that has not committed can be cancelled",
+                OperationSpec::Failover(_) | OperationSpec::Fallback(_) => {
+                    "the route has been switched (or it has ended): undo it with fleetctl fallback, or fail over again"
+                }
                 _ => "its brokers are being retired (or it has ended)",
             };
             return Err(refuse(format!("it is {}: {why}", op.status.phase.as_str())));

@@ -238,14 +238,11 @@ impl Driver<'_> {
 }
 
 impl Driver<'_> {
-    #[tracing::instrument(skip_all, fields(route = %spec.route, target = tracing::field::Empty))]
+    #[tracing::instrument(skip_all, fields(route = %spec.route, target = op.status.target.as_deref().unwrap_or("-")))]
     async fn drive_failover(&self, mut op: Operation, spec: fleet_api::operation::FailoverSpec) -> Result<Phase, StoreError> {
         for _ in 0..6 {
             let observed = self.observe_failover(&op, &spec).await;
             let (status, effects, action) = failover::next(&op, &spec, &observed, &self.failover);
-            if let Some(t) = &status.target {
-                tracing::Span::current().record("target", t.as_str());
-            }
             let Some(failover::Action::Canary { cluster }) = action else {
                 let moved = status.phase != op.status.phase;
                 if status != op.status || moved {

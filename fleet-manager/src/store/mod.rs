@@ -470,11 +470,7 @@ impl Store {
             let key = d.key();
             let spec_text = d.spec_json().to_string();
             let labels = serde_json::to_string(&d.labels).unwrap_or_else(|_| "{}".into());
-            let cluster = match &d.spec {
-                DeclaredSpec::KafkaCluster(_) => d.name.clone(),
-                DeclaredSpec::Topic(t) => t.cluster.clone(),
-                DeclaredSpec::Route(r) => r.cluster.clone(),
-            };
+            let cluster = d.owner_cluster().to_string();
             match existing.get(&(d.kind(), key.clone())) {
                 Some(old) if old.declared.spec == d.spec && old.declared.labels == d.labels => {
                     results.push(ApplyResult {
@@ -538,20 +534,7 @@ impl Store {
                         }
                     };
                     if !dry_run {
-                        sqlx::query(
-                            "INSERT INTO resources (kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting) \
-                             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $8, 0)",
-                        )
-                        .bind(d.kind().as_str())
-                        .bind(&key)
-                        .bind(&cluster)
-                        .bind(&spec_text)
-                        .bind(&labels)
-                        .bind(rev)
-                        .bind(uuid::Uuid::new_v4().to_string())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                        Self::insert_resource(&mut tx, d, rev, now).await?;
                     }
                     results.push(ApplyResult { kind: d.kind(), name: key, cluster: cluster.clone(), outcome: ApplyOutcome::Created, generation: 1, revision: rev });
                 }
@@ -579,6 +562,25 @@ impl Store {
         }
         tx.commit().await?;
         Ok(results)
+    }
+
+    /// Inserts a new resource row at generation 1.
+    pub(crate) async fn insert_resource(tx: &mut Tx<'_>, d: &Declared, revision: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO resources (kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $8, 0)",
+        )
+        .bind(d.kind().as_str())
+        .bind(d.key())
+        .bind(d.owner_cluster())
+        .bind(d.spec_json().to_string())
+        .bind(serde_json::to_string(&d.labels).unwrap_or_else(|_| "{}".into()))
+        .bind(revision)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Marks a resource for deletion (a cluster takes its topics with it); the reconciler tears

@@ -316,26 +316,7 @@ impl Store {
         if exists.is_some() {
             return Ok(());
         }
-        let cluster = match &d.spec {
-            spec::DeclaredSpec::KafkaCluster(_) => d.name.clone(),
-            spec::DeclaredSpec::Topic(t) => t.cluster.clone(),
-            spec::DeclaredSpec::Route(r) => r.cluster.clone(),
-        };
-        sqlx::query(
-            "INSERT INTO resources (kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting) \
-             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $8, 0)",
-        )
-        .bind(d.kind().as_str())
-        .bind(&key)
-        .bind(&cluster)
-        .bind(d.spec_json().to_string())
-        .bind(serde_json::to_string(&d.labels).unwrap_or_else(|_| "{}".into()))
-        .bind(revision)
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        Self::insert_resource(tx, d, revision, now).await
     }
 
     async fn put_route_status_in(tx: &mut Tx<'_>, route: &str, status: &RouteStatus, now: i64) -> Result<(), StoreError> {

@@ -128,7 +128,10 @@ async fn failover(fm: &FleetManager, scenario: &'static str, args: &[&str], prod
 async fn main() -> Result<()> {
     let args = Args::parse();
     let zk = ZkEnsemble::start(1).await;
-    let fm = FleetManager::start(FleetManagerOptions::new(&zk.connect_string())).await;
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    // blue, the standby green and the fresh build: nine JVMs.
+    options.local_max_hosts = 9;
+    let fm = FleetManager::start(options).await;
     let topic = |cluster: &str| {
         format!("apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: {TOPIC} }}\nspec: {{ cluster: {cluster}, partitions: 6, replicationFactor: 3, priorityClass: high }}\n")
     };
@@ -189,6 +192,9 @@ async fn main() -> Result<()> {
         })
     };
     let warm = Duration::from_secs(args.warm_secs);
+    // Producers' first seconds (metadata, idempotent producer IDs) are not "before" anything.
+    eprintln!("warming up the load for 15 s");
+    tokio::time::sleep(Duration::from_secs(15)).await;
     let mut figures = Vec::new();
     eprintln!("(a) failover to the healthy standby green");
     figures.push(failover(&fm, "(a) standby", &["failover", ROUTE, "--to", "green"], &producers, &samples, warm).await?);

@@ -49,7 +49,10 @@ async fn main() -> Result<()> {
     let zk = ZkEnsemble::start(3).await;
     println!("    zookeeper: {}", zk.connect_string());
 
-    let fm = FleetManager::start(FleetManagerOptions::new(&zk.connect_string())).await;
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    // The 5-broker demo cluster and its fresh 5-broker clone during the failover.
+    options.local_max_hosts = 10;
+    let fm = FleetManager::start(options).await;
     println!("==> fleet manager at {} (SQLite {}, local hosts under {})", fm.url(), fm.database_url(), fm.hosts_root().display());
     let examples = fleet_tests::repo_root().join("examples/fleet");
     let examples = examples.display().to_string();
@@ -174,11 +177,10 @@ fn chrono_like_now() -> String {
 /// and process (it stays up with the fleet).
 async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::process::ManagedProcess)> {
     use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use fleet_client::{ClientConfig, FleetConsumer, FleetProducer, Record};
+    use fleet_client::{ClientConfig, FleetProducer};
     // The high class: acks=all, 3 copies, min.insync.replicas 2.
     const TOPIC: &str = "demo-activity";
     let client = |name: &str| {
@@ -193,21 +195,7 @@ async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::proces
     let mut consumer_config = client("consumer");
     consumer_config.group = Some("demo-readers".into());
     consumer_config.topics = vec![TOPIC.into()];
-    let consumed = Arc::new(Mutex::new(0u64));
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (consumed, stop) = (consumed.clone(), stop.clone());
-        std::thread::spawn(move || -> Result<()> {
-            let mut consumer = FleetConsumer::new(consumer_config)?;
-            while !stop.load(Ordering::SeqCst) {
-                if consumer.poll(Duration::from_millis(100)).is_some() {
-                    *consumed.lock().map_err(|_| anyhow::anyhow!("poisoned"))? += 1;
-                }
-            }
-            consumer.close();
-            Ok(())
-        })
-    };
+    let reader = fleet_tests::clients::Reader::start(consumer_config);
     let auditor_port = fleet_tests::free_port();
     let auditor_config = fm.run.path.join("route-auditor.yaml");
     std::fs::write(
@@ -217,29 +205,7 @@ async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::proces
     let mut cmd = std::process::Command::new(fleet_tests::workspace_bin("kafka-auditor"));
     cmd.arg("run").arg("--config").arg(&auditor_config).env("FLEET_CLIENT_TOKEN", fleet_tests::fleet_manager::CLIENT_TOKEN);
     let auditor = fleet_tests::process::ManagedProcess::spawn("route-auditor", cmd, &fm.run.path.join("route-auditor.log"))?;
-    let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
-    let load = {
-        let (producers, stop, acked) = (producers.clone(), stop.clone(), acked.clone());
-        tokio::spawn(async move {
-            let mut waiting = Vec::new();
-            let mut seq = 0u64;
-            while !stop.load(Ordering::SeqCst) {
-                for (i, p) in producers.iter().enumerate() {
-                    let payload = format!("demo-{i}-{seq}");
-                    if let Ok(d) = p.send_tracked(Record::new(TOPIC, payload.clone())) {
-                        waiting.push((payload, d));
-                    }
-                }
-                seq += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            for (payload, d) in waiting {
-                if let Ok(Ok(done)) = tokio::time::timeout(Duration::from_secs(120), d).await {
-                    acked.lock().map(|mut a| a.insert(payload, done.cluster)).ok();
-                }
-            }
-        })
-    };
+    let load = fleet_tests::clients::SequencedLoad::start(producers.clone(), TOPIC, "demo-", 1, Duration::from_millis(10));
     let acknowledged = || producers.iter().map(|p| p.counters().acknowledged).sum::<u64>();
     fleet_tests::wait_until("the producers' first 500 acknowledgements", Duration::from_secs(60), || {
         let n = acknowledged();
@@ -271,16 +237,14 @@ async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::proces
         async move { if n >= 500 { Ok(Some(())) } else { Err(format!("{n}")) } }
     })
     .await;
-    stop.store(true, Ordering::SeqCst);
-    load.await?;
-    reader.join().map_err(|_| anyhow::anyhow!("the consumer thread panicked"))??;
-    let acked = acked.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let (_, acked) = load.stop().await;
+    let consumed = reader.payloads().len();
+    reader.stop();
     let mut found: BTreeMap<String, usize> = BTreeMap::new();
     for cluster in ["demo", "demo-1"] {
         let servers = fm.cluster_servers(Some(cluster));
         println!("$ kcat -C -b {servers} -t {TOPIC} -o beginning -e");
-        let out = tokio::process::Command::new("kcat").args(["-C", "-b", &servers, "-t", TOPIC, "-o", "beginning", "-e", "-q", "-f", "%s\n"]).output().await?;
-        let lines = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>();
+        let lines = fleet_tests::kcat::read_all(&servers, TOPIC).await;
         println!("    {} records on {cluster}", lines.len());
         for l in lines {
             *found.entry(l).or_default() += 1;
@@ -292,7 +256,7 @@ async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::proces
         m
     });
     let duplicates = found.iter().filter(|(k, n)| k.starts_with("demo-") && **n > 1).count();
-    println!("==> {} records acknowledged ({on:?}), {lost} lost, {duplicates} duplicated; the consumer group read {}", acked.len(), *consumed.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    println!("==> {} records acknowledged ({on:?}), {lost} lost, {duplicates} duplicated; the consumer group read {consumed}", acked.len());
     anyhow::ensure!(lost == 0, "{lost} acknowledged records are missing from both clusters");
     let routes: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{auditor_port}/api/routes")).await?.json().await?;
     println!("==> the auditor on route events: {}", routes[0]);

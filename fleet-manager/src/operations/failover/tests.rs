@@ -265,3 +265,28 @@ fn a_route_moved_meanwhile_fails_the_operation_before_anything_is_declared() {
     assert_eq!(st.phase, Phase::Pending, "unknown is not gone");
     assert!(effects.declare.is_empty());
 }
+
+#[test]
+fn a_rebuild_fallback_replaces_the_original_and_keeps_what_it_left_as_standby() {
+    let mut s = spec(true, true);
+    s.retain = Retain::Standby;
+    s.from = "blue-1".into();
+    s.replaces = Some("blue".into());
+    s.prior = RouteStatus { phase: RouteState::FailedOver, cluster: "blue-1".into(), standby: Some("blue".into()), ..Default::default() };
+    let mut o = op(&s, true);
+    let mut obs = observed(1);
+    obs.route = Seen::Known(Some("blue-1".into()));
+    obs.clusters = Seen::Known(BTreeMap::from([("blue".to_string(), (cluster_spec(3), false)), ("blue-1".to_string(), (cluster_spec(3), false))]));
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!((st.phase, st.target.as_deref()), (Phase::Building, Some("blue-2")));
+    assert_eq!(effects.route_status.map(|(_, r)| (r.phase, r.standby)), Some((RouteState::FallingBack, Some("blue".into()))));
+    let mut st = st;
+    st.enter(Phase::DrainingConsumers, 5, None);
+    advance(&mut o, st);
+    obs.clients = Seen::Known(vec![]);
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Succeeded);
+    assert_eq!(effects.delete_clusters, vec!["blue".to_string()], "the original is replaced; what the route left stays warm");
+    let (_, rs) = effects.route_status.expect("route status");
+    assert_eq!((rs.phase, rs.cluster.as_str(), rs.standby.as_deref()), (RouteState::Normal, "blue-2", Some("blue-1")));
+}
