@@ -544,6 +544,21 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// A new operation, `Pending` since `at_ms`, no command given yet.
+    pub fn new(id: impl Into<String>, cluster: impl Into<String>, spec: OperationSpec, at_ms: i64, created_by: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            cluster: cluster.into(),
+            spec,
+            status: OperationStatus::new(at_ms),
+            created_ms: at_ms,
+            updated_ms: at_ms,
+            created_by: created_by.into(),
+            approved: false,
+            cancel_requested: false,
+        }
+    }
+
     /// Whether `cancel` applies now. A scale-up cancels only before its commit; a move stops
     /// after its running batch and clears its throttles, any time before it retires brokers.
     pub fn cancellable(&self) -> bool {

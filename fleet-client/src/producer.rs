@@ -501,22 +501,36 @@ impl Inner {
 
     /// Hands waiting records to the active cluster, re-sends first.
     fn drain_waiting(&self) {
-        let mut st = self.lock();
-        let Some(link) = st.active.clone().filter(|_| !st.held) else { return };
-        let mut refused = Vec::new();
-        while let Some(p) = st.retry.pop_front().or_else(|| st.pending.pop_front()) {
-            match self.hand(&link, p) {
-                Ok(()) => {}
-                Err((p, None)) => {
-                    st.retry.push_front(p);
-                    break;
+        // In chunks, the lock released between them: after a switch thousands of records may
+        // wait, and `send` must not wait behind all of them.
+        const CHUNK: usize = 256;
+        loop {
+            let mut st = self.lock();
+            let Some(link) = st.active.clone().filter(|_| !st.held) else { return };
+            let mut refused = Vec::new();
+            let mut handed = 0;
+            let mut queue_full = false;
+            while handed < CHUNK {
+                let Some(p) = st.retry.pop_front().or_else(|| st.pending.pop_front()) else { break };
+                handed += 1;
+                match self.hand(&link, p) {
+                    Ok(()) => {}
+                    Err((p, None)) => {
+                        st.retry.push_front(p);
+                        queue_full = true;
+                        break;
+                    }
+                    Err((p, Some(why))) => refused.push((p, why)),
                 }
-                Err((p, Some(why))) => refused.push((p, why)),
             }
-        }
-        drop(st);
-        for (p, why) in refused {
-            self.fail(p, why);
+            let more = !queue_full && handed == CHUNK && !(st.retry.is_empty() && st.pending.is_empty());
+            drop(st);
+            for (p, why) in refused {
+                self.fail(p, why);
+            }
+            if !more {
+                return;
+            }
         }
     }
 

@@ -183,17 +183,22 @@ async fn start_moves(client: &Client, verb: &str, cluster: &str, body: serde_jso
             out
         });
     }
+    created(client, answer, pace.wait.then_some(pace.timeout), output).await
+}
+
+/// Shows the operation just created; with a timeout, waits until it ends.
+async fn created(client: &Client, answer: OperationResponse, wait_for: Option<Duration>, output: Output) -> Result<()> {
     let op = answer.operation.ok_or_else(|| Failure::new(1, "the fleet manager answered without the operation"))?;
     if output == Output::Table {
         println!("operation {} created", op.id);
     }
-    if !pace.wait {
+    let Some(timeout) = wait_for else {
         if output != Output::Table {
             print_value(output, &op, |_| String::new())?;
         }
         return Ok(());
-    }
-    let done = wait(client, &op.id, pace.timeout, output).await?;
+    };
+    let done = wait(client, &op.id, timeout, output).await?;
     finish(done, output)
 }
 
@@ -469,16 +474,5 @@ pub async fn fallback(client: &Client, args: FallbackArgs, output: Output) -> Re
 
 async fn start_switch(client: &Client, verb: &str, body: serde_json::Value, switch: &SwitchArgs, output: Output) -> Result<()> {
     let answer: OperationResponse = client.send(reqwest::Method::POST, &format!("/v1/operations/{verb}"), Some(body)).await?;
-    let op = answer.operation.ok_or_else(|| Failure::new(1, "the fleet manager answered without the operation"))?;
-    if output == Output::Table {
-        println!("operation {} created", op.id);
-    }
-    if !switch.wait {
-        if output != Output::Table {
-            print_value(output, &op, |_| String::new())?;
-        }
-        return Ok(());
-    }
-    let done = wait(client, &op.id, switch.timeout, output).await?;
-    finish(done, output)
+    created(client, answer, switch.wait.then_some(switch.timeout), output).await
 }

@@ -37,7 +37,9 @@ pub struct FailoverSettings {
 
 impl Default for FailoverSettings {
     fn default() -> Self {
-        Self { build_timeout_ms: 15 * 60_000, verify_timeout_ms: 5 * 60_000 }
+        // Verifying may wait for Kafka's preferred-leader rebalance of a repaired cluster (every
+        // 5 minutes by default) before the healthcheck calls it healthy.
+        Self { build_timeout_ms: 15 * 60_000, verify_timeout_ms: 10 * 60_000 }
     }
 }
 

@@ -52,17 +52,8 @@ fn spec(fallback: bool, build: bool) -> FailoverSpec {
 }
 
 fn op(s: &FailoverSpec, fallback: bool) -> Operation {
-    Operation {
-        id: "failover-blue-1".into(),
-        cluster: s.from.clone(),
-        spec: if fallback { OperationSpec::Fallback(s.clone()) } else { OperationSpec::Failover(s.clone()) },
-        status: OperationStatus::new(0),
-        created_ms: 0,
-        updated_ms: 0,
-        created_by: "test".into(),
-        approved: false,
-        cancel_requested: false,
-    }
+    let spec = if fallback { OperationSpec::Fallback(s.clone()) } else { OperationSpec::Failover(s.clone()) };
+    Operation::new("failover-blue-1", s.from.clone(), spec, 0, "test")
 }
 
 fn observed(now_ms: i64) -> FailoverObserved {

@@ -1,6 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use fleet_api::operation::{MoveSpec, Operation, OperationSpec, OperationStatus, Phase, ThrottleSet};
+use fleet_api::operation::{MoveSpec, Operation, OperationSpec, Phase, ThrottleSet};
 
 use super::*;
 
@@ -13,17 +13,7 @@ fn spec(leaving: &[i32], throttle: Option<u64>) -> MoveSpec {
 }
 
 fn op(spec: &MoveSpec) -> Operation {
-    Operation {
-        id: "decommission-blue-1".into(),
-        cluster: "blue".into(),
-        spec: OperationSpec::Decommission(spec.clone()),
-        status: OperationStatus::new(0),
-        created_ms: 0,
-        updated_ms: 0,
-        created_by: "test".into(),
-        approved: false,
-        cancel_requested: false,
-    }
+    Operation::new("decommission-blue-1", "blue", OperationSpec::Decommission(spec.clone()), 0, "test")
 }
 
 /// t-0 [4,1], t-1 [5,2], t-2 [1,2], t-3 [4,3]: brokers 4 and 5 lead t-0, t-1 and t-3.

@@ -81,17 +81,7 @@ fn live(n: i32) -> BTreeMap<i32, String> {
 }
 
 fn operation(spec: &ScaleUpSpec) -> Operation {
-    Operation {
-        id: "scale-up-blue-1".into(),
-        cluster: "blue".into(),
-        spec: OperationSpec::ScaleUp(spec.clone()),
-        status: OperationStatus::new(0),
-        created_ms: 0,
-        updated_ms: 0,
-        created_by: "test".into(),
-        approved: false,
-        cancel_requested: false,
-    }
+    Operation::new("scale-up-blue-1", "blue", OperationSpec::ScaleUp(spec.clone()), 0, "test")
 }
 
 fn observed(declared: u32, brokers: i32, topics: &[(&str, i32, u32)]) -> ScaleUpObserved {
