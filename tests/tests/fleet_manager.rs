@@ -376,17 +376,76 @@ async fn exercise_store(url: &str) {
     assert!(matches!(&blue.declared.spec, spec::DeclaredSpec::KafkaCluster(c) if c.brokers == 5), "brokers lowered with the phase");
     status.enter(Phase::Succeeded, 4, None);
     store.advance_operation(7, &op, &status, &OperationEffects::default(), &[]).await.expect("advance");
+    // A failover: its build declared once however often the phase is written, the route moved and
+    // its status written with the phase; one per route; what a route or an operation uses stays.
+    use fleet_api::operation::{BuildSpec, FailoverSpec};
+    use fleet_api::route::{RouteState, RouteStatus};
+    use fleet_manager::operations::failover;
+    let plan = FailoverSpec {
+        route: "events".into(),
+        from: "blue".into(),
+        to: None,
+        build: Some(BuildSpec { source: "blue".into(), brokers: 5 }),
+        deadline_ms: 60_000,
+        reason: "test".into(),
+        retain: Default::default(),
+        replaces: None,
+        prior: RouteStatus { cluster: "blue".into(), ..Default::default() },
+    };
+    let op = store.create_operation("blue", &OperationSpec::Failover(plan.clone()), "test").await.expect("create failover");
+    assert!(
+        matches!(store.create_operation("green", &OperationSpec::Fallback(plan.clone()), "test").await, Err(StoreError::Conflict { resource, .. }) if resource == "Route/events"),
+        "one failover or fallback per route"
+    );
+    let spec::DeclaredSpec::KafkaCluster(blue_spec) = store.get(spec::Kind::KafkaCluster, "blue").await.expect("blue").declared.spec else { panic!("a cluster") };
+    let mut status = op.status.clone();
+    status.target = Some("blue-1".into());
+    status.enter(Phase::Building, 5, None);
+    let moving = RouteStatus { phase: RouteState::FailingOver, cluster: "blue".into(), operation: Some(op.id.clone()), ..Default::default() };
+    let building = OperationEffects {
+        declare: vec![failover::clone_cluster("blue-1", &blue_spec, 5, &op.id, "blue")],
+        route_status: Some(("events".into(), moving)),
+        ..OperationEffects::default()
+    };
+    store.advance_operation(7, &op, &status, &building, &[]).await.expect("building");
+    store.advance_operation(7, &op, &status, &building, &[]).await.expect("the same phase written again");
+    let built = store.get(spec::Kind::KafkaCluster, "blue-1").await.expect("built");
+    assert_eq!(built.generation, 1, "declared once");
+    assert!(matches!(&built.declared.spec, spec::DeclaredSpec::KafkaCluster(c) if c.is_immutable() && c.brokers == 5));
+    assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue-1", "test", None).await, Err(StoreError::Conflict { message, .. }) if message.contains(&op.id)));
+    assert!(matches!(store.delete(spec::Kind::Route, "events", "test", None).await, Err(StoreError::Conflict { .. })), "a route being moved stays");
+    let source: Vec<spec::Declared> = store.list(Some(spec::Kind::Topic), Some("blue")).await.expect("topics").into_iter().map(|r| r.declared).collect();
+    status.enter(Phase::SwitchingProducers, 6, None);
+    let switching = OperationEffects {
+        declare: failover::target_topics("blue-1", 5, &source),
+        point_route: Some(("events".into(), "blue-1".into())),
+        ..OperationEffects::default()
+    };
+    store.advance_operation(7, &op, &status, &switching, &[]).await.expect("switch");
+    assert_eq!(store.get(spec::Kind::Route, "events").await.expect("route").cluster, "blue-1");
+    let on_target: BTreeSet<String> = store.list(Some(spec::Kind::Topic), Some("blue-1")).await.expect("topics").into_iter().map(|r| r.declared.name).collect();
+    assert_eq!(on_target, BTreeSet::from(["orders".to_string(), "clicks".to_string(), "fleet-canary".to_string()]));
+    status.enter(Phase::Succeeded, 7, None);
+    let done = RouteStatus { phase: RouteState::FailedOver, cluster: "blue-1".into(), standby: Some("blue".into()), ..Default::default() };
+    let finished = OperationEffects { route_status: Some(("events".into(), done.clone())), delete_clusters: vec!["blue-1".into()], ..OperationEffects::default() };
+    store.advance_operation(7, &op, &status, &finished, &[]).await.expect("succeeded");
+    assert_eq!(store.route_statuses().await.expect("route statuses").get("events"), Some(&done));
+    assert!(!store.get(spec::Kind::KafkaCluster, "blue-1").await.expect("blue-1").deleting, "a cluster a route points at is not torn down");
+    assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await, Err(StoreError::Conflict { message, .. }) if message.contains("standby")));
     // Deleting: the route protects its cluster; a cluster takes its topics along.
-    assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await, Err(StoreError::Conflict { .. })));
+    assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue-1", "test", None).await, Err(StoreError::Conflict { .. })));
     store.delete(spec::Kind::Route, "events", "test", None).await.expect("delete route");
+    assert!(store.route_statuses().await.expect("route statuses").is_empty(), "its status goes with it");
     store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await.expect("delete cluster");
+    store.delete(spec::Kind::KafkaCluster, "blue-1", "test", None).await.expect("delete the build");
     let all = store.list(None, None).await.expect("list");
-    assert!(all.iter().all(|r| r.deleting), "cluster and topics marked");
+    assert!(all.iter().all(|r| r.deleting), "clusters and topics marked");
     store.remove(spec::Kind::KafkaCluster, "blue").await.expect("remove");
+    store.remove(spec::Kind::KafkaCluster, "blue-1").await.expect("remove the build");
     assert!(store.list(None, None).await.expect("list").is_empty());
     // The journal kept every accepted write, newest first.
     let journal = store.journal(None, 100, None).await.expect("journal");
-    assert_eq!(journal.len(), 4 + 1 + 1 + 2 + 1, "one more: the decommission created");
+    assert_eq!(journal.len(), 4 + 1 + 1 + 2 + 1 + 2, "the decommission and failover created, the build deleted");
     assert!(journal.windows(2).all(|w| w[0].id > w[1].id));
     assert_eq!(journal[0].action, "delete KafkaCluster");
     // Intents and observations round-trip.

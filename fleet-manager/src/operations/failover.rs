@@ -14,6 +14,7 @@
 //! from the stored phase and never declares a second cluster.
 
 pub mod canary;
+mod driver;
 #[cfg(test)]
 mod tests;
 
