@@ -146,3 +146,63 @@ async fn a_binding_without_brokers_seen_is_unavailable_not_empty() {
     let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/routes/orders/binding"), Some(CLIENT), None).await;
     assert_eq!((code, body["error"].as_str()), (503, Some("unavailable")), "{body}");
 }
+
+#[tokio::test]
+async fn failover_guard_rails_refuse_with_the_field_named_and_write_nothing() {
+    let (url, store) = serve().await;
+    let docs = serde_json::json!({ "resources": [
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "KafkaCluster", "metadata": { "name": "blue" },
+          "spec": { "kafkaVersion": "3.9", "brokers": 3, "availabilityZones": ["a", "b", "c"] } },
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "KafkaCluster", "metadata": { "name": "green" },
+          "spec": { "kafkaVersion": "3.9", "brokers": 3, "availabilityZones": ["a", "b", "c"] } },
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "KafkaCluster", "metadata": { "name": "small" },
+          "spec": { "kafkaVersion": "3.9", "brokers": 1, "availabilityZones": ["a"] } },
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "Topic", "metadata": { "name": "orders" }, "spec": { "cluster": "blue", "partitions": 6 } },
+        { "apiVersion": "kafka-fleet.io/v1", "kind": "Route", "metadata": { "name": "events" }, "spec": { "cluster": "blue" } }
+    ]});
+    let (code, body) = call(reqwest::Method::POST, &format!("{url}/v1/apply"), Some(WRITE), Some(docs)).await;
+    assert_eq!(code, 200, "{body}");
+    let before = store.fingerprint().await.expect("fingerprint");
+    let failover = format!("{url}/v1/operations/failover");
+    let fallback = format!("{url}/v1/operations/fallback");
+    let cases: Vec<(&str, serde_json::Value, u16, &str, &str)> = vec![
+        (&failover, serde_json::json!({"route": "nosuch"}), 404, "route", "not declared"),
+        (&failover, serde_json::json!({"route": "events", "to": "blue"}), 422, "to", "already on"),
+        (&failover, serde_json::json!({"route": "events", "to": "nosuch"}), 404, "to", "not declared"),
+        (&failover, serde_json::json!({"route": "events", "to": "small"}), 422, "to", "replication factor"),
+        // The healthcheck cannot be reached here: unknown is never taken for healthy.
+        (&failover, serde_json::json!({"route": "events", "to": "green"}), 422, "to", "cannot be told"),
+        (&failover, serde_json::json!({"route": "events", "to": "green", "build": true}), 422, "build", "not both"),
+        (&failover, serde_json::json!({"route": "events", "to": "green", "sizeUp": 2}), 422, "sizeUp", "only a build"),
+        (&failover, serde_json::json!({"route": "events", "sizeUp": -1}), 422, "sizeUp", "out of range"),
+        (&failover, serde_json::json!({"route": "events", "deadlineSecs": 0}), 422, "deadlineSecs", "out of range"),
+        (&failover, serde_json::json!({"route": "events", "reason": "x".repeat(201)}), 422, "reason", "200"),
+        (&failover, serde_json::json!({"route": "events", "colour": "red"}), 422, "", "colour"),
+        (&fallback, serde_json::json!({"route": "events"}), 409, "route", "no standby"),
+    ];
+    for (path, body, status, field, says) in cases {
+        let (code, answer) = call(reqwest::Method::POST, path, Some(WRITE), Some(body.clone())).await;
+        assert_eq!(code, status, "{body}: {answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["field"].as_str(), Some(field), "{body}: {answer}");
+        }
+        assert!(answer.to_string().contains(says), "{body}: the refusal does not say `{says}`: {answer}");
+    }
+    assert_eq!(store.fingerprint().await.expect("fingerprint"), before, "nothing written");
+    assert!(store.operations(None, false).await.expect("operations").is_empty());
+
+    // A build is accepted; a second operation on the route is refused while it runs.
+    let (code, created) = call(reqwest::Method::POST, &failover, Some(WRITE), Some(serde_json::json!({"route": "events", "build": true, "sizeUp": 2}))).await;
+    assert_eq!(code, 200, "{created}");
+    let op: fleet_api::operation::Operation = serde_json::from_value(created["operation"].clone()).expect("operation");
+    let fleet_api::operation::OperationSpec::Failover(spec) = &op.spec else { panic!("a failover: {op:?}") };
+    assert_eq!((spec.from.as_str(), spec.build.as_ref().map(|b| b.brokers)), ("blue", Some(5)));
+    let (code, answer) = call(reqwest::Method::POST, &failover, Some(WRITE), Some(serde_json::json!({"route": "events"}))).await;
+    assert_eq!((code, answer["field"].as_str()), (409, Some("route")), "{answer}");
+    let (code, answer) = call(reqwest::Method::DELETE, &format!("{url}/v1/routes/events"), Some(WRITE), None).await;
+    assert_eq!(code, 409, "a route being moved is kept: {answer}");
+    let (code, answer) = call(reqwest::Method::DELETE, &format!("{url}/v1/clusters/blue"), Some(WRITE), None).await;
+    assert_eq!(code, 409, "a cluster an operation uses is kept: {answer}");
+    let (code, answer) = call(reqwest::Method::POST, &format!("{url}/v1/operations/{}/cancel", op.id), Some(WRITE), None).await;
+    assert_eq!(code, 200, "cancellable before the switch: {answer}");
+}
