@@ -95,7 +95,8 @@ pub fn documents_schema() -> serde_json::Value {
         "availabilityZones": {"type": "array", "minItems": 1, "uniqueItems": true, "items": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"}},
         "priorityClass": classes,
         "brokerConfig": {"type": "object", "additionalProperties": false, "properties": broker_config},
-        "provider": {"type": "string", "enum": ["local", "ec2"]}
+        "provider": {"type": "string", "enum": ["local", "ec2"]},
+        "immutable": {"type": "boolean"}
     }});
     let topic = json!({"type": "object", "additionalProperties": false, "required": ["cluster", "partitions"], "properties": {
         "cluster": {"type": "string", "pattern": NAME_PATTERN},
@@ -108,7 +109,8 @@ pub fn documents_schema() -> serde_json::Value {
     }, "not": {"required": ["retentionHours", "configs"], "properties": {"configs": {"required": ["retention.ms"]}}}});
     let route = json!({"type": "object", "additionalProperties": false, "required": ["cluster"], "properties": {
         "cluster": {"type": "string", "pattern": NAME_PATTERN},
-        "description": {"type": "string", "maxLength": 1024}
+        "description": {"type": "string", "maxLength": 1024},
+        "retain": {"type": "string", "enum": ["standby", "teardown"]}
     }});
     let one = json!({"oneOf": [document("KafkaCluster", NAME_PATTERN, cluster), document("Topic", TOPIC_PATTERN, topic), document("Route", NAME_PATTERN, route)]});
     json!({"oneOf": [
