@@ -237,6 +237,101 @@ pub struct DeclaredRouteSpec {
     /// `teardown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain: Option<String>,
+    /// Automatic failover: conditions on the healthcheck's and the auditor's signals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<DeclaredFailoverPolicy>,
+}
+
+/// A route's failover policy as written.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclaredFailoverPolicy {
+    /// `failover` (default) or `recommend` (journal and metrics only: what it would have done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A standby cluster to fail over to (default: a fresh build of the route's cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Any one holding for its duration fires.
+    pub conditions: Vec<DeclaredCondition>,
+    /// At most one automatic failover per route in this window (default 30m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cool_down: Option<String>,
+    /// Fall back automatically once the standby has been healthy this long (default: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_fallback_after: Option<String>,
+    /// The auditor (`http://host:port`) whose `/api/figures` the auditor signals come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditor: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeclaredCondition {
+    pub signal: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+    /// How long it must hold, e.g. `30s`.
+    #[serde(rename = "for")]
+    pub for_: String,
+}
+
+impl DeclaredFailoverPolicy {
+    /// Checks the policy on its own (fields named from `spec.failover`).
+    pub fn resolve(&self) -> Result<crate::route::FailoverPolicy, FieldError> {
+        use crate::route::{parse_duration_ms, Condition, FailoverPolicy, Signal};
+        let recommend = match self.mode.as_deref() {
+            None | Some("failover") => false,
+            Some("recommend") => true,
+            Some(m) => return Err(FieldError::new("spec.failover.mode", format!("`{m}` is not a mode: use failover or recommend"))),
+        };
+        if let Some(to) = &self.to {
+            fleet_common::paths::validate_cluster_name(to).map_err(|m| FieldError::new("spec.failover.to", m))?;
+        }
+        if self.conditions.is_empty() {
+            return Err(FieldError::new("spec.failover.conditions", "list at least one condition, e.g. {signal: offlinePartitions, above: 0, for: 30s}"));
+        }
+        let mut conditions = Vec::new();
+        for (i, c) in self.conditions.iter().enumerate() {
+            let field = |f: &str| format!("spec.failover.conditions[{i}].{f}");
+            let names: Vec<&str> = Signal::ALL.iter().map(|s| s.as_str()).collect();
+            let signal = Signal::parse(&c.signal)
+                .ok_or_else(|| FieldError::new(field("signal"), format!("`{}` is not a signal: use one of {}", c.signal, names.join(", "))))?;
+            let (above, threshold) = match (c.above, c.below) {
+                (Some(v), None) => (true, v),
+                (None, Some(v)) => (false, v),
+                _ => return Err(FieldError::new(field("above"), "give exactly one of above and below")),
+            };
+            let (lo, hi) = signal.range();
+            if !threshold.is_finite() || threshold < lo || threshold > hi {
+                let f = if above { "above" } else { "below" };
+                return Err(FieldError::new(field(f), format!("{threshold} is out of range for {}: use {lo} to {hi}", signal.as_str())));
+            }
+            let for_ms = parse_duration_ms(&c.for_).map_err(|m| FieldError::new(field("for"), m))?;
+            if signal.from_auditor() && self.auditor.is_none() {
+                return Err(FieldError::new(field("signal"), format!("{} comes from the auditor: set spec.failover.auditor to its address", signal.as_str())));
+            }
+            conditions.push(Condition { signal, above, threshold, for_ms });
+        }
+        let cool_down_ms = match &self.cool_down {
+            Some(d) => parse_duration_ms(d).map_err(|m| FieldError::new("spec.failover.coolDown", m))?,
+            None => 30 * 60_000,
+        };
+        let auto_fallback_after_ms = match &self.auto_fallback_after {
+            Some(d) => Some(parse_duration_ms(d).map_err(|m| FieldError::new("spec.failover.autoFallbackAfter", m))?),
+            None => None,
+        };
+        if let Some(a) = &self.auditor {
+            let rest = a.strip_prefix("http://").or_else(|| a.strip_prefix("https://"));
+            let ok = rest.is_some_and(|r| r.chars().count() <= 248 && r.chars().all(|c| c.is_ascii_graphic()));
+            if !ok {
+                return Err(FieldError::new("spec.failover.auditor", format!("`{a}` is not an http(s) address, e.g. http://auditor:8081")));
+            }
+        }
+        Ok(FailoverPolicy { recommend, to: self.to.clone(), conditions, cool_down_ms, auto_fallback_after_ms, auditor: self.auditor.clone() })
+    }
 }
 
 impl DeclaredRouteSpec {
@@ -395,6 +490,9 @@ pub fn validate_document(doc: RawDocument) -> Result<Declared, FieldError> {
                     if crate::route::Retain::parse(r).is_none() {
                         return Err(FieldError::new("spec.retain", format!("`{r}` is not a retain setting: use standby or teardown")));
                     }
+                }
+                if let Some(p) = &s.failover {
+                    p.resolve()?;
                 }
                 DeclaredSpec::Route(s)
             }

@@ -176,6 +176,12 @@ pub struct ResourceView {
     /// Routes: where the traffic is, the standby, the last move and the clients per cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_status: Option<crate::route::RouteStatus>,
+    /// Routes: automation stopped by an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<crate::route::Hold>,
+    /// Routes with a failover policy: each condition, its last value and how long it has held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggers: Option<crate::route::TriggerState>,
 }
 
 /// The answer to a delete: the store revision of the change.

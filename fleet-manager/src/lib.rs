@@ -23,3 +23,4 @@ pub mod plan;
 pub mod providers;
 pub use fleet_api::spec;
 pub mod store;
+pub mod triggers;

@@ -35,8 +35,24 @@ pub struct HttpLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    pub route: String,
+    pub condition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub route: String,
+    pub decision: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Each failover condition: 1 holding, 0 not, -1 its signal unknown.
+    pub trigger_conditions: Family<ConditionLabels, Gauge>,
+    /// Trigger decisions: failover, fallback, recommend, suppressed.
+    pub trigger_decisions: Family<DecisionLabels, Counter>,
     pub leader: Gauge,
     pub pass_seconds: Histogram,
     pub steps: Family<StepLabels, Counter>,
@@ -89,8 +105,14 @@ impl Default for Metrics {
         registry.register("scale_up_commit_seconds", "A scale-up's ZooKeeper commit", scale_up_commit_seconds.clone());
         let scale_up_leaders_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
         registry.register("scale_up_leaders_seconds", "From a scale-up's commit until every new partition had a leader", scale_up_leaders_seconds.clone());
+        let trigger_conditions = Family::<ConditionLabels, Gauge>::default();
+        registry.register("trigger_condition", "A route's failover condition: 1 holding, 0 not, -1 signal unknown", trigger_conditions.clone());
+        let trigger_decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register("trigger_decisions", "Automatic failover decisions by route: failover, fallback, recommend, suppressed", trigger_decisions.clone());
         Self {
             registry,
+            trigger_conditions,
+            trigger_decisions,
             leader,
             pass_seconds,
             steps,

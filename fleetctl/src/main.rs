@@ -116,6 +116,15 @@ enum Command {
     Failover(operations::FailoverArgs),
     /// Move a failed-over route back to its original cluster (or, with --rebuild, a fresh build of it).
     Fallback(operations::FallbackArgs),
+    /// Stop a route's automatic failover and fallback (maintenance) until released.
+    Hold {
+        route: String,
+        /// Why (shown wherever the route is).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a held route's automation.
+    Release { route: String },
     /// Approve an operation held at ProposalReady (`scale-up --hold`).
     Approve {
         #[arg(value_enum)]
@@ -415,6 +424,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Rebalance(args) => operations::rebalance(&client, args, output).await,
         Command::Failover(args) => operations::failover(&client, args, output).await,
         Command::Fallback(args) => operations::fallback(&client, args, output).await,
+        Command::Hold { route, reason } => {
+            let hold: fleet_api::route::Hold = client.send(reqwest::Method::POST, &format!("/v1/routes/{route}/hold"), Some(serde_json::json!({ "reason": reason }))).await?;
+            print_value(output, &hold, |h| format!("route {route} held by {}: {} (automation stopped until `fleetctl release {route}`)\n", h.by, h.reason))
+        }
+        Command::Release { route } => {
+            let was: bool = client.send(reqwest::Method::DELETE, &format!("/v1/routes/{route}/hold"), None).await?;
+            print_value(output, &was, |w| if *w { format!("route {route} released: automation resumes\n") } else { format!("route {route} was not held\n") })
+        }
         Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
         Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
         Command::Get { what, cluster, route } => {
@@ -477,7 +494,7 @@ async fn run(cli: Cli) -> Result<()> {
                 // Listed above, with their own columns.
                 Listing::Operations | Listing::Clients => String::new(),
                 Listing::Routes => table(
-                    &["NAME", "CLUSTER", "PHASE", "STANDBY", "LAST MOVE", "CLIENTS", "GENERATION"],
+                    &["NAME", "CLUSTER", "PHASE", "STANDBY", "LAST MOVE", "CLIENTS", "HOLD", "GENERATION"],
                     items
                         .iter()
                         .map(|r| {
@@ -489,6 +506,7 @@ async fn run(cli: Cli) -> Result<()> {
                                 st.standby.clone().unwrap_or_else(|| "-".into()),
                                 st.last_move.as_ref().map_or("-".into(), |m| format!("{} {} -> {}", format_ms(m.at_ms), m.from, m.to)),
                                 clients_text(&st.clients),
+                                r.hold.as_ref().map_or("-".into(), |h| format!("held: {}", h.reason)),
                                 r.revision.to_string(),
                             ]
                         })
@@ -645,6 +663,27 @@ fn describe_text(d: &Described) -> String {
             out.push_str(&format!("Last move: {} {} -> {} by {} ({})\n", format_ms(m.at_ms), m.from, m.to, m.operation, m.reason));
         }
         out.push_str(&format!("Clients: {}\n", clients_text(&st.clients)));
+        if let Some(h) = &v.hold {
+            out.push_str(&format!("HELD by {} at {}: {} (automation stopped; fleetctl release {})\n", h.by, format_ms(h.at_ms), h.reason, v.name));
+        }
+        if let Some(t) = &v.triggers {
+            out.push_str(&format!("Automatic failover (evaluated {}):\n", format_ms(t.evaluated_ms)));
+            for c in &t.conditions {
+                let state = match (&c.unknown, c.holding_since_ms) {
+                    (Some(why), _) => format!("UNKNOWN ({why})"),
+                    (None, Some(since)) => format!("holding for {}s", (t.evaluated_ms - since) / 1000),
+                    (None, None) => "not holding".into(),
+                };
+                let value = c.value.map(|v| format!(" = {v}")).unwrap_or_default();
+                out.push_str(&format!("  {}{value}: {state}\n", c.condition));
+            }
+            if let Some(at) = t.last_fired_ms {
+                out.push_str(&format!("  last fired {}\n", format_ms(at)));
+            }
+            if let Some(d) = &t.last_decision {
+                out.push_str(&format!("  last decision: {d}\n"));
+            }
+        }
     }
     if let Some(st) = &v.status {
         out.push_str(&format!(

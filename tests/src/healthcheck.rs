@@ -15,8 +15,12 @@ pub struct HealthcheckServer {
 impl HealthcheckServer {
     /// Starts with `config` (YAML, without `listen`: the port is chosen here); waits for HTTP.
     pub async fn start(config: &str) -> Self {
+        Self::start_on(config, free_port()).await
+    }
+
+    /// As [`Self::start`], on a given port (a restarted service clients already point at).
+    pub async fn start_on(config: &str, port: u16) -> Self {
         let run = RunDir::new("healthcheck");
-        let port = free_port();
         let path = run.path.join("healthcheck.yaml");
         std::fs::write(&path, format!("listen: 127.0.0.1:{port}\n{config}")).expect("config");
         let mut cmd = Command::new(workspace_bin("kafka-healthcheck"));

@@ -1,82 +1,30 @@
-//! Failover and fallback over HTTP: every guard rail is checked here, before anything is stored,
-//! and each refusal names the field and what to do instead.
+//! Failover and fallback over HTTP: the request is checked (every guard rail, in
+//! [`crate::operations::failover::request`]) before anything is stored, and each refusal names the
+//! field and what to do instead. Holds stop a route's automation.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 
 use super::{parse_json, Actor, ApiError, ApiResult, AppState, Shared};
-use crate::spec::{DeclaredClusterSpec, DeclaredRouteSpec, DeclaredSpec, FieldError, Kind, MAX_BROKERS};
-use crate::store::StoreError;
-use fleet_api::operation::{BuildSpec, FailoverRequest, FailoverSpec, FallbackRequest, OperationResponse, OperationSpec, SwitchRequest};
-use fleet_api::route::{RouteState, RouteStatus};
+use crate::operations::failover::request::{self, Refusal};
+use fleet_api::operation::{FailoverRequest, FallbackRequest, OperationResponse, OperationSpec};
+use fleet_api::route::Hold;
 
-/// Producers get this long to move, then consumers to drain, unless told otherwise.
-pub const DEFAULT_DEADLINE_SECS: i64 = 60;
-
-fn refuse(status: StatusCode, field: &str, message: String) -> ApiError {
-    let code = match status {
-        StatusCode::NOT_FOUND => "not-found",
-        StatusCode::CONFLICT => "conflict",
-        _ => "invalid",
-    };
-    let mut e = ApiError::new(status, code, format!("{field}: {message}"));
-    e.body.field = Some(field.into());
-    e
-}
-
-/// The route, its spec and its status (a route never moved is `Normal` on its declared cluster).
-async fn route(state: &AppState, name: &str) -> Result<(DeclaredRouteSpec, RouteStatus), ApiError> {
-    fleet_common::paths::validate_cluster_name(name).map_err(|m| ApiError::field(FieldError::new("route", m.replace("cluster name", "route name"))))?;
-    let r = match state.store.get(Kind::Route, name).await {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => return Err(refuse(StatusCode::NOT_FOUND, "route", format!("`{name}` is not declared (fleetctl get routes lists them)"))),
-        Err(e) => return Err(e.into()),
-    };
-    let DeclaredSpec::Route(spec) = r.declared.spec else { return Err(refuse(StatusCode::NOT_FOUND, "route", format!("`{name}` is not a route"))) };
-    let status = state.store.route_statuses().await?.remove(name).unwrap_or_default();
-    let status = RouteStatus { cluster: spec.cluster.clone(), clients: Vec::new(), ..status };
-    Ok((spec, status))
-}
-
-async fn cluster(state: &AppState, field: &str, name: &str) -> Result<DeclaredClusterSpec, ApiError> {
-    fleet_common::paths::validate_cluster_name(name).map_err(|m| ApiError::field(FieldError::new(field, m)))?;
-    let r = match state.store.get(Kind::KafkaCluster, name).await {
-        Ok(r) => r,
-        Err(StoreError::NotFound { .. }) => return Err(refuse(StatusCode::NOT_FOUND, field, format!("cluster `{name}` is not declared (fleetctl get clusters lists them)"))),
-        Err(e) => return Err(e.into()),
-    };
-    if r.deleting {
-        return Err(refuse(StatusCode::CONFLICT, field, format!("cluster `{name}` is being deleted")));
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let (status, code, e) = match r {
+            Refusal::NotFound(e) => (StatusCode::NOT_FOUND, "not-found", e),
+            Refusal::Conflict(e) => (StatusCode::CONFLICT, "conflict", e),
+            Refusal::Invalid(e) => return ApiError::field(e),
+            Refusal::Store(e) => return e.into(),
+        };
+        let mut err = ApiError::new(status, code, e.to_string());
+        err.body.field = Some(e.field);
+        err
     }
-    match r.declared.spec {
-        DeclaredSpec::KafkaCluster(s) => Ok(s),
-        _ => Err(refuse(StatusCode::NOT_FOUND, field, format!("`{name}` is not a cluster"))),
-    }
-}
-
-fn switch_settings(pace: &SwitchRequest, default_reason: &str) -> Result<(u64, String), ApiError> {
-    let deadline = pace.deadline_secs.unwrap_or(DEFAULT_DEADLINE_SECS);
-    if !(1..=3600).contains(&deadline) {
-        return Err(ApiError::field(FieldError::new("deadlineSecs", format!("{deadline} is out of range: give 1 to 3600 seconds"))));
-    }
-    let reason = pace.reason.clone().unwrap_or_else(|| default_reason.to_string());
-    if reason.chars().count() > 200 || reason.chars().any(char::is_control) {
-        return Err(ApiError::field(FieldError::new("reason", "must be at most 200 printable characters")));
-    }
-    Ok((deadline as u64 * 1000, reason))
-}
-
-/// The highest replication factor among the cluster's topics: a target needs that many brokers.
-async fn max_replication(state: &AppState, cluster: &str) -> Result<u32, ApiError> {
-    let resources = state.store.list(None, Some(cluster)).await?;
-    Ok(crate::controller::desired_from(&resources)
-        .into_iter()
-        .find(|d| d.spec.name == cluster)
-        .map(|d| d.topics.iter().filter(|t| !t.deleting).map(|t| u32::from(t.spec.replication_factor)).max().unwrap_or(1))
-        .unwrap_or(1))
 }
 
 async fn create(state: &AppState, actor: Option<axum::Extension<Actor>>, from: &str, spec: OperationSpec) -> ApiResult<OperationResponse> {
@@ -100,56 +48,8 @@ async fn create(state: &AppState, actor: Option<axum::Extension<Actor>>, from: &
     security(("bearer" = [])))]
 pub(super) async fn failover(State(state): State<Shared>, actor: Option<axum::Extension<Actor>>, body: Result<Bytes, BytesRejection>) -> ApiResult<OperationResponse> {
     let req: FailoverRequest = parse_json(body)?;
-    let (_, status) = route(&state, &req.route).await?;
-    let (deadline_ms, reason) = switch_settings(&req.pace, "failover asked for")?;
-    if req.to.is_some() && req.build {
-        return Err(ApiError::field(FieldError::new("build", "give either `to` (a standby) or `build`, not both")));
-    }
-    if req.to.is_some() && req.size_up.is_some() {
-        return Err(ApiError::field(FieldError::new("sizeUp", "only a build is sized up: drop `to`, or scale the standby up first")));
-    }
-    let from = status.cluster.clone();
-    if status.phase != RouteState::Normal && status.phase != RouteState::FailedOver {
-        return Err(refuse(StatusCode::CONFLICT, "route", format!("route `{}` is {} (operation {}): wait for it to end (fleetctl get operations) or cancel it", req.route, status.phase.as_str(), status.operation.as_deref().unwrap_or("-"))));
-    }
-    let source = cluster(&state, "route", &from).await?;
-    let (to, build) = match &req.to {
-        Some(to) => {
-            if *to == from {
-                return Err(ApiError::field(FieldError::new("to", format!("route `{}` is already on `{to}`: name another cluster, or build one (--build)", req.route))));
-            }
-            let target = cluster(&state, "to", to).await?;
-            let needed = max_replication(&state, &from).await?;
-            if (target.brokers.max(0) as u32) < needed {
-                return Err(ApiError::field(FieldError::new(
-                    "to",
-                    format!("`{to}` has {} broker(s), fewer than the replication factor {needed} of the route's topics: scale it up, or build one", target.brokers),
-                )));
-            }
-            match state.reconciler.health.judge(to).await {
-                Ok(v) if v.healthy => {}
-                Ok(v) => return Err(ApiError::field(FieldError::new("to", format!("`{to}` is unhealthy ({}): fail over to a healthy cluster, or build one (--build)", v.summary)))),
-                Err(e) => return Err(ApiError::field(FieldError::new("to", format!("the health of `{to}` cannot be told ({e}): never failed over to blindly; retry, or build one (--build)")))),
-            }
-            (Some(to.clone()), None)
-        }
-        None => {
-            let size_up = req.size_up.unwrap_or(0);
-            let brokers = source.brokers + size_up;
-            if size_up < 0 || brokers > MAX_BROKERS {
-                return Err(ApiError::field(FieldError::new("sizeUp", format!("{size_up} is out of range: give 0 to {}", MAX_BROKERS - source.brokers))));
-            }
-            (None, Some(BuildSpec { source: from.clone(), brokers: brokers as u32 }))
-        }
-    };
-    let retain = route_retain(&state, &req.route).await?;
-    let spec = FailoverSpec { route: req.route.clone(), from: from.clone(), to, build, deadline_ms, reason, retain, replaces: None, prior: status };
-    create(&state, actor, &from, OperationSpec::Failover(spec)).await
-}
-
-async fn route_retain(state: &AppState, name: &str) -> Result<fleet_api::route::Retain, ApiError> {
-    let (spec, _) = route(state, name).await?;
-    Ok(spec.retain())
+    let (from, spec) = request::failover(&state.store, state.reconciler.health.as_ref(), &req).await?;
+    create(&state, actor, &from, spec).await
 }
 
 /// Moves a failed-over route back to its standby (the original cluster) once it is healthy, or
@@ -160,26 +60,39 @@ async fn route_retain(state: &AppState, name: &str) -> Result<fleet_api::route::
     security(("bearer" = [])))]
 pub(super) async fn fallback(State(state): State<Shared>, actor: Option<axum::Extension<Actor>>, body: Result<Bytes, BytesRejection>) -> ApiResult<OperationResponse> {
     let req: FallbackRequest = parse_json(body)?;
-    let (route_spec, status) = route(&state, &req.route).await?;
-    let (deadline_ms, reason) = switch_settings(&req.pace, "fallback asked for")?;
-    if status.phase != RouteState::Normal && status.phase != RouteState::FailedOver {
-        return Err(refuse(StatusCode::CONFLICT, "route", format!("route `{}` is {} (operation {}): wait for it to end (fleetctl get operations) or cancel it", req.route, status.phase.as_str(), status.operation.as_deref().unwrap_or("-"))));
+    let (from, spec) = request::fallback(&state.store, &req).await?;
+    create(&state, actor, &from, spec).await
+}
+
+/// `POST /v1/routes/{name}/hold`: why automation stops.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HoldRequest {
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    reason: String,
+}
+
+/// Stops automatic failover and fallback of a route until released (a runbook's maintenance).
+#[utoipa::path(post, path = "/v1/routes/{name}/hold", params(("name" = String, Path)), request_body(content = HoldRequest),
+    responses((status = 200, body = Hold), (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn hold(State(state): State<Shared>, Path(name): Path<String>, actor: Option<axum::Extension<Actor>>, body: Result<Bytes, BytesRejection>) -> ApiResult<Hold> {
+    let req: HoldRequest = parse_json(body)?;
+    request::route(&state.store, &name).await?;
+    if req.reason.is_empty() || req.reason.chars().count() > 200 || req.reason.chars().any(char::is_control) {
+        return Err(ApiError::field(crate::spec::FieldError::new("reason", "say why in 1-200 printable characters")));
     }
-    let Some(standby) = status.standby.clone() else {
-        return Err(refuse(
-            StatusCode::CONFLICT,
-            "route",
-            format!("route `{}` has no standby to fall back to (it never failed over, or its standby was torn down): fail over instead", req.route),
-        ));
-    };
-    let from = status.cluster.clone();
-    cluster(&state, "route", &from).await?;
-    let original = cluster(&state, "route", &standby).await?;
-    let (to, build, replaces) = if req.rebuild {
-        (None, Some(BuildSpec { source: standby.clone(), brokers: original.brokers.max(1) as u32 }), Some(standby.clone()))
-    } else {
-        (Some(standby.clone()), None, None)
-    };
-    let spec = FailoverSpec { route: req.route.clone(), from: from.clone(), to, build, deadline_ms, reason, retain: route_spec.retain(), replaces, prior: status };
-    create(&state, actor, &from, OperationSpec::Fallback(spec)).await
+    let hold = Hold { reason: req.reason, by: actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into()), at_ms: crate::store::now_ms() };
+    state.store.hold_route(&name, &hold).await?;
+    Ok(Json(hold))
+}
+
+/// Resumes a route's automation.
+#[utoipa::path(delete, path = "/v1/routes/{name}/hold", params(("name" = String, Path)),
+    responses((status = 200, body = bool, description = "whether it was held"), (status = 404, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn release(State(state): State<Shared>, Path(name): Path<String>, actor: Option<axum::Extension<Actor>>) -> ApiResult<bool> {
+    request::route(&state.store, &name).await?;
+    let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
+    Ok(Json(state.store.release_route(&name, &actor).await?))
 }

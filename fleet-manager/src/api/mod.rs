@@ -173,12 +173,13 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
     info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
     paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
           get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties,
-          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel, failover::failover, failover::fallback,
+          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel, failover::failover, failover::fallback, failover::hold, failover::release,
           clients::binding, clients::report, clients::list),
     components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health,
           fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest,
           fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest,
           fleet_api::operation::FailoverRequest, fleet_api::operation::FallbackRequest, fleet_api::route::RouteStatus,
+          fleet_api::route::Hold, failover::HoldRequest,
           fleet_api::client::RouteBinding, fleet_api::client::ClientReport, fleet_api::client::ClientView)),
     modifiers(&BearerAuth, &Contract)
 )]
@@ -206,6 +207,7 @@ pub fn router(state: Shared) -> Router {
         .route("/routes", get(list_routes))
         .route("/routes/{name}", get(get_route).delete(delete_route))
         .route("/routes/{name}/binding", get(clients::binding))
+        .route("/routes/{name}/hold", post(failover::hold).delete(failover::release))
         .route("/clients", get(clients::list))
         .route("/clients/reports", post(clients::report))
         .route("/journal", get(journal))
@@ -530,12 +532,18 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
     } else {
         None
     };
-    let route_status = match &r.declared.spec {
-        DeclaredSpec::Route(spec) => Some(route_status(state, &r.declared.name, spec).await),
-        _ => None,
+    let (route_status, hold, triggers) = match &r.declared.spec {
+        DeclaredSpec::Route(spec) => (
+            Some(route_status(state, &r.declared.name, spec).await),
+            state.store.holds().await.ok().and_then(|mut h| h.remove(&r.declared.name)),
+            state.store.trigger_states().await.ok().and_then(|mut t| t.remove(&r.declared.name)),
+        ),
+        _ => (None, None, None),
     };
     ResourceView {
         route_status,
+        hold,
+        triggers,
         kind: r.kind(),
         name: r.declared.name.clone(),
         cluster: (r.kind() != Kind::KafkaCluster).then(|| r.cluster.clone()),

@@ -100,6 +100,9 @@ struct Args {
     /// The kafka-healthcheck binary (default: next to this one).
     #[arg(long)]
     healthcheck_bin: Option<PathBuf>,
+    /// How often routes' automatic failover policies are evaluated.
+    #[arg(long, default_value_t = 5)]
+    trigger_interval_secs: u64,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -227,6 +230,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             replace_grace: Duration::from_secs(args.replace_grace_secs),
             step_timeout: Duration::from_secs(args.step_timeout_secs.max(1)),
             concurrency: args.concurrency.max(1),
+            trigger_interval: Duration::from_secs(args.trigger_interval_secs.max(1)),
             journal: fleet_manager::store::JournalRetention {
                 max_rows: args.journal_max_rows.max(100),
                 max_age_ms: args.journal_max_age_days.max(1) * 24 * 3_600_000,

@@ -47,6 +47,8 @@ pub struct ReconcileSettings {
     pub journal: JournalRetention,
     pub scale_up: crate::operations::scale_up::ScaleUpSettings,
     pub failover: crate::operations::failover::FailoverSettings,
+    /// How often routes' failover policies are evaluated.
+    pub trigger_interval: Duration,
 }
 
 impl Default for ReconcileSettings {
@@ -61,6 +63,7 @@ impl Default for ReconcileSettings {
             journal: JournalRetention::default(),
             scale_up: Default::default(),
             failover: Default::default(),
+            trigger_interval: Duration::from_secs(5),
         }
     }
 }
@@ -297,6 +300,9 @@ impl Reconciler {
         let mut next_prune = Instant::now();
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut triggers = tokio::time::interval(self.settings.trigger_interval);
+        triggers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let http = reqwest::Client::new();
         loop {
             let now = Instant::now();
             let free = self.settings.concurrency.max(1).saturating_sub(queue.running());
@@ -344,6 +350,15 @@ impl Reconciler {
                     self.trigger_changed(&mut queue, &mut last_revision).await;
                 }
                 _ = self.wake.notified() => self.trigger_changed(&mut queue, &mut last_revision).await,
+                _ = triggers.tick() => match self.evaluate_triggers(epoch, &http).await {
+                    Ok(()) => {}
+                    Err(StoreError::Fenced { epoch }) => {
+                        self.metrics.fenced_writes.inc();
+                        tracing::warn!(epoch, "trigger state refused: a newer leader took over; stepping down");
+                        break;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "recording a trigger evaluation failed"),
+                },
                 state = states.changed() => {
                     if !matches!(state, zk::SessionState::SyncConnected) {
                         tracing::warn!(state = ?state, "ZooKeeper session not connected; stepping down");

@@ -15,6 +15,8 @@ pub struct Verdict {
     pub healthy: bool,
     /// The findings, one line (empty when healthy).
     pub summary: String,
+    /// Findings per kind (the healthcheck's names: `offline_partition`, `missing_broker`, ...).
+    pub findings: std::collections::BTreeMap<String, u32>,
 }
 
 #[async_trait]
@@ -36,6 +38,8 @@ struct Report {
 #[derive(Debug, Deserialize)]
 struct Finding {
     #[serde(default)]
+    kind: String,
+    #[serde(default)]
     severity: String,
     #[serde(default)]
     message: String,
@@ -51,9 +55,13 @@ fn verdict(text: &[u8]) -> Result<Verdict, String> {
         .chain(report.scan_error.as_deref())
         .collect::<Vec<_>>()
         .join("; ");
+    let mut findings = std::collections::BTreeMap::new();
+    for f in &report.findings {
+        *findings.entry(f.kind.clone()).or_insert(0u32) += 1;
+    }
     match report.status.as_str() {
-        "healthy" => Ok(Verdict { healthy: true, summary }),
-        "unhealthy" => Ok(Verdict { healthy: false, summary }),
+        "healthy" => Ok(Verdict { healthy: true, summary, findings }),
+        "unhealthy" => Ok(Verdict { healthy: false, summary, findings }),
         other => Err(format!("healthcheck could not tell ({other}): {summary}")),
     }
 }
@@ -109,9 +117,12 @@ mod tests {
     #[test]
     fn reads_the_healthchecks_report() {
         let healthy = br#"{"cluster":"blue","status":"healthy","findings":[]}"#;
-        assert_eq!(verdict(healthy), Ok(Verdict { healthy: true, summary: String::new() }));
+        assert_eq!(verdict(healthy), Ok(Verdict { healthy: true, summary: String::new(), findings: Default::default() }));
         let sick = br#"{"status":"unhealthy","findings":[{"severity":"critical","kind":"broker_missing","message":"broker 2 is not registered"}]}"#;
-        assert_eq!(verdict(sick), Ok(Verdict { healthy: false, summary: "broker 2 is not registered".into() }));
+        assert_eq!(
+            verdict(sick),
+            Ok(Verdict { healthy: false, summary: "broker 2 is not registered".into(), findings: [("broker_missing".to_string(), 1)].into() })
+        );
         assert!(verdict(br#"{"status":"unknown","scan_error":"timeout"}"#).is_err());
         assert!(verdict(b"garbage").is_err());
     }

@@ -15,6 +15,7 @@
 
 pub mod canary;
 mod driver;
+pub mod request;
 #[cfg(test)]
 mod tests;
 

@@ -16,6 +16,7 @@ use sqlx::{AnyPool, Row};
 use crate::spec::{self, ClusterSpec, Declared, DeclaredSpec, FieldError, Kind};
 
 mod clients;
+mod triggers;
 mod operations;
 pub use operations::{OperationCommand, OperationEffects};
 pub use fleet_api::wire::{ApplyOutcome, ApplyResult, JournalEntry};
@@ -143,6 +144,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
     &[
         // Where each route's traffic is and its standby, written by failovers and fallbacks.
         "CREATE TABLE route_status (route TEXT PRIMARY KEY, status TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+    ],
+),
+(
+    6,
+    &[
+        // Automatic failover: each route's trigger state (kept by the leader) and holds.
+        "CREATE TABLE route_triggers (route TEXT PRIMARY KEY, state TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+        "CREATE TABLE route_holds (route TEXT PRIMARY KEY, hold TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
     ],
 )];
 
@@ -661,7 +670,9 @@ impl Store {
         let now = now_ms();
         if kind == Kind::Route {
             sqlx::query("DELETE FROM resources WHERE kind = $1 AND name = $2").bind(kind.as_str()).bind(key).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM route_status WHERE route = $1").bind(key).execute(&mut *tx).await?;
+            for table in ["route_status", "route_triggers", "route_holds"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE route = $1")).bind(key).execute(&mut *tx).await?;
+            }
         } else {
             sqlx::query("UPDATE resources SET deleting = 1, revision = $1, updated_ms = $2 WHERE kind = $3 AND name = $4")
                 .bind(rev)
@@ -1048,6 +1059,13 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
             DeclaredSpec::Route(r) => {
                 if !clusters.contains_key(&r.cluster) {
                     return Err(undeclared(&r.cluster));
+                }
+                if let Some(to) = r.failover.as_ref().and_then(|p| p.to.as_ref()) {
+                    if !clusters.contains_key(to) {
+                        return Err(StoreError::Undeclared(
+                            FieldError::new("spec.failover.to", format!("standby `{to}` is not declared: apply its KafkaCluster first, or leave `to` out to build one")).on(d.display()),
+                        ));
+                    }
                 }
             }
             DeclaredSpec::KafkaCluster(_) => {

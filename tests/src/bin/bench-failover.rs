@@ -1,7 +1,8 @@
 //! Failover figures, in one run on this machine (local 3-broker clusters, one ZooKeeper, the
 //! fleet manager on SQLite), under a steady acks=all load from three client-library producers:
 //! (a) `fleetctl failover --to` a standby that exists and is healthy, (b) `fleetctl failover
-//! --build` (a fresh 3-broker clone). For each: from the command to every producer on the new
+//! --build` (a fresh 3-broker clone), (c) two of the route's cluster's three brokers killed and
+//! its failover policy (`underMinIsrPartitions > 0 for 10s`) firing a fresh build. For each: from the command (or the kill) to every producer on the new
 //! cluster (seen by the producers themselves, and by the operation from their reports), each
 //! phase's time, and the producers' acknowledgement latency and `send` call time, p99, before
 //! vs during the switch. Anchor: Netflix's automated failover, under 5 minutes.
@@ -64,6 +65,8 @@ fn p99(samples: &[Sample], from: i64, to: i64, f: impl Fn(&Sample) -> Option<u64
 
 struct Figures {
     scenario: &'static str,
+    /// Automatic: from the kill to the operation's creation.
+    detected_ms: Option<i64>,
     all_moved_ms: i64,
     op_saw_ms: i64,
     phases: Vec<(String, i64)>,
@@ -73,15 +76,45 @@ struct Figures {
     send_during: (u64, usize),
 }
 
-async fn failover(fm: &FleetManager, scenario: &'static str, args: &[&str], producers: &[Arc<FleetProducer>], samples: &Mutex<Vec<Sample>>, warm: Duration) -> Result<Figures> {
+/// How a failover starts: a command, or two of the route's cluster's three brokers killed (its
+/// policy fires).
+enum Start<'a> {
+    Command(&'a [&'a str]),
+    KillTwoBrokers,
+}
+
+async fn failover(fm: &FleetManager, scenario: &'static str, start: Start<'_>, producers: &[Arc<FleetProducer>], samples: &Mutex<Vec<Sample>>, warm: Duration) -> Result<Figures> {
     tokio::time::sleep(warm).await;
     let from: Vec<String> = producers.iter().map(|p| p.binding().map(|b| b.cluster).unwrap_or_default()).collect();
     let started = now_ms();
     let watch = Instant::now();
-    let mut cmd: Vec<&str> = args.to_vec();
-    cmd.extend(["--deadline", "60s", "-o", "json"]);
-    let op: serde_json::Value = serde_json::from_str(&fleetctl(fm, &cmd).await?)?;
-    let id = op["id"].as_str().context("operation id")?.to_string();
+    let (id, detected_ms) = match start {
+        Start::Command(args) => {
+            let mut cmd: Vec<&str> = args.to_vec();
+            cmd.extend(["--deadline", "60s", "-o", "json"]);
+            let op: serde_json::Value = serde_json::from_str(&fleetctl(fm, &cmd).await?)?;
+            (op["id"].as_str().context("operation id")?.to_string(), None)
+        }
+        Start::KillTwoBrokers => {
+            let (_, before) = fm.get("/v1/operations").await;
+            let known = before.as_array().map_or(0, Vec::len);
+            let hosts: Vec<String> = fm.local_hosts().iter().filter(|h| h.cluster.as_deref() == Some(from[0].as_str()) && h.state == fleet_common::local::LocalInstanceState::Running).map(|h| h.instance_id.clone()).collect();
+            for h in hosts.iter().take(2) {
+                fm.kill_host(h);
+            }
+            let op = loop {
+                ensure!(watch.elapsed() < Duration::from_secs(180), "no automatic failover within 3 minutes");
+                let (_, ops) = fm.get("/v1/operations").await;
+                let ops = ops.as_array().cloned().unwrap_or_default();
+                if ops.len() > known {
+                    break ops[0].clone();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let created = op["createdMs"].as_i64().unwrap_or(started);
+            (op["id"].as_str().context("operation id")?.to_string(), Some(created - started))
+        }
+    };
     // Every producer's switch, seen by the producer (its binding's cluster changes).
     let mut moved: Vec<Option<i64>> = vec![None; producers.len()];
     while moved.iter().any(Option::is_none) {
@@ -114,6 +147,7 @@ async fn failover(fm: &FleetManager, scenario: &'static str, args: &[&str], prod
     let during = (switched - 500, all_moved + 2_000);
     Ok(Figures {
         scenario,
+        detected_ms,
         all_moved_ms: all_moved - started,
         op_saw_ms: op_saw - started,
         phases,
@@ -129,15 +163,16 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let zk = ZkEnsemble::start(1).await;
     let mut options = FleetManagerOptions::new(&zk.connect_string());
-    // blue, the standby green and the fresh build: nine JVMs.
-    options.local_max_hosts = 9;
+    // blue, the standby green, a fresh build, and the automatic one's build.
+    options.local_max_hosts = 12;
+    options.extra_args = vec!["--trigger-interval-secs".into(), "2".into()];
     let fm = FleetManager::start(options).await;
     let topic = |cluster: &str| {
         format!("apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: {TOPIC} }}\nspec: {{ cluster: {cluster}, partitions: 6, replicationFactor: 3, priorityClass: high }}\n")
     };
     let docs = format!(
         "{}---\n{}---\n{}---\napiVersion: kafka-fleet.io/v1\nkind: Route\nmetadata: {{ name: {ROUTE} }}\nspec: {{ cluster: blue }}\n",
-        local_cluster_yaml("blue", 3, &[]),
+        local_cluster_yaml("blue", 3, &[("zookeeper.session.timeout.ms", "6000"), ("replica.lag.time.max.ms", "5000")]),
         topic("blue"),
         local_cluster_yaml("green", 3, &[])
     );
@@ -197,21 +232,30 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(15)).await;
     let mut figures = Vec::new();
     eprintln!("(a) failover to the healthy standby green");
-    figures.push(failover(&fm, "(a) standby", &["failover", ROUTE, "--to", "green"], &producers, &samples, warm).await?);
+    figures.push(failover(&fm, "(a) standby", Start::Command(&["failover", ROUTE, "--to", "green"]), &producers, &samples, warm).await?);
     eprintln!("back to blue");
     fleetctl(&fm, &["fallback", ROUTE, "--wait", "--deadline", "30s"]).await?;
     eprintln!("(b) failover with a fresh 3-broker build");
-    figures.push(failover(&fm, "(b) fresh build", &["failover", ROUTE, "--build"], &producers, &samples, warm).await?);
+    figures.push(failover(&fm, "(b) fresh build", Start::Command(&["failover", ROUTE, "--build"]), &producers, &samples, warm).await?);
+    eprintln!("(c) two of blue-1's three brokers killed: the route's policy fails it over (a fresh build)");
+    let policy = format!(
+        "apiVersion: kafka-fleet.io/v1\nkind: Route\nmetadata: {{ name: {ROUTE} }}\nspec:\n  cluster: blue-1\n  failover:\n    conditions:\n      - {{ signal: underMinIsrPartitions, above: 0, for: 10s }}\n"
+    );
+    let path = fm.run.path.join("policy.yaml");
+    std::fs::write(&path, policy)?;
+    fleetctl(&fm, &["apply", "-f", &path.display().to_string()]).await?;
+    figures.push(failover(&fm, "(c) automatic", Start::KillTwoBrokers, &producers, &samples, warm).await?);
     stop.store(true, Ordering::SeqCst);
     load.await?;
     let failed: u64 = producers.iter().map(|p| p.counters().failed).sum();
     let dropped: u64 = producers.iter().map(|p| p.counters().dropped).sum();
 
     println!("failover, {} producers x {} records/s (acks=all, 100-byte-ish records), local 3-broker clusters, 2 cores", args.producers, args.rate);
-    println!("{:<16} {:>22} {:>22}  phases (s)", "scenario", "all producers moved", "operation saw them");
+    println!("{:<16} {:>10} {:>22} {:>22}  phases (s)", "scenario", "detected", "all producers moved", "operation saw them");
     for f in &figures {
         let phases: Vec<String> = f.phases.iter().map(|(p, ms)| format!("{p} {:.1}", *ms as f64 / 1000.0)).collect();
-        println!("{:<16} {:>20.1} s {:>20.1} s  {}", f.scenario, f.all_moved_ms as f64 / 1000.0, f.op_saw_ms as f64 / 1000.0, phases.join(", "));
+        let detected = f.detected_ms.map_or("-".to_string(), |d| format!("{:.1} s", d as f64 / 1000.0));
+        println!("{:<16} {detected:>10} {:>20.1} s {:>20.1} s  {}", f.scenario, f.all_moved_ms as f64 / 1000.0, f.op_saw_ms as f64 / 1000.0, phases.join(", "));
     }
     println!("{:<16} {:>24} {:>24} {:>18} {:>18}", "scenario", "ack p99 before", "ack p99 during switch", "send() p99 before", "send() p99 during");
     for f in &figures {

@@ -1,0 +1,127 @@
+//! Automatic failover in the store: each route's trigger state (the leader's, fenced) and the
+//! holds operators put on routes (`fleetctl hold`), journalled.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::{now_ms, NewJournalEntry, Store, StoreError};
+use fleet_api::route::{Hold, TriggerState};
+
+impl Store {
+    /// Route -> the trigger state the leader last recorded.
+    pub async fn trigger_states(&self) -> Result<BTreeMap<String, TriggerState>, StoreError> {
+        let rows = sqlx::query("SELECT route, state FROM route_triggers").fetch_all(&self.pool).await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let route: String = row.try_get(0)?;
+            let text: String = row.try_get(1)?;
+            let state = serde_json::from_str(&text).map_err(|e| StoreError::Unreadable { what: format!("trigger state of {route}"), message: e.to_string() })?;
+            out.insert(route, state);
+        }
+        Ok(out)
+    }
+
+    /// The leader's record of one evaluation: the route's trigger state and its journal entries.
+    pub async fn record_trigger(&self, epoch: i64, route: &str, state: &TriggerState, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        Self::check_fence(&mut tx, epoch).await?;
+        // A route deleted meanwhile keeps no state.
+        let exists = sqlx::query("SELECT 1 FROM resources WHERE kind = 'Route' AND name = $1").bind(route).fetch_optional(&mut *tx).await?;
+        if exists.is_some() {
+            sqlx::query(
+                "INSERT INTO route_triggers (route, state, updated_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (route) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
+            )
+            .bind(route)
+            .bind(serde_json::to_string(state).unwrap_or_default())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for e in journal {
+            Self::append_in(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Route -> its hold.
+    pub async fn holds(&self) -> Result<BTreeMap<String, Hold>, StoreError> {
+        let rows = sqlx::query("SELECT route, hold FROM route_holds").fetch_all(&self.pool).await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let route: String = row.try_get(0)?;
+            let text: String = row.try_get(1)?;
+            let hold = serde_json::from_str(&text).map_err(|e| StoreError::Unreadable { what: format!("hold of {route}"), message: e.to_string() })?;
+            out.insert(route, hold);
+        }
+        Ok(out)
+    }
+
+    /// Holds a route (or replaces its hold's reason); `NotFound` for an unknown route.
+    pub async fn hold_route(&self, route: &str, hold: &Hold) -> Result<(), StoreError> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        Self::lock_for_write(&mut tx).await?;
+        let cluster: Option<String> = sqlx::query("SELECT cluster FROM resources WHERE kind = 'Route' AND name = $1")
+            .bind(route)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?;
+        let Some(cluster) = cluster else { return Err(StoreError::NotFound { kind: "Route", name: route.to_string() }) };
+        sqlx::query(
+            "INSERT INTO route_holds (route, hold, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (route) DO UPDATE SET hold = excluded.hold, updated_ms = excluded.updated_ms",
+        )
+        .bind(route)
+        .bind(serde_json::to_string(hold).unwrap_or_default())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        Self::append_in(
+            &mut tx,
+            &NewJournalEntry {
+                actor: hold.by.clone(),
+                cluster,
+                action: "hold route".into(),
+                detail: serde_json::json!({ "route": route, "reason": hold.reason }),
+                outcome: "ok",
+                message: format!("route {route} held: {}", hold.reason),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Releases a route's hold; `false` when it had none.
+    pub async fn release_route(&self, route: &str, actor: &str) -> Result<bool, StoreError> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        Self::lock_for_write(&mut tx).await?;
+        let cluster: Option<String> = sqlx::query("SELECT cluster FROM resources WHERE kind = 'Route' AND name = $1")
+            .bind(route)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?;
+        let Some(cluster) = cluster else { return Err(StoreError::NotFound { kind: "Route", name: route.to_string() }) };
+        let done = sqlx::query("DELETE FROM route_holds WHERE route = $1").bind(route).execute(&mut *tx).await?;
+        if done.rows_affected() > 0 {
+            Self::append_in(
+                &mut tx,
+                &NewJournalEntry {
+                    actor: actor.to_string(),
+                    cluster,
+                    action: "release route".into(),
+                    detail: serde_json::json!({ "route": route }),
+                    outcome: "ok",
+                    message: format!("route {route} released: automation resumes"),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

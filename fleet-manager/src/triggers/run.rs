@@ -1,0 +1,147 @@
+//! The leader's side: every few seconds, each route with a failover policy is observed (route
+//! status, hold, operation under way, signals), evaluated, recorded (state and journal, fenced),
+//! and the decision acted on through the same checks as `fleetctl failover` / `fallback`.
+
+use std::collections::BTreeMap;
+
+use fleet_api::operation::{FailoverRequest, FallbackRequest, SwitchRequest};
+use fleet_api::route::{FailoverPolicy, RouteState};
+
+use super::{evaluate, signals, Context, Decision};
+use crate::controller::Reconciler;
+use crate::metrics::{ConditionLabels, DecisionLabels};
+use crate::operations::failover::request;
+use crate::spec::{DeclaredSpec, Kind};
+use crate::store::{now_ms, NewJournalEntry, StoreError};
+
+fn short(reason: &str) -> String {
+    let mut s: String = reason.chars().filter(|c| !c.is_control()).take(190).collect();
+    if reason.chars().count() > 190 {
+        s.push('…');
+    }
+    s
+}
+
+impl Reconciler {
+    /// Evaluates every route's policy once. `Err` only for store writes (a fenced one among them).
+    #[tracing::instrument(skip(self), fields(epoch))]
+    pub async fn evaluate_triggers(&self, epoch: i64, http: &reqwest::Client) -> Result<(), StoreError> {
+        let routes = match self.store.list(Some(Kind::Route), None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "routes unreadable; triggers not evaluated");
+                return Ok(());
+            }
+        };
+        let policies: Vec<(String, String, FailoverPolicy)> = routes
+            .into_iter()
+            .filter_map(|r| match r.declared.spec {
+                DeclaredSpec::Route(spec) => {
+                    let policy = spec.failover.as_ref()?.resolve().map_err(|e| tracing::warn!(route = %r.declared.name, error = %e, "stored policy no longer valid; skipped")).ok()?;
+                    Some((r.declared.name, spec.cluster, policy))
+                }
+                _ => None,
+            })
+            .collect();
+        if policies.is_empty() {
+            return Ok(());
+        }
+        let (statuses, holds, states, ops) = match tokio::try_join!(self.store.route_statuses(), self.store.holds(), self.store.trigger_states(), self.store.operations(None, true)) {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "route state unreadable; triggers not evaluated");
+                return Ok(());
+            }
+        };
+        let moving: BTreeMap<&str, &str> = ops.iter().filter_map(|o| o.spec.route().map(|r| (r, o.id.as_str()))).collect();
+        for (route, cluster, policy) in policies {
+            let status = statuses.get(&route).cloned().unwrap_or_default();
+            let phase = status.phase;
+            let standby_health = match (&status.standby, phase, policy.auto_fallback_after_ms) {
+                (Some(standby), RouteState::FailedOver, Some(_)) => Some(self.health.judge(standby).await.map(|v| v.healthy)),
+                _ => None,
+            };
+            let now = now_ms();
+            let ctx = Context {
+                now_ms: now,
+                phase,
+                cluster: cluster.clone(),
+                hold: holds.get(&route).map(|h| h.reason.clone()),
+                operation: moving.get(route.as_str()).map(|s| s.to_string()),
+                standby_health,
+            };
+            let readings = signals::read(&policy, &cluster, self.health.as_ref(), http, now).await;
+            let prev = states.get(&route).cloned().unwrap_or_default();
+            let (state, decision, mut events) = evaluate(&policy, &prev, &readings, &ctx);
+            for (c, st) in policy.conditions.iter().zip(&state.conditions) {
+                let v = if st.unknown.is_some() { -1 } else { i64::from(st.holding_since_ms.is_some()) };
+                self.metrics.trigger_conditions.get_or_create(&ConditionLabels { route: route.clone(), condition: c.describe() }).set(v);
+            }
+            let kind = match &decision {
+                Decision::Nothing => None,
+                Decision::Failover(_) => Some("failover"),
+                Decision::Fallback(_) => Some("fallback"),
+                Decision::Recommend(_) => Some("recommend"),
+                Decision::Suppressed(..) => Some("suppressed"),
+            };
+            if let Some(kind) = kind {
+                self.metrics.trigger_decisions.get_or_create(&DecisionLabels { route: route.clone(), decision: kind.into() }).inc();
+            }
+            let actor = format!("trigger@{}", self.identity);
+            let started = match &decision {
+                Decision::Failover(reason) => {
+                    let req = FailoverRequest {
+                        route: route.clone(),
+                        to: policy.to.clone(),
+                        build: policy.to.is_none(),
+                        size_up: None,
+                        pace: SwitchRequest { deadline_secs: None, reason: Some(short(&format!("automatic: {reason}"))) },
+                    };
+                    Some(request::failover(&self.store, self.health.as_ref(), &req).await)
+                }
+                Decision::Fallback(reason) => {
+                    let req = FallbackRequest { route: route.clone(), rebuild: false, pace: SwitchRequest { deadline_secs: None, reason: Some(short(&format!("automatic: {reason}"))) } };
+                    Some(request::fallback(&self.store, &req).await)
+                }
+                _ => None,
+            };
+            match started {
+                Some(Ok((from, spec))) => match self.store.create_operation(&from, &spec, &actor).await {
+                    Ok(op) => {
+                        tracing::info!(route, operation = %op.id, "automatic {} started", spec.kind());
+                        events.push(("trigger-operation", format!("operation {} started", op.id)));
+                        self.wake.notify_one();
+                    }
+                    Err(e) => events.push(("trigger-refused", format!("the operation was refused: {e}"))),
+                },
+                Some(Err(e)) => events.push(("trigger-refused", format!("the operation was refused: {e}"))),
+                None => {}
+            }
+            let evidence: Vec<serde_json::Value> = policy
+                .conditions
+                .iter()
+                .zip(&readings)
+                .map(|(c, r)| match r {
+                    Ok(v) => serde_json::json!({ "condition": c.describe(), "value": v }),
+                    Err(e) => serde_json::json!({ "condition": c.describe(), "unknown": e }),
+                })
+                .collect();
+            let journal: Vec<NewJournalEntry> = events
+                .into_iter()
+                .map(|(action, message)| NewJournalEntry {
+                    actor: actor.clone(),
+                    cluster: cluster.clone(),
+                    action: action.into(),
+                    detail: serde_json::json!({ "route": route, "evidence": evidence, "phase": phase.as_str() }),
+                    outcome: if action == "trigger-refused" { "error" } else { "ok" },
+                    message: format!("route {route}: {message}"),
+                })
+                .collect();
+            for e in &journal {
+                tracing::info!(route, action = %e.action, "{}", e.message);
+            }
+            self.store.record_trigger(epoch, &route, &state, &journal).await?;
+        }
+        Ok(())
+    }
+}
