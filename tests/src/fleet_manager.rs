@@ -225,6 +225,13 @@ impl FleetManager {
         }
     }
 
+    /// Writes `docs` to the run folder as `name` and runs `fleetctl apply -f` on it.
+    pub async fn apply_yaml(&self, name: &str, docs: &str) -> std::process::Output {
+        let path = self.run.path.join(name);
+        std::fs::write(&path, docs).expect("write specs");
+        self.fleetctl(&["apply", "-f", &path.display().to_string()]).await
+    }
+
     /// `kill -9` of one local host (its bootstrap's process group and JVM): a broker lost.
     pub fn kill_host(&self, instance_id: &str) {
         for (file, group) in [("host.pid", true), ("data/kafka.pid", false)] {

@@ -116,3 +116,8 @@ pub fn init_logging() {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     });
 }
+
+/// A command's exit code, stdout and stderr, for assertion messages.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!("exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}

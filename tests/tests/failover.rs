@@ -28,13 +28,11 @@ const PRODUCERS: usize = 3;
 const PHASES: [&str; 5] = ["Building", "Preparing", "Verifying", "SwitchingProducers", "DrainingConsumers"];
 
 fn text(out: &std::process::Output) -> String {
-    format!("exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    fleet_tests::output_text(out)
 }
 
 async fn apply(fm: &FleetManager, name: &str, docs: &str) -> std::process::Output {
-    let path = fm.run.path.join(name);
-    std::fs::write(&path, docs).expect("write specs");
-    fm.fleetctl(&["apply", "-f", &path.display().to_string()]).await
+    fm.apply_yaml(name, docs).await
 }
 
 fn route_doc(name: &str, cluster: &str, retain: &str) -> String {

@@ -292,7 +292,7 @@ impl Store {
             }
         }
         if let Some((route, rs)) = &effects.route_status {
-            Self::put_route_status_in(&mut tx, route, rs, now).await?;
+            Self::put_route_status_in(&mut tx, route, rs).await?;
         }
         let active = i64::from(!status.phase.is_terminal());
         sqlx::query("UPDATE operations SET status = $1, phase = $2, active = $3, updated_ms = $4 WHERE id = $5")
@@ -319,31 +319,13 @@ impl Store {
         Self::insert_resource(tx, d, revision, now).await
     }
 
-    async fn put_route_status_in(tx: &mut Tx<'_>, route: &str, status: &RouteStatus, now: i64) -> Result<(), StoreError> {
-        let text = serde_json::to_string(status).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO route_status (route, status, updated_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (route) DO UPDATE SET status = excluded.status, updated_ms = excluded.updated_ms",
-        )
-        .bind(route)
-        .bind(text)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+    async fn put_route_status_in(tx: &mut Tx<'_>, route: &str, status: &RouteStatus) -> Result<(), StoreError> {
+        Self::put_by_route(tx, "route_status", "status", route, status).await
     }
 
     /// Route -> status as failovers left it (routes never moved have none).
     pub async fn route_statuses(&self) -> Result<BTreeMap<String, RouteStatus>, StoreError> {
-        let rows = sqlx::query("SELECT route, status FROM route_status").fetch_all(&self.pool).await?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let route: String = row.try_get(0)?;
-            let text: String = row.try_get(1)?;
-            let status = serde_json::from_str(&text).map_err(|e| StoreError::Unreadable { what: format!("route status of {route}"), message: e.to_string() })?;
-            out.insert(route, status);
-        }
-        Ok(out)
+        self.json_by_route("route_status", "status", "route status").await
     }
 
     /// Rewrites one stored spec through `edit` (which says whether it changed anything), bumping

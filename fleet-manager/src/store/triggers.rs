@@ -5,21 +5,56 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{now_ms, NewJournalEntry, Store, StoreError};
+use super::{now_ms, NewJournalEntry, Store, StoreError, Tx};
 use fleet_api::route::{Hold, TriggerState};
 
 impl Store {
     /// Route -> the trigger state the leader last recorded.
     pub async fn trigger_states(&self) -> Result<BTreeMap<String, TriggerState>, StoreError> {
-        let rows = sqlx::query("SELECT route, state FROM route_triggers").fetch_all(&self.pool).await?;
+        self.json_by_route("route_triggers", "state", "trigger state").await
+    }
+
+    /// Route -> its hold.
+    pub async fn holds(&self) -> Result<BTreeMap<String, Hold>, StoreError> {
+        self.json_by_route("route_holds", "hold", "hold").await
+    }
+
+    /// `route -> value` of a per-route table holding JSON.
+    pub(super) async fn json_by_route<T: serde::de::DeserializeOwned>(&self, table: &str, column: &str, what: &str) -> Result<BTreeMap<String, T>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT route, {column} FROM {table}")).fetch_all(&self.pool).await?;
         let mut out = BTreeMap::new();
         for row in rows {
             let route: String = row.try_get(0)?;
             let text: String = row.try_get(1)?;
-            let state = serde_json::from_str(&text).map_err(|e| StoreError::Unreadable { what: format!("trigger state of {route}"), message: e.to_string() })?;
-            out.insert(route, state);
+            let value = serde_json::from_str(&text).map_err(|e| StoreError::Unreadable { what: format!("{what} of {route}"), message: e.to_string() })?;
+            out.insert(route, value);
         }
         Ok(out)
+    }
+
+    /// Writes (or replaces) a route's row in a per-route table holding JSON.
+    pub(super) async fn put_by_route(tx: &mut Tx<'_>, table: &str, column: &str, route: &str, value: &impl serde::Serialize) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (route, {column}, updated_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (route) DO UPDATE SET {column} = excluded.{column}, updated_ms = excluded.updated_ms"
+        ))
+        .bind(route)
+        .bind(serde_json::to_string(value).unwrap_or_default())
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The cluster a route points at, in a write; `NotFound` for an unknown route.
+    async fn route_cluster(tx: &mut Tx<'_>, route: &str) -> Result<String, StoreError> {
+        sqlx::query("SELECT cluster FROM resources WHERE kind = 'Route' AND name = $1")
+            .bind(route)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound { kind: "Route", name: route.to_string() })
     }
 
     /// The leader's record of one evaluation: the route's trigger state and its journal entries.
@@ -29,15 +64,7 @@ impl Store {
         // A route deleted meanwhile keeps no state.
         let exists = sqlx::query("SELECT 1 FROM resources WHERE kind = 'Route' AND name = $1").bind(route).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
-            sqlx::query(
-                "INSERT INTO route_triggers (route, state, updated_ms) VALUES ($1, $2, $3) \
-                 ON CONFLICT (route) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
-            )
-            .bind(route)
-            .bind(serde_json::to_string(state).unwrap_or_default())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+            Self::put_by_route(&mut tx, "route_triggers", "state", route, state).await?;
         }
         for e in journal {
             Self::append_in(&mut tx, e).await?;
@@ -46,39 +73,12 @@ impl Store {
         Ok(())
     }
 
-    /// Route -> its hold.
-    pub async fn holds(&self) -> Result<BTreeMap<String, Hold>, StoreError> {
-        let rows = sqlx::query("SELECT route, hold FROM route_holds").fetch_all(&self.pool).await?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let route: String = row.try_get(0)?;
-            let text: String = row.try_get(1)?;
-            let hold = serde_json::from_str(&text).map_err(|e| StoreError::Unreadable { what: format!("hold of {route}"), message: e.to_string() })?;
-            out.insert(route, hold);
-        }
-        Ok(out)
-    }
-
     /// Holds a route (or replaces its hold's reason); `NotFound` for an unknown route.
     pub async fn hold_route(&self, route: &str, hold: &Hold) -> Result<(), StoreError> {
         let (_writer, mut tx) = self.begin_write().await?;
         Self::lock_for_write(&mut tx).await?;
-        let cluster: Option<String> = sqlx::query("SELECT cluster FROM resources WHERE kind = 'Route' AND name = $1")
-            .bind(route)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?;
-        let Some(cluster) = cluster else { return Err(StoreError::NotFound { kind: "Route", name: route.to_string() }) };
-        sqlx::query(
-            "INSERT INTO route_holds (route, hold, updated_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (route) DO UPDATE SET hold = excluded.hold, updated_ms = excluded.updated_ms",
-        )
-        .bind(route)
-        .bind(serde_json::to_string(hold).unwrap_or_default())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        let cluster = Self::route_cluster(&mut tx, route).await?;
+        Self::put_by_route(&mut tx, "route_holds", "hold", route, hold).await?;
         Self::append_in(
             &mut tx,
             &NewJournalEntry {
@@ -99,13 +99,7 @@ impl Store {
     pub async fn release_route(&self, route: &str, actor: &str) -> Result<bool, StoreError> {
         let (_writer, mut tx) = self.begin_write().await?;
         Self::lock_for_write(&mut tx).await?;
-        let cluster: Option<String> = sqlx::query("SELECT cluster FROM resources WHERE kind = 'Route' AND name = $1")
-            .bind(route)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()?;
-        let Some(cluster) = cluster else { return Err(StoreError::NotFound { kind: "Route", name: route.to_string() }) };
+        let cluster = Self::route_cluster(&mut tx, route).await?;
         let done = sqlx::query("DELETE FROM route_holds WHERE route = $1").bind(route).execute(&mut *tx).await?;
         if done.rows_affected() > 0 {
             Self::append_in(
