@@ -14,6 +14,9 @@ use crate::operations::failover::request;
 use crate::spec::{DeclaredSpec, Kind};
 use crate::store::{now_ms, NewJournalEntry, StoreError};
 
+/// A refused automatic operation is tried again this much later.
+const REFUSED_RETRY_MS: i64 = 60_000;
+
 fn short(reason: &str) -> String {
     let mut s: String = reason.chars().filter(|c| !c.is_control()).take(190).collect();
     if reason.chars().count() > 190 {
@@ -72,7 +75,7 @@ impl Reconciler {
             };
             let readings = signals::read(&policy, &cluster, self.health.as_ref(), http, now).await;
             let prev = states.get(&route).cloned().unwrap_or_default();
-            let (state, decision, mut events) = evaluate(&policy, &prev, &readings, &ctx);
+            let (mut state, decision, mut events) = evaluate(&policy, &prev, &readings, &ctx);
             for (c, st) in policy.conditions.iter().zip(&state.conditions) {
                 let v = if st.unknown.is_some() { -1 } else { i64::from(st.holding_since_ms.is_some()) };
                 self.metrics.trigger_conditions.get_or_create(&ConditionLabels { route: route.clone(), condition: c.describe() }).set(v);
@@ -105,17 +108,25 @@ impl Reconciler {
                 }
                 _ => None,
             };
-            match started {
+            let refused = match started {
                 Some(Ok((from, spec))) => match self.store.create_operation(&from, &spec, &actor).await {
                     Ok(op) => {
                         tracing::info!(route, operation = %op.id, "automatic {} started", spec.kind());
                         events.push(("trigger-operation", format!("operation {} started", op.id)));
                         self.wake.notify_one();
+                        None
                     }
-                    Err(e) => events.push(("trigger-refused", format!("the operation was refused: {e}"))),
+                    Err(e) => Some(e.to_string()),
                 },
-                Some(Err(e)) => events.push(("trigger-refused", format!("the operation was refused: {e}"))),
-                None => {}
+                Some(Err(e)) => Some(e.to_string()),
+                None => None,
+            };
+            if let Some(why) = refused {
+                // Nothing moved: tried again a minute later, not after the whole cool-down.
+                events.push(("trigger-refused", format!("the operation was refused ({why}); tried again in a minute")));
+                let retry_in = (policy.cool_down_ms as i64).min(REFUSED_RETRY_MS);
+                state.last_fired_ms = Some(now - policy.cool_down_ms as i64 + retry_in);
+                state.standby_healthy_since_ms = prev.standby_healthy_since_ms;
             }
             let evidence: Vec<serde_json::Value> = policy
                 .conditions
