@@ -73,10 +73,18 @@ fn switch_settings(pace: &SwitchRequest, default_reason: &str) -> Result<(u64, S
 /// The highest replication factor among the cluster's topics: a target needs that many brokers.
 async fn max_replication(store: &Store, cluster: &str) -> Result<u32, Refusal> {
     let resources = store.list(None, Some(cluster)).await?;
-    Ok(crate::controller::desired_from(&resources)
-        .into_iter()
-        .find(|d| d.spec.name == cluster)
-        .map(|d| d.topics.iter().filter(|t| !t.deleting).map(|t| u32::from(t.spec.replication_factor)).max().unwrap_or(1))
+    let spec = resources.iter().find_map(|r| match &r.declared.spec {
+        DeclaredSpec::KafkaCluster(c) if r.declared.name == cluster => Some(crate::spec::effective_cluster(cluster, c)),
+        _ => None,
+    });
+    Ok(resources
+        .iter()
+        .filter(|r| !r.deleting)
+        .filter_map(|r| match &r.declared.spec {
+            DeclaredSpec::Topic(t) => crate::spec::effective_topic(&r.declared.name, t, spec.as_ref()).ok().map(|t| u32::from(t.replication_factor)),
+            _ => None,
+        })
+        .max()
         .unwrap_or(1))
 }
 
