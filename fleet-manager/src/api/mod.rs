@@ -533,11 +533,15 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
         None
     };
     let (route_status, hold, triggers) = match &r.declared.spec {
-        DeclaredSpec::Route(spec) => (
-            Some(route_status(state, &r.declared.name, spec).await),
-            state.store.holds().await.ok().and_then(|mut h| h.remove(&r.declared.name)),
-            state.store.trigger_states().await.ok().and_then(|mut t| t.remove(&r.declared.name)),
-        ),
+        DeclaredSpec::Route(spec) => {
+            let (stored, hold, triggers) = state
+                .store
+                .route_extras(&r.declared.name)
+                .await
+                .map_err(|e| tracing::warn!(route = %r.declared.name, error = %e, "route status unreadable"))
+                .unwrap_or_default();
+            (Some(route_status(state, &r.declared.name, spec, stored.unwrap_or_default()).await), hold, triggers)
+        }
         _ => (None, None, None),
     };
     ResourceView {
@@ -561,8 +565,7 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
 
 /// A route's status as served: the stored one (or `Normal` on its cluster) with its clients
 /// counted per cluster.
-async fn route_status(state: &AppState, name: &str, spec: &spec::DeclaredRouteSpec) -> fleet_api::route::RouteStatus {
-    let stored = state.store.route_statuses().await.ok().and_then(|mut m| m.remove(name)).unwrap_or_default();
+async fn route_status(state: &AppState, name: &str, spec: &spec::DeclaredRouteSpec, stored: fleet_api::route::RouteStatus) -> fleet_api::route::RouteStatus {
     let mut status = fleet_api::route::RouteStatus { cluster: spec.cluster.clone(), ..stored };
     let mut tallies: BTreeMap<String, fleet_api::route::ClientTally> = BTreeMap::new();
     for c in state.store.client_reports(Some(name)).await.unwrap_or_default() {

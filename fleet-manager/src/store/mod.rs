@@ -611,16 +611,11 @@ impl Store {
             }
         }
         if kind == Kind::Route {
-            let ops = sqlx::query("SELECT id, spec FROM operations WHERE active = 1 AND kind IN ('Failover', 'Fallback')").fetch_all(&mut *tx).await?;
-            for row in ops {
-                let id: String = row.try_get(0)?;
-                let spec: Option<fleet_api::operation::OperationSpec> = serde_json::from_str(&row.try_get::<String, _>(1)?).ok();
-                if spec.as_ref().and_then(|s| s.route()) == Some(key) {
-                    return Err(StoreError::Conflict {
-                        resource: target.declared.display(),
-                        message: format!("operation {id} is moving it: wait for it to end or cancel it"),
-                    });
-                }
+            if let Some(id) = Self::operation_moving(&mut tx, key).await? {
+                return Err(StoreError::Conflict {
+                    resource: target.declared.display(),
+                    message: format!("operation {id} is moving it: wait for it to end or cancel it"),
+                });
             }
         }
         if kind == Kind::KafkaCluster {

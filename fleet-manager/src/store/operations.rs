@@ -91,17 +91,11 @@ impl Store {
         }
         // One failover or fallback per route, whichever cluster it runs on.
         if let Some(route) = spec.route() {
-            let rows = sqlx::query("SELECT id, spec FROM operations WHERE active = 1 AND kind IN ('Failover', 'Fallback')").fetch_all(&mut *tx).await?;
-            for row in rows {
-                let id: String = row.try_get(0)?;
-                let text: String = row.try_get(1)?;
-                let other: Option<OperationSpec> = serde_json::from_str(&text).ok();
-                if other.as_ref().and_then(|o| o.route()) == Some(route) {
-                    return Err(StoreError::Conflict {
-                        resource: format!("Route/{route}"),
-                        message: format!("route: operation {id} is moving it; wait for it (fleetctl get operations) or cancel it"),
-                    });
-                }
+            if let Some(id) = Self::operation_moving(&mut tx, route).await? {
+                return Err(StoreError::Conflict {
+                    resource: format!("Route/{route}"),
+                    message: format!("route: operation {id} is moving it; wait for it (fleetctl get operations) or cancel it"),
+                });
             }
         }
         let seq = Self::bump_counter(&mut tx, "operation_seq").await?;
@@ -139,6 +133,18 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.operation(&id).await
+    }
+
+    /// The failover or fallback under way on `route`, if any.
+    pub(super) async fn operation_moving(tx: &mut Tx<'_>, route: &str) -> Result<Option<String>, StoreError> {
+        let rows = sqlx::query("SELECT id, spec FROM operations WHERE active = 1 AND kind IN ('Failover', 'Fallback')").fetch_all(&mut **tx).await?;
+        for row in rows {
+            let spec: Option<OperationSpec> = serde_json::from_str(&row.try_get::<String, _>(1)?).ok();
+            if spec.as_ref().and_then(|o| o.route()) == Some(route) {
+                return Ok(Some(row.try_get(0)?));
+            }
+        }
+        Ok(None)
     }
 
     async fn bump_counter(tx: &mut Tx<'_>, name: &str) -> Result<i64, StoreError> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::{now_ms, NewJournalEntry, Store, StoreError, Tx};
-use fleet_api::route::{Hold, TriggerState};
+use fleet_api::route::{Hold, RouteStatus, TriggerState};
 
 impl Store {
     /// Route -> the trigger state the leader last recorded.
@@ -30,6 +30,28 @@ impl Store {
             out.insert(route, value);
         }
         Ok(out)
+    }
+
+    /// One route's value in a per-route table holding JSON.
+    pub(super) async fn json_of_route<T: serde::de::DeserializeOwned>(&self, table: &str, column: &str, route: &str, what: &str) -> Result<Option<T>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {column} FROM {table} WHERE route = $1")).bind(route).fetch_optional(&self.pool).await?;
+        let Some(row) = row else { return Ok(None) };
+        let text: String = row.try_get(0)?;
+        serde_json::from_str(&text).map(Some).map_err(|e| StoreError::Unreadable { what: format!("{what} of {route}"), message: e.to_string() })
+    }
+
+    /// One route's status as failovers left it (`None`: never moved).
+    pub async fn route_status_of(&self, route: &str) -> Result<Option<RouteStatus>, StoreError> {
+        self.json_of_route("route_status", "status", route, "route status").await
+    }
+
+    /// What `describe route` shows besides the spec: its status, hold and trigger state.
+    pub async fn route_extras(&self, route: &str) -> Result<(Option<RouteStatus>, Option<Hold>, Option<TriggerState>), StoreError> {
+        Ok((
+            self.route_status_of(route).await?,
+            self.json_of_route("route_holds", "hold", route, "hold").await?,
+            self.json_of_route("route_triggers", "state", route, "trigger state").await?,
+        ))
     }
 
     /// Writes (or replaces) a route's row in a per-route table holding JSON.

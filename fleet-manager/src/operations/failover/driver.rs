@@ -19,7 +19,7 @@ impl Driver<'_> {
             let (status, effects, action) = super::next(&op, &spec, &observed, &self.failover);
             let Some(super::Action::Canary { cluster }) = action else {
                 let moved = status.phase != op.status.phase;
-                if status != op.status || moved {
+                if status != op.status {
                     self.save(&op, &status, &effects).await?;
                     op.status = status;
                 }

@@ -37,7 +37,7 @@ pub async fn route(store: &Store, name: &str) -> Result<(DeclaredRouteSpec, Rout
         Err(e) => return Err(e.into()),
     };
     let DeclaredSpec::Route(spec) = r.declared.spec else { return Err(Refusal::NotFound(FieldError::new("route", format!("`{name}` is not a route")))) };
-    let status = store.route_statuses().await?.remove(name).unwrap_or_default();
+    let status = store.route_status_of(name).await?.unwrap_or_default();
     let status = RouteStatus { cluster: spec.cluster.clone(), clients: Vec::new(), ..status };
     Ok((spec, status))
 }
