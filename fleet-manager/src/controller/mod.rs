@@ -217,7 +217,7 @@ impl Reconciler {
         }
     }
 
-    async fn lead_while_possible(&self, client: &zk::Client, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    async fn lead_while_possible(self: &Arc<Self>, client: &zk::Client, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
         let dir = format!("{}/fleet-manager/leader", self.paths.root().trim_end_matches('/'));
         if let Err(e) = fleet_common::zk::ensure_path(client, &dir).await {
             tracing::error!(error = %e, path = %dir, "cannot create the election path");
@@ -303,6 +303,10 @@ impl Reconciler {
         let mut triggers = tokio::time::interval(self.settings.trigger_interval);
         triggers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let http = reqwest::Client::new();
+        // Trigger passes run on a task of their own: awaited in this loop they would starve the
+        // reconciles it polls, and wait forever on a store write one of those holds.
+        let (trigger_done, mut trigger_results) = tokio::sync::mpsc::channel::<Result<(), StoreError>>(1);
+        let mut trigger_pass: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let now = Instant::now();
             let free = self.settings.concurrency.max(1).saturating_sub(queue.running());
@@ -350,7 +354,15 @@ impl Reconciler {
                     self.trigger_changed(&mut queue, &mut last_revision).await;
                 }
                 _ = self.wake.notified() => self.trigger_changed(&mut queue, &mut last_revision).await,
-                _ = triggers.tick() => match self.evaluate_triggers(epoch, &http).await {
+                _ = triggers.tick() => {
+                    if trigger_pass.as_ref().is_none_or(|t| t.is_finished()) {
+                        let (me, http, done) = (self.clone(), http.clone(), trigger_done.clone());
+                        trigger_pass = Some(tokio::spawn(async move {
+                            let _ = done.send(me.evaluate_triggers(epoch, &http).await).await;
+                        }));
+                    }
+                }
+                Some(result) = trigger_results.recv() => match result {
                     Ok(()) => {}
                     Err(StoreError::Fenced { epoch }) => {
                         self.metrics.fenced_writes.inc();
@@ -367,6 +379,9 @@ impl Reconciler {
                 }
                 _ = shutdown.changed() => break,
             }
+        }
+        if let Some(t) = trigger_pass.take() {
+            t.abort();
         }
         // Reconciles in flight are let finish rather than dropped mid-step: each stops before its
         // next step (the session check) and records what it did, which the store refuses if a
