@@ -10,7 +10,7 @@ CARGO ?= cargo
 # Integration tests start JVMs: one at a time on a 2-core machine.
 TEST_THREADS ?= 1
 
-.PHONY: all deps system jars moto schemathesis build demo test unit-test integration-test bench clippy broker-config-keys clean
+.PHONY: all deps system jars moto schemathesis build demo test unit-test integration-test terraform-check terraform-moto bench clippy broker-config-keys clean
 
 all: build
 
@@ -55,7 +55,17 @@ unit-test:
 integration-test: deps build
 	$(CARGO) test -p fleet-tests --tests -- --test-threads=$(TEST_THREADS)
 
-test: deps build
+# terraform/: fmt, tflint, checkov, `terraform test` of the provider-free modules, and
+# self-tests that each check catches a planted fault. Offline; installs pinned tools on first use.
+terraform-check:
+	terraform/scripts/check.sh
+
+# A real init/plan/apply/destroy of terraform/examples/complete against moto, with the AWS provider
+# built from its Go module (the first run compiles it: tens of minutes). Not part of `make test`.
+terraform-moto: moto
+	terraform/scripts/moto-apply.sh
+
+test: deps build terraform-check
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test -p fleet-tests --tests -- --test-threads=$(TEST_THREADS)
 

@@ -49,6 +49,20 @@ impl Moto {
         moto
     }
 
+    /// An IAM instance profile, through moto's IAM query API (the tests need no IAM SDK for one
+    /// call; moto routes by the credential scope and does not check the signature).
+    pub async fn create_instance_profile(&self, name: &str) {
+        let response = reqwest::Client::new()
+            .post(self.endpoint())
+            .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0")
+            .form(&[("Action", "CreateInstanceProfile"), ("Version", "2010-05-08"), ("InstanceProfileName", name)])
+            .send()
+            .await
+            .expect("moto answers");
+        let status = response.status();
+        assert!(status.is_success(), "CreateInstanceProfile {name}: {status} {}", response.text().await.unwrap_or_default());
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -599,15 +599,50 @@ async fn ec2_options(zk: &ZkEnsemble, moto: &fleet_tests::Moto, ec2: &aws_sdk_ec
     options
 }
 
-/// The ec2 provider against moto: RunInstances with the cluster tag and user-data; the test plays
-/// the booting host by starting a local broker for the instance moto reports.
+/// The ec2 provider against moto, configured as terraform's outputs configure it (a launch
+/// template, a subnet per zone, a per-family instance profile): RunInstances with the cluster tag
+/// and user-data; the test plays the booting host by starting a local broker for the instance
+/// moto reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     init_logging();
     let zk = ZkEnsemble::start(1).await;
     let moto = fleet_tests::Moto::start().await;
     let ec2 = moto.ec2().await;
-    let options = ec2_options(&zk, &moto, &ec2).await;
+    let mut options = ec2_options(&zk, &moto, &ec2).await;
+    let ami = ec2.describe_images().send().await.expect("images").images().last().and_then(|i| i.image_id()).expect("ami").to_string();
+    let vpc = ec2.create_vpc().cidr_block("10.40.0.0/16").send().await.expect("vpc").vpc().and_then(|v| v.vpc_id()).expect("vpc id").to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.40.0.0/20")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .expect("subnet")
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("subnet id")
+        .to_string();
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name("kafka-fleet-broker-test")
+        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(&ami).build())
+        .send()
+        .await
+        .expect("launch template")
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .expect("template id")
+        .to_string();
+    moto.create_instance_profile("kafka-fleet-broker-amber").await;
+    // The launch template replaces the image flag, as in terraform's fleet_manager_env output.
+    options.extra_args.truncate(4);
+    options.extra_env.extend([
+        ("FLEET_EC2_LAUNCH_TEMPLATE".to_string(), template.clone()),
+        ("FLEET_EC2_SUBNETS".to_string(), format!("us-east-1a={subnet}")),
+        ("FLEET_EC2_INSTANCE_PROFILE_PREFIX".to_string(), "kafka-fleet-broker-".to_string()),
+    ]);
     let fm = FleetManager::start(options).await;
     let yaml = cluster_yaml("amber", 1, "ec2").replace("availabilityZones: [zone-a, zone-b, zone-c]", "availabilityZones: [us-east-1a]")
         + "---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: { name: audit }\nspec: { cluster: amber, partitions: 2, replicationFactor: 1 }\n";
@@ -636,6 +671,13 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     })
     .await;
     assert_eq!(instance.1, "us-east-1a");
+    // Launched from the template, into the zone's subnet, with the family's instance profile.
+    let described = ec2.describe_instances().instance_ids(&instance.0).send().await.expect("describe");
+    let launched = described.reservations().iter().flat_map(|r| r.instances()).next().expect("the instance");
+    assert_eq!(launched.subnet_id(), Some(subnet.as_str()));
+    assert_eq!(launched.image_id(), Some(ami.as_str()), "the template's image");
+    let profile = launched.iam_instance_profile().and_then(|p| p.arn()).unwrap_or_default();
+    assert!(profile.ends_with("/kafka-fleet-broker-amber"), "instance profile {profile}");
     // The user-data boots the host: the cluster file, then kafka-bootstrap.
     let attr = ec2
         .describe_instance_attribute()

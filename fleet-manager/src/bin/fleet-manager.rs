@@ -69,14 +69,25 @@ struct Args {
     ec2_region: Option<String>,
     #[arg(long, env = "FLEET_EC2_ENDPOINT_URL")]
     ec2_endpoint_url: Option<String>,
+    /// EC2 hosts: the image to launch (without a launch template).
     #[arg(long, env = "FLEET_EC2_IMAGE_ID")]
     ec2_image_id: Option<String>,
+    /// EC2 hosts: the launch template (lt-... or its name) to launch from; terraform's
+    /// `launch_template_id` output. Takes precedence over --ec2-image-id.
+    #[arg(long, env = "FLEET_EC2_LAUNCH_TEMPLATE")]
+    ec2_launch_template: Option<String>,
+    /// EC2 hosts: the subnet of each zone, ZONE=SUBNET_ID (repeat, or comma-separated).
+    #[arg(long = "ec2-subnet", env = "FLEET_EC2_SUBNETS", value_delimiter = ',')]
+    ec2_subnets: Vec<String>,
+    /// EC2 hosts: broker hosts get the instance profile <prefix><cluster family>.
+    #[arg(long, env = "FLEET_EC2_INSTANCE_PROFILE_PREFIX")]
+    ec2_instance_profile_prefix: Option<String>,
     #[arg(long = "ec2-security-group")]
     ec2_security_groups: Vec<String>,
     /// DNS the brokers register in: local (files under the data dir), route53 or none.
-    #[arg(long, default_value = "local")]
+    #[arg(long, env = "FLEET_DNS", default_value = "local")]
     dns: String,
-    #[arg(long)]
+    #[arg(long, env = "FLEET_DNS_ZONE")]
     dns_zone: Option<String>,
     #[arg(long, env = "FLEET_ROUTE53_ENDPOINT_URL")]
     route53_endpoint_url: Option<String>,
@@ -176,16 +187,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let ec2: Option<Arc<dyn HostProvider>> = match (&args.ec2_region, &args.ec2_image_id) {
-        (Some(region), Some(image)) => Some(Arc::new(
+    let ec2_subnets = provider::ec2::parse_subnets(&args.ec2_subnets).map_err(anyhow::Error::msg)?;
+    let ec2_source = match (&args.ec2_launch_template, &args.ec2_image_id) {
+        (Some(template), _) => Some(provider::ec2::LaunchSource::Template(template.clone())),
+        (None, Some(image)) => Some(provider::ec2::LaunchSource::Image(image.clone())),
+        (None, None) => None,
+    };
+    let ec2: Option<Arc<dyn HostProvider>> = match (&args.ec2_region, ec2_source) {
+        (Some(region), Some(source)) => Some(Arc::new(
             provider::Ec2Hosts::new(
                 provider::Ec2Config {
                     region: region.clone(),
                     endpoint_url: args.ec2_endpoint_url.clone(),
-                    image_id: image.clone(),
-                    subnet_ids: Default::default(),
+                    source,
+                    subnet_ids: ec2_subnets,
                     security_group_ids: args.ec2_security_groups.clone(),
-                    iam_instance_profile: None,
+                    instance_profile_prefix: args.ec2_instance_profile_prefix.clone(),
                     dns_zone: args.dns_zone.clone(),
                 },
                 fleet.clone(),

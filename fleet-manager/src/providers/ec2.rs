@@ -9,16 +9,47 @@ use super::{ErrorClass, FleetCoordinates, HostProvider, LaunchRequest, ProviderE
 use crate::plan::{HostState, ObservedHost};
 
 
+/// What hosts are launched from: a launch template (terraform's `brokers` module: image,
+/// security groups, volumes, metadata options) or an image alone, plus what differs per launch.
+#[derive(Clone, Debug)]
+pub enum LaunchSource {
+    Template(String),
+    Image(String),
+}
+
 #[derive(Clone, Debug)]
 pub struct Ec2Config {
     pub region: String,
     pub endpoint_url: Option<String>,
-    pub image_id: String,
+    pub source: LaunchSource,
+    /// Subnet per availability zone. When set, a zone without one is refused (terminal) rather
+    /// than launched into the account's default subnet.
     pub subnet_ids: std::collections::BTreeMap<String, String>,
     pub security_group_ids: Vec<String>,
-    pub iam_instance_profile: Option<String>,
+    /// A broker host's instance profile is this prefix followed by its cluster's family
+    /// (terraform's per-family broker roles, limited to the family's DNS names).
+    pub instance_profile_prefix: Option<String>,
     /// The Route53 zone brokers register in (goes into their cluster file).
     pub dns_zone: Option<String>,
+}
+
+/// `ZONE=SUBNET,...` (terraform's `FLEET_EC2_SUBNETS`), parsed raw into pairs; the error names
+/// the entry and the form expected.
+pub fn parse_subnets(entries: &[String]) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in entries.iter().flat_map(|e| e.split(',')).map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((zone, subnet)) = entry.split_once('=') else {
+            return Err(format!("--ec2-subnet `{entry}`: expected ZONE=SUBNET_ID, e.g. us-east-1a=subnet-0abc"));
+        };
+        let (zone, subnet) = (zone.trim(), subnet.trim());
+        if zone.is_empty() || !subnet.starts_with("subnet-") {
+            return Err(format!("--ec2-subnet `{entry}`: expected ZONE=SUBNET_ID, e.g. us-east-1a=subnet-0abc"));
+        }
+        if let Some(previous) = out.insert(zone.to_string(), subnet.to_string()) {
+            return Err(format!("--ec2-subnet: zone `{zone}` is given twice ({previous} and {subnet}); give one subnet per zone"));
+        }
+    }
+    Ok(out)
 }
 
 pub struct Ec2Hosts {
@@ -85,6 +116,7 @@ const TERMINAL_CODES: &[&str] = &[
     "OptInRequired",
     "Unsupported",
     "InvalidIamInstanceProfile.NotFound",
+    "NoSuchEntity",
     "InvalidUserData.Malformed",
 ];
 
@@ -155,10 +187,15 @@ impl HostProvider for Ec2Hosts {
             .tags(Tag::builder().key(TAG_LAUNCH_TOKEN).value(token).build())
             .tags(Tag::builder().key("Name").value(format!("{}-broker", cluster.name)).build())
             .build();
-        let mut request = self
-            .client
-            .run_instances()
-            .image_id(&self.config.image_id)
+        let mut request = self.client.run_instances();
+        request = match &self.config.source {
+            LaunchSource::Image(image) => request.image_id(image),
+            LaunchSource::Template(template) => {
+                let spec = aws_sdk_ec2::types::LaunchTemplateSpecification::builder().version("$Default");
+                request.launch_template(if template.starts_with("lt-") { spec.launch_template_id(template) } else { spec.launch_template_name(template) }.build())
+            }
+        };
+        let mut request = request
             .instance_type(InstanceType::from(instance_type))
             .min_count(1)
             .max_count(1)
@@ -166,13 +203,22 @@ impl HostProvider for Ec2Hosts {
             .user_data(base64::engine::general_purpose::STANDARD.encode(self.user_data(&cluster.name)))
             .tag_specifications(tags)
             .client_token(token);
-        if let Some(subnet) = self.config.subnet_ids.get(availability_zone) {
-            request = request.subnet_id(subnet);
+        match self.config.subnet_ids.get(availability_zone) {
+            Some(subnet) => request = request.subnet_id(subnet),
+            None if !self.config.subnet_ids.is_empty() => {
+                return Err(ProviderError::Call {
+                    call: "ec2:RunInstances",
+                    message: format!("no subnet for zone `{availability_zone}` (--ec2-subnet has {}): add one, or remove the zone from the cluster", self.config.subnet_ids.keys().cloned().collect::<Vec<_>>().join(", ")),
+                    class: ErrorClass::Terminal,
+                })
+            }
+            None => {}
         }
         for sg in &self.config.security_group_ids {
             request = request.security_group_ids(sg);
         }
-        if let Some(profile) = &self.config.iam_instance_profile {
+        if let Some(prefix) = &self.config.instance_profile_prefix {
+            let profile = format!("{prefix}{}", crate::operations::failover::cluster_family(&cluster.name));
             request = request.iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name(profile).build());
         }
         let out = request.send().await.map_err(ec2_err("ec2:RunInstances"))?;
@@ -194,3 +240,26 @@ impl HostProvider for Ec2Hosts {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::parse_subnets;
+
+    #[test]
+    fn subnets_parse_from_terraform_output_and_repeated_flags() {
+        let parsed = parse_subnets(&["us-east-1a=subnet-0a, us-east-1b=subnet-0b".into(), "us-east-1c=subnet-0c".into()]).expect("parses");
+        assert_eq!(parsed.get("us-east-1b").map(String::as_str), Some("subnet-0b"));
+        assert_eq!(parsed.len(), 3);
+        assert!(parse_subnets(&[]).expect("empty").is_empty());
+    }
+
+    #[test]
+    fn malformed_subnets_name_the_entry_and_the_form() {
+        let err = parse_subnets(&["us-east-1a:subnet-0a".into()]).expect_err("no =");
+        assert!(err.contains("`us-east-1a:subnet-0a`") && err.contains("ZONE=SUBNET_ID"), "{err}");
+        let err = parse_subnets(&["us-east-1a=sg-0a".into()]).expect_err("not a subnet");
+        assert!(err.contains("ZONE=SUBNET_ID"), "{err}");
+        let err = parse_subnets(&["us-east-1a=subnet-1,us-east-1a=subnet-2".into()]).expect_err("twice");
+        assert!(err.contains("given twice"), "{err}");
+    }
+}

@@ -1,0 +1,42 @@
+variable "name" {
+  description = "Prefix for names."
+  type        = string
+}
+
+variable "image_id" {
+  description = "An image with Kafka at /opt/kafka and kafka-bootstrap at /opt/kafka-fleet/bin."
+  type        = string
+}
+
+variable "instance_type" {
+  description = "Default broker instance type (a cluster's spec may name another at launch)."
+  type        = string
+  default     = "r6i.large"
+}
+
+variable "security_group_id" {
+  description = "The broker security group."
+  type        = string
+}
+
+variable "data_volume_size_gib" {
+  description = "Kafka log volume size per broker host (gp3)."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.data_volume_size_gib >= 20 && var.data_volume_size_gib <= 16384
+    error_message = "data_volume_size_gib: 20 to 16384."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for the volumes."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags on the template and the hosts launched from it."
+  type        = map(string)
+  default     = {}
+}
