@@ -237,7 +237,8 @@ async fn serve(config: kafka_auditor::config::Config) -> Result<()> {
     let app = kafka_auditor::server::router(kafka_auditor::server::AppState { heartbeats: Arc::new(heartbeats), routes: Arc::new(routes) });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let signal = fleet_common::signals::stop_requested().await;
+            eprintln!("kafka-auditor: {signal}, stopping");
         })
         .await?;
     Ok(())

@@ -78,8 +78,11 @@ impl KafkaCommand {
         LaunchError::Spawn { java: self.java.clone(), source }
     }
 
-    /// Runs Kafka as a child that dies with us; forwards SIGTERM/SIGINT; returns its exit code.
-    pub async fn run_as_child(&self, pid_file: &Path) -> Result<i32, LaunchError> {
+    /// Runs Kafka as a child that dies with us; forwards SIGTERM, SIGINT and SIGHUP as SIGTERM;
+    /// returns its exit code. Kafka's controlled shutdown waits on ZooKeeper, so a broker whose
+    /// ensemble is gone would ignore SIGTERM for minutes: `stop_grace` after the first signal, it
+    /// is killed, and the log says so.
+    pub async fn run_as_child(&self, pid_file: &Path, stop_grace: std::time::Duration) -> Result<i32, LaunchError> {
         let mut cmd = tokio::process::Command::from(self.command());
         die_with_parent(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| LaunchError::Spawn { java: self.java.clone(), source })?;
@@ -91,7 +94,15 @@ impl KafkaCommand {
         tracing::info!(pid, "kafka started");
         let mut term = signal(tokio::signal::unix::SignalKind::terminate());
         let mut int = signal(tokio::signal::unix::SignalKind::interrupt());
+        let mut hup = signal(tokio::signal::unix::SignalKind::hangup());
+        let mut kill_at: Option<tokio::time::Instant> = None;
         loop {
+            let stopping = async {
+                match kill_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 status = child.wait() => {
                     let _ = std::fs::remove_file(pid_file);
@@ -102,8 +113,15 @@ impl KafkaCommand {
                     tracing::info!(code, "kafka exited");
                     return Ok(code);
                 }
-                _ = recv(&mut term) => forward(pid, libc::SIGTERM),
-                _ = recv(&mut int) => forward(pid, libc::SIGTERM),
+                _ = recv(&mut term) => stop(pid, &mut kill_at, stop_grace),
+                _ = recv(&mut int) => stop(pid, &mut kill_at, stop_grace),
+                _ = recv(&mut hup) => stop(pid, &mut kill_at, stop_grace),
+                _ = stopping => {
+                    tracing::warn!(pid, grace_secs = stop_grace.as_secs_f64(), "kafka did not stop within its grace period after SIGTERM (its controlled shutdown waits on ZooKeeper); killing it");
+                    eprintln!("kafka-bootstrap: Kafka (pid {pid}) did not stop within {:?} of SIGTERM; killed it (SIGKILL)", stop_grace);
+                    forward(pid, libc::SIGKILL);
+                    kill_at = None;
+                }
             }
         }
     }
@@ -119,6 +137,14 @@ async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
             s.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+/// The first stop signal starts the grace period; later ones are forwarded without extending it.
+fn stop(pid: u32, kill_at: &mut Option<tokio::time::Instant>, grace: std::time::Duration) {
+    forward(pid, libc::SIGTERM);
+    if kill_at.is_none() {
+        *kill_at = Some(tokio::time::Instant::now() + grace);
     }
 }
 

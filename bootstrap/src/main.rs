@@ -65,6 +65,10 @@ struct RunArgs {
     /// signals (local hosts). Default: exec on EC2, child on local.
     #[arg(long, value_enum)]
     mode: Option<Mode>,
+    /// Child mode: how long Kafka gets to stop after SIGTERM (or SIGINT, SIGHUP) before it is
+    /// killed. Its controlled shutdown needs ZooKeeper; without it Kafka would wait for minutes.
+    #[arg(long, env = "FLEET_STOP_GRACE_SECS", default_value_t = 30)]
+    stop_grace_secs: u64,
     #[arg(long)]
     dry_run: bool,
 }
@@ -199,7 +203,7 @@ async fn run_broker(args: RunArgs) -> Result<u8> {
     match mode {
         Mode::Exec => Err(kafka.exec().into()),
         Mode::Child => {
-            let code = kafka.run_as_child(&args.data_dir.join("kafka.pid")).await?;
+            let code = kafka.run_as_child(&args.data_dir.join("kafka.pid"), Duration::from_secs(args.stop_grace_secs)).await?;
             Ok(u8::try_from(code).unwrap_or(1))
         }
     }

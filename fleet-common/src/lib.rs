@@ -7,6 +7,8 @@ pub mod config_file;
 pub mod kafka_config;
 pub mod local;
 pub mod paths;
+#[cfg(feature = "signals")]
+pub mod signals;
 #[cfg(feature = "zk")]
 pub mod registry;
 #[cfg(feature = "route53")]

@@ -112,7 +112,8 @@ async fn serve(path: PathBuf) -> Result<()> {
     tracing::info!(listen = %config.listen, clusters = config.clusters.len(), "serving health");
     axum::serve(listener, router(AppState { reports, metrics }))
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let signal = fleet_common::signals::stop_requested().await;
+            tracing::info!(signal, "stopping");
         })
         .await?;
     Ok(())

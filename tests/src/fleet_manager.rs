@@ -174,6 +174,7 @@ impl FleetManager {
     /// Runs `fleetctl` against this fleet manager with the write token.
     pub async fn fleetctl(&self, args: &[&str]) -> std::process::Output {
         tokio::process::Command::new(workspace_bin("fleetctl"))
+            .kill_on_drop(true)
             .args(args)
             .env("FLEET_API", self.url())
             .env("FLEET_TOKEN", WRITE_TOKEN)

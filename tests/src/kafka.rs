@@ -357,6 +357,7 @@ impl LocalCluster {
 /// Runs one of Kafka's own tools (`kafka-topics` is `org.apache.kafka.tools.TopicCommand`).
 pub async fn kafka_tool(class: &str, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new("java")
+        .kill_on_drop(true)
         .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"])
         .arg(format!("-Dlog4j.configuration=file:{}", crate::log4j_config().display()))
         .arg("-cp")

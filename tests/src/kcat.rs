@@ -12,6 +12,7 @@ use crate::wait_until;
 pub async fn produce(bootstrap: &str, topic: &str, message: &str) {
     wait_until(&format!("kcat to produce to {topic}"), Duration::from_secs(60), || async move {
         let mut child = tokio::process::Command::new("kcat")
+            .kill_on_drop(true)
             .args(["-P", "-b", bootstrap, "-t", topic, "-p", "0", "-X", "acks=all", "-X", "message.timeout.ms=10000"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -36,6 +37,7 @@ pub async fn produce(bootstrap: &str, topic: &str, message: &str) {
 pub async fn consume_one(bootstrap: &str, topic: &str) -> String {
     wait_until(&format!("kcat to consume from {topic}"), Duration::from_secs(60), || async move {
         let out = tokio::process::Command::new("kcat")
+            .kill_on_drop(true)
             .args(["-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning", "-c", "1", "-e", "-q"])
             .output()
             .await
@@ -53,6 +55,7 @@ pub async fn consume_one(bootstrap: &str, topic: &str) -> String {
 /// Cluster metadata as kcat sees it (`kcat -L -J`): brokers, topics, partitions and replicas.
 pub async fn metadata(bootstrap: &str) -> Result<serde_json::Value, String> {
     let out = tokio::process::Command::new("kcat")
+        .kill_on_drop(true)
         .args(["-L", "-J", "-b", bootstrap, "-m", "10"])
         .output()
         .await
@@ -74,6 +77,7 @@ pub fn topic_shape(metadata: &serde_json::Value, topic: &str) -> Option<(usize, 
 /// Every payload of `topic` on `servers`, read from the beginning of every partition.
 pub async fn read_all(servers: &str, topic: &str) -> Vec<String> {
     let out = tokio::process::Command::new("kcat")
+        .kill_on_drop(true)
         .args(["-C", "-b", servers, "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%s\n"])
         .output()
         .await

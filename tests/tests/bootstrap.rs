@@ -144,10 +144,11 @@ async fn ec2_broker_boots_registers_with_its_rack_and_dns_in_route53() {
 
 #[tokio::test]
 async fn three_broker_local_cluster_serves_kcat_and_restart_keeps_the_id() {
-    let zk = ZkEnsemble::start(3).await;
+    let mut zk = ZkEnsemble::start(3).await;
     let mut spec = ClusterSpec::local(3);
     spec.properties.insert("auto.create.topics.enable".into(), "true".into());
     let mut cluster = LocalCluster::new(&zk, spec);
+    cluster.extra_env.push(("FLEET_STOP_GRACE_SECS".into(), "5".into()));
     for (i, az) in ["local-a", "local-b", "local-c"].iter().enumerate() {
         cluster.add_local_instance(&format!("host-{}", i + 1), az);
     }
@@ -192,6 +193,26 @@ async fn three_broker_local_cluster_serves_kcat_and_restart_keeps_the_id() {
     .await;
     let restarted = cluster.start_broker_at("host-2", &data_dir, port).await;
     assert_eq!(restarted.broker_id, old_id);
+
+    // With the whole ensemble gone, Kafka's controlled shutdown waits on ZooKeeper and ignores
+    // SIGTERM; kafka-bootstrap kills it when its grace period (5 s here) is over, and says so.
+    for i in 0..3 {
+        zk.stop_node(i);
+    }
+    let host1 = cluster.brokers.iter_mut().find(|b| b.instance_id == "host-1").expect("host-1");
+    let jvm = host1.jvm_pid().expect("kafka.pid");
+    let started = std::time::Instant::now();
+    fleet_tests::process::signal_pid(host1.process.pid() as i32, libc::SIGTERM);
+    wait_until("host-1 to stop after SIGTERM", Duration::from_secs(20), || {
+        let running = host1.process.is_running();
+        async move { Ok((!running).then_some(())) }
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(12), "stopped after {took:?} (grace 5 s)");
+    assert!(!std::path::Path::new(&format!("/proc/{jvm}")).exists(), "the Kafka JVM {jvm} outlived its bootstrap");
+    let log = host1.process.log_tail(50);
+    assert!(log.contains("did not stop within"), "the bootstrap does not say it killed Kafka: {log}");
 }
 
 #[tokio::test]

@@ -272,18 +272,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stopping = Arc::new(AtomicBool::new(false));
     let stopping_flag = stopping.clone();
     let shutdown = async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "no SIGTERM handler");
-                return std::future::pending().await;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down: finishing requests, leaving the election");
+        let signal = fleet_common::signals::stop_requested().await;
+        tracing::info!(signal, "shutting down: finishing requests, leaving the election");
         stopping_flag.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = stop_tx.send(true);
     };

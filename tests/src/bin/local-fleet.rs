@@ -45,6 +45,20 @@ async fn fleetctl(fm: &FleetManager, args: &[&str]) -> Result<String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let Cli { command: Command::Demo { exit } } = Cli::parse();
+    // Ctrl-C, SIGTERM, or SIGHUP (the terminal closed) at any point: the demo's future is
+    // dropped, and with it every fixture it holds, each stopping what it started (the fleet
+    // manager its local hosts, the ensemble its nodes).
+    let stop = fleet_common::signals::stop_requested();
+    tokio::select! {
+        done = demo(exit) => done,
+        signal = stop => {
+            println!("==> {signal}: stopping everything the demo started");
+            Ok(())
+        }
+    }
+}
+
+async fn demo(exit: bool) -> Result<()> {
     println!("==> starting a 3-node ZooKeeper ensemble");
     let zk = ZkEnsemble::start(3).await;
     println!("    zookeeper: {}", zk.connect_string());
@@ -158,7 +172,8 @@ async fn main() -> Result<()> {
         println!("  fleet manager:      {}/metrics  {}/openapi.json", fm.url(), fm.url());
         println!("  read-only token (dashboards): {}", fleet_tests::fleet_manager::READ_TOKEN);
         println!("Ctrl-C stops it");
-        tokio::signal::ctrl_c().await?;
+        // The signal ends `main`'s select, which drops this future and the fixtures with it.
+        std::future::pending::<()>().await;
     }
     println!("==> stopping (the fleet manager's hosts with it)");
     drop(fm);
