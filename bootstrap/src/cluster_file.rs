@@ -55,6 +55,18 @@ pub struct FleetApiConfig {
     pub url: String,
     pub timeout: Duration,
     pub token: Option<String>,
+    pub properties: PropertiesPolicy,
+    /// How long a `Required` fetch keeps trying before the boot fails.
+    pub wait: Duration,
+}
+
+/// Whether Kafka may start without the fleet manager's persisted properties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PropertiesPolicy {
+    /// Kafka starts only with them (or with the fleet manager's word that there are none).
+    Required,
+    /// One attempt; without an answer the broker boots without that layer, and says so.
+    Optional,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +159,18 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
                 if !(1..=60_000).contains(&timeout_ms) {
                     return Err(field("fleetApi.timeoutMs", format!("{timeout_ms} is out of range: use 1..=60000")));
                 }
-                Some(FleetApiConfig { url: api.url, timeout: Duration::from_millis(timeout_ms), token: api.token })
+                let properties = match api.properties.as_deref() {
+                    None | Some("required") => PropertiesPolicy::Required,
+                    Some("optional") => PropertiesPolicy::Optional,
+                    Some(other) => {
+                        return Err(field("fleetApi.properties", format!("`{other}` is not a policy: use required (Kafka waits for the fleet manager's properties) or optional")))
+                    }
+                };
+                let wait_ms = api.wait_ms.unwrap_or(120_000);
+                if !(1..=3_600_000).contains(&wait_ms) {
+                    return Err(field("fleetApi.waitMs", format!("{wait_ms} is out of range: use 1..=3600000")));
+                }
+                Some(FleetApiConfig { url: api.url, timeout: Duration::from_millis(timeout_ms), token: api.token, properties, wait: Duration::from_millis(wait_ms) })
             }
         };
         let mut properties = Vec::new();

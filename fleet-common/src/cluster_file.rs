@@ -95,6 +95,14 @@ pub struct RawFleetApi {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// `required` (the default): Kafka does not start until the fleet manager has answered with
+    /// the broker's persisted properties, or `waitMs` has passed (then the boot fails).
+    /// `optional`: one attempt; when it fails the broker boots without that layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<String>,
+    /// How long a `required` fetch keeps trying (default 120000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
 
 impl RawClusterFile {
@@ -117,7 +125,7 @@ mod tests {
             broker_id_base: None,
             provider: RawProvider::Ec2 { region: "us-east-1".into(), endpoint_url: None },
             dns: Some(RawDns::Route53 { zone: "kafka.internal".into(), endpoint_url: None, ttl: None }),
-            fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None }),
+            fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None, properties: None, wait_ms: None }),
             properties: BTreeMap::new(),
         };
         let text = file.to_yaml().expect("yaml");

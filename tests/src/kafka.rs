@@ -105,6 +105,8 @@ pub struct ClusterSpec {
     pub dns: Dns,
     pub properties: BTreeMap<String, String>,
     pub fleet_api: Option<String>,
+    /// `fleetApi.properties`: required (the default) or optional.
+    pub fleet_api_properties: Option<String>,
     /// The fleet's ZooKeeper root; a fresh one when `None`.
     pub fleet_root: Option<String>,
 }
@@ -117,6 +119,7 @@ impl ClusterSpec {
             dns: Dns::Local,
             properties: local_properties(brokers),
             fleet_api: None,
+            fleet_api_properties: None,
             fleet_root: None,
         }
     }
@@ -143,7 +146,13 @@ impl LocalCluster {
                 Dns::Local => RawDns::Local { root: dns_root.clone() },
                 Dns::Route53 { endpoint, zone } => RawDns::Route53 { zone: zone.clone(), endpoint_url: Some(endpoint.clone()), ttl: Some(30) },
             }),
-            fleet_api: spec.fleet_api.as_ref().map(|url| RawFleetApi { url: url.clone(), timeout_ms: Some(1000), token: None }),
+            fleet_api: spec.fleet_api.as_ref().map(|url| RawFleetApi {
+                url: url.clone(),
+                timeout_ms: Some(1000),
+                token: None,
+                properties: spec.fleet_api_properties.clone(),
+                wait_ms: Some(3000),
+            }),
             properties: spec.properties.iter().map(|(k, v)| (k.clone(), ScalarValue::Str(v.clone()))).collect(),
         };
         let text = file.to_yaml().expect("cluster file yaml");

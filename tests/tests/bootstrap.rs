@@ -257,14 +257,57 @@ async fn property_layers_take_precedence_in_order() {
     assert!(props["zookeeper.connect"].ends_with(&format!("{}/kafka", cluster.paths().base())));
     assert!(cluster.registry().await.is_empty(), "a dry run writes no ID");
 
-    // The fleet manager being down is logged, not fatal.
+    // The fleet manager down, `fleetApi.properties: required` (the default): Kafka does not
+    // start, and the bootstrap says why (its wait is 3 s here).
     server.abort();
     let _ = server.await;
-    let out = run(dry_run(&[])).await;
+    let data_dir = tempfile::tempdir().expect("data dir");
+    let started = std::time::Instant::now();
+    let out = run(cluster.bootstrap_command(&[
+        "run",
+        "--instance-id",
+        "host-1",
+        "--data-dir",
+        &data_dir.path().display().to_string(),
+        "--mode",
+        "child",
+        "--kafka-libs",
+        &fleet_tests::kafka_libs().display().to_string(),
+    ])).await;
+    assert!(!out.status.success(), "booted without its declared configuration: {}", stderr(&out));
+    assert!(stderr(&out).contains("not starting Kafka without its declared configuration") && stderr(&out).contains("fleetApi.properties"), "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_secs(2), "gave up before its wait: {:?}", started.elapsed());
+    assert!(!data_dir.path().join("kafka.pid").exists(), "Kafka was started");
+    assert!(cluster.zk_client().await.list_children(&cluster.paths().kafka().broker_ids()).await.unwrap_or_default().is_empty(), "a broker registered");
+
+    // `optional`: the absence is logged and the broker boots without that layer.
+    let mut optional = ClusterSpec::local(1);
+    optional.fleet_api = cluster_api(&cluster);
+    optional.fleet_api_properties = Some("optional".into());
+    optional.properties.insert("log.retention.hours".into(), "12".into());
+    let optional = LocalCluster::new(&zk, optional);
+    optional.add_local_instance("host-1", "local-z");
+    let out = run(optional.bootstrap_command(&["run", "--dry-run", "--instance-id", "host-1", "--data-dir", "/nonexistent"])).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("unreachable"), "{}", stderr(&out));
     let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(rendered.contains("log.retention.hours=12"));
+
+    // A policy that is neither: refused, naming the field.
+    let mut bad = ClusterSpec::local(1);
+    bad.fleet_api = cluster_api(&cluster);
+    bad.fleet_api_properties = Some("sometimes".into());
+    let bad = LocalCluster::new(&zk, bad);
+    bad.add_local_instance("host-1", "local-z");
+    let out = run(bad.bootstrap_command(&["run", "--dry-run", "--instance-id", "host-1", "--data-dir", "/nonexistent"])).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("fleetApi.properties") && stderr(&out).contains("required"), "{}", stderr(&out));
+}
+
+/// The fleet manager URL a cluster's file names.
+fn cluster_api(cluster: &LocalCluster) -> Option<String> {
+    let text = std::fs::read_to_string(&cluster.cluster_file).expect("cluster file");
+    text.lines().find_map(|l| l.trim().strip_prefix("url: ").map(|u| u.trim().trim_matches('"').to_string()))
 }
 
 #[tokio::test]
