@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod credentials;
 pub mod execute;
 pub mod failpoints;
 pub mod metrics;

@@ -689,6 +689,11 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     let encoded = attr.user_data().and_then(|u| u.value()).expect("user data set").to_string();
     let script = String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).expect("base64")).expect("utf-8");
     assert!(script.contains("cluster: amber") && script.contains("kafka-bootstrap run"), "{script}");
+    // The host gets amber's host token, never a configured read or write token.
+    assert!(script.contains("token: fh1.amber."), "{script}");
+    for configured in [fleet_tests::fleet_manager::WRITE_TOKEN, fleet_tests::fleet_manager::READ_TOKEN, fleet_tests::fleet_manager::CLIENT_TOKEN] {
+        assert!(!script.contains(configured), "a configured token in user-data: {script}");
+    }
     // Play the host booting: kafka-bootstrap with the ec2 provider, in the fleet's namespace.
     let mut spec = fleet_tests::kafka::ClusterSpec::local(1);
     spec.name = "amber".into();

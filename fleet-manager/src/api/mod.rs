@@ -24,6 +24,7 @@ mod operations;
 
 use crate::plan::Plan;
 use crate::controller::{self, Reconciler};
+use crate::credentials::constant_time_eq;
 use crate::spec::{self, Declared, DeclaredSpec, FieldError, Kind};
 use crate::store::{ApplyResult, JournalEntry, Store, StoreError, StoredResource};
 pub use fleet_api::wire::{ApplyResponse, ClusterStatus, DeleteResponse, EffectiveSpec, ErrorBody, Health, ResourceView};
@@ -76,6 +77,8 @@ pub struct AppState {
     pub store: Store,
     pub reconciler: Arc<Reconciler>,
     pub tokens: Vec<ApiToken>,
+    /// Per-cluster host tokens (`kafka-bootstrap` reading its cluster's broker properties).
+    pub host_tokens: Arc<crate::credentials::HostTokens>,
     pub preview_zk: tokio::sync::Mutex<Option<zookeeper_client::Client>>,
     /// The store's revision, polled: long-polling binding watches wake on it, on every instance
     /// (a standby sees the leader's and other instances' writes this way).
@@ -86,7 +89,7 @@ pub struct AppState {
 
 impl AppState {
     /// The API's state, with the task that follows the store's revision (it ends with the state).
-    pub fn new(store: Store, reconciler: Arc<Reconciler>, tokens: Vec<ApiToken>) -> Arc<Self> {
+    pub fn new(store: Store, reconciler: Arc<Reconciler>, tokens: Vec<ApiToken>, host_tokens: Arc<crate::credentials::HostTokens>) -> Arc<Self> {
         let (tx, rx) = tokio::sync::watch::channel(0);
         let polled = store.clone();
         tokio::spawn(async move {
@@ -103,6 +106,7 @@ impl AppState {
             store,
             reconciler,
             tokens,
+            host_tokens,
             preview_zk: tokio::sync::Mutex::new(None),
             revisions: rx,
             servers: std::sync::Mutex::new(BTreeMap::new()),
@@ -293,6 +297,21 @@ async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request:
         r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         return r;
     };
+    if presented.starts_with(crate::credentials::HOST_TOKEN_PREFIX) {
+        let Some(cluster) = state.host_tokens.verify(presented) else {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the host token is not one this fleet manager issued").into_response();
+        };
+        if !host_may(request.method(), request.uri().path(), &cluster) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("a host token of cluster `{cluster}` may read that cluster's broker properties (GET /v1/clusters/{cluster}/brokers/<id>/properties), nothing else"),
+            )
+            .into_response();
+        }
+        request.extensions_mut().insert(Actor(format!("host:{cluster}")));
+        return next.run(request).await;
+    }
     let Some(token) = state.tokens.iter().find(|t| constant_time_eq(t.secret.as_bytes(), presented.as_bytes())) else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not known to this fleet manager").into_response();
     };
@@ -303,8 +322,11 @@ async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request:
     next.run(request).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// A host token's one permission: GET its own cluster's broker properties.
+fn host_may(method: &Method, path: &str, cluster: &str) -> bool {
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    *method == Method::GET && matches!(parts.as_slice(), ["clusters", c, "brokers", id, "properties"] if *c == cluster && id.parse::<i32>().is_ok())
 }
 
 #[derive(Clone)]

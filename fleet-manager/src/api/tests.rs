@@ -15,7 +15,7 @@ async fn serve() -> (String, Store) {
         ApiToken::parse(&format!("dash:read:{READ}")).expect("token"),
         ApiToken::parse(&format!("app:client:{CLIENT}")).expect("token"),
     ];
-    let state = AppState::new(store.clone(), reconciler, tokens);
+    let state = AppState::new(store.clone(), reconciler, tokens, Arc::new(crate::credentials::HostTokens::new(b"test key")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
@@ -205,4 +205,40 @@ async fn failover_guard_rails_refuse_with_the_field_named_and_write_nothing() {
     assert_eq!(code, 409, "a cluster an operation uses is kept: {answer}");
     let (code, answer) = call(reqwest::Method::POST, &format!("{url}/v1/operations/{}/cancel", op.id), Some(WRITE), None).await;
     assert_eq!(code, 200, "cancellable before the switch: {answer}");
+}
+
+#[tokio::test]
+async fn a_host_token_reads_its_own_clusters_broker_properties_and_nothing_else() {
+    let (url, store) = serve().await;
+    let (code, _) = call(reqwest::Method::POST, &format!("{url}/v1/apply"), Some(WRITE), Some(cluster("medium"))).await;
+    assert_eq!(code, 200);
+    let issued = crate::credentials::HostTokens::new(b"test key");
+    let blue = issued.issue("blue");
+    let (code, body) = call(reqwest::Method::GET, &format!("{url}/v1/clusters/blue/brokers/1/properties"), Some(&blue), None).await;
+    assert_eq!(code, 200, "its own cluster's properties: {body}");
+    assert!(body["properties"].is_object(), "{body}");
+    // Another cluster's properties, anything else of its own cluster, any write: 403.
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/clusters/green/brokers/1/properties"),
+        (reqwest::Method::GET, "/v1/clusters/blue"),
+        (reqwest::Method::GET, "/v1/clusters"),
+        (reqwest::Method::GET, "/v1/routes/events/binding"),
+        (reqwest::Method::DELETE, "/v1/clusters/blue"),
+        (reqwest::Method::POST, "/v1/apply"),
+    ] {
+        let body = (method == reqwest::Method::POST).then(|| cluster("high"));
+        let (code, answer) = call(method.clone(), &format!("{url}{path}"), Some(&blue), body).await;
+        assert_eq!(code, 403, "{method} {path}: {answer}");
+        assert!(answer["message"].as_str().unwrap_or_default().contains("broker properties"), "{answer}");
+    }
+    // A token minted with another key, or blue's mac under green's name: not issued here.
+    let forged = crate::credentials::HostTokens::new(b"another key").issue("blue");
+    let (code, _) = call(reqwest::Method::GET, &format!("{url}/v1/clusters/blue/brokers/1/properties"), Some(&forged), None).await;
+    assert_eq!(code, 401);
+    let renamed = blue.replace("fh1.blue.", "fh1.green.");
+    let (code, _) = call(reqwest::Method::GET, &format!("{url}/v1/clusters/green/brokers/1/properties"), Some(&renamed), None).await;
+    assert_eq!(code, 401);
+    let (_, body) = call(reqwest::Method::GET, &format!("{url}/v1/clusters/blue"), Some(READ), None).await;
+    assert_eq!(body["document"]["spec"]["priorityClass"], "medium", "nothing was written");
+    drop(store);
 }

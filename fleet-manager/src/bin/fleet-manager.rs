@@ -156,12 +156,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
         format!("{host}:{}", std::process::id())
     });
+    // One key for every instance (kept in the store): a host's token stays valid whichever
+    // instance answers, and across restarts.
+    let host_token_key = fleet_manager::credentials::random_key().context("reading /dev/urandom for the host-token key")?;
+    let host_token_key = store.secret_or_insert("host-token-key", &host_token_key).await.context("reading the host-token key from the store")?;
+    let host_tokens = Arc::new(fleet_manager::credentials::HostTokens::new(host_token_key.as_bytes()));
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
     let fleet = FleetCoordinates {
         zookeeper: args.zookeeper.clone(),
         fleet_root: args.fleet_root.clone(),
         fleet_api_url: public_url,
-        fleet_api_token: tokens.iter().find(|t| t.scope == api::Scope::Read).or(tokens.first()).map(|t| t.secret.clone()),
+        host_tokens: Some(host_tokens.clone()),
     };
     let local_root = data_dir.join("local");
     let local: Option<Arc<dyn HostProvider>> = match &args.kafka_libs {
@@ -264,7 +269,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics,
         health,
     });
-    let state = AppState::new(store, reconciler.clone(), tokens);
+    let state = AppState::new(store, reconciler.clone(), tokens, host_tokens);
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, identity = %identity, database = %redact(&database), "fleet manager serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

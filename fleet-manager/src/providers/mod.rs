@@ -90,6 +90,13 @@ pub struct FleetCoordinates {
     pub zookeeper: String,
     pub fleet_root: String,
     pub fleet_api_url: String,
-    /// A read-scoped token the host's bootstrap uses to fetch its persisted properties.
-    pub fleet_api_token: Option<String>,
+    /// Issues each cluster's host token: all a host's bootstrap may do with it is read its own
+    /// cluster's persisted properties. Hosts never get a configured read or write token.
+    pub host_tokens: Option<std::sync::Arc<crate::credentials::HostTokens>>,
+}
+
+impl FleetCoordinates {
+    pub fn host_token(&self, cluster: &str) -> Option<String> {
+        self.host_tokens.as_ref().map(|t| t.issue(cluster))
+    }
 }

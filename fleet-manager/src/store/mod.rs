@@ -153,6 +153,13 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         "CREATE TABLE route_triggers (route TEXT PRIMARY KEY, state TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
         "CREATE TABLE route_holds (route TEXT PRIMARY KEY, hold TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
     ],
+),
+(
+    7,
+    &[
+        // Keys the fleet manager instances share (the host-token key), made once by the first.
+        "CREATE TABLE fleet_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL, created_ms BIGINT NOT NULL)",
+    ],
 )];
 
 /// The journal's bounds: older or surplus rows are pruned by the leader.
@@ -218,6 +225,22 @@ impl Store {
         let store = Self { pool, backend, writer: Default::default() };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The shared secret `name`: `candidate` if none was stored yet (the first instance's wins
+    /// a race: every instance reads back the stored one).
+    pub async fn secret_or_insert(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        {
+            let _writer = self.writer().await;
+            sqlx::query("INSERT INTO fleet_secrets (name, value, created_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(candidate)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+        }
+        let row = sqlx::query("SELECT value FROM fleet_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await?;
+        Ok(sqlx::Row::try_get(&row, "value")?)
     }
 
     /// The in-process writer slot (SQLite only; PostgreSQL handles concurrent writers itself).
