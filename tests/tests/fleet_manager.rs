@@ -293,6 +293,9 @@ async fn standby_takes_over_when_the_leader_dies() {
 /// The store's contract, run on SQLite and on PostgreSQL alike.
 async fn exercise_store(url: &str) {
     let store = Store::open(url).await.expect("open store");
+    // A shared secret is made once: the first candidate stays, later ones read it back.
+    assert_eq!(store.secret_or_insert("host-token-key", "first").await.expect("secret"), "first");
+    assert_eq!(store.secret_or_insert("host-token-key", "second").await.expect("secret"), "first");
     let doc = |yaml: &str| -> Vec<spec::Declared> {
         spec::parse_yaml_documents(yaml).expect("yaml").into_iter().map(|v| spec::validate_value(v).expect("valid")).collect()
     };
