@@ -109,6 +109,58 @@ async fn terminated_ec2_instance_id_is_reused_through_moto() {
     let another = moto.run_instance("us-east-1b", &cluster.name).await;
     let out = run(cluster.bootstrap_command(&["assign-id", "--instance-id", &another])).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4", "{}", stderr(&out));
+
+    // Without --instance-id (as the fleet manager's user-data runs it), the bootstrap asks the
+    // instance metadata service, IMDSv2 only: a stand-in that refuses requests without a session
+    // token, as an instance with `http_tokens = required` does.
+    let fifth = moto.run_instance("us-east-1c", &cluster.name).await;
+    let (imds, seen) = imds_v2_stand_in(&fifth).await;
+    let mut cmd = cluster.bootstrap_command(&["assign-id"]);
+    cmd.env_remove("AWS_EC2_METADATA_DISABLED").env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds);
+    let out = run(cmd).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5", "{}", stderr(&out));
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(seen.iter().any(|r| r == "PUT /latest/api/token"), "no IMDSv2 session token was asked for: {seen:?}");
+    assert!(seen.iter().any(|r| r == "GET /latest/meta-data/instance-id with token"), "{seen:?}");
+    assert!(!seen.iter().any(|r| r.ends_with("without token")), "an IMDSv1 request: {seen:?}");
+}
+
+/// A stand-in of the EC2 instance metadata service answering `instance_id`, IMDSv2 only
+/// (401 without the session token). Returns its URL and the requests it saw.
+async fn imds_v2_stand_in(instance_id: &str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::http::{HeaderMap, StatusCode};
+    const TOKEN: &str = "imds-session-token";
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (put_seen, get_seen) = (seen.clone(), seen.clone());
+    let id = instance_id.to_string();
+    let app = axum::Router::new()
+        .route(
+            "/latest/api/token",
+            axum::routing::put(move |headers: HeaderMap| async move {
+                put_seen.lock().map(|mut s| s.push("PUT /latest/api/token".into())).ok();
+                // The token's TTL comes back as a header, as EC2 sends it.
+                match headers.get("x-aws-ec2-metadata-token-ttl-seconds").cloned() {
+                    Some(ttl) => (StatusCode::OK, [("x-aws-ec2-metadata-token-ttl-seconds", ttl)], TOKEN.to_string()),
+                    None => (StatusCode::BAD_REQUEST, [("x-aws-ec2-metadata-token-ttl-seconds", axum::http::HeaderValue::from_static("0"))], String::new()),
+                }
+            }),
+        )
+        .route(
+            "/latest/meta-data/instance-id",
+            axum::routing::get(move |headers: HeaderMap| async move {
+                let with = headers.get("x-aws-ec2-metadata-token").is_some_and(|t| t == TOKEN);
+                get_seen.lock().map(|mut s| s.push(format!("GET /latest/meta-data/instance-id {}", if with { "with token" } else { "without token" }))).ok();
+                if with {
+                    (StatusCode::OK, id.clone())
+                } else {
+                    (StatusCode::UNAUTHORIZED, String::new())
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
 }
 
 #[tokio::test]

@@ -694,6 +694,7 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     assert!(script.contains("cluster: amber") && script.contains("kafka-bootstrap run"), "{script}");
     // The host gets amber's host token, never a configured read or write token.
     assert!(script.contains("token: fh1.amber."), "{script}");
+    assert!(!script.contains("169.254.169.254") && !script.contains("--instance-id"), "the bootstrap reads its instance ID through IMDSv2 itself: {script}");
     for configured in [fleet_tests::fleet_manager::WRITE_TOKEN, fleet_tests::fleet_manager::READ_TOKEN, fleet_tests::fleet_manager::CLIENT_TOKEN] {
         assert!(!script.contains(configured), "a configured token in user-data: {script}");
     }

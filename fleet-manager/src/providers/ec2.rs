@@ -85,10 +85,12 @@ impl Ec2Hosts {
         };
         // The definition is plain data: serializing it cannot fail short of a serde bug.
         let yaml = file.to_yaml().unwrap_or_else(|e| format!("# {e}\n"));
+        // No instance ID here: kafka-bootstrap reads it from the instance metadata service itself,
+        // through IMDSv2 (session token), which instances requiring IMDSv2 demand. The cluster
+        // file holds the host token, so it is readable by root only.
         format!(
-            "#!/bin/bash\nset -euo pipefail\nmkdir -p /etc/kafka-fleet\ncat > /etc/kafka-fleet/cluster.yaml <<'EOF'\n{yaml}EOF\n\
-             INSTANCE_ID=$(curl -sf http://169.254.169.254/latest/meta-data/instance-id)\n\
-             exec /opt/kafka-fleet/bin/kafka-bootstrap run --cluster-file /etc/kafka-fleet/cluster.yaml --instance-id \"$INSTANCE_ID\" \\\n  \
+            "#!/bin/bash\nset -euo pipefail\ninstall -d -m 0700 /etc/kafka-fleet\numask 077\ncat > /etc/kafka-fleet/cluster.yaml <<'EOF'\n{yaml}EOF\n\
+             exec /opt/kafka-fleet/bin/kafka-bootstrap run --cluster-file /etc/kafka-fleet/cluster.yaml \\\n  \
              --data-dir /var/lib/kafka --kafka-libs /opt/kafka/libs --mode exec\n",
         )
     }
