@@ -98,8 +98,8 @@ impl FleetManager {
             .arg(&self.data_dir)
             .args(["--zookeeper", &self.options.zookeeper, "--fleet-root", &self.options.fleet_root])
             .args(["--zk-session-timeout-ms", &self.options.session_timeout_ms.to_string()])
-            .args(["--token", &format!("ops:write:{WRITE_TOKEN}"), "--token", &format!("dash:read:{READ_TOKEN}")])
-            .args(["--token", &format!("app:client:{CLIENT_TOKEN}")])
+            .arg("--token-file")
+            .arg(self.token_file())
             .args(["--interval-secs", &self.options.interval_secs.to_string()])
             .args(["--replace-grace-secs", &self.options.replace_grace_secs.to_string()])
             .args(["--step-timeout-secs", "60", "--local-max-hosts", &self.options.local_max_hosts.to_string()])
@@ -172,6 +172,18 @@ impl FleetManager {
     }
 
     /// Runs `fleetctl` against this fleet manager with the write token.
+    /// The tokens, in a file only its owner reads (the read token given as its SHA-256, as an
+    /// operator who keeps secrets out of files would).
+    fn token_file(&self) -> PathBuf {
+        use sha2::Digest;
+        let path = self.run.path.join("tokens");
+        let read_digest: String = sha2::Sha256::digest(READ_TOKEN.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let text = format!("# name:scope:secret\nops:write:{WRITE_TOKEN}\ndash:read:sha256:{read_digest}\napp:client:{CLIENT_TOKEN}\n");
+        std::fs::write(&path, text).expect("token file");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod token file");
+        path
+    }
+
     pub async fn fleetctl(&self, args: &[&str]) -> std::process::Output {
         tokio::process::Command::new(workspace_bin("fleetctl"))
             .kill_on_drop(true)

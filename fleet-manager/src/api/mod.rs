@@ -51,26 +51,71 @@ impl Scope {
     }
 }
 
-#[derive(Clone, Debug)]
+/// A configured token: only the SHA-256 of its secret is kept, and a presented token is hashed
+/// and compared with every one in constant time.
+#[derive(Clone)]
 pub struct ApiToken {
     pub name: String,
-    pub secret: String,
+    pub digest: [u8; 32],
     pub scope: Scope,
 }
 
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken").field("name", &self.name).field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
 impl ApiToken {
-    /// `NAME:SCOPE:SECRET`, SCOPE `read`, `write` (implies read) or `client`.
+    /// `NAME:SCOPE:SECRET`, or `NAME:SCOPE:sha256:HEX` (the secret's SHA-256, so that the file
+    /// need not hold it); SCOPE `read`, `write` (implies read) or `client`. Errors never echo a secret.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = text.splitn(3, ':');
         let (Some(name), Some(scope), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(format!("`{text}` is not NAME:SCOPE:SECRET (scope read, write or client)"));
+            return Err("expected NAME:SCOPE:SECRET or NAME:SCOPE:sha256:HEX (scope read, write or client)".to_string());
         };
-        let scope = Scope::parse(scope).ok_or_else(|| format!("scope `{scope}` is not read, write or client"))?;
-        if name.is_empty() || secret.len() < 8 {
-            return Err(format!("token `{name}`: the name must not be empty and the secret must have 8 characters or more"));
+        let scope = Scope::parse(scope).ok_or_else(|| format!("token `{name}`: scope `{scope}` is not read, write or client"))?;
+        if name.is_empty() {
+            return Err("a token's name must not be empty (NAME:SCOPE:SECRET)".to_string());
         }
-        Ok(Self { name: name.to_string(), secret: secret.to_string(), scope })
+        let digest = match secret.strip_prefix("sha256:") {
+            Some(hex) => parse_digest(hex).ok_or_else(|| format!("token `{name}`: sha256: needs 64 hex digits (`sha256sum` of the secret)"))?,
+            None if secret.len() < 8 => return Err(format!("token `{name}`: the secret must have 8 characters or more")),
+            None => digest(secret),
+        };
+        Ok(Self { name: name.to_string(), digest, scope })
     }
+
+    /// Tokens from a file: one per line, `#` comments and blank lines ignored. Errors name the
+    /// file and the line.
+    pub fn load_file(path: &std::path::Path) -> Result<Vec<Self>, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
+        let mut tokens = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            tokens.push(Self::parse(line).map_err(|e| format!("token file {}, line {}: {e}", path.display(), n + 1))?);
+        }
+        Ok(tokens)
+    }
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes()).into()
+}
+
+fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 pub struct AppState {
@@ -312,7 +357,10 @@ async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request:
         request.extensions_mut().insert(Actor(format!("host:{cluster}")));
         return next.run(request).await;
     }
-    let Some(token) = state.tokens.iter().find(|t| constant_time_eq(t.secret.as_bytes(), presented.as_bytes())) else {
+    let presented_digest = digest(presented);
+    // Every configured token is compared (no early exit on a match).
+    let token = state.tokens.iter().fold(None, |found, t| if constant_time_eq(&t.digest, &presented_digest) { Some(t) } else { found });
+    let Some(token) = token else {
         return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not known to this fleet manager").into_response();
     };
     if let Err(why) = allowed(token.scope, needs) {

@@ -242,3 +242,24 @@ async fn a_host_token_reads_its_own_clusters_broker_properties_and_nothing_else(
     assert_eq!(body["document"]["spec"]["priorityClass"], "medium", "nothing was written");
     drop(store);
 }
+
+#[test]
+fn token_files_name_the_file_and_line_and_never_echo_a_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tokens");
+    std::fs::write(&path, "# operators\nops:write:s3cret-value-1\n\ndash:read:sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n").expect("write");
+    let tokens = ApiToken::load_file(&path).expect("loads");
+    assert_eq!(tokens.iter().map(|t| (t.name.as_str(), t.scope)).collect::<Vec<_>>(), vec![("ops", Scope::Write), ("dash", Scope::Read)]);
+    assert_ne!(tokens[0].digest, [0u8; 32], "kept as a digest");
+
+    std::fs::write(&path, "ops:write:s3cret-value-1\nmalformed-line-with-s3cret\n").expect("write");
+    let err = ApiToken::load_file(&path).expect_err("malformed");
+    assert!(err.contains(&format!("token file {}, line 2", path.display())) && err.contains("NAME:SCOPE:SECRET"), "{err}");
+    assert!(!err.contains("s3cret"), "the error echoes the line: {err}");
+    std::fs::write(&path, "ops:admin:s3cret-value-1\n").expect("write");
+    assert!(ApiToken::load_file(&path).expect_err("scope").contains("line 1: token `ops`: scope `admin`"));
+    std::fs::write(&path, "ops:read:sha256:abc\n").expect("write");
+    assert!(ApiToken::load_file(&path).expect_err("digest").contains("64 hex digits"));
+    let missing = dir.path().join("nope");
+    assert!(ApiToken::load_file(&missing).expect_err("unreadable").contains(&format!("token file {}", missing.display())));
+}

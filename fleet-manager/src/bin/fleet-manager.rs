@@ -38,9 +38,11 @@ struct Args {
     /// ZooKeeper session timeout: how fast a standby takes over from a dead leader.
     #[arg(long, default_value_t = 10_000)]
     zk_session_timeout_ms: u64,
-    /// API tokens, NAME:SCOPE:SECRET with SCOPE read, write or client (comma-separated in the variable).
-    #[arg(long = "token", env = "FLEET_MANAGER_TOKENS", value_delimiter = ',', required = true)]
-    tokens: Vec<String>,
+    /// A file of API tokens (or FLEET_MANAGER_TOKENS in the environment), one `NAME:SCOPE:SECRET` or `NAME:SCOPE:sha256:HEX` per line (SCOPE
+    /// read, write or client). Kept out of flags: a process's arguments are visible to every user.
+    #[arg(long, env = "FLEET_MANAGER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+
     /// This instance's name in the election and the journal (default: hostname:pid).
     #[arg(long)]
     identity: Option<String>,
@@ -140,12 +142,18 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let tokens: Vec<ApiToken> = args
-        .tokens
-        .iter()
-        .map(|t| ApiToken::parse(t).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<_>>()
-        .context("--token")?;
+    let mut tokens: Vec<ApiToken> = match &args.token_file {
+        Some(path) => ApiToken::load_file(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    // Or the environment, comma-separated, in the same forms as the file.
+    let env_tokens = std::env::var("FLEET_MANAGER_TOKENS").unwrap_or_default();
+    for (i, t) in env_tokens.split(',').map(str::trim).filter(|t| !t.is_empty()).enumerate() {
+        tokens.push(ApiToken::parse(t).map_err(|e| anyhow::anyhow!("FLEET_MANAGER_TOKENS, entry {}: {e}", i + 1))?);
+    }
+    if tokens.is_empty() {
+        bail!("no API token: give --token-file FILE (lines NAME:SCOPE:SECRET) or FLEET_MANAGER_TOKENS");
+    }
     let zk_address = ZkAddress::parse(&args.zookeeper).context("--zookeeper")?;
     fleet_common::paths::validate_znode_path(&args.fleet_root).context("--fleet-root")?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
