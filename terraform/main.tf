@@ -94,14 +94,15 @@ resource "aws_kms_alias" "fleet" {
 module "zookeeper" {
   source = "./modules/zookeeper"
 
-  name              = var.name
-  nodes             = module.topology.zookeeper_nodes
-  user_data         = module.topology.zookeeper_user_data
-  subnet_ids        = module.network.subnet_ids
-  security_group_id = module.security_groups.ids["zookeeper"]
-  image_id          = var.zookeeper_image_id
-  kms_key_arn       = aws_kms_key.fleet.arn
-  tags              = local.tags
+  name                = var.name
+  nodes               = module.topology.zookeeper_nodes
+  user_data           = module.topology.zookeeper_user_data
+  subnet_ids          = module.network.subnet_ids
+  security_group_id   = module.security_groups.ids["zookeeper"]
+  image_id            = var.zookeeper_image_id
+  kms_key_arn         = aws_kms_key.fleet.arn
+  detailed_monitoring = var.detailed_monitoring
+  tags                = local.tags
 }
 
 module "brokers" {
@@ -165,5 +166,6 @@ module "fleet_manager" {
   settings            = local.fleet_manager_settings
   database_secret_arn = module.database.secret_arn
   kms_key_arn         = aws_kms_key.fleet.arn
+  detailed_monitoring = var.detailed_monitoring
   tags                = local.tags
 }

@@ -36,5 +36,7 @@ module "fleet" {
   zookeeper_image_id           = var.image_id
   fleet_manager_image_id       = var.image_id
   database_deletion_protection = false
-  tags                         = { environment = "example" }
+  # moto does not implement MonitorInstances.
+  detailed_monitoring = var.aws_endpoint == null
+  tags                = { environment = "example" }
 }

@@ -26,7 +26,7 @@ resource "aws_instance" "host" {
   iam_instance_profile   = var.instance_profile
   user_data              = local.user_data
   ebs_optimized          = true
-  monitoring             = true
+  monitoring             = var.detailed_monitoring
 
   metadata_options {
     http_endpoint               = "enabled"

@@ -35,7 +35,7 @@ resource "aws_instance" "node" {
   instance_type = var.instance_type
   user_data     = var.user_data[each.key]
   ebs_optimized = true
-  monitoring    = true
+  monitoring    = var.detailed_monitoring
 
   primary_network_interface {
     network_interface_id = aws_network_interface.node[each.key].id

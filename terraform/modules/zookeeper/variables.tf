@@ -61,3 +61,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "detailed_monitoring" {
+  description = "One-minute CloudWatch metrics for the hosts (off only where the API lacks it, e.g. moto)."
+  type        = bool
+  default     = true
+}
