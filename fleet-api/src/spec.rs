@@ -416,6 +416,25 @@ impl Declared {
     }
 }
 
+/// The family a cluster belongs to: itself, or for a fresh build `<family>-<n>` the cluster it
+/// was built from. Builds are named in the family (blue, blue-1, blue-2), and the ec2 provider
+/// launches a family's hosts with the family's instance profile.
+pub fn cluster_family(name: &str) -> &str {
+    match name.rsplit_once('-') {
+        Some((b, n)) if !b.is_empty() && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
+        _ => name,
+    }
+}
+
+#[test]
+fn a_build_belongs_to_the_family_of_its_source() {
+    assert_eq!(cluster_family("blue"), "blue");
+    assert_eq!(cluster_family("blue-2"), "blue");
+    assert_eq!(cluster_family("blue-east"), "blue-east");
+    assert_eq!(cluster_family("blue-east-12"), "blue-east");
+    assert_eq!(cluster_family("-3"), "-3");
+}
+
 pub fn topic_key(cluster: &str, topic: &str) -> String {
     format!("{cluster}/{topic}")
 }

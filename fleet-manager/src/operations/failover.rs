@@ -97,19 +97,9 @@ fn moving_status(op: &Operation, spec: &FailoverSpec) -> RouteStatus {
 /// The name of a fresh build of `source`: `<base>-<n>`, the lowest `n` no declared cluster has.
 pub fn build_name(source: &str, declared: &BTreeMap<String, (DeclaredClusterSpec, bool)>) -> String {
     // blue-2 rebuilt is blue-3, not blue-2-1.
-    let base: String = cluster_family(source).chars().take(56).collect();
+    let base: String = fleet_api::spec::cluster_family(source).chars().take(56).collect();
     let base = base.trim_end_matches('-');
     (1..).map(|n| format!("{base}-{n}")).find(|name| !declared.contains_key(name)).unwrap_or_else(|| format!("{base}-x"))
-}
-
-/// The family a cluster belongs to: itself, or for a fresh build `<family>-<n>` the cluster it
-/// was built from. Builds are named in the family (blue, blue-1, blue-2), and the ec2 provider
-/// launches a family's hosts with the family's instance profile.
-pub fn cluster_family(name: &str) -> &str {
-    match name.rsplit_once('-') {
-        Some((b, n)) if !b.is_empty() && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
-        _ => name,
-    }
 }
 
 /// The clone a build declares: same version, zones, class, instance type, provider and broker

@@ -220,7 +220,7 @@ impl HostProvider for Ec2Hosts {
             request = request.security_group_ids(sg);
         }
         if let Some(prefix) = &self.config.instance_profile_prefix {
-            let profile = format!("{prefix}{}", crate::operations::failover::cluster_family(&cluster.name));
+            let profile = format!("{prefix}{}", fleet_api::spec::cluster_family(&cluster.name));
             request = request.iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name(profile).build());
         }
         let out = request.send().await.map_err(ec2_err("ec2:RunInstances"))?;

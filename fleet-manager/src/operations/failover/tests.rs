@@ -281,13 +281,3 @@ fn a_rebuild_fallback_replaces_the_original_and_keeps_what_it_left_as_standby() 
     let (_, rs) = effects.route_status.expect("route status");
     assert_eq!((rs.phase, rs.cluster.as_str(), rs.standby.as_deref()), (RouteState::Normal, "blue-2", Some("blue-1")));
 }
-
-#[test]
-fn a_build_belongs_to_the_family_of_its_source() {
-    use super::cluster_family;
-    assert_eq!(cluster_family("blue"), "blue");
-    assert_eq!(cluster_family("blue-2"), "blue");
-    assert_eq!(cluster_family("blue-east"), "blue-east");
-    assert_eq!(cluster_family("blue-east-12"), "blue-east");
-    assert_eq!(cluster_family("-3"), "-3");
-}
