@@ -1,8 +1,9 @@
 # Five (or N) nodes, each with an address that survives replacing its instance: a network
-# interface created on its own with a fixed private IP, attached as the instance's primary
-# interface. When the instance is replaced, the interface (address, security group) stays and is
-# attached to the new one, so the ensemble's config and clients' connect strings never change.
-# An Elastic IP would do the same for a public address; the ensemble has no business on one.
+# interface created on its own with a fixed private IP, attached as the instance's second
+# interface (a primary interface cannot be detached, a secondary one moves). When the instance is
+# replaced, the attachment is removed and the interface (address, security group) is attached to
+# the new one, so the ensemble's config and clients' connect strings never change. An Elastic IP
+# would do the same for a public address; the ensemble has no business on one.
 resource "aws_network_interface" "node" {
   for_each = { for n in var.nodes : n.name => n }
 
@@ -31,15 +32,13 @@ resource "aws_instance" "node" {
   #checkov:skip=CKV2_AWS_41:ZooKeeper nodes call no AWS API; a role would only be a credential to steal
   for_each = { for n in var.nodes : n.name => n }
 
-  ami           = var.image_id
-  instance_type = var.instance_type
-  user_data     = var.user_data[each.key]
-  ebs_optimized = true
-  monitoring    = var.detailed_monitoring
-
-  primary_network_interface {
-    network_interface_id = aws_network_interface.node[each.key].id
-  }
+  ami                    = var.image_id
+  instance_type          = var.instance_type
+  subnet_id              = var.subnet_ids[each.value.zone]
+  vpc_security_group_ids = [var.security_group_id]
+  user_data              = var.user_data[each.key]
+  ebs_optimized          = true
+  monitoring             = var.detailed_monitoring
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -55,6 +54,14 @@ resource "aws_instance" "node" {
   }
 
   tags = merge(var.tags, { Name = "${var.name}-${each.key}", "fleet:zookeeper-id" = tostring(each.value.id) })
+}
+
+resource "aws_network_interface_attachment" "node" {
+  for_each = { for n in var.nodes : n.name => n }
+
+  instance_id          = aws_instance.node[each.key].id
+  network_interface_id = aws_network_interface.node[each.key].id
+  device_index         = 1
 }
 
 resource "aws_volume_attachment" "txlog" {
