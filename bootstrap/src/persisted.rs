@@ -27,6 +27,8 @@ pub enum PersistedError {
     Body { url: String, message: String },
     #[error("fleet manager at {url} did not answer within {waited_secs} s (last: {last}); not starting Kafka without its declared configuration (fleetApi.properties: required). Start the fleet manager, or set fleetApi.properties: optional to boot without it")]
     Unavailable { url: String, waited_secs: u64, last: String },
+    #[error("cannot make an HTTP client for the fleet manager: {0}")]
+    Client(String),
 }
 
 pub fn properties_url(api: &FleetApiConfig, cluster: &str, broker_id: i32) -> String {
@@ -42,11 +44,7 @@ enum Attempt {
     Unavailable(String),
 }
 
-async fn attempt(api: &FleetApiConfig, url: &str) -> Result<Attempt, PersistedError> {
-    let client = reqwest::Client::builder()
-        .timeout(api.timeout)
-        .build()
-        .map_err(|e| PersistedError::Body { url: url.to_string(), message: format!("no HTTP client: {e}") })?;
+async fn attempt(client: &reqwest::Client, api: &FleetApiConfig, url: &str) -> Result<Attempt, PersistedError> {
     let mut request = client.get(url);
     if let Some(token) = &api.token {
         request = request.bearer_auth(token);
@@ -85,10 +83,11 @@ pub async fn fetch(
     broker_id: i32,
 ) -> Result<Option<BTreeMap<String, String>>, PersistedError> {
     let url = properties_url(api, cluster, broker_id);
+    let client = reqwest::Client::builder().timeout(api.timeout).build().map_err(|e| PersistedError::Client(e.to_string()))?;
     let started = std::time::Instant::now();
     let mut delay = std::time::Duration::from_millis(500);
     loop {
-        match attempt(api, &url).await? {
+        match attempt(&client, api, &url).await? {
             Attempt::Got(properties) => return Ok(Some(properties)),
             Attempt::NotDeclared => {
                 tracing::info!(url = %url, "fleet manager has no persisted properties for this broker");

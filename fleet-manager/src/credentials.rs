@@ -32,7 +32,7 @@ impl HostTokens {
         };
         mac.update(b"kafka-fleet host token v1\0");
         mac.update(cluster.as_bytes());
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// The token for hosts of `cluster`.
@@ -62,7 +62,7 @@ pub fn random_key() -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 #[cfg(test)]

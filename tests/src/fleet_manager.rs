@@ -177,7 +177,7 @@ impl FleetManager {
     fn token_file(&self) -> PathBuf {
         use sha2::Digest;
         let path = self.run.path.join("tokens");
-        let read_digest: String = sha2::Sha256::digest(READ_TOKEN.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let read_digest = hex::encode(sha2::Sha256::digest(READ_TOKEN.as_bytes()));
         let text = format!("# name:scope:secret\nops:write:{WRITE_TOKEN}\ndash:read:sha256:{read_digest}\napp:client:{CLIENT_TOKEN}\n");
         std::fs::write(&path, text).expect("token file");
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod token file");
