@@ -4,6 +4,9 @@
 //! instanceId: auditor-1        # default: the host name; tells instances apart
 //! mode: both                   # producer | consumer | both (default)
 //! listen: 127.0.0.1:8091       # default
+//! tls:                         # optional: serve the dashboard over HTTPS (files re-read on change)
+//!   certFile: /etc/kafka-fleet/tls/auditor.crt
+//!   keyFile: /etc/kafka-fleet/tls/auditor.key
 //! clusters:
 //!   - name: blue
 //!     bootstrapServers: 127.0.0.1:9092
@@ -45,6 +48,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub listen: Option<String>,
     #[serde(default)]
+    pub tls: Option<fleet_common::https::RawTls>,
+    #[serde(default)]
     pub clusters: Vec<RawCluster>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -66,6 +71,9 @@ pub struct RawRoute {
     pub token_env: Option<String>,
     #[serde(default)]
     pub cache_dir: Option<std::path::PathBuf>,
+    /// A CA bundle (PEM) for https fleet managers.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +98,7 @@ pub struct RawCluster {
 #[derive(Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub tls: Option<fleet_common::https::TlsFiles>,
     pub clusters: Vec<HeartbeatSpec>,
     pub routes: Vec<crate::routes::RouteSpec>,
 }
@@ -105,6 +114,7 @@ impl RawConfig {
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let listen = self.listen.as_deref().unwrap_or("127.0.0.1:8091");
         let listen: SocketAddr = listen.parse().map_err(|_| field("listen", format!("`{listen}` is not an address:port")))?;
+        let tls = self.tls.map(|t| t.resolve()).transpose().map_err(|e| field("tls", e.to_string()))?;
         let instance_id = self
             .instance_id
             .or_else(|| std::env::var("HOSTNAME").ok())
@@ -147,6 +157,7 @@ impl RawConfig {
                 instance_id: instance_id.clone(),
                 lost_after: Duration::from_secs(lost_after),
                 cache_dir: r.cache_dir,
+                ca_file: r.ca_file,
             });
         }
         let mut clusters = Vec::new();
@@ -186,7 +197,7 @@ impl RawConfig {
                 zookeeper,
             });
         }
-        Ok(Config { listen, clusters, routes })
+        Ok(Config { listen, tls, clusters, routes })
     }
 }
 

@@ -233,14 +233,14 @@ async fn serve(config: kafka_auditor::config::Config) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (field `listen`): {e}", config.listen))?;
-    eprintln!("kafka-auditor: dashboard at http://{}/", config.listen);
+    let tls = config.tls.as_ref().map(fleet_common::https::server_config).transpose().map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    eprintln!("kafka-auditor: dashboard at {}://{}/", fleet_common::https::scheme(tls.is_some()), config.listen);
     let app = kafka_auditor::server::router(kafka_auditor::server::AppState { heartbeats: Arc::new(heartbeats), routes: Arc::new(routes) });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let signal = fleet_common::signals::stop_requested().await;
-            eprintln!("kafka-auditor: {signal}, stopping");
-        })
-        .await?;
+    fleet_common::https::serve(listener, app, tls, async {
+        let signal = fleet_common::signals::stop_requested().await;
+        eprintln!("kafka-auditor: {signal}, stopping");
+    })
+    .await?;
     Ok(())
 }
 

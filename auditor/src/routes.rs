@@ -24,6 +24,7 @@ pub struct RouteSpec {
     /// An acknowledged record not read back after this long counts as lost.
     pub lost_after: Duration,
     pub cache_dir: Option<std::path::PathBuf>,
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// What `/api/routes` shows per route.
@@ -82,6 +83,7 @@ fn client_config(spec: &RouteSpec, role: &str) -> ClientConfig {
     let urls: Vec<&str> = spec.fleet_managers.iter().map(String::as_str).collect();
     let mut c = ClientConfig::new(&spec.route, &urls);
     c.token = spec.token.clone();
+    c.ca_file = spec.ca_file.clone();
     c.acks = Some("all".into());
     c.instance = Some(format!("{}-{role}", spec.instance_id));
     c.cache_path = spec.cache_dir.as_ref().map(|d| d.join(format!("{}-{role}.binding.json", spec.route)));

@@ -58,6 +58,8 @@ pub struct FleetApiConfig {
     pub properties: PropertiesPolicy,
     /// How long a `Required` fetch keeps trying before the boot fails.
     pub wait: Duration,
+    /// Extra roots for verifying an https API (PEM), read when the file is resolved.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Whether Kafka may start without the fleet manager's persisted properties.
@@ -170,7 +172,17 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
                 if !(1..=3_600_000).contains(&wait_ms) {
                     return Err(field("fleetApi.waitMs", format!("{wait_ms} is out of range: use 1..=3600000")));
                 }
-                Some(FleetApiConfig { url: api.url, timeout: Duration::from_millis(timeout_ms), token: api.token, properties, wait: Duration::from_millis(wait_ms) })
+                let ca_pem = match &api.ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| field("fleetApi.caFile", format!("cannot read {path}: {e}")))?),
+                    None => None,
+                };
+                if let Some(pem) = &ca_pem {
+                    reqwest::Certificate::from_pem_bundle(pem)
+                        .ok()
+                        .filter(|c| !c.is_empty())
+                        .ok_or_else(|| field("fleetApi.caFile", format!("{} holds no PEM certificate", api.ca_file.as_deref().unwrap_or_default())))?;
+                }
+                Some(FleetApiConfig { url: api.url, timeout: Duration::from_millis(timeout_ms), token: api.token, properties, wait: Duration::from_millis(wait_ms), ca_pem })
             }
         };
         let mut properties = Vec::new();

@@ -83,7 +83,13 @@ pub async fn fetch(
     broker_id: i32,
 ) -> Result<Option<BTreeMap<String, String>>, PersistedError> {
     let url = properties_url(api, cluster, broker_id);
-    let client = reqwest::Client::builder().timeout(api.timeout).build().map_err(|e| PersistedError::Client(e.to_string()))?;
+    let mut builder = reqwest::Client::builder().timeout(api.timeout);
+    if let Some(pem) = &api.ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| PersistedError::Client(format!("fleetApi.caFile: {e}")))? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let client = builder.build().map_err(|e| PersistedError::Client(e.to_string()))?;
     let started = std::time::Instant::now();
     let mut delay = std::time::Duration::from_millis(500);
     loop {

@@ -62,6 +62,8 @@ pub struct ClientConfig {
     pub kafka: BTreeMap<String, String>,
     /// This instance's name in reports (default: host, pid and a counter).
     pub instance: Option<String>,
+    /// A CA bundle (PEM) to verify https fleet managers with, besides the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -85,6 +87,7 @@ impl ClientConfig {
             switch_settle: Duration::from_secs(1),
             kafka: BTreeMap::new(),
             instance: None,
+            ca_file: None,
         }
     }
 
@@ -122,7 +125,19 @@ impl ClientConfig {
         if let Some(k) = self.kafka.keys().find(|k| k.as_str() == "bootstrap.servers") {
             return Err(bad("kafka", format!("`{k}` comes from the route's binding: remove it")));
         }
+        self.ca_certificates()?;
         Ok(())
+    }
+
+    /// The roots of `ca_file`, read and parsed (checked when the client is built).
+    pub(crate) fn ca_certificates(&self) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+        let Some(path) = &self.ca_file else { return Ok(Vec::new()) };
+        let pem = std::fs::read(path).map_err(|e| bad("ca_file", format!("cannot read {}: {e}", path.display())))?;
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(certs) if !certs.is_empty() => Ok(certs),
+            Ok(_) => Err(bad("ca_file", format!("{} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)", path.display()))),
+            Err(e) => Err(bad("ca_file", format!("{}: {e}", path.display()))),
+        }
     }
 
     pub(crate) fn instance_name(&self, role: &str) -> String {

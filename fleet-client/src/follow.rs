@@ -113,7 +113,12 @@ async fn run(config: ClientConfig, target: Arc<dyn Follows>, stopped: tokio::syn
         generation = Some(b.generation);
         target.on_binding(b, true);
     }
-    let http = match reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).build() {
+    let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(2));
+    // Checked when the client was built; read again here so the config stays plain data.
+    for cert in config.ca_certificates().unwrap_or_default() {
+        builder = builder.add_root_certificate(cert);
+    }
+    let http = match builder.build() {
         Ok(h) => h,
         Err(e) => {
             target.on_error(format!("cannot build an HTTP client: {e}"));
@@ -197,6 +202,18 @@ enum Fetch {
     Refused(String),
 }
 
+/// An error with its causes: reqwest's own message hides why (refused, certificate not trusted).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 async fn fetch(http: &reqwest::Client, url: &str, config: &ClientConfig, after: Option<i64>) -> Result<RouteBinding, Fetch> {
     let wait = config.watch_wait.as_millis();
     let path = match after {
@@ -207,7 +224,7 @@ async fn fetch(http: &reqwest::Client, url: &str, config: &ClientConfig, after: 
     if let Some(t) = &config.token {
         req = req.bearer_auth(t);
     }
-    let resp = req.send().await.map_err(|e| Fetch::Unreachable(e.to_string()))?;
+    let resp = req.send().await.map_err(|e| Fetch::Unreachable(error_chain(&e)))?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| Fetch::Unreachable(e.to_string()))?;
     let message = || {

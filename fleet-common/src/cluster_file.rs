@@ -103,6 +103,10 @@ pub struct RawFleetApi {
     /// How long a `required` fetch keeps trying (default 120000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// A CA bundle (PEM) the API's certificate is verified with, for an https URL whose
+    /// certificate the system's roots do not cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 impl RawClusterFile {
@@ -125,7 +129,7 @@ mod tests {
             broker_id_base: None,
             provider: RawProvider::Ec2 { region: "us-east-1".into(), endpoint_url: None },
             dns: Some(RawDns::Route53 { zone: "kafka.internal".into(), endpoint_url: None, ttl: None }),
-            fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None, properties: None, wait_ms: None }),
+            fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None, properties: None, wait_ms: None, ca_file: None }),
             properties: BTreeMap::new(),
         };
         let text = file.to_yaml().expect("yaml");

@@ -4,6 +4,8 @@
 
 pub mod cluster_file;
 pub mod config_file;
+#[cfg(feature = "https")]
+pub mod https;
 pub mod kafka_config;
 pub mod local;
 pub mod paths;

@@ -30,6 +30,9 @@ struct Cli {
     /// Bearer token (read scope for reads, write for changes).
     #[arg(long, global = true, env = "FLEET_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A CA bundle (PEM) to verify an https fleet manager with, besides the system's roots.
+    #[arg(long, global = true, env = "FLEET_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
     #[command(subcommand)]
@@ -222,7 +225,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| Failure::new(7, format!("cannot reach the fleet manager at {}: {e} (set FLEET_API)", self.api)))?;
+        let resp = req.send().await.map_err(|e| Failure::new(7, format!("cannot reach the fleet manager at {}: {} (set FLEET_API; FLEET_CA_FILE for a private CA)", self.api, error_chain(&e))))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| Failure::new(7, format!("reading the answer: {e}")))?;
         if status.is_success() {
@@ -381,11 +384,32 @@ fn plan_text(plans: &[Plan]) -> String {
     out
 }
 
+/// An error with its causes: reqwest's own message ("error sending request") hides the useful
+/// part (refused, certificate not trusted, ...).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 async fn run(cli: Cli) -> Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| Failure::new(1, e.to_string()))?;
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+    if let Some(path) = &cli.ca_file {
+        let pem = std::fs::read(path).map_err(|e| Failure::new(2, format!("--ca-file {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Failure::new(2, format!("--ca-file {}: {e}", path.display())))?;
+        if certs.is_empty() {
+            return Err(Failure::new(2, format!("--ca-file {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)", path.display())));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let http = builder.build().map_err(|e| Failure::new(1, e.to_string()))?;
     let client = Client { http, api: cli.api.clone(), token: cli.token.clone() };
     let output = cli.output;
     match cli.command {
@@ -579,8 +603,8 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Produce(args) => {
-            let (api, token) = (cli.api.clone(), cli.token.clone());
-            tokio::task::spawn_blocking(move || stream::produce(&api, token.as_deref(), args, output))
+            let api = stream::Api { url: cli.api.clone(), token: cli.token.clone(), ca_file: cli.ca_file.clone() };
+            tokio::task::spawn_blocking(move || stream::produce(&api, args, output))
                 .await
                 .map_err(|e| Failure::new(1, e.to_string()))?
         }
@@ -588,15 +612,27 @@ async fn run(cli: Cli) -> Result<()> {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flag = stop.clone();
             tokio::spawn(async move {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                use tokio::signal::unix::{signal, SignalKind};
+                // SIGHUP too: a closed terminal stops the consumer as Ctrl-C does (committing).
+                let mut term = signal(SignalKind::terminate()).ok();
+                let mut hup = signal(SignalKind::hangup()).ok();
+                async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                    match s {
+                        Some(s) => {
+                            s.recv().await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                }
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                    _ = next(&mut term) => {}
+                    _ = next(&mut hup) => {}
                 }
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
             });
-            let (api, token) = (cli.api.clone(), cli.token.clone());
-            tokio::task::spawn_blocking(move || stream::consume(&api, token.as_deref(), args, output, stop))
+            let api = stream::Api { url: cli.api.clone(), token: cli.token.clone(), ca_file: cli.ca_file.clone() };
+            tokio::task::spawn_blocking(move || stream::consume(&api, args, output, stop))
                 .await
                 .map_err(|e| Failure::new(1, e.to_string()))?
         }

@@ -48,16 +48,24 @@ pub struct ConsumeArgs {
     pub cache: Option<std::path::PathBuf>,
 }
 
-fn config(api: &str, token: Option<&str>, route: &str, cache: Option<std::path::PathBuf>) -> ClientConfig {
-    let urls: Vec<&str> = api.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+/// Where the fleet manager is and how to talk to it (from fleetctl's global options).
+pub struct Api {
+    pub url: String,
+    pub token: Option<String>,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+fn config(api: &Api, route: &str, cache: Option<std::path::PathBuf>) -> ClientConfig {
+    let urls: Vec<&str> = api.url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let mut c = ClientConfig::new(route, &urls);
-    c.token = token.map(str::to_string);
+    c.token = api.token.clone();
+    c.ca_file = api.ca_file.clone();
     c.cache_path = cache;
     c
 }
 
-pub fn produce(api: &str, token: Option<&str>, args: ProduceArgs, output: Output) -> Result<()> {
-    let mut c = config(api, token, &args.route, args.cache.clone());
+pub fn produce(api: &Api, args: ProduceArgs, output: Output) -> Result<()> {
+    let mut c = config(api, &args.route, args.cache.clone());
     c.buffer_records = args.buffer;
     c.full_buffer = FullBuffer::Return;
     let producer = FleetProducer::new(c).map_err(|e| Failure::new(2, e.to_string()))?;
@@ -112,8 +120,8 @@ pub fn produce(api: &str, token: Option<&str>, args: ProduceArgs, output: Output
     Ok(())
 }
 
-pub fn consume(api: &str, token: Option<&str>, args: ConsumeArgs, output: Output, stop: Arc<AtomicBool>) -> Result<()> {
-    let mut c = config(api, token, &args.route, args.cache.clone());
+pub fn consume(api: &Api, args: ConsumeArgs, output: Output, stop: Arc<AtomicBool>) -> Result<()> {
+    let mut c = config(api, &args.route, args.cache.clone());
     c.group = Some(args.group.clone());
     c.topics = args.topics.clone();
     let mut consumer = FleetConsumer::new(c).map_err(|e| Failure::new(2, e.to_string()))?;

@@ -3,6 +3,9 @@
 //!
 //! ```yaml
 //! listen: 127.0.0.1:8090          # default
+//! tls:                            # optional: serve HTTPS (the files are re-read when they change)
+//!   certFile: /etc/kafka-fleet/tls/healthcheck.crt
+//!   keyFile: /etc/kafka-fleet/tls/healthcheck.key
 //! scanIntervalMs: 10000           # default: a full re-read every 10 s (watches trigger earlier scans)
 //! zookeeperTimeoutMs: 5000        # default: a scan slower than this is a failed scan
 //! thresholds:
@@ -34,6 +37,8 @@ use crate::findings::{Expectations, Thresholds};
 pub struct RawConfig {
     #[serde(default)]
     pub listen: Option<String>,
+    #[serde(default)]
+    pub tls: Option<fleet_common::https::RawTls>,
     #[serde(default)]
     pub scan_interval_ms: Option<u64>,
     #[serde(default)]
@@ -73,6 +78,7 @@ pub struct RawCluster {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub tls: Option<fleet_common::https::TlsFiles>,
     pub scan_interval: Duration,
     pub zookeeper_timeout: Duration,
     pub thresholds: Thresholds,
@@ -153,6 +159,7 @@ impl RawConfig {
         let listen = self.listen.as_deref().unwrap_or("127.0.0.1:8090");
         let listen: SocketAddr =
             listen.parse().map_err(|_| field("listen", format!("`{listen}` is not an address:port such as 127.0.0.1:8090")))?;
+        let tls = self.tls.map(|t| t.resolve()).transpose().map_err(|e| field("tls", e.to_string()))?;
         let thresholds = self.thresholds.unwrap_or_default().resolve()?;
         if self.clusters.is_empty() {
             return Err(field("clusters", "list at least one cluster to watch"));
@@ -168,6 +175,7 @@ impl RawConfig {
         }
         Ok(Config {
             listen,
+            tls,
             scan_interval: millis("scanIntervalMs", self.scan_interval_ms, 10_000, 100..=3_600_000)?,
             zookeeper_timeout: millis("zookeeperTimeoutMs", self.zookeeper_timeout_ms, 5_000, 100..=600_000)?,
             thresholds,

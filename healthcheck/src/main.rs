@@ -109,13 +109,13 @@ async fn serve(path: PathBuf) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (field `listen`)", config.listen))?;
-    tracing::info!(listen = %config.listen, clusters = config.clusters.len(), "serving health");
-    axum::serve(listener, router(AppState { reports, metrics }))
-        .with_graceful_shutdown(async {
-            let signal = fleet_common::signals::stop_requested().await;
-            tracing::info!(signal, "stopping");
-        })
-        .await?;
+    let tls = config.tls.as_ref().map(fleet_common::https::server_config).transpose().context("tls")?;
+    tracing::info!(listen = %config.listen, tls = tls.is_some(), clusters = config.clusters.len(), "serving health");
+    fleet_common::https::serve(listener, router(AppState { reports, metrics }), tls, async {
+        let signal = fleet_common::signals::stop_requested().await;
+        tracing::info!(signal, "stopping");
+    })
+    .await?;
     Ok(())
 }
 

@@ -31,6 +31,15 @@ pub struct FleetManagerOptions {
     pub port: Option<u16>,
     /// Local hosts (JVMs) running at once, at most.
     pub local_max_hosts: usize,
+    /// Serve HTTPS with this certificate; `ca` is what fleetctl, the harness and hosts trust.
+    pub tls: Option<TlsOptions>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 impl FleetManagerOptions {
@@ -47,6 +56,7 @@ impl FleetManagerOptions {
             local_hosts: true,
             port: None,
             local_max_hosts: 8,
+            tls: None,
         }
     }
 }
@@ -71,7 +81,16 @@ impl FleetManager {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.options.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// An HTTP client for this fleet manager (trusting its CA when it serves HTTPS).
+    pub fn http(&self) -> reqwest::Client {
+        match &self.options.tls {
+            Some(t) => crate::tls::client_trusting(&t.ca),
+            None => reqwest::Client::new(),
+        }
     }
 
     pub fn database_url(&self) -> String {
@@ -112,6 +131,9 @@ impl FleetManager {
         if let Some(db) = &self.options.database {
             cmd.args(["--database", db]);
         }
+        if let Some(t) = &self.options.tls {
+            cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key).arg("--hosts-ca-file").arg(&t.ca);
+        }
         cmd.args(&self.options.extra_args);
         for (k, v) in &self.options.extra_env {
             cmd.env(k, v);
@@ -121,7 +143,7 @@ impl FleetManager {
         let process = ManagedProcess::spawn("fleet-manager", cmd, &log).expect("spawn fleet-manager");
         self.process = Some(process);
         let url = format!("{}/healthz", self.url());
-        let http = reqwest::Client::new();
+        let http = self.http();
         wait_until(&format!("fleet manager answering {url} (log {})", log.display()), Duration::from_secs(30), || {
             let http = http.clone();
             let url = url.clone();
@@ -148,13 +170,13 @@ impl FleetManager {
     }
 
     pub async fn health(&self) -> Option<serde_json::Value> {
-        let r = reqwest::Client::new().get(format!("{}/healthz", self.url())).send().await.ok()?;
+        let r = self.http().get(format!("{}/healthz", self.url())).send().await.ok()?;
         r.json().await.ok()
     }
 
     /// An API call with a token; returns (status, JSON body).
     pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<(&str, String)>) -> (u16, serde_json::Value) {
-        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.url()));
+        let mut req = self.http().request(method, format!("{}{path}", self.url()));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -185,14 +207,12 @@ impl FleetManager {
     }
 
     pub async fn fleetctl(&self, args: &[&str]) -> std::process::Output {
-        tokio::process::Command::new(workspace_bin("fleetctl"))
-            .kill_on_drop(true)
-            .args(args)
-            .env("FLEET_API", self.url())
-            .env("FLEET_TOKEN", WRITE_TOKEN)
-            .output()
-            .await
-            .expect("run fleetctl")
+        let mut cmd = tokio::process::Command::new(workspace_bin("fleetctl"));
+        cmd.kill_on_drop(true).args(args).env("FLEET_API", self.url()).env("FLEET_TOKEN", WRITE_TOKEN).env_remove("FLEET_CA_FILE");
+        if let Some(t) = &self.options.tls {
+            cmd.env("FLEET_CA_FILE", &t.ca);
+        }
+        cmd.output().await.expect("run fleetctl")
     }
 
     /// The instance IDs of local hosts the fleet manager launched, with their state.

@@ -152,6 +152,7 @@ impl LocalCluster {
                 token: None,
                 properties: spec.fleet_api_properties.clone(),
                 wait_ms: Some(3000),
+                ca_file: None,
             }),
             properties: spec.properties.iter().map(|(k, v)| (k.clone(), ScalarValue::Str(v.clone()))).collect(),
         };

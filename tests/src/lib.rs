@@ -14,6 +14,7 @@ pub mod kcat;
 pub mod moto;
 pub mod postgres;
 pub mod process;
+pub mod tls;
 pub mod wait;
 pub mod wire;
 pub mod zookeeper;

@@ -42,6 +42,16 @@ struct Args {
     /// read, write or client). Kept out of flags: a process's arguments are visible to every user.
     #[arg(long, env = "FLEET_MANAGER_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// Serve the API over HTTPS with this certificate chain (PEM); reloaded when the file changes.
+    #[arg(long, env = "FLEET_MANAGER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "FLEET_MANAGER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA that broker hosts verify this API's certificate with (passed to them in their
+    /// cluster file); without it, hosts use the system's roots.
+    #[arg(long, env = "FLEET_MANAGER_HOSTS_CA_FILE")]
+    hosts_ca_file: Option<PathBuf>,
 
     /// This instance's name in the election and the journal (default: hostname:pid).
     #[arg(long)]
@@ -154,6 +164,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if tokens.is_empty() {
         bail!("no API token: give --token-file FILE (lines NAME:SCOPE:SECRET) or FLEET_MANAGER_TOKENS");
     }
+    let tls_files = fleet_common::https::TlsFiles::from_pair(args.tls_cert.clone(), args.tls_key.clone(), "--tls-cert and --tls-key")?;
+    // Checked before anything starts: a certificate that does not match its key stops the boot here.
+    let tls = match &tls_files {
+        Some(files) => Some(fleet_common::https::server_config(files)?),
+        None => None,
+    };
+    let hosts_ca = match &args.hosts_ca_file {
+        Some(path) => {
+            fleet_common::https::read_ca_bundle(path).context("--hosts-ca-file")?;
+            Some(std::fs::canonicalize(path)?.display().to_string())
+        }
+        None => None,
+    };
     let zk_address = ZkAddress::parse(&args.zookeeper).context("--zookeeper")?;
     fleet_common::paths::validate_znode_path(&args.fleet_root).context("--fleet-root")?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -169,11 +192,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let host_token_key = fleet_manager::credentials::random_key().context("reading /dev/urandom for the host-token key")?;
     let host_token_key = store.secret_or_insert("host-token-key", &host_token_key).await.context("reading the host-token key from the store")?;
     let host_tokens = Arc::new(fleet_manager::credentials::HostTokens::new(host_token_key.as_bytes()));
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("{}://{}", fleet_common::https::scheme(tls.is_some()), args.listen));
     let fleet = FleetCoordinates {
         zookeeper: args.zookeeper.clone(),
         fleet_root: args.fleet_root.clone(),
         fleet_api_url: public_url,
+        fleet_api_ca_file: hosts_ca,
         host_tokens: Some(host_tokens.clone()),
     };
     let local_root = data_dir.join("local");
@@ -279,7 +303,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let state = AppState::new(store, reconciler.clone(), tokens, host_tokens);
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %args.listen, identity = %identity, database = %redact(&database), "fleet manager serving");
+    tracing::info!(listen = %args.listen, tls = tls_files.is_some(), identity = %identity, database = %redact(&database), "fleet manager serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut reconcile = tokio::spawn(reconciler.run(stop_rx));
     let stopping = Arc::new(AtomicBool::new(false));
@@ -290,7 +314,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         stopping_flag.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = stop_tx.send(true);
     };
-    let mut serve = Box::pin(std::future::IntoFuture::into_future(axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown)));
+    let mut serve = Box::pin(fleet_common::https::serve(listener, api::router(state), tls, shutdown));
     // Supervised: a reconciler that ends on its own (a panic outside a cluster's reconcile) takes
     // the process down, so the service manager restarts it and /healthz never claims a dead leader.
     let reconciler_ended = tokio::select! {

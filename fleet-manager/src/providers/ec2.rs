@@ -80,7 +80,7 @@ impl Ec2Hosts {
                 Some(zone) => RawDns::Route53 { zone: zone.clone(), endpoint_url: None, ttl: None },
                 None => RawDns::None,
             }),
-            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), properties: None, wait_ms: None }),
+            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
             properties: Default::default(),
         };
         // The definition is plain data: serializing it cannot fail short of a serde bug.
