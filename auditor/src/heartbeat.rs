@@ -551,7 +551,8 @@ async fn restore_preferred_leaders(spec: &HeartbeatSpec, producer: &FutureProduc
         // One is already running; the next check looks again.
         Err(zookeeper_client::Error::NodeExists) => {}
         Err(zookeeper_client::Error::NoNode) => {
-            fleet_common::zk::ensure_path(&client, "/admin").await?;
+            // Kafka's own znode: open, as Kafka creates it without zookeeper.set.acl.
+            fleet_common::zk::ensure_path(&client, "/admin", fleet_common::FleetAcl::Open).await?;
         }
         Err(e) => return Err(e.into()),
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fleet_common::paths::ClusterPaths;
 use fleet_common::znodes::{self, BrokerIdLease};
-use fleet_common::zk::ensure_path;
+use fleet_common::zk::{ensure_path, FleetAcl};
 use zookeeper_client as zk;
 
 use crate::provider::{InfraProvider, InstanceStatus};
@@ -131,11 +131,18 @@ pub async fn live_broker_ids(client: &zk::Client, paths: &ClusterPaths) -> Resul
     }
 }
 
-/// Makes sure the cluster's subtree exists (idempotent, before taking the lock).
-pub async fn ensure_cluster_tree(client: &zk::Client, paths: &ClusterPaths) -> Result<(), AssignError> {
-    for path in [paths.broker_ids(), paths.broker_id_lock(), paths.kafka_chroot()] {
-        ensure_path(client, &path).await.map_err(zk_err("mkdir", &path))?;
+/// Makes sure the cluster's subtree exists (idempotent, before taking the lock): the registry
+/// and its lock with the fleet's ACL; Kafka's chroot open, as Kafka would create it itself (what
+/// Kafka writes inside follows its own `zookeeper.set.acl`), under parents with the fleet's ACL.
+pub async fn ensure_cluster_tree(client: &zk::Client, paths: &ClusterPaths, acl: FleetAcl) -> Result<(), AssignError> {
+    for path in [paths.broker_ids(), paths.broker_id_lock()] {
+        ensure_path(client, &path, acl).await.map_err(zk_err("mkdir", &path))?;
     }
+    let chroot = paths.kafka_chroot();
+    if let Some((parent, _)) = chroot.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
+        ensure_path(client, parent, acl).await.map_err(zk_err("mkdir", parent))?;
+    }
+    ensure_path(client, &chroot, FleetAcl::Open).await.map_err(zk_err("mkdir", &chroot))?;
     Ok(())
 }
 
@@ -148,17 +155,18 @@ pub async fn assign(
     provider: &dyn InfraProvider,
     base: i32,
     lock_timeout: Duration,
+    acl: FleetAcl,
 ) -> Result<Assignment, AssignError> {
-    ensure_cluster_tree(client, paths).await?;
+    ensure_cluster_tree(client, paths, acl).await?;
     let lock_dir = paths.broker_id_lock();
     let prefix = zk::LockPrefix::new_curator(&lock_dir, "lock-").map_err(zk_err("lock", &lock_dir))?;
-    let lock = match tokio::time::timeout(lock_timeout, client.lock(prefix, instance_id.as_bytes(), zk::Acls::anyone_all())).await {
+    let lock = match tokio::time::timeout(lock_timeout, client.lock(prefix, instance_id.as_bytes(), acl.acls())).await {
         Err(_) => return Err(AssignError::LockTimeout(lock_timeout)),
         Ok(Err(e)) => return Err(zk_err("lock", &lock_dir)(e)),
         Ok(Ok(lock)) => lock,
     };
     let lock_path = lock.lock_path().to_string();
-    let outcome = assign_locked(&lock, paths, instance_id, provider, base).await;
+    let outcome = assign_locked(&lock, paths, instance_id, provider, base, acl).await;
     // Release now rather than in the background: the process may exec Kafka right after.
     if let Err(e) = client.delete(&lock_path, None).await {
         tracing::warn!(error = %e, path = %lock_path, "could not delete lock node; it goes with the session");
@@ -200,6 +208,7 @@ async fn assign_locked(
     instance_id: &str,
     provider: &dyn InfraProvider,
     base: i32,
+    acl: FleetAcl,
 ) -> Result<Assignment, AssignError> {
     let decision = plan(lock.client(), paths, instance_id, provider, base).await?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
@@ -212,7 +221,7 @@ async fn assign_locked(
         Decision::New { id } => {
             let lease = BrokerIdLease { instance_id: instance_id.to_string(), assigned_at_ms: now_ms, previous_instance_id: None };
             let data = serde_json::to_vec(&lease).unwrap_or_default();
-            let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+            let options = zk::CreateMode::Persistent.with_acls(acl.acls());
             lock.create(&paths.broker_id(*id), &data, &options).await.map_err(fenced)?;
         }
         Decision::Reuse { id, previous_instance_id, version } => {

@@ -33,6 +33,9 @@ pub struct ClusterFile {
     pub provider: ProviderConfig,
     pub dns: DnsConfig,
     pub fleet_api: Option<FleetApiConfig>,
+    /// The fleet's ZooKeeper identity: the file, and the identity once read.
+    pub zk_identity_file: Option<PathBuf>,
+    pub zk_identity: Option<fleet_common::ZkIdentity>,
     /// Layer 2 of the broker properties, already checked against Kafka's catalog.
     pub properties: Vec<(String, String)>,
 }
@@ -58,7 +61,8 @@ pub struct FleetApiConfig {
     pub properties: PropertiesPolicy,
     /// How long a `Required` fetch keeps trying before the boot fails.
     pub wait: Duration,
-    /// Extra roots for verifying an https API (PEM), read when the file is resolved.
+    /// Extra roots for verifying an https API: the file, and its PEM once read.
+    pub ca_file: Option<PathBuf>,
     pub ca_pem: Option<Vec<u8>>,
 }
 
@@ -89,7 +93,29 @@ impl ClusterFile {
     pub fn load(path: &Path) -> Result<Self, ClusterFileError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ClusterFileError::Read { path: path.to_path_buf(), source })?;
-        Self::parse(&text, path)
+        let mut file = Self::parse(&text, path)?;
+        file.read_referenced_files(path)?;
+        Ok(file)
+    }
+
+    /// Reads the files the cluster file names (a CA bundle, the ZooKeeper identity): a boot
+    /// never gets past this with one it cannot use.
+    pub fn read_referenced_files(&mut self, path: &Path) -> Result<(), ClusterFileError> {
+        let field = |field: &str, message: String| ClusterFileError::Field { path: path.to_path_buf(), field: field.to_string(), message };
+        if let Some(api) = self.fleet_api.as_mut() {
+            if let Some(ca) = &api.ca_file {
+                let pem = std::fs::read(ca).map_err(|e| field("fleetApi.caFile", format!("cannot read {}: {e}", ca.display())))?;
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .ok()
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| field("fleetApi.caFile", format!("{} holds no PEM certificate", ca.display())))?;
+                api.ca_pem = Some(pem);
+            }
+        }
+        if let Some(id) = &self.zk_identity_file {
+            self.zk_identity = Some(fleet_common::ZkIdentity::load_file(id).map_err(|e| field("zookeeperIdentityFile", e.to_string()))?);
+        }
+        Ok(())
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ClusterFileError> {
@@ -172,17 +198,15 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
                 if !(1..=3_600_000).contains(&wait_ms) {
                     return Err(field("fleetApi.waitMs", format!("{wait_ms} is out of range: use 1..=3600000")));
                 }
-                let ca_pem = match &api.ca_file {
-                    Some(path) => Some(std::fs::read(path).map_err(|e| field("fleetApi.caFile", format!("cannot read {path}: {e}")))?),
-                    None => None,
-                };
-                if let Some(pem) = &ca_pem {
-                    reqwest::Certificate::from_pem_bundle(pem)
-                        .ok()
-                        .filter(|c| !c.is_empty())
-                        .ok_or_else(|| field("fleetApi.caFile", format!("{} holds no PEM certificate", api.ca_file.as_deref().unwrap_or_default())))?;
-                }
-                Some(FleetApiConfig { url: api.url, timeout: Duration::from_millis(timeout_ms), token: api.token, properties, wait: Duration::from_millis(wait_ms), ca_pem })
+                Some(FleetApiConfig {
+                    url: api.url,
+                    timeout: Duration::from_millis(timeout_ms),
+                    token: api.token,
+                    properties,
+                    wait: Duration::from_millis(wait_ms),
+                    ca_file: api.ca_file.map(PathBuf::from),
+                    ca_pem: None,
+                })
             }
         };
         let mut properties = Vec::new();
@@ -200,6 +224,8 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
             provider,
             dns,
             fleet_api,
+            zk_identity_file: this.zookeeper_identity_file.map(PathBuf::from),
+            zk_identity: None,
             properties,
         })
     }

@@ -104,12 +104,13 @@ pub async fn prepare(
 ) -> Result<(BootReport, LayeredProperties), BootError> {
     let me: InstanceInfo = provider.whoami(&opts.instance_id).await?;
     let paths = FleetPaths::new(&file.fleet_root).cluster(&file.cluster);
-    let zk = ZkConnector::default().with_deadline(opts.zk_timeout).connect(&file.zookeeper).await?;
+    let connector = ZkConnector::default().with_deadline(opts.zk_timeout).with_identity(file.zk_identity.clone());
+    let zk = connector.connect(&file.zookeeper).await?;
 
     let assignment = if opts.dry_run {
         broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base).await?.assignment()
     } else {
-        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout).await?
+        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout, connector.fleet_acl()).await?
     };
     let broker_id = assignment.broker_id;
     tracing::Span::current().record("broker", broker_id);

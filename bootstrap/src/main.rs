@@ -120,10 +120,10 @@ async fn run(cli: Cli) -> Result<u8> {
             // A host the provider does not know (or knows as terminated) must not take an ID.
             provider.whoami(&instance_id).await?;
             let paths = fleet_common::FleetPaths::new(&file.fleet_root).cluster(&file.cluster);
-            let zk = fleet_common::ZkConnector::default()
+            let connector = fleet_common::ZkConnector::default()
                 .with_deadline(Duration::from_secs(common.zk_timeout_secs))
-                .connect(&file.zookeeper)
-                .await?;
+                .with_identity(file.zk_identity.clone());
+            let zk = connector.connect(&file.zookeeper).await?;
             let assignment = kafka_bootstrap::broker_id::assign(
                 &zk,
                 &paths,
@@ -131,6 +131,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 provider.as_ref(),
                 file.broker_id_base,
                 Duration::from_secs(common.lock_timeout_secs),
+                connector.fleet_acl(),
             )
             .await?;
             match common.output {

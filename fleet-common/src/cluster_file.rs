@@ -10,6 +10,7 @@
 //! provider: { kind: ec2, region: us-east-1 }          # or { kind: local, root: run/hosts }
 //! dns: { kind: route53, zone: kafka.example.internal } # or { kind: local, root: ... } or { kind: none }
 //! fleetApi: { url: http://fleet-manager:8080, timeoutMs: 2000 }   # optional
+//! zookeeperIdentityFile: /etc/kafka-fleet/zk-identity   # optional: USER:PASSWORD, mode 0600
 //! properties:
 //!   log.retention.hours: 24
 //! ```
@@ -33,6 +34,10 @@ pub struct RawClusterFile {
     pub dns: Option<RawDns>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet_api: Option<RawFleetApi>,
+    /// A file holding the fleet's ZooKeeper identity (`USER:PASSWORD`): the registry and its lock
+    /// are then created writable by that identity only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zookeeper_identity_file: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, ScalarValue>,
 }
@@ -130,6 +135,7 @@ mod tests {
             provider: RawProvider::Ec2 { region: "us-east-1".into(), endpoint_url: None },
             dns: Some(RawDns::Route53 { zone: "kafka.internal".into(), endpoint_url: None, ttl: None }),
             fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None, properties: None, wait_ms: None, ca_file: None }),
+            zookeeper_identity_file: None,
             properties: BTreeMap::new(),
         };
         let text = file.to_yaml().expect("yaml");

@@ -21,4 +21,4 @@ pub mod znodes;
 
 pub use paths::{ClusterPaths, FleetPaths, KafkaPaths};
 #[cfg(feature = "zk")]
-pub use zk::{ZkAddress, ZkConnectError, ZkConnector, ZkEndpoint};
+pub use zk::{FleetAcl, ZkAddress, ZkConnectError, ZkConnector, ZkEndpoint, ZkIdentity};

@@ -132,9 +132,104 @@ impl Resolve for SystemResolver {
     }
 }
 
+/// The fleet's ZooKeeper identity (digest scheme): every service that writes the fleet's znodes
+/// (registry, locks, election) authenticates as it; everyone else may only read them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ZkIdentity {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for ZkIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ZkIdentity({}:***)", self.user)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ZkIdentityError {
+    #[error("cannot read the ZooKeeper identity file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{source_name}:{line}: {message}")]
+    Malformed { source_name: String, line: usize, message: String },
+    #[error("{source_name}: no identity in it: write one line USER:PASSWORD")]
+    Empty { source_name: String },
+}
+
+impl ZkIdentity {
+    /// One `USER:PASSWORD` line; blank lines and `#` comments are skipped. `source_name` (a file's
+    /// path) names the place in errors.
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, ZkIdentityError> {
+        let mut found = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |message: String| ZkIdentityError::Malformed { source_name: source_name.to_string(), line: i + 1, message };
+            if found.is_some() {
+                return Err(bad("a second identity: the file holds exactly one USER:PASSWORD line".into()));
+            }
+            let Some((user, password)) = line.split_once(':') else {
+                return Err(bad(format!("`{line}` has no password: write USER:PASSWORD")));
+            };
+            if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(bad(format!("`{user}` is not a user name (letters, digits, - _ .)")));
+            }
+            if password.is_empty() {
+                return Err(bad(format!("`{user}` has an empty password: write USER:PASSWORD")));
+            }
+            if password.len() < 12 {
+                return Err(bad(format!("the password of `{user}` is {} characters: use at least 12", password.len())));
+            }
+            found = Some(Self { user: user.to_string(), password: password.to_string() });
+        }
+        found.ok_or_else(|| ZkIdentityError::Empty { source_name: source_name.to_string() })
+    }
+
+    pub fn load_file(path: &std::path::Path) -> Result<Self, ZkIdentityError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ZkIdentityError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The bytes of a digest `addauth`.
+    pub fn auth(&self) -> Vec<u8> {
+        format!("{}:{}", self.user, self.password).into_bytes()
+    }
+}
+
+/// Who may change the fleet's own znodes (the broker-ID registry, its lock, the election).
+/// Kafka's znodes are not these: they follow Kafka's `zookeeper.set.acl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FleetAcl {
+    /// No identity configured: open to every client (as before identities existed).
+    Open,
+    /// The creator's authenticated identity may do anything; everyone may read.
+    Identity,
+}
+
+/// `auth` stands for the creating session's authenticated identities (ours: the digest).
+static IDENTITY_ALL_WORLD_READ: [zk::Acl; 2] =
+    [zk::Acl::new_const(zk::Permission::ALL, "auth", ""), zk::Acl::new_const(zk::Permission::READ, "world", "anyone")];
+
+impl FleetAcl {
+    pub fn acls(self) -> zk::Acls<'static> {
+        match self {
+            FleetAcl::Open => zk::Acls::anyone_all(),
+            FleetAcl::Identity => zk::Acls::new(&IDENTITY_ALL_WORLD_READ),
+        }
+    }
+}
+
 /// Connects to ZooKeeper; remembers the last good addresses of every host it has resolved.
 #[derive(Clone)]
 pub struct ZkConnector {
+    /// Authenticated as this on every session (re-sent when a session is re-established).
+    identity: Option<ZkIdentity>,
     resolver: Arc<dyn Resolve>,
     last_good: Arc<Mutex<HashMap<String, Vec<IpAddr>>>>,
     pub session_timeout: Duration,
@@ -152,6 +247,7 @@ impl Default for ZkConnector {
 impl ZkConnector {
     pub fn new(resolver: Arc<dyn Resolve>) -> Self {
         Self {
+            identity: None,
             resolver,
             last_good: Arc::default(),
             session_timeout: Duration::from_secs(10),
@@ -168,6 +264,20 @@ impl ZkConnector {
     pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
         self.session_timeout = timeout;
         self
+    }
+
+    pub fn with_identity(mut self, identity: Option<ZkIdentity>) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// The ACL the fleet's znodes are created with by clients of this connector.
+    pub fn fleet_acl(&self) -> FleetAcl {
+        if self.identity.is_some() {
+            FleetAcl::Identity
+        } else {
+            FleetAcl::Open
+        }
     }
 
     /// The connect string handed to the client: every host by name (re-resolved on each reconnect),
@@ -215,11 +325,14 @@ impl ZkConnector {
         let attempt = || async {
             let connect_string = self.effective_connect_string(address).map_err(Attempt::Fatal)?;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let connector = zk::Client::connector()
+            let mut connector = zk::Client::connector()
                 .with_session_timeout(self.session_timeout)
                 .with_connection_timeout(self.connection_timeout.min(remaining.max(Duration::from_millis(100))))
                 // Fail after one pass over the endpoints; backon decides when to pass again.
                 .with_fail_eagerly();
+            if let Some(identity) = &self.identity {
+                connector = connector.with_auth("digest", &identity.auth());
+            }
             match tokio::time::timeout(remaining.max(Duration::from_millis(100)), connector.connect(&connect_string))
                 .await
             {
@@ -260,9 +373,9 @@ enum Attempt {
     Retry(zk::Error),
 }
 
-/// Creates every missing ancestor and the node itself (persistent, open ACL); no error if present.
-pub async fn ensure_path(client: &zk::Client, path: &str) -> Result<(), zk::Error> {
-    let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+/// Creates every missing ancestor and the node itself (persistent, with `acl`); no error if present.
+pub async fn ensure_path(client: &zk::Client, path: &str, acl: FleetAcl) -> Result<(), zk::Error> {
+    let options = zk::CreateMode::Persistent.with_acls(acl.acls());
     match client.mkdir(path, &options).await {
         Ok(()) | Err(zk::Error::NodeExists) => Ok(()),
         Err(e) => Err(e),
@@ -272,6 +385,25 @@ pub async fn ensure_path(client: &zk::Client, path: &str) -> Result<(), zk::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_files_are_checked_line_by_line() {
+        let ok = ZkIdentity::parse("# the fleet's identity\n\nfleet:correct-horse-battery\n", "id").expect("valid");
+        assert_eq!(ok.user(), "fleet");
+        assert_eq!(ok.auth(), b"fleet:correct-horse-battery");
+        assert!(!format!("{ok:?}").contains("horse"), "the password is never printed");
+        for (text, expected) in [
+            ("fleet\n", "id:1: `fleet` has no password"),
+            ("# c\nfleet:\n", "id:2: `fleet` has an empty password"),
+            ("fleet:short\n", "id:1: the password of `fleet` is 5 characters"),
+            ("fl eet:correct-horse-battery\n", "id:1: `fl eet` is not a user name"),
+            ("a:correct-horse-battery\nb:correct-horse-battery\n", "id:2: a second identity"),
+            ("# only a comment\n", "id: no identity in it"),
+        ] {
+            let e = ZkIdentity::parse(text, "id").expect_err(text).to_string();
+            assert!(e.starts_with(expected), "{text:?}: {e}");
+        }
+    }
 
     #[test]
     fn parses_multi_host_with_chroot() {

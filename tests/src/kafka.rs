@@ -109,6 +109,8 @@ pub struct ClusterSpec {
     pub fleet_api_properties: Option<String>,
     /// The fleet's ZooKeeper root; a fresh one when `None`.
     pub fleet_root: Option<String>,
+    /// `zookeeperIdentityFile` in the cluster file.
+    pub zk_identity_file: Option<PathBuf>,
 }
 
 impl ClusterSpec {
@@ -121,6 +123,7 @@ impl ClusterSpec {
             fleet_api: None,
             fleet_api_properties: None,
             fleet_root: None,
+            zk_identity_file: None,
         }
     }
 }
@@ -154,6 +157,7 @@ impl LocalCluster {
                 wait_ms: Some(3000),
                 ca_file: None,
             }),
+            zookeeper_identity_file: spec.zk_identity_file.as_ref().map(|p| p.display().to_string()),
             properties: spec.properties.iter().map(|(k, v)| (k.clone(), ScalarValue::Str(v.clone()))).collect(),
         };
         let text = file.to_yaml().expect("cluster file yaml");

@@ -264,3 +264,119 @@ async fn services_serve_https_and_fleetctl_hosts_and_clients_verify_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.code() == Some(2) && err.contains("--ca-file") && err.contains("empty-ca.pem"), "{}", text(&out));
 }
+
+/// `zkCli` as an operator runs it (ZooKeeper's own client, from Kafka's jars), no identity.
+fn zk_cli(server: &str, command: &[&str]) -> String {
+    let out = Command::new("java")
+        .args(["-Xmx64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp"])
+        .arg(format!("{}/*", fleet_tests::kafka_libs().display()))
+        .arg(format!("-Dlog4j.configuration=file:{}", fleet_tests::log4j_config().display()))
+        .args(["org.apache.zookeeper.ZooKeeperMain", "-server", server])
+        .args(command)
+        .output()
+        .expect("java ZooKeeperMain");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The fleet's znodes (broker-ID registry, its lock, the fleet manager's election) with a digest
+/// identity: readable by all, writable by the identity only; Kafka's chroot stays Kafka's (open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_znodes_are_written_only_with_the_fleet_identity() {
+    use zookeeper_client as zk;
+    init_logging();
+    let work = tempfile::tempdir().expect("tempdir");
+    let identity_file = work.path().join("zk-identity");
+    std::fs::write(&identity_file, "# the fleet's ZooKeeper identity\nfleet:correct-horse-battery-staple\n").expect("identity");
+    std::fs::set_permissions(&identity_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let zk = ZkEnsemble::start(1).await;
+
+    // A broker booted through kafka-bootstrap with the identity; Kafka works in its chroot.
+    let mut spec = fleet_tests::kafka::ClusterSpec::local(1);
+    spec.zk_identity_file = Some(identity_file.clone());
+    let mut cluster = fleet_tests::LocalCluster::new(&zk, spec);
+    cluster.add_local_instance("i-acl-1", "zone-a");
+    cluster.start_broker("i-acl-1").await;
+    let md = fleet_tests::kcat::metadata(&cluster.bootstrap_servers()).await.expect("kcat");
+    assert_eq!(md["brokers"].as_array().map(Vec::len), Some(1), "{md}");
+    let paths = cluster.paths();
+
+    // The fleet manager with the identity, on the same fleet root: it leads, through a
+    // candidate znode created with the identity.
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    options.fleet_root = cluster.fleet_root.clone();
+    options.local_hosts = false;
+    options.extra_args = vec!["--zk-identity-file".into(), identity_file.display().to_string()];
+    let fm = FleetManager::start(options).await;
+    wait_until("the fleet manager to lead", Duration::from_secs(30), || async {
+        let h = fm.health().await.unwrap_or_default();
+        Ok((h["leader"] == true).then_some(()))
+    })
+    .await;
+    let election = format!("{}/fleet-manager/leader", cluster.fleet_root);
+
+    let anonymous = zk.client().await;
+    let registry_node = paths.broker_id(1);
+    let (data, _) = anonymous.get_data(&registry_node).await.expect("the registry is readable by all");
+    let refused = [
+        ("set the registry entry", anonymous.set_data(&registry_node, b"{}", None).await.map(|_| ())),
+        ("delete the registry entry", anonymous.delete(&registry_node, None).await),
+        (
+            "create a registry entry",
+            anonymous.create(&paths.broker_id(2), b"{}", &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())).await.map(|_| ()),
+        ),
+        (
+            "take the registry lock",
+            anonymous
+                .create(&format!("{}/lock-x", paths.broker_id_lock()), b"x", &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()))
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "stand for election",
+            anonymous.create(&format!("{election}/leader-x"), b"x", &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())).await.map(|_| ()),
+        ),
+    ];
+    for (what, result) in refused {
+        assert_eq!(result.err(), Some(zk::Error::NoAuth), "{what} without the identity");
+    }
+    for node in [registry_node.clone(), paths.broker_id_lock(), election.clone()] {
+        let (acl, _) = anonymous.get_acl(&node).await.expect("acl");
+        assert!(acl.iter().any(|a| a.scheme() == "digest" && a.id().starts_with("fleet:") && a.permission() == zk::Permission::ALL), "{node}: {acl:?}");
+        assert!(acl.iter().any(|a| a.scheme() == "world" && a.permission() == zk::Permission::READ), "{node}: {acl:?}");
+        assert!(!acl.iter().any(|a| a.scheme() == "world" && a.permission() == zk::Permission::ALL), "{node}: {acl:?}");
+    }
+    let (acl, _) = anonymous.get_acl(&paths.kafka_chroot()).await.expect("acl");
+    assert!(acl.iter().any(|a| a.scheme() == "world" && a.permission() == zk::Permission::ALL), "Kafka's chroot is Kafka's: {acl:?}");
+
+    // ZooKeeper's own CLI, without the identity, is refused too.
+    let cli = zk_cli(&zk.connect_string(), &["set", &registry_node, "{}"]);
+    assert!(cli.contains("Insufficient permission"), "{cli}");
+
+    // With the identity, writes go through; a second broker takes the next ID.
+    let identity = fleet_common::ZkIdentity::load_file(&identity_file).expect("identity");
+    let address = fleet_common::ZkAddress::parse(&zk.connect_string()).expect("address");
+    let authed = fleet_common::ZkConnector::default().with_identity(Some(identity)).connect(&address).await.expect("connect");
+    authed.set_data(&registry_node, &data, None).await.expect("the identity may write");
+    cluster.add_local_instance("i-acl-2", "zone-b");
+    cluster.start_broker("i-acl-2").await;
+    assert_eq!(cluster.brokers.iter().map(|b| b.broker_id).collect::<Vec<_>>(), vec![1, 2]);
+
+    // Bad input: an identity without a password stops the boot, naming the file and line.
+    std::fs::write(&identity_file, "fleet\n").expect("identity");
+    cluster.add_local_instance("i-acl-3", "zone-c");
+    let out = cluster.bootstrap_command(&["assign-id", "--instance-id", "i-acl-3"]).output().expect("kafka-bootstrap");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&format!("{}:1", identity_file.display())) && err.contains("has no password"), "{err}");
+    let out = Command::new(workspace_bin("fleet-manager"))
+        .args(["--zookeeper", &zk.connect_string(), "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--zk-identity-file")
+        .arg(&identity_file)
+        .arg("--data-dir")
+        .arg(work.path().join("bad-fm"))
+        .env("FLEET_MANAGER_TOKENS", "ops:write:a-secret-of-some-length")
+        .output()
+        .expect("fleet-manager");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--zk-identity-file") && err.contains("has no password"), "{err}");
+    assert!(!work.path().join("bad-fm/fleet.db").exists(), "no store created");
+}

@@ -35,6 +35,11 @@ struct Args {
     zookeeper: String,
     #[arg(long, env = "FLEET_ROOT", default_value = fleet_common::paths::DEFAULT_FLEET_ROOT)]
     fleet_root: String,
+    /// A file holding the fleet's ZooKeeper identity, one line USER:PASSWORD (digest scheme): the
+    /// fleet's znodes (election, broker-ID registry and its lock) are created writable by it
+    /// only, readable by all. Local hosts are given the same file.
+    #[arg(long, env = "FLEET_ZK_IDENTITY_FILE")]
+    zk_identity_file: Option<PathBuf>,
     /// ZooKeeper session timeout: how fast a standby takes over from a dead leader.
     #[arg(long, default_value_t = 10_000)]
     zk_session_timeout_ms: u64,
@@ -178,6 +183,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let zk_address = ZkAddress::parse(&args.zookeeper).context("--zookeeper")?;
+    let zk_identity = match &args.zk_identity_file {
+        Some(path) => Some(fleet_common::ZkIdentity::load_file(path).context("--zk-identity-file")?),
+        None => None,
+    };
+    let zk_identity_file = match &args.zk_identity_file {
+        Some(path) => Some(std::fs::canonicalize(path)?.display().to_string()),
+        None => None,
+    };
     fleet_common::paths::validate_znode_path(&args.fleet_root).context("--fleet-root")?;
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&args.data_dir)?;
@@ -198,6 +211,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         fleet_root: args.fleet_root.clone(),
         fleet_api_url: public_url,
         fleet_api_ca_file: hosts_ca,
+        zk_identity_file,
         host_tokens: Some(host_tokens.clone()),
     };
     let local_root = data_dir.join("local");
@@ -275,7 +289,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         zk_address,
         zk_connector: ZkConnector::default()
             .with_session_timeout(Duration::from_millis(args.zk_session_timeout_ms))
-            .with_deadline(Duration::from_secs(20)),
+            .with_deadline(Duration::from_secs(20))
+            .with_identity(zk_identity),
         paths: FleetPaths::new(&args.fleet_root),
         hosts: provider::HostProviders { local, ec2 },
         dns,

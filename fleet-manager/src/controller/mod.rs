@@ -219,7 +219,8 @@ impl Reconciler {
 
     async fn lead_while_possible(self: &Arc<Self>, client: &zk::Client, shutdown: &mut tokio::sync::watch::Receiver<bool>) {
         let dir = format!("{}/fleet-manager/leader", self.paths.root().trim_end_matches('/'));
-        if let Err(e) = fleet_common::zk::ensure_path(client, &dir).await {
+        let acl = self.zk_connector.fleet_acl();
+        if let Err(e) = fleet_common::zk::ensure_path(client, &dir, acl).await {
             tracing::error!(error = %e, path = %dir, "cannot create the election path");
             tokio::time::sleep(Duration::from_secs(2)).await;
             return;
@@ -234,7 +235,7 @@ impl Reconciler {
         let mut states = client.state_watcher();
         tracing::info!(identity = %self.identity, "standing for election");
         let lock = tokio::select! {
-            lock = client.lock(prefix, self.identity.as_bytes(), zk::Acls::anyone_all()) => lock,
+            lock = client.lock(prefix, self.identity.as_bytes(), acl.acls()) => lock,
             _ = shutdown.changed() => return,
         };
         let lock = match lock {

@@ -81,6 +81,7 @@ impl Ec2Hosts {
                 None => RawDns::None,
             }),
             fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
+            zookeeper_identity_file: self.fleet.zk_identity_file.clone(),
             properties: Default::default(),
         };
         // The definition is plain data: serializing it cannot fail short of a serde bug.

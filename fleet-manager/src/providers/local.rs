@@ -81,6 +81,7 @@ impl LocalHosts {
             provider: RawProvider::Local { root: self.hosts_root() },
             dns: Some(RawDns::Local { root: self.dns_root() }),
             fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
+            zookeeper_identity_file: self.fleet.zk_identity_file.clone(),
             properties: Default::default(),
         };
         let text = file.to_yaml().map_err(|message| ProviderError::Call { call: "write cluster file", message, class: super::ErrorClass::Terminal })?;

@@ -92,6 +92,8 @@ pub struct FleetCoordinates {
     pub fleet_api_url: String,
     /// The CA file hosts verify the API's certificate with (None: the system's roots).
     pub fleet_api_ca_file: Option<String>,
+    /// The file holding the fleet's ZooKeeper identity, on the host (None: open znodes).
+    pub zk_identity_file: Option<String>,
     /// Issues each cluster's host token: all a host's bootstrap may do with it is read its own
     /// cluster's persisted properties. Hosts never get a configured read or write token.
     pub host_tokens: Option<std::sync::Arc<crate::credentials::HostTokens>>,

@@ -71,12 +71,12 @@ async fn main() -> anyhow::Result<()> {
                 },
             )?;
             let lease = serde_json::json!({ "instanceId": instance, "assignedAtMs": now });
-            fleet_common::zk::ensure_path(&client, &cp.broker_ids()).await?;
+            fleet_common::zk::ensure_path(&client, &cp.broker_ids(), fleet_common::FleetAcl::Open).await?;
             let _ = client.create(&cp.broker_id(b), lease.to_string().as_bytes(), &zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())).await;
             // The waiting cluster: broker 2 is missing while its host is alive.
             if !(c == 0 && b == 2) {
                 let ids = cp.kafka().broker_ids();
-                fleet_common::zk::ensure_path(&client, &ids).await?;
+                fleet_common::zk::ensure_path(&client, &ids, fleet_common::FleetAcl::Open).await?;
                 let reg = serde_json::json!({ "version": 5, "host": "127.0.0.1", "port": 9092, "endpoints": ["PLAINTEXT://127.0.0.1:9092"] });
                 let _ = client.create(&format!("{ids}/{b}"), reg.to_string().as_bytes(), &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())).await;
             }

@@ -181,6 +181,7 @@ async fn create_request(zk: &zk::Client, leader_znode: &str, path: &str, partiti
         Ok(w) => w,
         Err(e) => return ActionResult::Retry(format!("check {leader_znode}: {e}")),
     };
+    // Kafka's znodes take Kafka's ACL (open without zookeeper.set.acl), not the fleet's.
     let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     if let Err(e) = writer.add_create(path, &data, &options) {
         return ActionResult::Refused(format!("create {path}: {e}"));
@@ -294,6 +295,7 @@ pub async fn apply_throttles(zk: &zk::Client, leader_znode: &str, kafka: &KafkaP
         Ok(w) => w,
         Err(e) => return ActionResult::Retry(format!("check {leader_znode}: {e}")),
     };
+    // Kafka's znodes take Kafka's ACL (open without zookeeper.set.acl), not the fleet's.
     let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     let sequential = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
     let notification = format!("{root}/config/changes/config_change_");
