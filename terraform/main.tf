@@ -148,6 +148,7 @@ locals {
     FLEET_EC2_LAUNCH_TEMPLATE         = module.brokers.launch_template_id
     FLEET_EC2_SUBNETS                 = join(",", [for zone, id in module.network.subnet_ids : "${zone}=${id}"])
     FLEET_EC2_INSTANCE_PROFILE_PREFIX = module.iam.broker_instance_profile_prefix
+    FLEET_EC2_SECRET_PREFIX           = var.name
     FLEET_DNS                         = "route53"
     FLEET_DNS_ZONE                    = var.domain
   }

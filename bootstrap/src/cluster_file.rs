@@ -35,6 +35,8 @@ pub struct ClusterFile {
     pub fleet_api: Option<FleetApiConfig>,
     /// The fleet's ZooKeeper identity: the file, and the identity once read.
     pub zk_identity_file: Option<PathBuf>,
+    /// Or the AWS Secrets Manager secret holding it (ec2 provider).
+    pub zk_identity_secret: Option<String>,
     pub zk_identity: Option<fleet_common::ZkIdentity>,
     /// Layer 2 of the broker properties, already checked against Kafka's catalog.
     pub properties: Vec<(String, String)>,
@@ -58,6 +60,8 @@ pub struct FleetApiConfig {
     pub url: String,
     pub timeout: Duration,
     pub token: Option<String>,
+    /// The Secrets Manager secret `token` is read from at boot (ec2 provider).
+    pub token_secret: Option<String>,
     pub properties: PropertiesPolicy,
     /// How long a `Required` fetch keeps trying before the boot fails.
     pub wait: Duration,
@@ -96,6 +100,46 @@ impl ClusterFile {
         let mut file = Self::parse(&text, path)?;
         file.read_referenced_files(path)?;
         Ok(file)
+    }
+
+    /// Reads the secrets the cluster file names from AWS Secrets Manager (the host's role
+    /// allows its own cluster's): the host token and the ZooKeeper identity.
+    pub async fn read_secrets(&mut self, path: &Path) -> Result<(), ClusterFileError> {
+        let field = |field: &str, message: String| ClusterFileError::Field { path: path.to_path_buf(), field: field.to_string(), message };
+        let token_secret = self.fleet_api.as_ref().and_then(|a| a.token_secret.clone());
+        if token_secret.is_none() && self.zk_identity_secret.is_none() {
+            return Ok(());
+        }
+        let ProviderConfig::Ec2 { region, endpoint_url } = &self.provider else { return Ok(()) };
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.clone()));
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let client = aws_sdk_secretsmanager::Client::new(&loader.load().await);
+        let read = |name: String| {
+            let client = client.clone();
+            async move {
+                let out = client
+                    .get_secret_value()
+                    .secret_id(&name)
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot read secret {name}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+                out.secret_string().map(str::to_string).ok_or_else(|| format!("secret {name} has no string value"))
+            }
+        };
+        if let Some(name) = token_secret {
+            let token = read(name).await.map_err(|m| field("fleetApi.tokenSecret", m))?;
+            if let Some(api) = self.fleet_api.as_mut() {
+                api.token = Some(token.trim().to_string());
+            }
+        }
+        if let Some(name) = self.zk_identity_secret.clone() {
+            let text = read(name.clone()).await.map_err(|m| field("zookeeperIdentitySecret", m))?;
+            let identity = fleet_common::ZkIdentity::parse(&text, &format!("secret {name}")).map_err(|e| field("zookeeperIdentitySecret", e.to_string()))?;
+            self.zk_identity = Some(identity);
+        }
+        Ok(())
     }
 
     /// Reads the files the cluster file names (a CA bundle, the ZooKeeper identity): a boot
@@ -202,6 +246,7 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
                     url: api.url,
                     timeout: Duration::from_millis(timeout_ms),
                     token: api.token,
+                    token_secret: api.token_secret,
                     properties,
                     wait: Duration::from_millis(wait_ms),
                     ca_file: api.ca_file.map(PathBuf::from),
@@ -209,6 +254,21 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
                 })
             }
         };
+        let on_ec2 = matches!(provider, ProviderConfig::Ec2 { .. });
+        if let Some(api) = &fleet_api {
+            if api.token.is_some() && api.token_secret.is_some() {
+                return Err(field("fleetApi.tokenSecret", "give token or tokenSecret, not both".into()));
+            }
+            if api.token_secret.is_some() && !on_ec2 {
+                return Err(field("fleetApi.tokenSecret", "secrets are read from AWS Secrets Manager, with provider ec2 only: use token".into()));
+            }
+        }
+        if this.zookeeper_identity_file.is_some() && this.zookeeper_identity_secret.is_some() {
+            return Err(field("zookeeperIdentitySecret", "give zookeeperIdentityFile or zookeeperIdentitySecret, not both".into()));
+        }
+        if this.zookeeper_identity_secret.is_some() && !on_ec2 {
+            return Err(field("zookeeperIdentitySecret", "secrets are read from AWS Secrets Manager, with provider ec2 only: use zookeeperIdentityFile".into()));
+        }
         let mut properties = Vec::new();
         for (key, value) in &this.properties {
             let value = value.to_property();
@@ -225,6 +285,7 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
             dns,
             fleet_api,
             zk_identity_file: this.zookeeper_identity_file.map(PathBuf::from),
+            zk_identity_secret: this.zookeeper_identity_secret,
             zk_identity: None,
             properties,
         })

@@ -145,7 +145,8 @@ async fn run(cli: Cli) -> Result<u8> {
 }
 
 async fn load(common: &CommonArgs) -> Result<(ClusterFile, String)> {
-    let file = ClusterFile::load(&common.cluster_file)?;
+    let mut file = ClusterFile::load(&common.cluster_file)?;
+    file.read_secrets(&common.cluster_file).await?;
     let instance_id = match (&common.instance_id, &file.provider) {
         (Some(id), _) if !id.trim().is_empty() => id.trim().to_string(),
         (Some(_), _) => anyhow::bail!("--instance-id is empty: give this host's instance ID"),

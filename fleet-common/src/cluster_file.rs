@@ -38,6 +38,9 @@ pub struct RawClusterFile {
     /// are then created writable by that identity only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zookeeper_identity_file: Option<String>,
+    /// Instead of a file: the AWS Secrets Manager secret holding the identity (ec2 provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zookeeper_identity_secret: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, ScalarValue>,
 }
@@ -100,6 +103,10 @@ pub struct RawFleetApi {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Instead of `token`: the AWS Secrets Manager secret holding it (ec2 provider), so that the
+    /// token is never in user-data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
     /// `required` (the default): Kafka does not start until the fleet manager has answered with
     /// the broker's persisted properties, or `waitMs` has passed (then the boot fails).
     /// `optional`: one attempt; when it fails the broker boots without that layer.
@@ -134,8 +141,9 @@ mod tests {
             broker_id_base: None,
             provider: RawProvider::Ec2 { region: "us-east-1".into(), endpoint_url: None },
             dns: Some(RawDns::Route53 { zone: "kafka.internal".into(), endpoint_url: None, ttl: None }),
-            fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None, properties: None, wait_ms: None, ca_file: None }),
+            fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None, token_secret: None, properties: None, wait_ms: None, ca_file: None }),
             zookeeper_identity_file: None,
+            zookeeper_identity_secret: None,
             properties: BTreeMap::new(),
         };
         let text = file.to_yaml().expect("yaml");

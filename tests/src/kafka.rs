@@ -111,6 +111,8 @@ pub struct ClusterSpec {
     pub fleet_root: Option<String>,
     /// `zookeeperIdentityFile` in the cluster file.
     pub zk_identity_file: Option<PathBuf>,
+    /// `fleetApi.tokenSecret`: the host token read from Secrets Manager (moto).
+    pub fleet_api_token_secret: Option<String>,
 }
 
 impl ClusterSpec {
@@ -124,6 +126,7 @@ impl ClusterSpec {
             fleet_api_properties: None,
             fleet_root: None,
             zk_identity_file: None,
+            fleet_api_token_secret: None,
         }
     }
 }
@@ -153,11 +156,13 @@ impl LocalCluster {
                 url: url.clone(),
                 timeout_ms: Some(1000),
                 token: None,
+                token_secret: spec.fleet_api_token_secret.clone(),
                 properties: spec.fleet_api_properties.clone(),
                 wait_ms: Some(3000),
                 ca_file: None,
             }),
             zookeeper_identity_file: spec.zk_identity_file.as_ref().map(|p| p.display().to_string()),
+            zookeeper_identity_secret: None,
             properties: spec.properties.iter().map(|(k, v)| (k.clone(), ScalarValue::Str(v.clone()))).collect(),
         };
         let text = file.to_yaml().expect("cluster file yaml");

@@ -81,6 +81,10 @@ impl Moto {
         aws_sdk_ec2::Client::new(&self.sdk_config().await)
     }
 
+    pub async fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config().await)
+    }
+
     pub async fn route53(&self) -> aws_sdk_route53::Client {
         aws_sdk_route53::Client::new(&self.sdk_config().await)
     }

@@ -692,8 +692,12 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     let encoded = attr.user_data().and_then(|u| u.value()).expect("user data set").to_string();
     let script = String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).expect("base64")).expect("utf-8");
     assert!(script.contains("cluster: amber") && script.contains("kafka-bootstrap run"), "{script}");
-    // The host gets amber's host token, never a configured read or write token.
-    assert!(script.contains("token: fh1.amber."), "{script}");
+    // No secret in user-data: it names the secret holding amber's host token, which the fleet
+    // manager put in Secrets Manager before launching (read back from moto).
+    let secret_name = "kafka-fleet/hosts/amber/fleet-api-token";
+    assert!(!script.contains("fh1.") && script.contains(&format!("tokenSecret: {secret_name}")), "{script}");
+    let stored = moto.secrets().await.get_secret_value().secret_id(secret_name).send().await.expect("the host token's secret");
+    assert!(stored.secret_string().is_some_and(|t| t.starts_with("fh1.amber.")), "{stored:?}");
     assert!(!script.contains("169.254.169.254") && !script.contains("--instance-id"), "the bootstrap reads its instance ID through IMDSv2 itself: {script}");
     for configured in [fleet_tests::fleet_manager::WRITE_TOKEN, fleet_tests::fleet_manager::READ_TOKEN, fleet_tests::fleet_manager::CLIENT_TOKEN] {
         assert!(!script.contains(configured), "a configured token in user-data: {script}");
@@ -703,6 +707,10 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     spec.name = "amber".into();
     spec.fleet_root = Some(fm.options.fleet_root.clone());
     spec.provider = fleet_tests::kafka::HostProvider::Ec2 { endpoint: moto.endpoint() };
+    // As the user-data's cluster file has it: the token read from the secret, then used for
+    // the broker's persisted properties (required: a token refused would stop the boot).
+    spec.fleet_api = Some(fm.url());
+    spec.fleet_api_token_secret = Some(secret_name.to_string());
     let mut host = fleet_tests::LocalCluster::new(&zk, spec);
     host.start_broker(&instance.0).await;
     wait_converged(&fm, "amber", revision, Duration::from_secs(90)).await;

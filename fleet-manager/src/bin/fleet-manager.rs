@@ -99,6 +99,13 @@ struct Args {
     /// EC2 hosts: broker hosts get the instance profile <prefix><cluster family>.
     #[arg(long, env = "FLEET_EC2_INSTANCE_PROFILE_PREFIX")]
     ec2_instance_profile_prefix: Option<String>,
+    /// EC2 hosts: each cluster's host token is kept in Secrets Manager as
+    /// <prefix>/hosts/<cluster>/fleet-api-token (user-data only names it).
+    #[arg(long, env = "FLEET_EC2_SECRET_PREFIX", default_value = "kafka-fleet")]
+    ec2_secret_prefix: String,
+    /// EC2 hosts: the Secrets Manager secret holding the fleet's ZooKeeper identity (USER:PASSWORD).
+    #[arg(long, env = "FLEET_EC2_ZK_IDENTITY_SECRET")]
+    ec2_zk_identity_secret: Option<String>,
     #[arg(long = "ec2-security-group")]
     ec2_security_groups: Vec<String>,
     /// DNS the brokers register in: local (files under the data dir), route53 or none.
@@ -255,6 +262,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     security_group_ids: args.ec2_security_groups.clone(),
                     instance_profile_prefix: args.ec2_instance_profile_prefix.clone(),
                     dns_zone: args.dns_zone.clone(),
+                    secret_prefix: args.ec2_secret_prefix.clone(),
+                    zk_identity_secret: args.ec2_zk_identity_secret.clone(),
                 },
                 fleet.clone(),
             )

@@ -31,6 +31,18 @@ pub struct Ec2Config {
     pub instance_profile_prefix: Option<String>,
     /// The Route53 zone brokers register in (goes into their cluster file).
     pub dns_zone: Option<String>,
+    /// Secrets reach hosts through Secrets Manager, never in user-data (readable through the
+    /// metadata service and `DescribeInstanceAttribute`): each cluster's host token is kept in
+    /// the secret `<prefix>/hosts/<cluster>/fleet-api-token`, and user-data names it.
+    pub secret_prefix: String,
+    /// The secret (name or ARN) holding the fleet's ZooKeeper identity, created by the operator
+    /// (terraform); named in the cluster file for hosts to read.
+    pub zk_identity_secret: Option<String>,
+}
+
+/// The Secrets Manager name of a cluster's host token.
+pub fn host_token_secret(prefix: &str, cluster: &str) -> String {
+    format!("{}/hosts/{cluster}/fleet-api-token", prefix.trim_end_matches('/'))
 }
 
 /// `ZONE=SUBNET,...` (terraform's `FLEET_EC2_SUBNETS`), parsed raw into pairs; the error names
@@ -54,6 +66,7 @@ pub fn parse_subnets(entries: &[String]) -> Result<std::collections::BTreeMap<St
 
 pub struct Ec2Hosts {
     client: aws_sdk_ec2::Client,
+    secrets: aws_sdk_secretsmanager::Client,
     config: Ec2Config,
     fleet: FleetCoordinates,
 }
@@ -65,7 +78,8 @@ impl Ec2Hosts {
         if let Some(url) = &config.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        Self { client: aws_sdk_ec2::Client::new(&loader.load().await), config, fleet }
+        let sdk = loader.load().await;
+        Self { client: aws_sdk_ec2::Client::new(&sdk), secrets: aws_sdk_secretsmanager::Client::new(&sdk), config, fleet }
     }
 
     /// The user-data a host boots with: its cluster file, then `kafka-bootstrap run` as a service.
@@ -80,20 +94,56 @@ impl Ec2Hosts {
                 Some(zone) => RawDns::Route53 { zone: zone.clone(), endpoint_url: None, ttl: None },
                 None => RawDns::None,
             }),
-            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
-            zookeeper_identity_file: self.fleet.zk_identity_file.clone(),
+            fleet_api: Some(RawFleetApi {
+                url: self.fleet.fleet_api_url.clone(),
+                timeout_ms: Some(2000),
+                token: None,
+                token_secret: self.fleet.host_tokens.as_ref().map(|_| host_token_secret(&self.config.secret_prefix, cluster)),
+                properties: None,
+                wait_ms: None,
+                ca_file: self.fleet.fleet_api_ca_file.clone(),
+            }),
+            zookeeper_identity_file: None,
+            zookeeper_identity_secret: self.config.zk_identity_secret.clone(),
             properties: Default::default(),
         };
         // The definition is plain data: serializing it cannot fail short of a serde bug.
         let yaml = file.to_yaml().unwrap_or_else(|e| format!("# {e}\n"));
         // No instance ID here: kafka-bootstrap reads it from the instance metadata service itself,
-        // through IMDSv2 (session token), which instances requiring IMDSv2 demand. The cluster
-        // file holds the host token, so it is readable by root only.
+        // through IMDSv2 (session token), which instances requiring IMDSv2 demand. No secret
+        // either: the file names the secrets kafka-bootstrap reads with the host's role.
         format!(
             "#!/bin/bash\nset -euo pipefail\ninstall -d -m 0700 /etc/kafka-fleet\numask 077\ncat > /etc/kafka-fleet/cluster.yaml <<'EOF'\n{yaml}EOF\n\
              exec /opt/kafka-fleet/bin/kafka-bootstrap run --cluster-file /etc/kafka-fleet/cluster.yaml \\\n  \
              --data-dir /var/lib/kafka --kafka-libs /opt/kafka/libs --mode exec\n",
         )
+    }
+
+    /// Puts the cluster's host token in its secret (created on first use, tagged as the fleet's),
+    /// before any host that reads it is launched. Idempotent.
+    async fn store_host_token(&self, cluster: &str) -> Result<(), ProviderError> {
+        let Some(token) = self.fleet.host_token(cluster) else { return Ok(()) };
+        let name = host_token_secret(&self.config.secret_prefix, cluster);
+        let put = self.secrets.put_secret_value().secret_id(&name).secret_string(&token).send().await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                use aws_sdk_secretsmanager::types::Tag;
+                self.secrets
+                    .create_secret()
+                    .name(&name)
+                    .description(format!("kafka-fleet: the host token of cluster {cluster}'s broker hosts"))
+                    .secret_string(&token)
+                    .tags(Tag::builder().key(TAG_MANAGED_BY).value("kafka-fleet").build())
+                    .tags(Tag::builder().key(TAG_CLUSTER).value(cluster).build())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .or_else(|e| if e.code() == Some("ResourceExistsException") { Ok(()) } else { Err(e) })
+                    .map_err(secrets_err("secretsmanager:CreateSecret"))
+            }
+            Err(e) => Err(secrets_err("secretsmanager:PutSecretValue")(e)),
+        }
     }
 
     /// A live instance already launched for `token` (the tag is set atomically at launch).
@@ -140,6 +190,19 @@ where
     }
 }
 
+fn secrets_err<E>(call: &'static str) -> impl Fn(aws_sdk_secretsmanager::error::SdkError<E>) -> ProviderError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    move |e| {
+        let class = match e.code() {
+            Some("AccessDeniedException" | "InvalidParameterException" | "InvalidRequestException" | "EncryptionFailure") => ErrorClass::Terminal,
+            _ => ErrorClass::Retryable,
+        };
+        ProviderError::Call { call, message: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(), class }
+    }
+}
+
 #[async_trait]
 impl HostProvider for Ec2Hosts {
     async fn list(&self, cluster: &str) -> Result<Vec<ObservedHost>, ProviderError> {
@@ -183,6 +246,7 @@ impl HostProvider for Ec2Hosts {
             tracing::info!(instance = %existing, token, "launch already done for this token");
             return Ok(existing);
         }
+        self.store_host_token(&cluster.name).await?;
         let tags = TagSpecification::builder()
             .resource_type(ResourceType::Instance)
             .tags(Tag::builder().key(TAG_CLUSTER).value(&cluster.name).build())

@@ -80,8 +80,9 @@ impl LocalHosts {
             broker_id_base: None,
             provider: RawProvider::Local { root: self.hosts_root() },
             dns: Some(RawDns::Local { root: self.dns_root() }),
-            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
+            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), token_secret: None, properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
             zookeeper_identity_file: self.fleet.zk_identity_file.clone(),
+            zookeeper_identity_secret: None,
             properties: Default::default(),
         };
         let text = file.to_yaml().map_err(|message| ProviderError::Call { call: "write cluster file", message, class: super::ErrorClass::Terminal })?;

@@ -5,6 +5,7 @@
 locals {
   arn_prefix = "arn:${var.partition}:ec2:${var.region}:${var.account_id}"
   zone_arn   = "arn:${var.partition}:route53:::hostedzone/${var.zone_id}"
+  secret_arn = "arn:${var.partition}:secretsmanager:${var.region}:${var.account_id}:secret:${var.host_secret_prefix}/hosts"
   tag_key    = var.managed_by_tag.key
   tag_value  = var.managed_by_tag.value
   assume_by_ec2 = jsonencode({
@@ -17,7 +18,9 @@ locals {
     }]
   })
 
-  # A broker host: register its own cluster's names (UPSERT only) and read instances.
+  # A broker host: register its own cluster's names (UPSERT only), read its own family's host
+  # token (the cluster and its builds <family>-<n>; the random suffix Secrets Manager adds to
+  # every ARN is what the trailing * covers), and read instances.
   broker = {
     for family, patterns in var.broker_record_patterns : family => jsonencode({
       Version = "2012-10-17"
@@ -37,6 +40,12 @@ locals {
           Effect   = "Allow"
           Action   = ["route53:GetChange"]
           Resource = ["arn:${var.partition}:route53:::change/*"]
+        },
+        {
+          Sid      = "ReadOwnFamilyHostToken"
+          Effect   = "Allow"
+          Action   = ["secretsmanager:GetSecretValue"]
+          Resource = ["${local.secret_arn}/${family}/fleet-api-token-*", "${local.secret_arn}/${family}-*/fleet-api-token-*"]
         },
         {
           Sid      = "ReadOnlyUnscoped"
@@ -116,6 +125,24 @@ locals {
         Effect   = "Allow"
         Action   = ["route53:GetChange"]
         Resource = ["arn:${var.partition}:route53:::change/*"]
+      },
+      {
+        Sid      = "CreateHostTokenSecrets"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:CreateSecret", "secretsmanager:TagResource"]
+        Resource = ["${local.secret_arn}/*"]
+        Condition = {
+          StringEquals = { "aws:RequestTag/${local.tag_key}" = local.tag_value }
+        }
+      },
+      {
+        Sid      = "RotateHostTokens"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:PutSecretValue"]
+        Resource = ["${local.secret_arn}/*"]
+        Condition = {
+          StringEquals = { "aws:ResourceTag/${local.tag_key}" = local.tag_value }
+        }
       },
       {
         Sid      = "ReadDatabaseSecret"

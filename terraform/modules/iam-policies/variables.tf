@@ -64,3 +64,14 @@ variable "managed_by_tag" {
   type        = object({ key = string, value = string })
   default     = { key = "fleet:managed-by", value = "kafka-fleet" }
 }
+
+variable "host_secret_prefix" {
+  description = "The fleet manager keeps each cluster's host token in Secrets Manager as <prefix>/hosts/<cluster>/fleet-api-token (its --ec2-secret-prefix)."
+  type        = string
+  default     = "kafka-fleet"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/_+=.@-]+$", var.host_secret_prefix)) && !endswith(var.host_secret_prefix, "/")
+    error_message = "host_secret_prefix: letters, digits and /_+=.@- (Secrets Manager's name characters), without a trailing /."
+  }
+}

@@ -21,6 +21,7 @@ module "policies" {
   launch_template_id        = var.launch_template_id
   database_secret_arn       = var.database_secret_arn
   kms_key_arn               = var.kms_key_arn
+  host_secret_prefix        = var.name
 }
 
 # One broker role per cluster family: IAM cannot tell which cluster an instance belongs to, so

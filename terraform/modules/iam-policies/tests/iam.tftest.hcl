@@ -325,3 +325,91 @@ run "fleet_manager_cannot_read_other_secrets" {
     error_message = "the fleet manager may read any secret"
   }
 }
+
+# --- host tokens in Secrets Manager ----------------------------------------------------------
+
+run "broker_reads_its_clusters_host_token" {
+  command = plan
+  module { source = "./tests/evaluate" }
+  variables {
+    policy   = run.policies.broker["blue"]
+    action   = "secretsmanager:GetSecretValue"
+    resource = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-fleet/hosts/blue/fleet-api-token-AbCdEf"
+  }
+  assert {
+    condition     = output.allowed
+    error_message = "a blue broker must read blue's host token"
+  }
+}
+
+run "broker_reads_its_builds_host_token" {
+  command = plan
+  module { source = "./tests/evaluate" }
+  variables {
+    policy   = run.policies.broker["blue"]
+    action   = "secretsmanager:GetSecretValue"
+    resource = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-fleet/hosts/blue-2/fleet-api-token-AbCdEf"
+  }
+  assert {
+    condition     = output.allowed
+    error_message = "a blue broker must read the host token of blue's build blue-2"
+  }
+}
+
+run "broker_cannot_read_another_familys_host_token" {
+  command = plan
+  module { source = "./tests/evaluate" }
+  variables {
+    policy   = run.policies.broker["blue"]
+    action   = "secretsmanager:GetSecretValue"
+    resource = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-fleet/hosts/green/fleet-api-token-AbCdEf"
+  }
+  assert {
+    condition     = !output.allowed
+    error_message = "a blue broker may read green's host token"
+  }
+}
+
+run "broker_cannot_read_the_store_secret" {
+  command = plan
+  module { source = "./tests/evaluate" }
+  variables {
+    policy   = run.policies.broker["blue"]
+    action   = "secretsmanager:GetSecretValue"
+    resource = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-fleet/store-url-AbCdEf"
+  }
+  assert {
+    condition     = !output.allowed
+    error_message = "a broker may read the store's secret"
+  }
+}
+
+run "fleet_manager_creates_a_tagged_host_token_secret" {
+  command = plan
+  module { source = "./tests/evaluate" }
+  variables {
+    policy   = run.policies.fleet_manager
+    action   = "secretsmanager:CreateSecret"
+    resource = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-fleet/hosts/blue/fleet-api-token-AbCdEf"
+    context  = { "aws:RequestTag/fleet:managed-by" = ["kafka-fleet"] }
+  }
+  assert {
+    condition     = output.allowed
+    error_message = "the fleet manager must create a cluster's host-token secret"
+  }
+}
+
+run "fleet_manager_cannot_overwrite_other_secrets" {
+  command = plan
+  module { source = "./tests/evaluate" }
+  variables {
+    policy   = run.policies.fleet_manager
+    action   = "secretsmanager:PutSecretValue"
+    resource = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-fleet/store-url-AbCdEf"
+    context  = { "aws:ResourceTag/fleet:managed-by" = ["kafka-fleet"] }
+  }
+  assert {
+    condition     = !output.allowed
+    error_message = "the fleet manager may overwrite secrets other than host tokens"
+  }
+}
