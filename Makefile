@@ -10,7 +10,7 @@ CARGO ?= cargo
 # Integration tests start JVMs: one at a time on a 2-core machine.
 TEST_THREADS ?= 1
 
-.PHONY: all deps system jars moto schemathesis build demo test unit-test integration-test terraform-check terraform-moto bench clippy broker-config-keys clean
+.PHONY: all deps system jars moto schemathesis build demo test unit-test integration-test terraform-check terraform-moto chaos bench clippy broker-config-keys clean
 
 all: build
 
@@ -68,6 +68,11 @@ terraform-moto: moto
 test: deps build terraform-check
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test -p fleet-tests --tests -- --test-threads=$(TEST_THREADS)
+
+# Fault injection against the real fleet (docs/reliability.md): a few minutes of JVMs, so not
+# part of `make test`. Needs root (it edits /etc/hosts and mounts a tmpfs), as CI machines give.
+chaos: deps build
+	$(CARGO) test -p fleet-tests --test chaos -- --ignored --nocapture --test-threads=1
 
 # Figures for docs/benchmarks.md.
 bench: deps build

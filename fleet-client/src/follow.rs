@@ -203,7 +203,7 @@ enum Fetch {
 }
 
 /// An error with its causes: reqwest's own message hides why (refused, certificate not trusted).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -23,6 +23,6 @@ mod producer;
 pub use config::{ClientConfig, ConfigError, FullBuffer};
 pub use consumer::{ConsumedRecord, FleetConsumer};
 pub use fleet_api::client::{ClientCounters, ClientRole, RouteBinding};
-pub use follow::BindingCache;
+pub use follow::{error_chain, BindingCache};
 pub use metrics::ClientMetrics;
 pub use producer::{Delivered, Delivery, DeliveryError, FleetProducer, Record, SendError};

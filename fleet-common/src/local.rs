@@ -105,6 +105,20 @@ pub fn upsert_record(root: &Path, set: &LocalRecordSet) -> std::io::Result<()> {
     write_atomically(&dir.join(format!("{}.json", set.set_identifier)), &serde_json::to_vec_pretty(set)?)
 }
 
+/// As [`write_atomically`], readable by the owner only (0600 from creation, never wider): for
+/// files that hold a credential, such as a cluster file with its host token.
+pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
 /// Write-then-rename, so readers never see half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -225,7 +225,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(|e| Failure::new(7, format!("cannot reach the fleet manager at {}: {} (set FLEET_API; FLEET_CA_FILE for a private CA)", self.api, error_chain(&e))))?;
+        let resp = req.send().await.map_err(|e| Failure::new(7, format!("cannot reach the fleet manager at {}: {} (set FLEET_API; FLEET_CA_FILE for a private CA)", self.api, fleet_client::error_chain(&e))))?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| Failure::new(7, format!("reading the answer: {e}")))?;
         if status.is_success() {
@@ -380,19 +380,6 @@ fn plan_text(plans: &[Plan]) -> String {
     }
     if out.is_empty() {
         out.push_str("no clusters\n");
-    }
-    out
-}
-
-/// An error with its causes: reqwest's own message ("error sending request") hides the useful
-/// part (refused, certificate not trusted, ...).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
     }
     out
 }
@@ -612,23 +599,8 @@ async fn run(cli: Cli) -> Result<()> {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flag = stop.clone();
             tokio::spawn(async move {
-                use tokio::signal::unix::{signal, SignalKind};
                 // SIGHUP too: a closed terminal stops the consumer as Ctrl-C does (committing).
-                let mut term = signal(SignalKind::terminate()).ok();
-                let mut hup = signal(SignalKind::hangup()).ok();
-                async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
-                    match s {
-                        Some(s) => {
-                            s.recv().await;
-                        }
-                        None => std::future::pending().await,
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = next(&mut term) => {}
-                    _ = next(&mut hup) => {}
-                }
+                fleet_common::signals::stop_requested().await;
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
             });
             let api = stream::Api { url: cli.api.clone(), token: cli.token.clone(), ca_file: cli.ca_file.clone() };

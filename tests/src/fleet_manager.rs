@@ -33,6 +33,9 @@ pub struct FleetManagerOptions {
     pub local_max_hosts: usize,
     /// Serve HTTPS with this certificate; `ca` is what fleetctl, the harness and hosts trust.
     pub tls: Option<TlsOptions>,
+    /// Use this data folder (local hosts, local DNS) instead of one of its own: instances of one
+    /// fleet share it, as they would share the machines their hosts run on.
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -57,6 +60,7 @@ impl FleetManagerOptions {
             port: None,
             local_max_hosts: 8,
             tls: None,
+            data_dir: None,
         }
     }
 }
@@ -73,7 +77,7 @@ pub struct FleetManager {
 impl FleetManager {
     pub async fn start(options: FleetManagerOptions) -> Self {
         let run = RunDir::new("fleet-manager");
-        let data_dir = run.path.join("data");
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| run.path.join("data"));
         let port = options.port.unwrap_or_else(free_port);
         let mut fm = Self { options, data_dir, port, process: None, run, starts: 0 };
         fm.spawn().await;

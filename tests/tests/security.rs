@@ -114,6 +114,13 @@ async fn services_serve_https_and_fleetctl_hosts_and_clients_verify_it() {
     let host_dir = fm.hosts_root().join(&host.instance_id);
     let cluster_file = std::fs::read_to_string(fm.data_dir.join("local/clusters/sealed.yaml")).expect("the hosts' cluster file");
     assert!(cluster_file.contains(&format!("url: https://127.0.0.1:{}", fm.port)) && cluster_file.contains("caFile:"), "{cluster_file}");
+    // Its only credential is the cluster's host token, whatever tokens the fleet manager has.
+    assert!(cluster_file.contains("token: fh1.sealed."), "{cluster_file}");
+    for configured in [WRITE_TOKEN, fleet_tests::fleet_manager::READ_TOKEN, CLIENT_TOKEN] {
+        assert!(!cluster_file.contains(configured), "a configured token handed to hosts: {cluster_file}");
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(fm.data_dir.join("local/clusters/sealed.yaml")).expect("stat").permissions());
+    assert_eq!(mode & 0o077, 0, "the hosts' cluster file is readable by its owner only: {mode:o}");
     let host_log = std::fs::read_to_string(host_dir.join("host.log")).unwrap_or_default();
     assert!(!host_log.contains("booting without persisted properties"), "{host_log}");
 

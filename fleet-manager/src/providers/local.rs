@@ -90,7 +90,8 @@ impl LocalHosts {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(call_err("write cluster file"))?;
         }
-        local::write_atomically(&path, text.as_bytes()).map_err(call_err("write cluster file"))?;
+        // It holds the cluster's host token: owner-only, as the issue of a credential should be.
+        local::write_private_atomically(&path, text.as_bytes()).map_err(call_err("write cluster file"))?;
         Ok(path)
     }
 
