@@ -169,7 +169,7 @@ impl Fleet {
         for c in client.list_children(&paths.broker_ids()).await.map_err(|e| e.to_string())? {
             let (data, _) = client.get_data(&format!("{}/{c}", paths.broker_ids())).await.map_err(|e| e.to_string())?;
             let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| e.to_string())?;
-            registry.insert(c.parse().map_err(|_| format!("registry entry {c}"))?, v["instanceId"].as_str().unwrap_or_default().to_string());
+            registry.insert(c.parse().map_err(|_| format!("registry entry {c}"))?, v["instance_id"].as_str().unwrap_or_default().to_string());
         }
         let live = client.list_children(&paths.kafka().broker_ids()).await.map_err(|e| e.to_string())?.iter().filter_map(|c| c.parse().ok()).collect();
         Ok((registry, live))
