@@ -9,6 +9,7 @@
 //!    restarted with the names gone);
 //! 4. the fleet manager leader killed (-9) while it reconciles a change;
 //! 5. a broker's disk filled (a full tmpfs mounted over its log directory) so that it dies.
+//!
 //! After each: the services that were not the target are the same processes (none restarted),
 //! no broker ID is held twice, the cluster converges again (3 live brokers, every partition's ISR
 //! full, the healthcheck healthy) and the auditor's acks=all records lost stay 0. The report

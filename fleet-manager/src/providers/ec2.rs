@@ -129,7 +129,8 @@ impl Ec2Hosts {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ResourceNotFoundException") => {
                 use aws_sdk_secretsmanager::types::Tag;
-                self.secrets
+                match self
+                    .secrets
                     .create_secret()
                     .name(&name)
                     .description(format!("kafka-fleet: the host token of cluster {cluster}'s broker hosts"))
@@ -138,9 +139,12 @@ impl Ec2Hosts {
                     .tags(Tag::builder().key(TAG_CLUSTER).value(cluster).build())
                     .send()
                     .await
-                    .map(|_| ())
-                    .or_else(|e| if e.code() == Some("ResourceExistsException") { Ok(()) } else { Err(e) })
-                    .map_err(secrets_err("secretsmanager:CreateSecret"))
+                {
+                    Ok(_) => Ok(()),
+                    // Another leader's launch created it first: it holds the same token.
+                    Err(e) if e.code() == Some("ResourceExistsException") => Ok(()),
+                    Err(e) => Err(secrets_err("secretsmanager:CreateSecret")(e)),
+                }
             }
             Err(e) => Err(secrets_err("secretsmanager:PutSecretValue")(e)),
         }
