@@ -236,7 +236,7 @@ async fn serve(config: kafka_auditor::config::Config) -> Result<()> {
     let tls = config.tls.as_ref().map(fleet_common::https::server_config).transpose().map_err(|e| anyhow::anyhow!("tls: {e}"))?;
     eprintln!("kafka-auditor: dashboard at {}://{}/", fleet_common::https::scheme(tls.is_some()), config.listen);
     let app = kafka_auditor::server::router(kafka_auditor::server::AppState { heartbeats: Arc::new(heartbeats), routes: Arc::new(routes) });
-    fleet_common::https::serve(listener, app, tls, async {
+    fleet_common::https::serve(listener, app, tls, fleet_common::serve::ServeLimits::default(), async {
         let signal = fleet_common::signals::stop_requested().await;
         eprintln!("kafka-auditor: {signal}, stopping");
     })

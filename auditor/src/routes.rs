@@ -55,12 +55,22 @@ pub struct RouteFigures {
     pub acknowledged_by_cluster: BTreeMap<String, u64>,
 }
 
+/// Sequence numbers remembered as read (for duplicates) or lost (for a late read): the newest
+/// this many, so an audit that runs for months holds a bounded set.
+const WINDOW: u64 = 200_000;
+
 #[derive(Default)]
 struct Books {
     /// seq -> when it was acknowledged (not yet read back).
     unread: BTreeMap<u64, Instant>,
+    /// Read, within the window.
     read: BTreeSet<u64>,
+    /// Lost (acknowledged, not read within `lost_after`), within the window.
     lost: BTreeSet<u64>,
+    /// Lost, older than the window.
+    lost_before_window: u64,
+    /// Records below the window: a duplicate there is not told from a late first read.
+    floor: u64,
     duplicated: u64,
     consumed: u64,
     consumer_cluster: String,
@@ -116,6 +126,10 @@ impl RouteAudit {
                 let mut books = b.lock().unwrap_or_else(|p| p.into_inner());
                 books.consumed += 1;
                 books.consumer_cluster = r.cluster.clone();
+                books.slide(seq);
+                if seq < books.floor {
+                    continue;
+                }
                 if !books.read.insert(seq) {
                     books.duplicated += 1;
                     continue;
@@ -140,7 +154,7 @@ impl RouteAudit {
     pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.spec.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let topic: Arc<str> = self.spec.topic.as_str().into();
+        let topic = self.spec.topic.clone();
         let mut seq = 0u64;
         while !self.stop.load(Ordering::SeqCst) {
             tick.tick().await;
@@ -148,14 +162,15 @@ impl RouteAudit {
             if payload.len() < self.spec.record_size {
                 payload.push_str(&"x".repeat(self.spec.record_size - payload.len()));
             }
-            if let Ok(delivery) = self.producer.send_tracked(Record::to(&topic, payload.into_bytes())) {
+            if let Ok(delivery) = self.producer.send_tracked(Record::new(&topic, payload.as_bytes())) {
                 let books = self.books.clone();
                 let n = seq;
                 tokio::spawn(async move {
                     if let Ok(d) = delivery.await {
                         let mut books = books.lock().unwrap_or_else(|p| p.into_inner());
                         *books.by_cluster.entry(d.cluster).or_default() += 1;
-                        if !books.read.contains(&n) {
+                        books.slide(n);
+                        if n >= books.floor && !books.read.contains(&n) {
                             books.unread.insert(n, Instant::now());
                         }
                     }
@@ -187,7 +202,7 @@ impl RouteAudit {
             failed: counters.failed,
             dropped: counters.dropped,
             consumed: books.consumed,
-            lost: books.lost.len() as u64,
+            lost: books.lost.len() as u64 + books.lost_before_window,
             duplicated: books.duplicated,
             possible_duplicates: counters.possible_duplicates,
             latency_ms_p50: q(&books.latency, 0.5),
@@ -195,6 +210,25 @@ impl RouteAudit {
             latency_ms_max: books.latency.as_ref().map_or(0.0, |h| h.max() as f64),
             acknowledged_by_cluster: books.by_cluster.clone(),
         }
+    }
+}
+
+impl Books {
+    /// Moves the window up to `newest`: what falls below it is forgotten (lost ones counted).
+    fn slide(&mut self, newest: u64) {
+        let floor = newest.saturating_sub(WINDOW);
+        if floor <= self.floor {
+            return;
+        }
+        self.floor = floor;
+        self.read = self.read.split_off(&floor);
+        let kept = self.lost.split_off(&floor);
+        self.lost_before_window += self.lost.len() as u64;
+        self.lost = kept;
+        // Acknowledged this long ago and still not read: lost.
+        let kept = self.unread.split_off(&floor);
+        self.lost_before_window += self.unread.len() as u64;
+        self.unread = kept;
     }
 }
 

@@ -38,6 +38,8 @@ pub struct ClusterFile {
     /// Or the AWS Secrets Manager secret holding it (ec2 provider).
     pub zk_identity_secret: Option<String>,
     pub zk_identity: Option<fleet_common::ZkIdentity>,
+    /// Booting without an identity was asked for (`insecureZookeeper: true`).
+    pub insecure_zookeeper: bool,
     /// Layer 2 of the broker properties, already checked against Kafka's catalog.
     pub properties: Vec<(String, String)>,
 }
@@ -159,6 +161,9 @@ impl ClusterFile {
         if let Some(id) = &self.zk_identity_file {
             self.zk_identity = Some(fleet_common::ZkIdentity::load_file(id).map_err(|e| field("zookeeperIdentityFile", e.to_string()))?);
         }
+        if self.insecure_zookeeper {
+            tracing::warn!(cluster = %self.cluster, "insecureZookeeper: the broker-ID registry and its lock are created writable by any ZooKeeper client");
+        }
         Ok(())
     }
 
@@ -269,6 +274,19 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
         if this.zookeeper_identity_secret.is_some() && !on_ec2 {
             return Err(field("zookeeperIdentitySecret", "secrets are read from AWS Secrets Manager, with provider ec2 only: use zookeeperIdentityFile".into()));
         }
+        let has_identity = this.zookeeper_identity_file.is_some() || this.zookeeper_identity_secret.is_some();
+        if !has_identity && !this.insecure_zookeeper {
+            return Err(field(
+                "zookeeperIdentityFile",
+                "no ZooKeeper identity: the fleet's broker-ID registry and its lock would be writable by any ZooKeeper client. \
+                 Give zookeeperIdentityFile (one line USER:PASSWORD, mode 0600) or zookeeperIdentitySecret, \
+                 or `insecureZookeeper: true` to boot with open znodes (a trusted test network only)"
+                    .into(),
+            ));
+        }
+        if has_identity && this.insecure_zookeeper {
+            return Err(field("insecureZookeeper", "give an identity or insecureZookeeper, not both".into()));
+        }
         let mut properties = Vec::new();
         for (key, value) in &this.properties {
             let value = value.to_property();
@@ -287,6 +305,7 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
             zk_identity_file: this.zookeeper_identity_file.map(PathBuf::from),
             zk_identity_secret: this.zookeeper_identity_secret,
             zk_identity: None,
+            insecure_zookeeper: this.insecure_zookeeper,
             properties,
         })
     }
@@ -308,7 +327,7 @@ mod tests {
         ClusterFile::parse(text, Path::new("cluster.yaml"))
     }
 
-    const GOOD: &str = "cluster: blue\nzookeeper: 127.0.0.1:2181\nprovider: { kind: local, root: /tmp/hosts }\nproperties:\n  log.retention.hours: 24\n  auto.create.topics.enable: false\n";
+    const GOOD: &str = "cluster: blue\nzookeeper: 127.0.0.1:2181\nprovider: { kind: local, root: /tmp/hosts }\nzookeeperIdentityFile: /etc/kafka-fleet/zk-identity\nproperties:\n  log.retention.hours: 24\n  auto.create.topics.enable: false\n";
 
     #[test]
     fn good_file_resolves() {
@@ -318,6 +337,8 @@ mod tests {
         assert_eq!(f.broker_id_base, 1);
         assert!(f.properties.contains(&("log.retention.hours".into(), "24".into())));
         assert!(f.properties.contains(&("auto.create.topics.enable".into(), "false".into())));
+        let open = parse(&GOOD.replace("zookeeperIdentityFile: /etc/kafka-fleet/zk-identity\n", "insecureZookeeper: true\n")).expect("open znodes, said");
+        assert!(open.insecure_zookeeper);
     }
 
     #[test]
@@ -333,6 +354,9 @@ mod tests {
             (format!("{GOOD}brokerIdBase: -1\n"), "brokerIdBase"),
             ("cluster: [".to_string(), "not valid"),
             (GOOD.replace("cluster: blue\n", ""), "cluster"),
+            // Secure by default: no identity is refused unless said.
+            (GOOD.replace("zookeeperIdentityFile: /etc/kafka-fleet/zk-identity\n", ""), "insecureZookeeper: true"),
+            (format!("{GOOD}insecureZookeeper: true\n"), "not both"),
         ] {
             let err = parse(&text).expect_err(&text).to_string();
             assert!(err.contains(needle), "expected `{needle}` in: {err}");

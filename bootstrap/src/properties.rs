@@ -105,8 +105,9 @@ impl LayeredProperties {
     }
 }
 
+/// See [`fleet_common::kafka_config::escape_properties_value`]: no value can end its line.
 fn escape_value(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
+    fleet_common::kafka_config::escape_properties_value(v)
 }
 
 /// Minimal Java-properties reader for the shipped defaults: `key=value`, `#` comments.

@@ -8,11 +8,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::PriorityClass;
 
-/// Where a route's traffic goes now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Where a route's traffic goes now, and the step of a switch under way. A switch goes
+/// `Warming` (the next cluster is verified; clients build their links to it) -> `Switching`
+/// (the route points at `cluster`; producers finish what they hold for `previous`) -> `Sealed`
+/// (`previous` takes none of the route's writes any more, or the producers' deadline passed:
+/// consumers read it to its end, then move) -> `Steady`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum RoutePhase {
     /// Producers and consumers use `cluster`.
+    #[default]
     Steady,
+    /// `cluster` still takes the traffic; `next` is being verified for a switch.
+    Warming,
+    /// Producers write to `cluster` and drain their links to `previous`.
+    Switching,
+    /// `previous` is closed to the route's writes (or its producers' deadline passed).
+    Sealed,
+}
+
+/// A cluster a client may connect to besides the bound one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterAddress {
+    pub cluster: String,
+    /// Empty when they cannot be listed now.
+    pub bootstrap_servers: Vec<String>,
 }
 
 /// How a topic of the bound cluster is written: the client picks `acks` from it.
@@ -39,6 +59,16 @@ pub struct RouteBinding {
     pub phase: RoutePhase,
     #[serde(default)]
     pub topics: BTreeMap<String, TopicBinding>,
+    /// `Warming`: the cluster a switch is about to go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<ClusterAddress>,
+    /// `Switching` and `Sealed`: the cluster the route left (consumers drain it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ClusterAddress>,
+    /// Clusters the route left and sealed, oldest first (the last few): a consumer that was
+    /// reading one of them drains it and each one after it before it reads `cluster`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left: Vec<ClusterAddress>,
 }
 
 impl RouteBinding {
@@ -56,7 +86,27 @@ impl RouteBinding {
         if self.generation < 1 {
             return Err(format!("generation: {} is not >= 1", self.generation));
         }
+        let address = |field: &str, a: &Option<ClusterAddress>, wanted: bool| -> Result<(), String> {
+            match a {
+                // Servers may be unknown (the cluster a route left may be down): none is allowed.
+                Some(a) if a.cluster.is_empty() || a.bootstrap_servers.iter().any(|s| !s.contains(':')) => {
+                    Err(format!("{field}: {a:?} names no cluster, or servers that are not host:port"))
+                }
+                None if wanted => Err(format!("{field}: missing in phase {:?}", self.phase)),
+                _ => Ok(()),
+            }
+        };
+        address("next", &self.next, self.phase == RoutePhase::Warming)?;
+        for a in &self.left {
+            address("left", &Some(a.clone()), false)?;
+        }
+        address("previous", &self.previous, matches!(self.phase, RoutePhase::Switching | RoutePhase::Sealed))?;
         Ok(())
+    }
+
+    /// Keyed topics (order per key kept across a switch).
+    pub fn keyed(&self, topic: &str) -> bool {
+        self.topics.get(topic).is_some_and(|t| t.keyed)
     }
 }
 
@@ -93,20 +143,44 @@ pub struct ClientCounters {
     pub possible_duplicates: u64,
     /// Records a consumer handed to its caller.
     pub consumed: u64,
+    /// Records refused at `send` because the buffer was full and left with the caller
+    /// (`FullBuffer::Return`): not sent, not dropped.
+    pub returned: u64,
+    /// Records re-sent to another cluster (refused or purged where they were first sent).
+    pub resent: u64,
+}
+
+/// A producer's links: what it still delivers where.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ProducerState {
+    /// Clusters it left whose links still hold records of its (delivering, or purged and being
+    /// re-sent). A switch seals the cluster it leaves once no producer lists it here.
+    pub draining: Vec<String>,
+    /// The cluster it has a link to ahead of a switch (`Warming`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm: Option<String>,
 }
 
 /// A consumer's position.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ConsumerState {
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{0,249}$")]
     pub group: String,
     /// Records between its position and the end of its partitions, summed.
     pub lag: u64,
-    /// It read the previous cluster to the end offsets taken at the switch and committed.
+    /// Its group has committed, on the cluster the route left, every partition of the route's
+    /// topics up to the end offsets taken once that cluster was sealed (and re-checked).
     pub drained: bool,
     /// The cluster it drained, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub drained_cluster: Option<String>,
+    /// The cluster it is draining now, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub draining: Option<String>,
 }
 
 /// `POST /v1/clients/reports`: one client instance's state, sent every few seconds.
@@ -116,45 +190,112 @@ pub struct ClientReport {
     /// Unique per process (host, pid and a random part).
     #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$")]
     pub instance: String,
-    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$")]
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub route: String,
     pub role: ClientRole,
     /// The binding generation it uses (0: none yet).
     #[schema(minimum = 0)]
     pub generation: i64,
-    /// The cluster it uses (empty: none yet).
+    /// The cluster it uses (empty: none yet); one the route has been bound to.
     #[serde(default)]
+    #[schema(pattern = "^([a-z]([a-z0-9-]{0,61}[a-z0-9])?)?$")]
     pub cluster: String,
     #[serde(default)]
     pub counters: ClientCounters,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer: Option<ConsumerState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<ProducerState>,
 }
 
 impl ClientReport {
+    /// Checks what serde cannot, field by field: every string a client sends ends up in tables
+    /// and logs, so each is bounded and free of control characters.
     pub fn check(&self) -> Result<(), (String, String)> {
-        let text = |field: &str, v: &str| -> Result<(), (String, String)> {
-            if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
-                return Err((field.to_string(), "must be 1-200 printable characters".into()));
+        let text = |field: &str, v: &str, max: usize| -> Result<(), (String, String)> {
+            if v.is_empty() || v.chars().count() > max || v.chars().any(char::is_control) {
+                return Err((field.to_string(), format!("must be 1-{max} printable characters")));
             }
             Ok(())
         };
-        text("instance", &self.instance)?;
-        text("route", &self.route)?;
+        let cluster_name = |field: &str, v: &str| -> Result<(), (String, String)> {
+            fleet_common::paths::validate_cluster_name(v).map_err(|m| (field.to_string(), fleet_common::kafka_config::shown(&m)))
+        };
+        text("instance", &self.instance, 200)?;
+        cluster_name("route", &self.route).map_err(|(f, m)| (f, m.replace("cluster name", "route name")))?;
         if self.generation < 0 {
             return Err(("generation".into(), format!("{} is negative: send 0 before the first binding", self.generation)));
         }
+        if !self.cluster.is_empty() {
+            cluster_name("cluster", &self.cluster)?;
+        }
         let c = &self.counters;
-        let counters = [("sent", c.sent), ("acknowledged", c.acknowledged), ("failed", c.failed), ("dropped", c.dropped), ("buffered", c.buffered), ("possibleDuplicates", c.possible_duplicates), ("consumed", c.consumed)];
+        let counters = [
+            ("sent", c.sent),
+            ("acknowledged", c.acknowledged),
+            ("failed", c.failed),
+            ("dropped", c.dropped),
+            ("buffered", c.buffered),
+            ("possibleDuplicates", c.possible_duplicates),
+            ("consumed", c.consumed),
+            ("returned", c.returned),
+            ("resent", c.resent),
+        ];
         if let Some((name, _)) = counters.iter().find(|(_, v)| *v > i64::MAX as u64) {
             return Err((format!("counters.{name}"), format!("is above {}", i64::MAX)));
         }
-        if self.consumer.as_ref().is_some_and(|s| s.lag > i64::MAX as u64) {
-            return Err(("consumer.lag".into(), format!("is above {}", i64::MAX)));
+        if let Some(state) = &self.consumer {
+            if state.lag > i64::MAX as u64 {
+                return Err(("consumer.lag".into(), format!("is above {}", i64::MAX)));
+            }
+            // Kafka's group IDs may hold any character; these are shown on terminals.
+            if !state.group.is_empty() {
+                text("consumer.group", &state.group, 249)?;
+            }
+            if let Some(d) = &state.drained_cluster {
+                cluster_name("consumer.drainedCluster", d)?;
+            }
+            if let Some(d) = &state.draining {
+                cluster_name("consumer.draining", d)?;
+            }
+        }
+        if let Some(state) = &self.producer {
+            if state.draining.len() > 16 {
+                return Err(("producer.draining".into(), format!("{} clusters: at most 16", state.draining.len())));
+            }
+            for d in &state.draining {
+                cluster_name("producer.draining", d)?;
+            }
+            if let Some(w) = &state.warm {
+                cluster_name("producer.warm", w)?;
+            }
         }
         Ok(())
     }
+
+    /// The clusters a report names (its cluster, the one a consumer drained), for checking them
+    /// against the clusters its route has been bound to.
+    pub fn named_clusters(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::new();
+        if !self.cluster.is_empty() {
+            out.push(("cluster", self.cluster.as_str()));
+        }
+        if let Some(d) = self.consumer.as_ref().and_then(|c| c.drained_cluster.as_deref()) {
+            out.push(("consumer.drainedCluster", d));
+        }
+        if let Some(d) = self.consumer.as_ref().and_then(|c| c.draining.as_deref()) {
+            out.push(("consumer.draining", d));
+        }
+        for d in self.producer.iter().flat_map(|p| p.draining.iter()) {
+            out.push(("producer.draining", d.as_str()));
+        }
+        out
+    }
 }
+
+/// The header a client instance sends its credential in: the fleet manager gives one with the
+/// instance's first report, and later reports for that instance must carry it.
+pub const INSTANCE_CREDENTIAL_HEADER: &str = "x-fleet-instance-credential";
 
 /// A stored report, as `GET /v1/clients` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -164,6 +305,10 @@ pub struct ClientView {
     pub reported_ms: i64,
     /// Dropped from the list after this time unless the client reports again.
     pub expires_ms: i64,
+    /// The instance's credential, answered to its first report only: send it with every later
+    /// report (header `X-Fleet-Instance-Credential`), or they are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 #[cfg(test)]
@@ -187,6 +332,9 @@ mod tests {
             generation: 1,
             phase: RoutePhase::Steady,
             topics: BTreeMap::new(),
+            next: None,
+            previous: None,
+            left: Vec::new(),
         };
         assert!(b.check().err().is_some_and(|e| e.contains("bootstrapServers")));
     }

@@ -3,6 +3,7 @@
 //! Shared by the fleet manager, `fleetctl` and the client library; no I/O, few dependencies.
 
 pub mod client;
+pub mod json;
 pub mod model;
 pub mod operation;
 pub mod route;

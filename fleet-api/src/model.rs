@@ -60,6 +60,10 @@ pub struct DesiredCluster {
     /// move leaders under its consumers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<String>,
+    /// The routes that left this cluster and sealed it: its topics (the canary's and Kafka's
+    /// internal ones aside) refuse writes, by `max.message.bytes=0`, until one comes back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_for: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,6 +101,12 @@ pub struct ObservedHost {
     /// The launch token the host was made for (a tag on EC2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_token: Option<String>,
+    /// Its private address, as the provider knows it: a broker must advertise this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    /// The broker port the provider gave it (local hosts share one address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -222,11 +232,18 @@ pub enum Step {
         partitions: u32,
         replication_factor: u16,
         configs: BTreeMap<String, String>,
+        /// Explicit replicas per partition (preferred leader first), placed off brokers that are
+        /// leaving (a decommission under way); `None`: Kafka places them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignment: Option<Vec<Vec<i32>>>,
     },
     CreatePartitions {
         topic: String,
         from: u32,
         to: u32,
+        /// Explicit replicas of each new partition, as for `CreateTopic`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignment: Option<Vec<Vec<i32>>>,
     },
     AlterTopicConfigs {
         topic: String,
@@ -266,7 +283,7 @@ impl Step {
             Step::CreateTopic { topic, partitions, replication_factor, .. } => {
                 format!("create topic {topic} ({partitions} partitions, replication {replication_factor})")
             }
-            Step::CreatePartitions { topic, from, to } => format!("add partitions to {topic}: {from} -> {to}"),
+            Step::CreatePartitions { topic, from, to, .. } => format!("add partitions to {topic}: {from} -> {to}"),
             Step::AlterTopicConfigs { topic, changed, .. } => format!("set configs of {topic}: {}", changed.join(", ")),
             Step::DeleteTopic { topic } => format!("delete topic {topic}"),
             Step::DeleteDnsRecord { name, set_identifier } => format!("delete DNS record {name} ({set_identifier})"),

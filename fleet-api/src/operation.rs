@@ -283,6 +283,20 @@ pub struct ThrottleSet {
     /// Topic -> entries `partition:broker` of `leader.replication.throttled.replicas` and
     /// `follower.replication.throttled.replicas`.
     pub topics: BTreeMap<String, TopicThrottle>,
+    /// The rates each broker had before this operation set its own (an operator's throttle):
+    /// recorded before the first write, put back when the operation lets go, never removed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prior: BTreeMap<i32, PriorRates>,
+}
+
+/// A broker's throttle rates as found before an operation changed them (`None`: not set).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PriorRates {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follower: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -293,8 +307,14 @@ pub struct TopicThrottle {
 }
 
 impl ThrottleSet {
+    /// Nothing held (the priors are bookkeeping for what is held).
     pub fn is_empty(&self) -> bool {
         self.brokers.is_empty() && self.topics.is_empty()
+    }
+
+    /// The same throttles in Kafka (rate, brokers, replicas), whatever priors are recorded.
+    pub fn holds_same(&self, other: &ThrottleSet) -> bool {
+        self.rate == other.rate && self.brokers == other.brokers && self.topics == other.topics
     }
 }
 
@@ -322,14 +342,21 @@ pub enum Phase {
     Verifying,
     /// The leaving brokers' hosts are terminated, their DNS records removed, their IDs released.
     Retiring,
-    /// Clearing every throttle the operation set, before it ends (cancelled or failed).
+    /// Clearing every throttle the operation set, before it ends (cancelled or failed) or pauses.
     CleaningUp,
+    /// Stepped aside for a failover or fallback of a route on its cluster (`pausedBy`): nothing
+    /// of it runs; it plans again from what it observes once that has ended.
+    Paused,
     /// A failover's fresh cluster is declared and being built.
     Building,
     /// The route's topics (and the canary topic) are declared on the cluster it goes to.
     Preparing,
-    /// The route's binding points at the new cluster: waiting for every producer to report it.
+    /// The route's binding points at the new cluster: waiting for every producer to report it
+    /// and its link to the old cluster empty.
     SwitchingProducers,
+    /// The old cluster's topics are closed to the route's writes (`max.message.bytes=0`): waiting
+    /// until every broker of it refuses them.
+    Sealing,
     /// Waiting for every consumer to report the old cluster drained.
     DrainingConsumers,
     Succeeded,
@@ -359,9 +386,11 @@ impl Phase {
             Phase::Verifying => "Verifying",
             Phase::Retiring => "Retiring",
             Phase::CleaningUp => "CleaningUp",
+            Phase::Paused => "Paused",
             Phase::Building => "Building",
             Phase::Preparing => "Preparing",
             Phase::SwitchingProducers => "SwitchingProducers",
+            Phase::Sealing => "Sealing",
             Phase::DrainingConsumers => "DrainingConsumers",
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
@@ -458,6 +487,9 @@ pub struct OperationStatus {
     /// How a `CleaningUp` operation ends once its throttles are gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Phase>,
+    /// A `Paused` operation's phase to go back to once it resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_phase: Option<Phase>,
     /// Bytes moved and to move, and the expected time left (moves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<Progress>,
@@ -495,6 +527,7 @@ impl OperationStatus {
             throttled: None,
             elected_at_ms: None,
             outcome: None,
+            resume_phase: None,
             bytes: None,
             eta_seconds: None,
             target: None,
@@ -541,6 +574,10 @@ pub struct Operation {
     pub approved: bool,
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The failover or fallback this maintenance operation steps aside for (set with it, in
+    /// the same write; cleared when it resumes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<String>,
 }
 
 impl Operation {
@@ -556,23 +593,33 @@ impl Operation {
             created_by: created_by.into(),
             approved: false,
             cancel_requested: false,
+            paused_by: None,
         }
     }
 
-    /// Whether `cancel` applies now. A scale-up cancels only before its commit; a move stops
-    /// after its running batch and clears its throttles, any time before it retires brokers.
+    /// A failover or fallback: it moves a route and is never held up by maintenance.
+    pub fn is_emergency(&self) -> bool {
+        self.spec.route().is_some()
+    }
+
+    /// Whether `cancel` applies now (see [`cancellable_phases`]).
     pub fn cancellable(&self) -> bool {
-        match self.spec {
-            OperationSpec::ScaleUp(_) => self.status.phase.cancellable(),
-            OperationSpec::Decommission(_) | OperationSpec::Rebalance(_) => !matches!(
-                self.status.phase,
-                Phase::Verifying | Phase::Retiring | Phase::CleaningUp | Phase::Succeeded | Phase::Failed | Phase::Cancelled
-            ),
-            // Until the binding moves: after that, undoing it is a fallback.
-            OperationSpec::Failover(_) | OperationSpec::Fallback(_) => {
-                matches!(self.status.phase, Phase::Pending | Phase::Building | Phase::Preparing | Phase::Verifying)
-            }
+        cancellable_phases(&self.spec).contains(&self.status.phase)
+    }
+}
+
+/// The phases a cancel is taken in, by kind: the store accepts a cancel only while the
+/// operation's phase is one of them (a compare-and-set, so a cancel never races a switch). A
+/// scale-up cancels before its commit; a move any time before it retires brokers (a reassignment
+/// in flight is cancelled, throttles cleared); a failover or fallback until the route's binding
+/// moves (after that, undoing it is a fallback).
+pub fn cancellable_phases(spec: &OperationSpec) -> &'static [Phase] {
+    match spec {
+        OperationSpec::ScaleUp(_) => &[Phase::Pending, Phase::WaitingForBrokers, Phase::ProposalReady, Phase::Paused],
+        OperationSpec::Decommission(_) | OperationSpec::Rebalance(_) => {
+            &[Phase::Pending, Phase::ProposalReady, Phase::MovingLeaders, Phase::Moving, Phase::ElectingLeaders, Phase::Verifying, Phase::Paused]
         }
+        OperationSpec::Failover(_) | OperationSpec::Fallback(_) => &[Phase::Pending, Phase::Building, Phase::Preparing, Phase::Verifying],
     }
 }
 

@@ -88,7 +88,37 @@ pub struct RouteStatus {
     /// Registered clients per cluster (filled in when served).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientTally>,
+    /// The store revision of the last write of this status: a route's binding generation is the
+    /// newest of its spec's revision and this.
+    #[serde(default)]
+    pub revision: i64,
+    /// A failover or fallback is verifying this cluster: clients warm their links to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warming: Option<String>,
+    /// The switch under way (producers moved to `cluster`), until consumers have drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<SwitchState>,
+    /// Clusters this route left that refuse its writes until it comes back: each of their
+    /// topics has `max.message.bytes=0`, so a producer that missed the switch is refused there
+    /// (and re-sends to the route's cluster) instead of being acknowledged where nobody reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed: Vec<String>,
 }
+
+/// A switch between clusters, as clients see it through the binding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SwitchState {
+    /// The cluster producers came from.
+    pub from: String,
+    /// Every producer drained its link to `from` (or the deadline passed) and `from` was sealed:
+    /// consumers now read it to its end.
+    pub sealed: bool,
+}
+
+/// The topic config that seals a cluster for a route: no batch fits, so every produce is
+/// refused (`MESSAGE_TOO_LARGE`) while reads, replication and the log itself are untouched.
+pub const SEAL_CONFIG: (&str, &str) = ("max.message.bytes", "0");
 
 /// What an automatic trigger may look at: the healthcheck's findings on the route's cluster, and
 /// the auditor's per-broker figures for it.
@@ -236,6 +266,9 @@ pub struct TriggerState {
     pub standby_healthy_since_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision: Option<String>,
+    /// Why the last automatic operation was refused (journalled once, not at every retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refusal: Option<String>,
     pub evaluated_ms: i64,
 }
 

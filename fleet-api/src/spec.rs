@@ -17,6 +17,8 @@ pub const SUPPORTED_KAFKA_VERSIONS: &[&str] = &["3.9"];
 pub const MAX_BROKERS: i64 = 200;
 pub const MAX_PARTITIONS: i64 = 10_000;
 pub const MAX_REPLICATION: i64 = 7;
+/// Shown in place of a password-type broker config to tokens without write scope.
+pub const HIDDEN_VALUE: &str = "<hidden>";
 
 /// A rejected input: the field (a dotted path from the document's root) and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -416,6 +418,37 @@ impl Declared {
     }
 }
 
+/// A value an operation set in place of the user's (a scale-up's broker count and partitions, a
+/// decommission's held or lowered count): the spec stays as the user wrote it, and the fleet
+/// works from the override until the user's document says the same (then it is dropped).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecOverride {
+    /// The spec field, e.g. `brokers` (a KafkaCluster's), `partitions` (a Topic's).
+    pub field: String,
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// The operation that set it.
+    pub operation: String,
+    /// What the user writes to catch up, or why the value is held.
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+/// Overrides by field.
+pub type Overrides = BTreeMap<String, SpecOverride>;
+
+/// A stored spec (JSON) with overrides laid over its top-level fields.
+pub fn with_overrides(spec: &serde_json::Value, overrides: &Overrides) -> serde_json::Value {
+    let mut out = spec.clone();
+    if let Some(obj) = out.as_object_mut() {
+        for o in overrides.values() {
+            obj.insert(o.field.clone(), o.value.clone());
+        }
+    }
+    out
+}
+
 /// The family a cluster belongs to: itself, or for a fresh build `<family>-<n>` the cluster it
 /// was built from. Builds are named in the family (blue, blue-1, blue-2), and the ec2 provider
 /// launches a family's hosts with the family's instance profile.
@@ -576,8 +609,14 @@ fn check_cluster(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
         }
     }
     for (k, v) in &s.broker_config {
+        if v.to_config() == HIDDEN_VALUE && fleet_common::kafka_config::key_type(k) == Some(fleet_common::kafka_config::ConfigType::Password) {
+            return Err(FieldError::new(
+                format!("spec.brokerConfig.{k}"),
+                format!("`{HIDDEN_VALUE}` is what a token without write scope is shown in place of a password: give the value itself (read the document with a write token)"),
+            ));
+        }
         fleet_common::kafka_config::validate(k, &v.to_config(), &fleet_common::kafka_config::Source::Persisted)
-            .map_err(|e| FieldError::new(format!("spec.brokerConfig.{k}"), e.to_string()))?;
+            .map_err(|e| FieldError::new(format!("spec.brokerConfig.{}", fleet_common::kafka_config::shown(k)), e.to_string()))?;
     }
     Ok(())
 }
@@ -606,84 +645,17 @@ fn check_topic(s: &DeclaredTopicSpec) -> Result<(), FieldError> {
         })?;
     }
     for (k, v) in &s.configs {
-        let field = format!("spec.configs.{k}");
-        if !TOPIC_CONFIG_KEYS.contains(&k.as_str()) {
-            return Err(FieldError::new(field, format!("`{k}` is not a Kafka topic config (see kafka-configs --describe --all)")));
-        }
+        let field = format!("spec.configs.{}", fleet_common::kafka_config::shown(k));
         if k == "retention.ms" && s.retention_hours.is_some() {
             return Err(FieldError::new(field, "set either spec.retentionHours or configs.retention.ms, not both"));
         }
         if k.ends_with(".replication.throttled.replicas") {
             return Err(FieldError::new(field, "is set and cleared by decommission and rebalance operations while replicas move: leave it out (use --throttle)"));
         }
-        let value = v.to_config();
-        if NUMERIC_TOPIC_CONFIGS.contains(&k.as_str()) && value.trim().parse::<i64>().is_err() {
-            return Err(FieldError::new(field, format!("must be an integer, got `{value}`")));
-        }
+        fleet_common::kafka_config::validate_topic_config(k, &v.to_config()).map_err(|m| FieldError::new(field, m))?;
     }
     Ok(())
 }
-
-/// Kafka 3.9's topic-level configs (`TopicConfig`).
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "compression.zstd.level",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
-
-/// Topic configs whose value must be an integer.
-pub fn is_numeric_topic_config(key: &str) -> bool {
-    NUMERIC_TOPIC_CONFIGS.contains(&key)
-}
-
-const NUMERIC_TOPIC_CONFIGS: &[&str] = &[
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "index.interval.bytes",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-];
 
 /// Kafka's topic-name rules (legal characters, length, not `.`/`..`).
 pub fn validate_topic_name(name: &str) -> Result<(), String> {

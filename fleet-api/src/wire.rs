@@ -166,9 +166,13 @@ pub struct ResourceView {
     pub created_ms: i64,
     pub updated_ms: i64,
     pub deleting: bool,
-    /// The document as declared (apply it back to re-create).
+    /// The document as the user declared it.
     #[schema(value_type = Object)]
     pub document: RawDocument,
+    /// Values operations set in place of the document's (the fleet works from these): write
+    /// them into your document to catch up (`fleetctl get -o yaml` prints it that way).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<crate::spec::SpecOverride>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<EffectiveSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

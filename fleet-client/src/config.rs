@@ -39,9 +39,11 @@ pub struct ClientConfig {
     pub buffer_records: usize,
     pub buffer_bytes: usize,
     pub full_buffer: FullBuffer,
-    /// Stop sending at a switch, let the old cluster drain, then switch (keyed streams that need order).
+    /// Keep order per key across a switch for every topic (topics the binding marks `keyed` get
+    /// it anyway): their records wait until the old cluster has delivered what it holds.
     pub ordered_switch: bool,
-    /// How long the old cluster gets to deliver what it holds at a switch.
+    /// How long the old cluster gets to deliver what it holds at a switch (then it is purged
+    /// and what it held is re-sent to the new one).
     pub drain_timeout: Duration,
     /// How long a record may wait for a cluster's acknowledgement before it fails.
     pub delivery_timeout: Duration,
@@ -55,10 +57,14 @@ pub struct ClientConfig {
     pub group: Option<String>,
     /// Consumers: topics to read.
     pub topics: Vec<String>,
-    /// Consumers: after a switch, wait this long before taking the old cluster's end offsets
-    /// (producers are still flushing their last records to it).
-    pub switch_settle: Duration,
-    /// Extra librdkafka settings, applied last.
+    /// Consumers: how long to keep reading the cluster a route left, once it is sealed, before
+    /// giving up on it (the consumer then says it did not drain it).
+    pub consumer_drain_timeout: Duration,
+    /// Consumers: commit what was read every second (at-least-once); `false`: only on
+    /// [`crate::FleetConsumer::commit`].
+    pub auto_commit: bool,
+    /// Extra librdkafka settings, applied last. Keys the library sets for its guarantees are
+    /// refused (see [`RESERVED_KAFKA_KEYS`]).
     pub kafka: BTreeMap<String, String>,
     /// This instance's name in reports (default: host, pid and a counter).
     pub instance: Option<String>,
@@ -84,7 +90,8 @@ impl ClientConfig {
             acks: None,
             group: None,
             topics: Vec::new(),
-            switch_settle: Duration::from_secs(1),
+            consumer_drain_timeout: Duration::from_secs(600),
+            auto_commit: true,
             kafka: BTreeMap::new(),
             instance: None,
             ca_file: None,
@@ -122,10 +129,20 @@ impl ClientConfig {
                 return Err(bad("acks", format!("`{a}` is not all, 1 or 0")));
             }
         }
-        if let Some(k) = self.kafka.keys().find(|k| k.as_str() == "bootstrap.servers") {
-            return Err(bad("kafka", format!("`{k}` comes from the route's binding: remove it")));
+        for (key, why) in RESERVED_KAFKA_KEYS {
+            if self.kafka.contains_key(*key) {
+                return Err(bad("kafka", format!("`{key}` is set by the library ({why}): remove it")));
+            }
         }
         self.ca_certificates()?;
+        Ok(())
+    }
+
+    /// What only a producer needs.
+    pub(crate) fn check_producer(&self) -> Result<(), ConfigError> {
+        if self.drain_timeout > Duration::from_secs(600) {
+            return Err(bad("drain_timeout", "at most 10m (what is left is re-sent to the new cluster then)"));
+        }
         Ok(())
     }
 
@@ -150,6 +167,25 @@ impl ClientConfig {
     }
 }
 
+/// librdkafka settings the library owns, and why: set through the map, each would break a
+/// guarantee (or is set from another field).
+pub const RESERVED_KAFKA_KEYS: &[(&str, &str)] = &[
+    ("bootstrap.servers", "it comes from the route's binding"),
+    ("group.id", "use `group`"),
+    ("acks", "use `acks`, or each topic's priority class"),
+    ("request.required.acks", "use `acks`, or each topic's priority class"),
+    ("enable.idempotence", "order per key and no duplicates on one cluster depend on it"),
+    ("message.timeout.ms", "use `delivery_timeout`"),
+    ("delivery.timeout.ms", "use `delivery_timeout`"),
+    ("max.in.flight.requests.per.connection", "order per key depends on it"),
+    ("max.in.flight", "order per key depends on it"),
+    ("transactional.id", "transactions are not supported"),
+    ("enable.auto.offset.store", "offsets are stored only for records handed to the caller (at-least-once)"),
+    ("enable.auto.commit", "use `auto_commit`"),
+    ("auto.offset.reset", "a group new to a cluster the route moved to must read it from the beginning"),
+    ("enable.partition.eof", "the library reads partitions' ends itself"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +204,14 @@ mod tests {
         let mut c = ClientConfig::new("orders", &["http://a"]);
         c.kafka.insert("bootstrap.servers".into(), "x:1".into());
         assert_eq!(c.check().err().map(|e| e.field), Some("kafka"));
+        for key in ["enable.auto.offset.store", "enable.idempotence", "transactional.id", "acks"] {
+            let mut c = ClientConfig::new("orders", &["http://a"]);
+            c.kafka.insert(key.into(), "true".into());
+            let e = c.check().expect_err(key);
+            assert!(e.field == "kafka" && e.message.contains(key), "{key}: {e}");
+        }
+        let mut c = ClientConfig::new("orders", &["http://a"]);
+        c.kafka.insert("linger.ms".into(), "5".into());
+        assert_eq!(c.check(), Ok(()), "tuning is the caller's");
     }
 }

@@ -10,15 +10,36 @@ use fleet_api::client::{ClientReport, RouteBinding};
 
 use crate::config::ClientConfig;
 
+/// Where a binding came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BindingSource {
+    /// The cache on disk, at start.
+    Cache,
+    /// A change the long poll answered.
+    Watch,
+    /// A fetch asked for by the client ([`Follows::refresh_wanted`]): current, even when its
+    /// generation is the one the client has.
+    Fresh,
+}
+
 /// What a follower drives: the producer or the consumer.
 pub(crate) trait Follows: Send + Sync + 'static {
-    /// A binding with a new generation (from the cache at start, then from the fleet manager).
-    fn on_binding(&self, binding: RouteBinding, from_cache: bool);
+    /// A binding with a new generation (from the cache at start, then from the fleet manager),
+    /// or a fresh one asked for.
+    fn on_binding(&self, binding: RouteBinding, source: BindingSource);
     /// The fleet manager could not give a usable binding (kept for `last_error`).
     fn on_error(&self, message: String);
     fn report(&self) -> ClientReport;
     /// Called every few milliseconds on the follower's thread.
     fn tick(&self) {}
+    /// Notified when a report should go now rather than at the next interval.
+    fn report_now(&self) -> Option<&tokio::sync::Notify> {
+        None
+    }
+    /// Notified when the binding should be fetched afresh now.
+    fn refresh_wanted(&self) -> Option<&tokio::sync::Notify> {
+        None
+    }
 }
 
 /// The last binding on local disk: written atomically, read at start, ignored (with a warning)
@@ -68,22 +89,40 @@ impl BindingCache {
 
 pub(crate) struct Follower {
     stop: tokio::sync::watch::Sender<bool>,
+    /// Closed when the thread ends (in a mutex: the producer is shared between threads).
+    ended: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    /// Stops the follower, waiting at most `timeout` for its thread (it may be in the middle of
+    /// a switch); past that the thread is left to end by itself.
+    pub(crate) fn stop(mut self, timeout: Duration) {
+        self.stop.send_replace(true);
+        let answer = self.ended.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(timeout);
+        let ended = matches!(answer, Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+        if let Some(t) = self.thread.take() {
+            if ended {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl Drop for Follower {
     fn drop(&mut self) {
         self.stop.send_replace(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        // Not joined: dropping never waits on the network.
+        self.thread.take();
     }
 }
 
 /// Starts following; returns at once (nothing here touches the network on the caller's thread).
 pub(crate) fn spawn(config: ClientConfig, target: Arc<dyn Follows>, tick: Duration) -> std::io::Result<Follower> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new().name(format!("fleet-follow-{}", config.route)).spawn(move || {
+        let _ended = ended_tx;
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(r) => r,
             Err(e) => {
@@ -92,8 +131,9 @@ pub(crate) fn spawn(config: ClientConfig, target: Arc<dyn Follows>, tick: Durati
             }
         };
         runtime.block_on(run(config, target, stopped, tick));
+        // Its runtime is dropped here; `_ended` after it: the thread is done.
     })?;
-    Ok(Follower { stop, thread: Some(thread) })
+    Ok(Follower { stop, ended: std::sync::Mutex::new(ended), thread: Some(thread) })
 }
 
 /// Runs `work` unless the follower stops first (`None` then).
@@ -111,7 +151,7 @@ async fn run(config: ClientConfig, target: Arc<dyn Follows>, stopped: tokio::syn
     if let Some(b) = cache.as_ref().and_then(|c| c.load(&config.route)) {
         tracing::info!(route = %b.route, cluster = %b.cluster, generation = b.generation, "starting from the cached binding");
         generation = Some(b.generation);
-        target.on_binding(b, true);
+        target.on_binding(b, BindingSource::Cache);
     }
     let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(2));
     // Checked when the client was built; read again here so the config stays plain data.
@@ -128,13 +168,34 @@ async fn run(config: ClientConfig, target: Arc<dyn Follows>, stopped: tokio::syn
     let watch = async {
         let mut next = 0usize;
         let mut backoff = Duration::from_millis(200);
+        let mut fresh = false;
         loop {
             let url = config.fleet_managers[next % config.fleet_managers.len()].trim_end_matches('/').to_string();
-            let Some(answer) = or_stop(&stopped, fetch(&http, &url, &config, generation)).await else { break };
+            // A long poll for a change, cut short when the client wants the binding now.
+            let after = if fresh { None } else { generation };
+            let poll = async {
+                match target.refresh_wanted() {
+                    Some(n) if after.is_some() => {
+                        tokio::select! {
+                            answer = fetch(&http, &url, &config, after) => Some(answer),
+                            _ = n.notified() => None,
+                        }
+                    }
+                    _ => Some(fetch(&http, &url, &config, after).await),
+                }
+            };
+            let Some(answer) = or_stop(&stopped, poll).await else { break };
+            let Some(answer) = answer else {
+                fresh = true;
+                continue;
+            };
+            let was_fresh = std::mem::take(&mut fresh);
             match answer {
                 Ok(b) => {
                     backoff = Duration::from_millis(200);
-                    if Some(b.generation) != generation {
+                    if was_fresh && Some(b.generation) == generation {
+                        target.on_binding(b, BindingSource::Fresh);
+                    } else if Some(b.generation) != generation {
                         tracing::info!(route = %b.route, cluster = %b.cluster, generation = b.generation, "route binding");
                         generation = Some(b.generation);
                         if let Some(c) = &cache {
@@ -142,13 +203,15 @@ async fn run(config: ClientConfig, target: Arc<dyn Follows>, stopped: tokio::syn
                                 tracing::warn!(error = %e, "could not write the binding cache");
                             }
                         }
-                        target.on_binding(b, false);
+                        target.on_binding(b, if was_fresh { BindingSource::Fresh } else { BindingSource::Watch });
                     }
                     continue;
                 }
                 Err(Fetch::Unreachable(e)) => {
                     tracing::debug!(url, error = %e, "fleet manager unreachable; trying the next");
                     target.on_error(format!("fleet manager {url} unreachable: {e}"));
+                    // Still wanted: the next answer is taken as fresh.
+                    fresh = was_fresh;
                     next += 1;
                 }
                 Err(Fetch::Refused(e)) => {
@@ -170,15 +233,37 @@ async fn run(config: ClientConfig, target: Arc<dyn Follows>, stopped: tokio::syn
     };
     let report = async {
         let mut next = 0usize;
-        while or_stop(&stopped, tokio::time::sleep(config.report_interval)).await.is_some() {
+        // Given with this instance's first report; later ones must carry it. A report refused
+        // for it lapses after the report TTL, and the instance is then claimed afresh.
+        let mut credential: Option<String> = None;
+        let wait = || async {
+            match target.report_now() {
+                // Soon, not at once: a burst of changes makes one report.
+                Some(n) => tokio::select! {
+                    _ = tokio::time::sleep(config.report_interval) => {}
+                    _ = async { n.notified().await; tokio::time::sleep(Duration::from_millis(20)).await } => {}
+                },
+                None => tokio::time::sleep(config.report_interval).await,
+            }
+        };
+        while or_stop(&stopped, wait()).await.is_some() {
             let url = config.fleet_managers[next % config.fleet_managers.len()].trim_end_matches('/').to_string();
             let mut req = http.post(format!("{url}/v1/clients/reports")).timeout(Duration::from_secs(3)).json(&target.report());
             if let Some(t) = &config.token {
                 req = req.bearer_auth(t);
             }
+            if let Some(c) = &credential {
+                req = req.header(fleet_api::client::INSTANCE_CREDENTIAL_HEADER, c);
+            }
             match or_stop(&stopped, req.send()).await {
                 None => break,
-                Some(Ok(r)) if r.status().is_success() => {}
+                Some(Ok(r)) if r.status().is_success() => {
+                    if let Ok(view) = r.json::<fleet_api::client::ClientView>().await {
+                        if view.credential.is_some() {
+                            credential = view.credential;
+                        }
+                    }
+                }
                 Some(Ok(r)) => tracing::warn!(url, status = %r.status(), body = %r.text().await.unwrap_or_default(), "client report refused"),
                 Some(Err(_)) => next += 1,
             }
@@ -257,6 +342,9 @@ mod tests {
             generation: 7,
             phase: fleet_api::client::RoutePhase::Steady,
             topics: Default::default(),
+            next: None,
+            previous: None,
+            left: Vec::new(),
         }
     }
 

@@ -41,6 +41,10 @@ pub struct RawClusterFile {
     /// Instead of a file: the AWS Secrets Manager secret holding the identity (ec2 provider).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zookeeper_identity_secret: Option<String>,
+    /// Boot without a ZooKeeper identity: the registry and its lock are then writable by any
+    /// ZooKeeper client. Refused unless said (a trusted test network).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_zookeeper: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, ScalarValue>,
 }
@@ -144,6 +148,7 @@ mod tests {
             fleet_api: Some(RawFleetApi { url: "http://fm:8080".into(), timeout_ms: Some(2000), token: None, token_secret: None, properties: None, wait_ms: None, ca_file: None }),
             zookeeper_identity_file: None,
             zookeeper_identity_secret: None,
+            insecure_zookeeper: false,
             properties: BTreeMap::new(),
         };
         let text = file.to_yaml().expect("yaml");

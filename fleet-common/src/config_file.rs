@@ -17,6 +17,22 @@ pub enum ConfigError {
     Field { field: String, message: String },
 }
 
+/// Refuses a file holding secrets (tokens, a ZooKeeper identity) that its group or other users
+/// may read or write: `Err` names the file, its mode and the fix.
+pub fn check_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: holds secrets but its group or other users may read or write it (mode {mode:04o}): chmod 600 {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A resolve-stage error for `field`.
 pub fn field(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Field { field: field.into(), message: message.into() }

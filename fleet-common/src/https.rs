@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -15,14 +14,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
 
 /// How often the certificate and key files are checked for a change.
 const RELOAD_CHECK: Duration = Duration::from_secs(1);
-/// A client gets this long to finish its handshake (a stalled one must not hold a task forever).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -157,104 +152,16 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
     Ok(Arc::new(config))
 }
 
-/// Accepts TCP connections and hands axum only those whose TLS handshake finished; handshakes
-/// run in their own tasks, so a slow client does not hold up the others.
-pub struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = tokio::sync::mpsc::channel(64);
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    _ = tx.closed() => return,
-                    a = tcp.accept() => a,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(stream, acceptor)).await {
-                        Ok(Some(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(None) => {}
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { ready, local })
-    }
-}
-
-async fn handshake(mut stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor) -> Option<TlsStream<TcpStream>> {
-    let mut first = [0u8; 1];
-    // 0x16: a TLS handshake record. Anything else on an HTTPS port is most likely plain HTTP.
-    match stream.peek(&mut first).await {
-        Ok(1) if first[0] == 0x16 => {}
-        Ok(1) => {
-            let body = "this server speaks HTTPS only: use an https:// URL\n";
-            let answer = format!(
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(answer.as_bytes()).await;
-            let _ = stream.shutdown().await;
-            return None;
-        }
-        _ => return None,
-    }
-    match acceptor.accept(stream).await {
-        Ok(tls) => Some(tls),
-        Err(e) => {
-            tracing::debug!(error = %e, "TLS handshake failed");
-            None
-        }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The accept task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// Serves `router` on `tcp`, over TLS when `tls` is given, until `shutdown` resolves.
+/// Serves `router` on `tcp`, over TLS when `tls` is given, within `limits`, until `shutdown`
+/// resolves (then in-flight requests get a few seconds to finish).
 pub async fn serve(
     tcp: TcpListener,
     router: axum::Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: crate::serve::ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    match tls {
-        None => axum::serve(tcp, router).with_graceful_shutdown(shutdown).await,
-        Some(config) => axum::serve(TlsListener::new(tcp, config)?, router).with_graceful_shutdown(shutdown).await,
-    }
+    crate::serve::serve(tcp, router, tls.map(tokio_rustls::TlsAcceptor::from), limits, shutdown).await
 }
 
 /// The scheme a server with or without TLS is reached by.

@@ -6,7 +6,11 @@ pub mod cluster_file;
 pub mod config_file;
 #[cfg(feature = "https")]
 pub mod https;
+#[cfg(feature = "https")]
+pub mod serve;
 pub mod kafka_config;
+#[cfg(feature = "kafka-wire")]
+pub mod kafka_wire;
 pub mod local;
 pub mod paths;
 #[cfg(feature = "signals")]

@@ -154,6 +154,8 @@ pub enum ZkIdentityError {
     Malformed { source_name: String, line: usize, message: String },
     #[error("{source_name}: no identity in it: write one line USER:PASSWORD")]
     Empty { source_name: String },
+    #[error("ZooKeeper identity file {0}")]
+    NotPrivate(String),
 }
 
 impl ZkIdentity {
@@ -187,7 +189,9 @@ impl ZkIdentity {
         found.ok_or_else(|| ZkIdentityError::Empty { source_name: source_name.to_string() })
     }
 
+    /// Reads the file, refusing one its group or other users may read (it holds a password).
     pub fn load_file(path: &std::path::Path) -> Result<Self, ZkIdentityError> {
+        crate::config_file::check_private(path).map_err(ZkIdentityError::NotPrivate)?;
         let text = std::fs::read_to_string(path).map_err(|source| ZkIdentityError::Read { path: path.display().to_string(), source })?;
         Self::parse(&text, &path.display().to_string())
     }

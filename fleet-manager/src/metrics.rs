@@ -32,6 +32,8 @@ pub struct PhaseLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
+    /// The route template that matched (`/v1/clusters/{name}`), or `unmatched`.
+    pub route: String,
     pub status: String,
 }
 

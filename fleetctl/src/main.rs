@@ -62,6 +62,10 @@ enum Command {
         /// min.insync.replicas of topics that inherit it (refused otherwise, naming them).
         #[arg(long)]
         confirm_class_change: bool,
+        /// Accept that a lower `brokers` retires the highest brokers: a decommission (throttled)
+        /// moves their replicas off first, and is created with the change.
+        #[arg(long)]
+        confirm_decommission: bool,
         /// How long --wait waits.
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
@@ -128,6 +132,9 @@ enum Command {
     },
     /// Resume a held route's automation.
     Release { route: String },
+    /// Drop a route's warm standby (left by a failover or fallback): it is torn down once no
+    /// client of the route uses it or has not drained it.
+    ReleaseStandby { route: String },
     /// Approve an operation held at ProposalReady (`scale-up --hold`).
     Approve {
         #[arg(value_enum)]
@@ -256,7 +263,7 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("fleetctl: {}", f.message);
+            eprintln!("fleetctl: {}", printable_lines(&f.message));
             std::process::ExitCode::from(f.code)
         }
     }
@@ -303,12 +310,46 @@ fn print_value<T: Serialize>(output: Output, value: &T, table: impl FnOnce(&T) -
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
         Output::Yaml => print!("{}", serde_saphyr::to_string(value).map_err(|e| Failure::new(1, e.to_string()))?),
-        Output::Table => print!("{}", table(value)),
+        Output::Table => print!("{}", printable_lines(&table(value))),
     }
     Ok(())
 }
 
+/// The widest a table cell is shown: longer ones are cut with `…` (a report field can be long).
+const MAX_CELL: usize = 120;
+
+/// A string from the API made safe for a terminal: control characters (escape sequences, CR,
+/// LF) shown escaped, and cut to `max` characters. Whatever a client sent, it cannot move the
+/// cursor, recolour the screen or forge a line.
+fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Text made of lines, each made [`printable`] (line breaks kept, nothing cut).
+fn printable_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, newline) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
+        out.push_str(&printable(body, usize::MAX));
+        out.push_str(newline);
+    }
+    out
+}
+
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| printable(c, MAX_CELL)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -333,6 +374,32 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
         out.push_str(&line(r));
     }
     out
+}
+
+/// A resource's document with what operations set in place of the user's values (a scale-up's
+/// broker count and partitions; a route's cluster after a rebuild): what to write to catch up.
+fn effective_document(v: &ResourceView) -> RawDocument {
+    let mut doc = v.document.clone();
+    let overrides: fleet_api::spec::Overrides = v.overrides.iter().map(|o| (o.field.clone(), o.clone())).collect();
+    doc.spec = fleet_api::spec::with_overrides(&doc.spec, &overrides);
+    if let Some(st) = &v.route_status {
+        // Back home on another cluster (a fallback that rebuilt it): that cluster is its home now.
+        if st.phase == fleet_api::route::RouteState::Normal && !st.cluster.is_empty() {
+            doc.spec["cluster"] = Value::String(st.cluster.clone());
+        }
+    }
+    doc
+}
+
+/// Documents as a YAML stream (`---` between them), the form `apply -f` reads.
+fn print_documents(docs: &[RawDocument]) -> Result<()> {
+    let mut out = String::new();
+    for d in docs {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(d).map_err(|e| Failure::new(1, e.to_string()))?);
+    }
+    print!("{out}");
+    Ok(())
 }
 
 fn live_of(status: Option<&ClusterStatus>) -> String {
@@ -400,9 +467,9 @@ async fn run(cli: Cli) -> Result<()> {
     let client = Client { http, api: cli.api.clone(), token: cli.token.clone() };
     let output = cli.output;
     match cli.command {
-        Command::Apply { files, dry_run, wait, timeout, confirm_class_change } => {
+        Command::Apply { files, dry_run, wait, timeout, confirm_class_change, confirm_decommission } => {
             let docs = read_documents(&files)?;
-            let path = format!("/v1/apply?dryRun={dry_run}&confirmClassChange={confirm_class_change}");
+            let path = format!("/v1/apply?dryRun={dry_run}&confirmClassChange={confirm_class_change}&confirmDecommission={confirm_decommission}");
             let answer: ApplyResponse = client.send(reqwest::Method::POST, &path, Some(json!({ "resources": docs }))).await?;
             print_value(output, &answer, |a| {
                 let rows = a
@@ -443,6 +510,10 @@ async fn run(cli: Cli) -> Result<()> {
             let was: bool = client.send(reqwest::Method::DELETE, &format!("/v1/routes/{route}/hold"), None).await?;
             print_value(output, &was, |w| if *w { format!("route {route} released: automation resumes\n") } else { format!("route {route} was not held\n") })
         }
+        Command::ReleaseStandby { route } => {
+            let released: Value = client.send(reqwest::Method::POST, &format!("/v1/routes/{route}/release-standby"), None).await?;
+            print_value(output, &released, |r| format!("route {route}: standby {} released; it is torn down\n", r["cluster"].as_str().unwrap_or("?")))
+        }
         Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
         Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
         Command::Get { what, cluster, route } => {
@@ -460,9 +531,10 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let list: Vec<ResourceView> = client.get(&path).await?;
             if output == Output::Yaml {
-                // The declared documents, ready to apply again.
-                let docs: Vec<&RawDocument> = list.iter().map(|v| &v.document).collect();
-                return print_value(output, &docs, |_| String::new());
+                // The documents as the fleet works from them (what operations changed included),
+                // one YAML document each, ready to apply again.
+                let docs: Vec<RawDocument> = list.iter().map(effective_document).collect();
+                return print_documents(&docs);
             }
             print_value(output, &list, |items| match what {
                 Listing::Clusters => table(

@@ -336,7 +336,17 @@ fn plan_text(p: &PlacementPlan) -> String {
 
 fn describe_text(o: &Operation) -> String {
     let mut out = format!("Operation: {} ({} on {})\n", o.id, o.spec.kind(), o.cluster);
-    out.push_str(&format!("Phase: {}{}\n", o.status.phase.as_str(), o.status.message.as_deref().map(|m| format!(" - {m}")).unwrap_or_default()));
+    out.push_str(&format!("Phase: {}\n", o.status.phase.as_str()));
+    // What the phase waits for, or how it ended.
+    if let Some(m) = &o.status.message {
+        out.push_str(&format!("{}: {m}\n", if o.status.phase.is_terminal() { "Outcome" } else { "Waiting for" }));
+    }
+    if let Some(by) = &o.paused_by {
+        out.push_str(&format!("Paused by: {by} (a failover or fallback on its cluster; it plans again once that has ended)\n"));
+    }
+    if o.cancel_requested && !o.status.phase.is_terminal() {
+        out.push_str("Cancel: asked for; being carried out\n");
+    }
     match &o.spec {
         OperationSpec::ScaleUp(s) => {
             out.push_str(&format!("Brokers: {} -> {}   Topics: {}\n", s.from_brokers, s.brokers, s.topics.join(", ")));
@@ -379,6 +389,9 @@ fn describe_text(o: &Operation) -> String {
     }
     if let Some(t) = &o.status.throttled {
         out.push_str(&format!("Throttled now: {} on brokers {:?}, {} topics\n", mib(t.rate) + "/s", t.brokers, t.topics.len()));
+        for (b, p) in &t.prior {
+            out.push_str(&format!("  broker {b} had its own rates (leader {}, follower {}): kept, and put back after\n", p.leader.as_deref().unwrap_or("-"), p.follower.as_deref().unwrap_or("-")));
+        }
     }
     if let Some(p) = &o.status.plan {
         out.push_str("Plan:\n");

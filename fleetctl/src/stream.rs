@@ -72,30 +72,24 @@ pub fn produce(api: &Api, args: ProduceArgs, output: Output) -> Result<()> {
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let line = line.map_err(|e| Failure::new(1, format!("reading stdin: {e}")))?;
-        let mut record = match args.key_delimiter.as_deref().and_then(|d| line.split_once(d)) {
-            Some((k, v)) => Record::new(&args.topic, v.as_bytes().to_vec()).with_key(k.as_bytes().to_vec()),
-            None => Record::new(&args.topic, line.into_bytes()),
+        let record = match args.key_delimiter.as_deref().and_then(|d| line.split_once(d)) {
+            Some((k, v)) => Record::new(&args.topic, v.as_bytes()).with_key(k.as_bytes()),
+            None => Record::new(&args.topic, line.as_bytes()),
         };
         // A script waits for room rather than lose lines.
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err(SendError::Full { record: Some(r), .. }) => {
-                    record = *r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
+                Err(SendError::Full { .. }) => std::thread::sleep(Duration::from_millis(5)),
                 Err(e) => return Err(Failure::new(1, e.to_string())),
             }
         }
     }
-    let deadline = Instant::now() + args.timeout;
-    while producer.counters().buffered > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let _ = producer.flush(args.timeout);
     let counters = producer.counters();
     let binding = producer.binding();
     let error = producer.last_error();
-    let unsent = producer.close(Duration::ZERO);
+    let unsent = producer.close(Duration::ZERO).unacknowledged;
     let summary = json!({
         "route": args.route,
         "cluster": binding.as_ref().map(|b| b.cluster.clone()),
@@ -115,7 +109,7 @@ pub fn produce(api: &Api, args: ProduceArgs, output: Output) -> Result<()> {
         ),
     }
     if counters.failed > 0 || unsent > 0 {
-        return Err(Failure::new(1, format!("{} records not acknowledged{}", counters.failed + unsent as u64, error.map(|e| format!(": {e}")).unwrap_or_default())));
+        return Err(Failure::new(1, format!("{} records not acknowledged{}", counters.failed + unsent, error.map(|e| format!(": {e}")).unwrap_or_default())));
     }
     Ok(())
 }

@@ -111,7 +111,7 @@ async fn serve(path: PathBuf) -> Result<()> {
         .with_context(|| format!("cannot listen on {} (field `listen`)", config.listen))?;
     let tls = config.tls.as_ref().map(fleet_common::https::server_config).transpose().context("tls")?;
     tracing::info!(listen = %config.listen, tls = tls.is_some(), clusters = config.clusters.len(), "serving health");
-    fleet_common::https::serve(listener, router(AppState { reports, metrics }), tls, async {
+    fleet_common::https::serve(listener, router(AppState { reports, metrics }), tls, fleet_common::serve::ServeLimits::default(), async {
         let signal = fleet_common::signals::stop_requested().await;
         tracing::info!(signal, "stopping");
     })

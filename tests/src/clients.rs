@@ -13,6 +13,8 @@ use fleet_client::{ClientConfig, FleetConsumer, FleetProducer, Record};
 pub struct Reader {
     pub seen: Arc<Mutex<Vec<(String, String)>>>,
     stop: Arc<AtomicBool>,
+    /// While set, the thread does not poll (a consumer stuck in its own work).
+    paused: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -20,17 +22,30 @@ impl Reader {
     pub fn start(config: ClientConfig) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (seen.clone(), stop.clone());
+        let paused = Arc::new(AtomicBool::new(false));
+        let (s, st, pa) = (seen.clone(), stop.clone(), paused.clone());
         let thread = std::thread::spawn(move || {
             let mut consumer = FleetConsumer::new(config).expect("consumer");
             while !st.load(Ordering::SeqCst) {
+                if pa.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
                 if let Some(r) = consumer.poll(Duration::from_millis(100)) {
                     s.lock().expect("lock").push((r.cluster, String::from_utf8_lossy(&r.payload).into_owned()));
                 }
             }
             consumer.close();
         });
-        Self { seen, stop, thread }
+        Self { seen, stop, paused, thread }
+    }
+
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
     }
 
     /// Payloads read so far.
@@ -64,7 +79,7 @@ impl SequencedLoad {
                 for (i, p) in producers.iter().enumerate() {
                     for _ in 0..per_tick {
                         let payload = format!("{prefix}{i}-{seq}");
-                        if let Ok(d) = p.send_tracked(Record::new(&topic, payload.clone())) {
+                        if let Ok(d) = p.send_tracked(Record::new(&topic, payload.as_bytes())) {
                             waiting.push((payload, d));
                         }
                         seq += 1;

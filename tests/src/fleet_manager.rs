@@ -36,6 +36,9 @@ pub struct FleetManagerOptions {
     /// Use this data folder (local hosts, local DNS) instead of one of its own: instances of one
     /// fleet share it, as they would share the machines their hosts run on.
     pub data_dir: Option<PathBuf>,
+    /// The fleet's ZooKeeper identity (default: the harness's); `None` runs with
+    /// `--insecure-zookeeper`.
+    pub zk_identity_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -61,6 +64,7 @@ impl FleetManagerOptions {
             local_max_hosts: 8,
             tls: None,
             data_dir: None,
+            zk_identity_file: Some(crate::zk_identity_file()),
         }
     }
 }
@@ -135,6 +139,10 @@ impl FleetManager {
         if let Some(db) = &self.options.database {
             cmd.args(["--database", db]);
         }
+        match &self.options.zk_identity_file {
+            Some(id) => cmd.arg("--zk-identity-file").arg(id),
+            None => cmd.arg("--insecure-zookeeper"),
+        };
         if let Some(t) = &self.options.tls {
             cmd.arg("--tls-cert").arg(&t.cert).arg("--tls-key").arg(&t.key).arg("--hosts-ca-file").arg(&t.ca);
         }

@@ -125,7 +125,7 @@ impl ClusterSpec {
             fleet_api: None,
             fleet_api_properties: None,
             fleet_root: None,
-            zk_identity_file: None,
+            zk_identity_file: Some(crate::zk_identity_file()),
             fleet_api_token_secret: None,
         }
     }
@@ -163,6 +163,7 @@ impl LocalCluster {
             }),
             zookeeper_identity_file: spec.zk_identity_file.as_ref().map(|p| p.display().to_string()),
             zookeeper_identity_secret: None,
+            insecure_zookeeper: spec.zk_identity_file.is_none(),
             properties: spec.properties.iter().map(|(k, v)| (k.clone(), ScalarValue::Str(v.clone()))).collect(),
         };
         let text = file.to_yaml().expect("cluster file yaml");

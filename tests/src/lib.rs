@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod process;
 pub mod tls;
 pub mod wait;
+pub mod proxy;
 pub mod wire;
 pub mod zookeeper;
 
@@ -121,4 +122,21 @@ pub fn init_logging() {
 /// A command's exit code, stdout and stderr, for assertion messages.
 pub fn output_text(out: &std::process::Output) -> String {
     format!("exit {:?}\nstdout: {}\nstderr: {}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The fleet's ZooKeeper identity for tests (one per test process, mode 0600): every fleet
+/// manager and broker host of the harness authenticates with it unless a test asks for open
+/// znodes, as a production fleet would.
+pub fn zk_identity_file() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::var_os("FLEET_RUN_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target/fleet-runs"));
+        std::fs::create_dir_all(&base).expect("run folder");
+        let path = base.join(format!("zk-identity-{}", std::process::id()));
+        std::fs::write(&path, "# the test fleet's ZooKeeper identity\nfleet:test-fleet-identity-1\n").expect("identity file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod identity file");
+        path
+    })
+    .clone()
 }

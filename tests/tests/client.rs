@@ -101,7 +101,7 @@ async fn clients_follow_a_route_and_never_block() {
     let mut slowest = Duration::ZERO;
     for i in 0..200 {
         let t = Instant::now();
-        early.push(producer.send_tracked(Record::new(TOPIC, format!("early-{i}"))).expect("accepted"));
+        early.push(producer.send_tracked(Record::new(TOPIC, format!("early-{i}").as_bytes())).expect("accepted"));
         slowest = slowest.max(t.elapsed());
     }
     assert!(slowest < Duration::from_millis(5), "slowest send with nothing up: {slowest:?}");
@@ -144,12 +144,12 @@ async fn clients_follow_a_route_and_never_block() {
             let mut seq = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 for _ in 0..10 {
-                    if let Ok(d) = producer.send_tracked(Record::new(TOPIC, format!("seq-{seq}"))) {
+                    if let Ok(d) = producer.send_tracked(Record::new(TOPIC, format!("seq-{seq}").as_bytes())) {
                         waiting.push((seq, d));
                     }
                     seq += 1;
                 }
-                if let Ok(d) = ordered.send_tracked(Record::new(TOPIC, format!("ord-{seq}")).with_key("k")) {
+                if let Ok(d) = ordered.send_tracked(Record::new(TOPIC, format!("ord-{seq}").as_bytes()).with_key(b"k")) {
                     ordered_waiting.push(d);
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -343,7 +343,7 @@ async fn clients_follow_a_route_and_never_block() {
     let before_restart = reader.seen.lock().expect("lock").len();
     reader.stop();
     for i in 0..50 {
-        let d = producer.send_tracked(Record::new(TOPIC, format!("after-{i}"))).expect("accepted");
+        let d = producer.send_tracked(Record::new(TOPIC, format!("after-{i}").as_bytes())).expect("accepted");
         tokio::time::timeout(Duration::from_secs(30), d).await.expect("in time").expect("delivered");
     }
     for (name, servers) in [("blue", &blue), ("green", &green)] {
@@ -465,7 +465,7 @@ async fn clients_follow_a_route_and_never_block() {
     // (e) The cluster in use dies with records in flight, and the route moves back to blue: what
     // green never persisted is re-sent to blue (kcat finds every record acknowledged).
     fm.kill_cluster_hosts("green");
-    let stranded: Vec<_> = (0..300).map(|i| producer.send_tracked(Record::new(TOPIC, format!("stranded-{i}"))).expect("accepted")).collect();
+    let stranded: Vec<_> = (0..300).map(|i| producer.send_tracked(Record::new(TOPIC, format!("stranded-{i}").as_bytes())).expect("accepted")).collect();
     let switched = Instant::now();
     apply(&fm, "route-back.yaml", &route_doc("blue")).await;
     for d in stranded {

@@ -2,8 +2,14 @@
 //! with Kafka's own producer-perf tool, a librdkafka producer and consumer running throughout.
 //! Results are checked with Kafka's own `kafka-topics --describe` and `kafka-configs --describe`,
 //! ZooKeeper's `/config` znodes and the local provider's host files, not with the project's code.
-//! One fixture, in order: bad input, a cancel mid-move, then brokers 4 and 5 decommissioned
-//! under a 5 MiB/s throttle with the fleet manager killed (-9) in the middle of the moves.
+//! One fixture, in order: bad input; a stale document applied again (nothing) and confirmed (a
+//! decommission); a cancel mid-move (the reassignment in flight cancelled through Kafka, an
+//! operator's own throttle kept); then brokers 4 and 5 (5 down: its host killed) decommissioned
+//! under a 5 MiB/s throttle with the fleet manager killed (-9) in the middle of the moves, and a
+//! topic created meanwhile placed off the leaving brokers.
+
+/// The throttle an operator set by hand on broker 1: it survives every operation.
+const OPERATOR_RATE: &str = "7777777";
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -138,6 +144,30 @@ struct Traffic {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// A consumer still running when a failed test is torn down (its brokers killed first) is
+/// leaked, not closed: librdkafka's close waits for a group coordinator that is gone, and the
+/// runtime's shutdown would wait on it forever.
+struct LeakOnCancel(Option<StreamConsumer>);
+
+impl Drop for LeakOnCancel {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            std::mem::forget(consumer);
+        }
+    }
+}
+
+/// The bytes the operation's running batch copies (from its recorded plan).
+fn running_batch_bytes(op: &serde_json::Value) -> u64 {
+    let status = &op["status"];
+    let sizes: Vec<u64> = status["moves"]["batches"].as_array().map_or(vec![], |b| b.iter().filter_map(|n| n.as_u64()).collect());
+    let n = status["batch"].as_u64().unwrap_or(0) as usize;
+    let start: u64 = sizes.iter().take(n).sum();
+    let len = sizes.get(n).copied().unwrap_or(0);
+    let moves = status["moves"]["moves"].as_array().cloned().unwrap_or_default();
+    moves.iter().skip(start as usize).take(len as usize).filter_map(|m| m["bytes"].as_u64()).sum()
+}
+
 fn start_traffic(bootstrap: &str) -> Traffic {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -181,13 +211,17 @@ fn start_traffic(bootstrap: &str) -> Traffic {
     let stop_consumer = Arc::new(AtomicBool::new(false));
     let (s, seen2) = (stop_consumer.clone(), seen.clone());
     let consume = tokio::spawn(async move {
+        let mut guard = LeakOnCancel(Some(consumer));
         while !s.load(Ordering::Relaxed) {
+            let Some(consumer) = guard.0.as_ref() else { break };
             if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
                 if let Some(n) = m.payload().and_then(|p| std::str::from_utf8(p).ok()).and_then(|p| p.parse().ok()) {
                     seen2.lock().expect("lock").insert(n);
                 }
             }
         }
+        // Stopped by the test, brokers up: a normal close (the group is left).
+        drop(guard.0.take());
     });
     Traffic { stop, stop_consumer, acked, errors, first_error, seen, tasks: vec![produce, consume] }
 }
@@ -196,7 +230,10 @@ fn start_traffic(bootstrap: &str) -> Traffic {
 async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
     init_logging();
     let zk = ZkEnsemble::start(1).await;
-    let mut fm = FleetManager::start(FleetManagerOptions::new(&zk.connect_string())).await;
+    let mut options = FleetManagerOptions::new(&zk.connect_string());
+    // A broker that goes down stays down (it is decommissioned, not replaced).
+    options.replace_grace_secs = 900;
+    let mut fm = FleetManager::start(options).await;
     let root = fm.options.fleet_root.clone();
     let client = zk.client().await;
     let spec_path = fm.run.path.join("shrink.yaml");
@@ -241,6 +278,9 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
     assert!(out.status.success(), "{}", text(&out));
     let dry: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dry-run json");
     assert!(dry["moves"]["moves"].as_array().is_some_and(|m| !m.is_empty()), "{dry}");
+    // Sized from each broker's DescribeLogDirs: the moves carry the bytes they copy.
+    let planned: u64 = dry["moves"]["moves"].as_array().map_or(0, |m| m.iter().filter_map(|m| m["bytes"].as_u64()).sum());
+    assert!(planned > 50 << 20, "the plan knows what it moves ({} MiB): {dry}", planned >> 20);
     // A decommission while a scale-up runs (held for approval once its broker is up): refused,
     // naming the scale-up.
     let out = fm.fleetctl(&["scale-up", CLUSTER, "--brokers", "6", "--hold", "-o", "json"]).await;
@@ -259,8 +299,14 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
     let entries = journal.as_array().cloned().unwrap_or_default();
     assert!(!entries.iter().any(|e| e["action"].as_str().is_some_and(|a| a.contains("Decommission"))), "no decommission journalled: {journal}");
 
-    // ---- Lowering spec.brokers (the cancelled scale-up left 6) decommissions the highest ID.
+    // ---- The cancelled scale-up left 6 brokers: the unchanged document (brokers: 5) applied
+    // again changes nothing; confirmed, its count is made true by a decommission of the highest ID.
     let out = fm.fleetctl(&["apply", "-f", &spec_path.display().to_string(), "-o", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let applied: serde_json::Value = serde_json::from_slice(&out.stdout).expect("apply json");
+    assert!(applied["operations"].as_array().is_none_or(|a| a.is_empty()), "a stale document starts nothing: {applied}");
+    assert!(applied["results"].as_array().is_some_and(|r| r.iter().all(|r| r["outcome"] == "unchanged")), "{applied}");
+    let out = fm.fleetctl(&["apply", "-f", &spec_path.display().to_string(), "--confirm-decommission", "-o", "json"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let applied: serde_json::Value = serde_json::from_slice(&out.stdout).expect("apply json");
     let lowered = applied["operations"][0].as_str().unwrap_or_else(|| panic!("the apply started a decommission: {applied}")).to_string();
@@ -278,18 +324,36 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
     let (_, cluster) = fm.get(&format!("/v1/clusters/{CLUSTER}")).await;
     assert_eq!(cluster["document"]["spec"]["brokers"], 5, "{cluster}");
 
-    // ---- Cancel mid-move: the running batch finishes, every throttle goes, moved partitions stay consistent.
+    // ---- An operator's own throttle on broker 1, set with Kafka's tool: kept through everything.
+    let out = kafka_tool(
+        "kafka.admin.ConfigCommand",
+        &["--bootstrap-server", &servers, "--entity-type", "brokers", "--entity-name", "1", "--alter", "--add-config", &format!("leader.replication.throttled.rate={OPERATOR_RATE}")],
+    )
+    .await;
+    assert!(out.status.success(), "kafka-configs --alter: {}", text(&out));
+    let operator_only = vec![format!("brokers/1: leader.replication.throttled.rate=\"{OPERATOR_RATE}\"")];
+
+    // ---- Cancel mid-move: the reassignments in flight are cancelled through Kafka (replicas
+    // back where they were), every throttle of the operation goes, the operator's stays.
     let traffic = start_traffic(&servers);
-    let out = fm.fleetctl(&["decommission", CLUSTER, "--brokers", "4", "--throttle", "1MiB/s", "--max-moves-per-broker", "1", "-o", "json"]).await;
+    let out = fm.fleetctl(&["decommission", CLUSTER, "--brokers", "4", "--throttle", "256KiB/s", "--max-moves-per-broker", "1", "-o", "json"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let op: serde_json::Value = serde_json::from_slice(&out.stdout).expect("operation json");
     let cancel_id = op["id"].as_str().expect("id").to_string();
-    wait_op(&fm, &cancel_id, "moving under throttle", Duration::from_secs(60), |o| o["status"]["phase"] == "Moving" && o["status"]["throttled"].is_object()).await;
+    // Cancelled while a batch of a few MiB is copying at 256 KiB/s (about 16 s a batch) (its reassignment in flight).
+    wait_op(&fm, &cancel_id, "a large batch moving under throttle", Duration::from_secs(120), |o| {
+        o["status"]["phase"] == "Moving" && o["status"]["throttled"].is_object() && o["status"]["message"].as_str().is_some_and(|m| m.contains("moving")) && running_batch_bytes(o) > 2 << 20
+    })
+    .await;
     assert!(!throttles_in_zk(&client, &root).await.is_empty(), "throttles are in ZooKeeper while moving");
     let out = fm.fleetctl(&["cancel", "operation", &cancel_id]).await;
     assert!(out.status.success(), "{}", text(&out));
     let cancelled = wait_op(&fm, &cancel_id, "cancelled", Duration::from_secs(180), |o| o["status"]["phase"] == "Cancelled").await;
-    assert_eq!(throttles_in_zk(&client, &root).await, Vec::<String>::new(), "no throttle left after a cancel: {cancelled}");
+    assert_eq!(throttles_in_zk(&client, &root).await, operator_only, "no throttle of the operation left after a cancel: {cancelled}");
+    assert!(fm.log_tail(400).contains("reassignments cancelled"), "the batch in flight was cancelled through the controller: {}", fm.log_tail(40));
+    let listed = kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", &["--bootstrap-server", &servers, "--list"]).await;
+    let listed_text = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(listed.status.success() && listed_text.contains("No partition reassignments found"), "kafka-reassign-partitions --list: {}", text(&listed));
     let described = describe_topics(&servers, None).await.expect("describe");
     for (t, d) in &described {
         for (p, (leader, replicas, _)) in &d.partitions {
@@ -301,7 +365,25 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
     let hosts = fm.local_hosts().iter().filter(|h| h.state == fleet_common::local::LocalInstanceState::Running).count();
     assert_eq!(hosts, 5, "a cancelled decommission retires nothing");
 
-    // ---- Brokers 4 and 5 leave under a 5 MiB/s throttle; the fleet manager is killed mid-move.
+    // ---- Broker 5 goes down (its host killed) and is not replaced; 4 and 5 leave under a
+    // 5 MiB/s throttle (5's replicas rebuilt from the in-sync copies); the fleet manager is
+    // killed mid-move.
+    let registry = fleet_common::registry::read_registry(&client, &fleet_common::FleetPaths::new(&root).cluster(CLUSTER)).await.expect("registry");
+    let host5 = registry.get(&5).expect("broker 5 in the registry").lease.instance_id.clone();
+    fm.kill_host(&host5);
+    wait_until("broker 5 out of /brokers/ids", Duration::from_secs(60), || {
+        let client = client.clone();
+        let ids = fleet_common::FleetPaths::new(&root).cluster(CLUSTER).kafka().broker_ids();
+        async move {
+            let live = client.list_children(&ids).await.unwrap_or_default();
+            if live.iter().any(|b| b == "5") {
+                Err(format!("live: {live:?}"))
+            } else {
+                Ok(Some(()))
+            }
+        }
+    })
+    .await;
     let out = fm.fleetctl(&["decommission", CLUSTER, "--brokers", "4,5", "--throttle", "5MiB/s", "-o", "json"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let op: serde_json::Value = serde_json::from_slice(&out.stdout).expect("operation json");
@@ -319,6 +401,10 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
         }
         samples
     });
+    // A topic declared while brokers leave: its partitions are placed off them.
+    let late = format!("apiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: late }}\nspec: {{ cluster: {CLUSTER}, partitions: 6 }}\n");
+    let out = fm.apply_yaml("late.yaml", &late).await;
+    assert!(out.status.success(), "{}", text(&out));
     tokio::time::sleep(Duration::from_secs(3)).await;
     fm.kill();
     let stored = {
@@ -381,14 +467,22 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
             assert_eq!(distinct.len(), replicas.len(), "{t}-{p} replicas in distinct racks: {replicas:?}");
         }
     }
-    // No throttle left: ZooKeeper and Kafka's own kafka-configs.
-    assert_eq!(throttles_in_zk(&client, &root).await, Vec::<String>::new());
+    assert!(described.contains_key("late"), "the topic created while brokers left: {:?}", described.keys());
+    // No throttle left but the operator's own: ZooKeeper and Kafka's own kafka-configs.
+    assert_eq!(throttles_in_zk(&client, &root).await, operator_only);
     for entity in ["brokers", "topics"] {
         let out = kafka_tool("kafka.admin.ConfigCommand", &["--bootstrap-server", &servers, "--entity-type", entity, "--describe"]).await;
         assert!(out.status.success(), "kafka-configs: {}", text(&out));
         let configs = String::from_utf8_lossy(&out.stdout);
         assert!(configs.contains("configs for"), "kafka-configs described {entity}: {configs}");
-        assert!(!configs.contains("throttled"), "kafka-configs shows a throttle on {entity}: {configs}");
+        let throttles: Vec<&str> = configs.lines().filter(|l| l.contains("throttled")).collect();
+        match entity {
+            "brokers" => {
+                assert_eq!(throttles.len(), 1, "only the operator's throttle on brokers: {configs}");
+                assert!(throttles[0].contains(&format!("leader.replication.throttled.rate={OPERATOR_RATE}")), "{configs}");
+            }
+            _ => assert!(throttles.is_empty(), "kafka-configs shows a throttle on {entity}: {configs}"),
+        }
     }
     // Hosts 4 and 5 terminated, DNS records gone, IDs released, the spec lowered to 3.
     wait_until("hosts and DNS of 4 and 5 gone", Duration::from_secs(60), || async {
@@ -412,7 +506,9 @@ async fn decommission_moves_replicas_under_throttle_and_retires_brokers() {
     registry.sort();
     assert_eq!(registry, [1, 2, 3], "IDs 4 and 5 released");
     let (_, cluster) = fm.get(&format!("/v1/clusters/{CLUSTER}")).await;
-    assert_eq!(cluster["document"]["spec"]["brokers"], 3, "{cluster}");
+    // The user's document still says 5; the fleet works from 3 and says what to write.
+    assert_eq!((cluster["document"]["spec"]["brokers"].as_i64(), cluster["effective"]["brokers"].as_i64()), (Some(5), Some(3)), "{cluster}");
+    assert!(cluster["overrides"][0]["reason"].as_str().is_some_and(|r| r.contains("brokers: 3")), "{cluster}");
 
     // The producer saw no error; the consumer read every acknowledged record.
     traffic.stop.store(true, Ordering::Relaxed);

@@ -7,9 +7,14 @@
 //! 2. bad input and guard rails, each refused with nothing changed;
 //! 3. `fallback` once `blue` is repaired, with a producer that never moves (named a straggler at
 //!    the deadline) and a second operation refused while it runs;
-//! 4. `failover --to` the warm standby; then every acknowledged record is found with kcat on the
-//!    two clusters (duplicates counted) and read by the consumer group;
-//! 5. `fallback` with `retain: teardown`: the cluster left is torn down.
+//! 4. maintenance never blocks an emergency: a held rebalance on the target refuses the failover
+//!    (naming it), a held rebalance on the source steps aside for it (paused, then planned again);
+//!    `failover --to` the warm standby, a cancel after the switch refused; then every acknowledged
+//!    record is found with kcat on the two clusters (duplicates counted) and read by the consumer
+//!    group; the unchanged documents applied again change nothing;
+//! 5. a build that cannot get hosts fails at once with the provider's reason, and is torn down;
+//! 6. `fallback` with `retain: teardown` while a producer still uses the cluster it leaves: kept
+//!    as a standby, naming it; released by hand once nobody uses it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +136,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     let work = tempfile::tempdir().expect("tempdir");
     let mut options = FleetManagerOptions::new(&zk.connect_string());
     options.replace_grace_secs = 10;
+    options.extra_args = vec!["--client-report-ttl-secs".into(), "10".into()];
     let mut fm = FleetManager::start(options).await;
     let fm_url = fm.url();
     let blue_doc = format!(
@@ -221,10 +227,11 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     let phase_entries: Vec<&serde_json::Value> = entries.iter().filter(|e| e["action"] == "operation-phase" && e["detail"]["operation"] == id.as_str()).collect();
     assert_eq!(phase_entries.len(), 6, "{phase_entries:?}");
     assert!(phase_entries.iter().all(|e| e["atMs"].as_i64().is_some_and(|t| t > 0)));
-    let (created, ended) = (op["createdMs"].as_i64().unwrap_or(0), op["updatedMs"].as_i64().unwrap_or(i64::MAX));
+    // Repaired until the switch (it still carried the route), left alone while it drained.
+    let (switched, ended) = (op["status"]["switchedAtMs"].as_i64().unwrap_or(0), op["updatedMs"].as_i64().unwrap_or(i64::MAX));
     let repairs: Vec<&serde_json::Value> =
-        entries.iter().filter(|e| e["action"] == "launch-host" && e["atMs"].as_i64().is_some_and(|t| t >= created && t <= ended)).collect();
-    assert!(repairs.is_empty(), "blue was repaired while the route left it: {repairs:?}");
+        entries.iter().filter(|e| e["action"] == "launch-host" && e["atMs"].as_i64().is_some_and(|t| t >= switched && t <= ended)).collect();
+    assert!(repairs.is_empty(), "blue was repaired while its consumers drained it: {repairs:?}");
 
     // 2. Bad input and guard rails: each refused, nothing changed.
     let gray = local_cluster_yaml("gray", 3, &[]).replace("provider: local", "provider: ec2");
@@ -238,7 +245,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     refused(&fm, &["fallback", "spare"], &["route", "no standby"]).await;
     refused(&fm, &["failover", ROUTE, "--to", "blue", "--deadline", "0s"], &["deadlineSecs"]).await;
     refused(&fm, &["delete", "cluster", "blue"], &["standby"]).await;
-    refused(&fm, &["delete", "cluster", "blue-1"], &["point at it"]).await;
+    refused(&fm, &["delete", "cluster", "blue-1"], &["are on it"]).await;
     let changed = local_cluster_yaml("blue-1", 3, &[("log.retention.hours", "5")]).replace("provider: local", "provider: local\n  immutable: true");
     let out = apply(&fm, "blue-1.yaml", &changed).await;
     assert!(!out.status.success() && text(&out).contains("spec.brokerConfig") && text(&out).contains("immutable"), "{}", text(&out));
@@ -257,8 +264,20 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
         tokio::spawn(async move {
             let http = reqwest::Client::new();
             let body = serde_json::json!({"instance": "stuck-producer", "route": ROUTE, "role": "producer", "generation": 1, "cluster": "blue-1"});
+            // The instance's credential, given with its first report, goes with every later one.
+            let mut credential: Option<String> = None;
             while !stop.load(Ordering::SeqCst) {
-                let _ = http.post(format!("{url}/v1/clients/reports")).bearer_auth(CLIENT_TOKEN).json(&body).send().await;
+                let mut req = http.post(format!("{url}/v1/clients/reports")).bearer_auth(CLIENT_TOKEN).json(&body);
+                if let Some(c) = &credential {
+                    req = req.header("x-fleet-instance-credential", c);
+                }
+                if let Ok(r) = req.send().await {
+                    if let Ok(v) = r.json::<serde_json::Value>().await {
+                        if let Some(c) = v["credential"].as_str() {
+                            credential = Some(c.to_string());
+                        }
+                    }
+                }
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         })
@@ -276,12 +295,81 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     let c = reports(&fm).await;
     assert_eq!(c.iter().filter(|r| r["role"] == "producer" && r["cluster"] == "blue").count(), PRODUCERS, "{c:?}");
 
-    // 4. Failover to the warm standby: no build.
+    // 4. Maintenance never blocks an emergency. A held rebalance on the target: refused, named.
+    let target_rebalance = start(&fm, &["rebalance", "blue-1", "--hold"]).await;
+    wait_until("the rebalance on blue-1 held", Duration::from_secs(60), || async {
+        let op = operation(&fm, &target_rebalance).await;
+        if op["status"]["phase"] == "ProposalReady" || op["status"]["phase"] == "Succeeded" {
+            Ok(Some(()))
+        } else {
+            Err(op["status"]["phase"].to_string())
+        }
+    })
+    .await;
+    if operation(&fm, &target_rebalance).await["status"]["phase"] == "ProposalReady" {
+        refused(&fm, &["failover", ROUTE, "--to", "blue-1"], &["to", "maintenance", &target_rebalance]).await;
+        assert!(fm.fleetctl(&["cancel", "operation", &target_rebalance]).await.status.success());
+    }
+    // A held rebalance on the source steps aside: the failover is not refused.
+    let source_rebalance = start(&fm, &["rebalance", "blue", "--hold"]).await;
+    wait_until("the rebalance on blue held", Duration::from_secs(60), || async {
+        let op = operation(&fm, &source_rebalance).await;
+        if op["status"]["phase"] == "ProposalReady" {
+            Ok(Some(()))
+        } else {
+            Err(op["status"]["phase"].to_string())
+        }
+    })
+    .await;
     let quick = Instant::now();
-    let out = fm.fleetctl(&["failover", ROUTE, "--to", "blue-1", "--deadline", "30s", "--wait"]).await;
-    assert!(out.status.success(), "{}", text(&out));
-    eprintln!("failover to the standby: {:?}\n{}", quick.elapsed(), String::from_utf8_lossy(&out.stdout));
+    let to_standby = start(&fm, &["failover", ROUTE, "--to", "blue-1", "--deadline", "30s"]).await;
+    let paused = operation(&fm, &source_rebalance).await;
+    assert_eq!(paused["pausedBy"], to_standby.as_str(), "paused in the failover's own write: {paused}");
+    // Once producers are switched, a cancel is refused (a compare-and-set on the phase): undo it
+    // with a fallback.
+    wait_until("the failover switching producers", Duration::from_secs(120), || async {
+        let op = operation(&fm, &to_standby).await;
+        let p = op["status"]["phase"].as_str().unwrap_or("").to_string();
+        if ["SwitchingProducers", "DrainingConsumers", "Succeeded"].contains(&p.as_str()) {
+            Ok(Some(()))
+        } else {
+            Err(p)
+        }
+    })
+    .await;
+    let out = fm.fleetctl(&["cancel", "operation", &to_standby]).await;
+    assert_eq!(out.status.code(), Some(4), "a cancel after the switch: {}", text(&out));
+    assert!(text(&out).contains("fallback") || text(&out).contains("not taken"), "{}", text(&out));
+    let op = wait_ended(&fm, &to_standby, Duration::from_secs(180)).await;
+    assert_eq!(op["status"]["phase"], "Succeeded", "{op}");
+    eprintln!("failover to the standby: {:?}", quick.elapsed());
     assert_eq!(route_status(&fm).await["cluster"], "blue-1");
+    // The rebalance plans again once the failover has ended (held: it waits for approval again).
+    wait_until("the paused rebalance resumed", Duration::from_secs(60), || async {
+        let op = operation(&fm, &source_rebalance).await;
+        let history: Vec<String> = phases(&op);
+        if history.iter().any(|p| p == "Paused") && op["status"]["phase"] != "Paused" && op["pausedBy"].is_null() {
+            Ok(Some(()))
+        } else {
+            Err(format!("{history:?} {}", op["status"]["message"]))
+        }
+    })
+    .await;
+    let out = fm.fleetctl(&["cancel", "operation", &source_rebalance]).await;
+    assert!(out.status.success() || operation(&fm, &source_rebalance).await["status"]["phase"] == "Succeeded", "{}", text(&out));
+    // The user's documents applied again, unchanged: nothing moves (the binding stays on blue-1).
+    let (_, binding_before) = fm.call(reqwest::Method::GET, &format!("/v1/routes/{ROUTE}/binding"), Some(CLIENT_TOKEN), None).await;
+    let out = apply(&fm, "again.yaml", &format!("{blue_doc}---\n{}", route_doc(ROUTE, "blue", "standby"))).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).lines().skip(1).all(|l| l.contains("unchanged")), "re-applied unchanged: {}", text(&out));
+    let (_, binding_after) = fm.call(reqwest::Method::GET, &format!("/v1/routes/{ROUTE}/binding"), Some(CLIENT_TOKEN), None).await;
+    assert_eq!((binding_after["cluster"].as_str(), &binding_after["generation"]), (Some("blue-1"), &binding_before["generation"]), "{binding_after}");
+    let rs = route_status(&fm).await;
+    assert_eq!((rs["phase"].as_str(), rs["cluster"].as_str()), (Some("FailedOver"), Some("blue-1")), "{rs}");
+    // Changing its cluster while failed over is refused, naming the way out.
+    let out = apply(&fm, "moved.yaml", &route_doc(ROUTE, "blue-1", "standby")).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("fall back first"), "{}", text(&out));
     let before = acknowledged(producers.clone());
     wait_until("load acknowledged on blue-1", Duration::from_secs(60), || {
         let producers = producers.clone();
@@ -332,13 +420,83 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     drop(producers);
     let _ = blue_servers;
 
-    // 5. retain: teardown: the fallback tears down the cluster it leaves.
-    let out = apply(&fm, "route-teardown.yaml", &route_doc(ROUTE, "blue-1", "teardown")).await;
+    // 5. A build that cannot get hosts (the local host limit): failed at once with the
+    // provider's reason, and torn down; the route stays where it is.
+    let running = fm.local_hosts().iter().filter(|h| h.state == fleet_common::local::LocalInstanceState::Running).count();
+    fm.kill();
+    fm.options.local_max_hosts = running;
+    fm.spawn().await;
+    let no_hosts = Instant::now();
+    let build = start(&fm, &["failover", ROUTE, "--build", "--deadline", "5s"]).await;
+    let op = wait_ended(&fm, &build, Duration::from_secs(120)).await;
+    assert_eq!(op["status"]["phase"], "Failed", "{op}");
+    let why = op["status"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("--local-max-hosts") && why.contains("torn down"), "the provider's reason, and the build goes: {why}");
+    eprintln!("a build with no hosts failed after {:?}: {why}", no_hosts.elapsed());
+    let built = op["status"]["target"].as_str().unwrap_or_default().to_string();
+    wait_until("the failed build torn down", Duration::from_secs(120), || async {
+        let names = cluster_names(&fm).await;
+        if names.contains(&built) {
+            Err(format!("{names:?}"))
+        } else {
+            Ok(Some(()))
+        }
+    })
+    .await;
+    assert_eq!(route_status(&fm).await["cluster"], "blue-1");
+    fm.kill();
+    fm.options.local_max_hosts = running + 3;
+    fm.spawn().await;
+
+    // 6. retain: teardown, while a producer still reports the cluster the fallback leaves: it is
+    // kept as a standby (no data left behind), naming the producer; released by hand once the
+    // producer is gone.
+    let out = apply(&fm, "route-teardown.yaml", &route_doc(ROUTE, "blue", "teardown")).await;
     assert!(out.status.success(), "{}", text(&out));
+    let lingering_stop = Arc::new(AtomicBool::new(false));
+    let lingering = {
+        let (url, stop) = (fm.url(), lingering_stop.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let body = serde_json::json!({"instance": "lingering-producer", "route": ROUTE, "role": "producer", "generation": 1, "cluster": "blue-1"});
+            let mut credential: Option<String> = None;
+            while !stop.load(Ordering::SeqCst) {
+                let mut req = http.post(format!("{url}/v1/clients/reports")).bearer_auth(CLIENT_TOKEN).json(&body);
+                if let Some(c) = &credential {
+                    req = req.header("x-fleet-instance-credential", c);
+                }
+                if let Ok(r) = req.send().await {
+                    if let Ok(v) = r.json::<serde_json::Value>().await {
+                        if let Some(c) = v["credential"].as_str() {
+                            credential = Some(c.to_string());
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
     let out = fm.fleetctl(&["fallback", ROUTE, "--deadline", "5s", "--wait"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let rs = route_status(&fm).await;
-    assert_eq!((rs["phase"].as_str(), rs["cluster"].as_str(), rs["standby"].as_str()), (Some("Normal"), Some("blue"), None), "{rs}");
+    assert_eq!((rs["phase"].as_str(), rs["cluster"].as_str(), rs["standby"].as_str()), (Some("Normal"), Some("blue"), Some("blue-1")), "kept: {rs}");
+    let (_, ops) = fm.get("/v1/operations").await;
+    let fallback_op = ops.as_array().and_then(|l| l.iter().find(|o| o["spec"]["kind"] == "Fallback" && o["status"]["phase"] == "Succeeded")).cloned().expect("the fallback");
+    assert!(fallback_op["status"]["message"].as_str().is_some_and(|m| m.contains("kept as a standby") && m.contains("lingering-producer")), "{fallback_op}");
+    let out = fm.fleetctl(&["release-standby", ROUTE]).await;
+    assert_eq!(out.status.code(), Some(4), "refused while a producer uses it: {}", text(&out));
+    assert!(text(&out).contains("lingering-producer"), "{}", text(&out));
+    lingering_stop.store(true, Ordering::SeqCst);
+    lingering.await.expect("lingering reporter");
+    wait_until("the standby released once nobody uses it", Duration::from_secs(60), || async {
+        let out = fm.fleetctl(&["release-standby", ROUTE]).await;
+        if out.status.success() {
+            Ok(Some(()))
+        } else {
+            Err(text(&out))
+        }
+    })
+    .await;
     wait_until("blue-1 torn down", Duration::from_secs(120), || async {
         let names = cluster_names(&fm).await;
         if names.contains("blue-1") {
@@ -348,6 +506,8 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
         }
     })
     .await;
+    let rs = route_status(&fm).await;
+    assert_eq!(rs["standby"], serde_json::Value::Null, "{rs}");
     let out = fm.fleetctl(&["get", "routes"]).await;
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Normal"), "{}", text(&out));
 }

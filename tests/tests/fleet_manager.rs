@@ -351,12 +351,14 @@ async fn exercise_store(url: &str) {
     store.advance_operation(7, &op, &status, &raise, &[]).await.expect("advance");
     let blue = store.get(spec::Kind::KafkaCluster, "blue").await.expect("blue");
     assert!(matches!(&blue.declared.spec, spec::DeclaredSpec::KafkaCluster(c) if c.brokers == 7), "brokers raised with the phase");
+    assert!(matches!(&blue.user.spec, spec::DeclaredSpec::KafkaCluster(c) if c.brokers == 5), "as an override: the user's spec is untouched");
     assert!(matches!(store.advance_operation(6, &op, &status, &raise, &[]).await, Err(StoreError::Fenced { .. })), "an older leader is refused");
     status.enter(Phase::Succeeded, 2, None);
     let record = OperationEffects { topic_partitions: [("orders".to_string(), 12)].into(), ..OperationEffects::default() };
     store.advance_operation(7, &op, &status, &record, &[]).await.expect("advance");
     let orders = store.get(spec::Kind::Topic, &spec::topic_key("blue", "orders")).await.expect("orders");
     assert!(matches!(&orders.declared.spec, spec::DeclaredSpec::Topic(t) if t.partitions == 12), "partitions recorded");
+    assert!(orders.overrides.contains_key("partitions"), "as an override");
     assert!(store.operations(Some("blue"), true).await.expect("active").is_empty(), "ended");
     assert_eq!(store.operation(&op.id).await.expect("op").status.phase, Phase::Succeeded);
     assert!(matches!(store.command_operation(&op.id, OperationCommand::Cancel, "test").await, Err(StoreError::Conflict { .. })));
@@ -419,20 +421,23 @@ async fn exercise_store(url: &str) {
     assert!(matches!(store.delete(spec::Kind::Route, "events", "test", None).await, Err(StoreError::Conflict { .. })), "a route being moved stays");
     let source: Vec<spec::Declared> = store.list(Some(spec::Kind::Topic), Some("blue")).await.expect("topics").into_iter().map(|r| r.declared).collect();
     status.enter(Phase::SwitchingProducers, 6, None);
+    let switched = RouteStatus { phase: RouteState::FailingOver, cluster: "blue-1".into(), operation: Some(op.id.clone()), ..Default::default() };
     let switching = OperationEffects {
         declare: failover::target_topics("blue-1", 5, &source),
-        point_route: Some(("events".into(), "blue-1".into())),
+        route_status: Some(("events".into(), switched)),
         ..OperationEffects::default()
     };
     store.advance_operation(7, &op, &status, &switching, &[]).await.expect("switch");
-    assert_eq!(store.get(spec::Kind::Route, "events").await.expect("route").cluster, "blue-1");
+    // The route's spec stays the user's; where its traffic is, is its status.
+    assert_eq!(store.get(spec::Kind::Route, "events").await.expect("route").cluster, "blue");
+    assert_eq!(store.route_status_of("events").await.expect("status").map(|s| s.cluster), Some("blue-1".to_string()));
     let on_target: BTreeSet<String> = store.list(Some(spec::Kind::Topic), Some("blue-1")).await.expect("topics").into_iter().map(|r| r.declared.name).collect();
     assert_eq!(on_target, BTreeSet::from(["orders".to_string(), "clicks".to_string(), "fleet-canary".to_string()]));
     status.enter(Phase::Succeeded, 7, None);
     let done = RouteStatus { phase: RouteState::FailedOver, cluster: "blue-1".into(), standby: Some("blue".into()), ..Default::default() };
     let finished = OperationEffects { route_status: Some(("events".into(), done.clone())), delete_clusters: vec!["blue-1".into()], ..OperationEffects::default() };
     store.advance_operation(7, &op, &status, &finished, &[]).await.expect("succeeded");
-    assert_eq!(store.route_statuses().await.expect("route statuses").get("events"), Some(&done));
+    assert_eq!(store.route_statuses().await.expect("route statuses").get("events").map(|s| RouteStatus { revision: 0, ..s.clone() }), Some(done.clone()));
     assert!(!store.get(spec::Kind::KafkaCluster, "blue-1").await.expect("blue-1").deleting, "a cluster a route points at is not torn down");
     assert!(matches!(store.delete(spec::Kind::KafkaCluster, "blue", "test", None).await, Err(StoreError::Conflict { message, .. }) if message.contains("standby")));
     // Deleting: the route protects its cluster; a cluster takes its topics along.
@@ -695,9 +700,9 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     // No secret in user-data: it names the secret holding amber's host token, which the fleet
     // manager put in Secrets Manager before launching (read back from moto).
     let secret_name = "kafka-fleet/hosts/amber/fleet-api-token";
-    assert!(!script.contains("fh1.") && script.contains(&format!("tokenSecret: {secret_name}")), "{script}");
+    assert!(!script.contains("fh2.") && script.contains(&format!("tokenSecret: {secret_name}")), "{script}");
     let stored = moto.secrets().await.get_secret_value().secret_id(secret_name).send().await.expect("the host token's secret");
-    assert!(stored.secret_string().is_some_and(|t| t.starts_with("fh1.amber.")), "{stored:?}");
+    assert!(stored.secret_string().is_some_and(|t| t.starts_with("fh2.amber.")), "{stored:?}");
     assert!(!script.contains("169.254.169.254") && !script.contains("--instance-id"), "the bootstrap reads its instance ID through IMDSv2 itself: {script}");
     for configured in [fleet_tests::fleet_manager::WRITE_TOKEN, fleet_tests::fleet_manager::READ_TOKEN, fleet_tests::fleet_manager::CLIENT_TOKEN] {
         assert!(!script.contains(configured), "a configured token in user-data: {script}");

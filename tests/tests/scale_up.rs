@@ -285,6 +285,27 @@ async fn scale_up_adds_partitions_on_new_brokers_atomically() {
     assert_eq!(topic["effective"]["partitions"], 12, "{topic}");
     let (_, keyed) = fm.get(&format!("/v1/clusters/{CLUSTER}/topics/t17")).await;
     assert_eq!(keyed["effective"]["partitions"], 6);
+    // The user's documents are theirs: applied again unchanged (brokers 3, partitions 6), they
+    // change nothing; the scale-up's counts are overrides that say what to write; `get -o yaml`
+    // prints them, and that applies unchanged too.
+    assert_eq!(topic["document"]["spec"]["partitions"], 6, "{topic}");
+    assert!(topic["overrides"][0]["reason"].as_str().is_some_and(|r| r.contains("partitions: 12")), "{topic}");
+    let out = fm.fleetctl(&["apply", "-f", &spec_path.display().to_string(), "-o", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(again["results"].as_array().is_some_and(|r| r.iter().all(|r| r["outcome"] == "unchanged")), "{again}");
+    assert!(again["operations"].as_array().is_none_or(|o| o.is_empty()), "no decommission of the new brokers: {again}");
+    let (_, cluster) = fm.get(&format!("/v1/clusters/{CLUSTER}")).await;
+    assert_eq!(cluster["effective"]["brokers"], 6, "{cluster}");
+    let described_again = describe_topics(&fm.bootstrap_servers(), Some("t00")).await.expect("describe");
+    assert_eq!(described_again["t00"].partitions.len(), 12, "partitions unchanged by Kafka's tool");
+    let out = fm.fleetctl(&["get", "clusters", "-o", "yaml"]).await;
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("brokers: 6"), "{}", text(&out));
+    // A lower count than the scale-up raised is refused unless confirmed, naming the scale-up.
+    let lowered = specs().replace("brokers: 3", "brokers: 4");
+    let out = fm.apply_yaml("lowered.yaml", &lowered).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--confirm-decommission") && text(&out).contains("scale-up"), "{}", text(&out));
 
     // The auditor follows the new brokers and their monitor partitions: 100% both ways on six.
     wait_auditor(&figures, 6, Duration::from_secs(90)).await;

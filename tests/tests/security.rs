@@ -116,7 +116,7 @@ async fn services_serve_https_and_fleetctl_hosts_and_clients_verify_it() {
     let cluster_file = std::fs::read_to_string(fm.data_dir.join("local/clusters/sealed.yaml")).expect("the hosts' cluster file");
     assert!(cluster_file.contains(&format!("url: https://127.0.0.1:{}", fm.port)) && cluster_file.contains("caFile:"), "{cluster_file}");
     // Its only credential is the cluster's host token, whatever tokens the fleet manager has.
-    assert!(cluster_file.contains("token: fh1.sealed."), "{cluster_file}");
+    assert!(cluster_file.contains("token: fh2.sealed."), "{cluster_file}");
     for configured in [WRITE_TOKEN, fleet_tests::fleet_manager::READ_TOKEN, CLIENT_TOKEN] {
         assert!(!cluster_file.contains(configured), "a configured token handed to hosts: {cluster_file}");
     }
@@ -133,7 +133,7 @@ async fn services_serve_https_and_fleetctl_hosts_and_clients_verify_it() {
     let producer = FleetProducer::new(config).expect("producer");
     let mut deliveries = Vec::new();
     for i in 0..50 {
-        deliveries.push(producer.send_tracked(Record::new(TOPIC, format!("tls-{i}"))).expect("accepted"));
+        deliveries.push(producer.send_tracked(Record::new(TOPIC, format!("tls-{i}").as_bytes())).expect("accepted"));
     }
     for d in deliveries {
         let delivered = tokio::time::timeout(Duration::from_secs(60), d).await.expect("delivered in time").expect("delivered");
@@ -145,7 +145,7 @@ async fn services_serve_https_and_fleetctl_hosts_and_clients_verify_it() {
     let mut untrusting = ClientConfig::new("sealed-route", &[&fm.url()]);
     untrusting.token = Some(CLIENT_TOKEN.into());
     let untrusting = FleetProducer::new(untrusting).expect("producer");
-    untrusting.send(Record::new(TOPIC, "never")).expect("accepted, not blocked");
+    untrusting.send(Record::new(TOPIC, b"never")).expect("accepted, not blocked");
     wait_until("the untrusting client to report a certificate error", Duration::from_secs(30), || {
         let e = untrusting.last_error().unwrap_or_default();
         async move { if e.to_lowercase().contains("certificate") { Ok(Some(())) } else { Err(e) } }
@@ -243,6 +243,7 @@ async fn services_serve_https_and_fleetctl_hosts_and_clients_verify_it() {
         let tokens = bad_dir.join("tokens");
         std::fs::create_dir_all(&bad_dir).expect("dir");
         std::fs::write(&tokens, "ops:write:a-secret-of-some-length\n").expect("tokens");
+        std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
         let out = Command::new(workspace_bin("fleet-manager"))
             .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--zookeeper", &zk.connect_string()])
             .arg("--data-dir")
@@ -313,7 +314,7 @@ async fn fleet_znodes_are_written_only_with_the_fleet_identity() {
     let mut options = FleetManagerOptions::new(&zk.connect_string());
     options.fleet_root = cluster.fleet_root.clone();
     options.local_hosts = false;
-    options.extra_args = vec!["--zk-identity-file".into(), identity_file.display().to_string()];
+    options.zk_identity_file = Some(identity_file.clone());
     let fm = FleetManager::start(options).await;
     wait_until("the fleet manager to lead", Duration::from_secs(30), || async {
         let h = fm.health().await.unwrap_or_default();

@@ -42,17 +42,51 @@ fn declare(op: &mut Operation, path: &str, status: &str, why: &str) {
     let _ = path;
 }
 
-/// JSON Schema of a broker config value by Kafka's declared type (what stage 1 checks).
-fn config_value(ty: fleet_common::kafka_config::ConfigType) -> serde_json::Value {
-    use fleet_common::kafka_config::ConfigType as T;
-    match ty {
+/// Single-line text: stage 1 refuses control characters in every config value.
+const SINGLE_LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+/// JSON Schema of a config value by Kafka's declared type and validator (what stage 1 checks).
+fn config_value(key: &fleet_common::kafka_config::ConfigKey) -> serde_json::Value {
+    use fleet_common::kafka_config::{ConfigType as T, Validator as V};
+    let bounds = |lo: f64, hi: f64| -> (f64, f64) {
+        match &key.validator {
+            V::Range { min, max } => (min.unwrap_or(lo).max(lo), max.unwrap_or(hi).min(hi)),
+            _ => (lo, hi),
+        }
+    };
+    let integer = |lo: f64, hi: f64| {
+        let (lo, hi) = bounds(lo, hi);
+        match &key.validator {
+            V::RangeOr { min, max, extra } => json!({"anyOf": [{"type": "integer", "minimum": min, "maximum": max}, {"type": "integer", "enum": [extra]}]}),
+            _ => json!({"type": "integer", "minimum": lo, "maximum": hi}),
+        }
+    };
+    match key.ty {
         T::Boolean => json!({"type": "boolean"}),
-        T::Int => json!({"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}),
-        T::Short => json!({"type": "integer", "minimum": i16::MIN, "maximum": i16::MAX}),
-        T::Long => json!({"type": "integer", "format": "int64"}),
-        T::Double => json!({"type": "number"}),
-        T::Class => json!({"type": "string", "pattern": "^\\S+$"}),
-        T::String | T::List | T::Password => json!({"type": "string"}),
+        T::Int => integer(f64::from(i32::MIN), f64::from(i32::MAX)),
+        T::Short => integer(f64::from(i16::MIN), f64::from(i16::MAX)),
+        // JSON Schema numbers are doubles: keep longs within what both sides read exactly.
+        T::Long => integer(-9.0e15, 9.0e15),
+        T::Double => match &key.validator {
+            V::Range { min, max } => {
+                let mut s = json!({"type": "number"});
+                if let Some(m) = min {
+                    s["minimum"] = json!(m);
+                }
+                if let Some(m) = max {
+                    s["maximum"] = json!(m);
+                }
+                s
+            }
+            _ => json!({"type": "number"}),
+        },
+        T::Class => json!({"type": "string", "pattern": "^\\S+$", "maxLength": fleet_common::kafka_config::MAX_VALUE_CHARS}),
+        T::String | T::List | T::Password => match &key.validator {
+            V::OneOf { values, case_insensitive: false } => json!({"type": "string", "enum": values}),
+            V::NonEmpty => json!({"type": "string", "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$", "maxLength": fleet_common::kafka_config::MAX_VALUE_CHARS}),
+            V::ListOf(values) => json!({"type": "string", "pattern": format!("^\\s*(({0})(\\s*,\\s*({0}))*)?\\s*$", values.join("|"))}),
+            _ => json!({"type": "string", "pattern": SINGLE_LINE, "maxLength": fleet_common::kafka_config::MAX_VALUE_CHARS}),
+        },
     }
 }
 
@@ -94,19 +128,16 @@ fn failover_policy_schema() -> serde_json::Value {
 
 /// The documents `/v1/apply` and `/v1/plan` take, with every constraint stage 1 checks.
 pub fn documents_schema() -> serde_json::Value {
-    use fleet_api::spec::{API_VERSION, MAX_BROKERS, MAX_PARTITIONS, MAX_REPLICATION, TOPIC_CONFIG_KEYS};
-    let broker_config: serde_json::Map<String, serde_json::Value> = fleet_common::kafka_config::catalog_entries()
+    use fleet_api::spec::{API_VERSION, MAX_BROKERS, MAX_PARTITIONS, MAX_REPLICATION};
+    let broker_config: serde_json::Map<String, serde_json::Value> = fleet_common::kafka_config::broker_catalog()
         .into_iter()
-        .filter(|(k, _)| !fleet_common::kafka_config::DERIVED_KEYS.contains(k))
-        .map(|(k, t)| (k.to_string(), config_value(t)))
+        .filter(|k| !fleet_common::kafka_config::DERIVED_KEYS.contains(&k.name))
+        .map(|k| (k.name.to_string(), config_value(k)))
         .collect();
-    let topic_configs: serde_json::Map<String, serde_json::Value> = TOPIC_CONFIG_KEYS
-        .iter()
-        .filter(|k| !k.ends_with(".replication.throttled.replicas"))
-        .map(|k| {
-            let v = if fleet_api::spec::is_numeric_topic_config(k) { json!({"type": "integer", "format": "int64"}) } else { json!({"type": "string"}) };
-            (k.to_string(), v)
-        })
+    let topic_configs: serde_json::Map<String, serde_json::Value> = fleet_common::kafka_config::topic_catalog()
+        .into_iter()
+        .filter(|k| !k.name.ends_with(".replication.throttled.replicas"))
+        .map(|k| (k.name.to_string(), config_value(k)))
         .collect();
     let metadata = |name: &str| {
         json!({"type": "object", "additionalProperties": false, "required": ["name"], "properties": {

@@ -96,3 +96,33 @@ pub(super) async fn release(State(state): State<Shared>, Path(name): Path<String
     let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
     Ok(Json(state.store.release_route(&name, &actor).await?))
 }
+
+/// The answer to `POST /v1/routes/{name}/release-standby`.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleasedStandby {
+    pub route: String,
+    /// The cluster released (being torn down).
+    pub cluster: String,
+}
+
+/// Drops a route's warm standby (what a failover or fallback left for a later fallback): the
+/// cluster is torn down, once no client of the route still uses it or has not drained it.
+#[utoipa::path(post, path = "/v1/routes/{name}/release-standby", params(("name" = String, Path)),
+    responses((status = 200, body = ReleasedStandby), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody),
+        (status = 422, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn release_standby(State(state): State<Shared>, Path(name): Path<String>, actor: Option<axum::Extension<Actor>>) -> ApiResult<ReleasedStandby> {
+    let (_, status) = request::route(&state.store, &name).await?;
+    let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
+    let in_use = match &status.standby {
+        Some(standby) => crate::operations::failover::still_using(&state.store.client_reports(Some(&name)).await?, standby)
+            .into_iter()
+            // A consumer that never read the standby has nothing to drain there.
+            .collect::<Vec<_>>(),
+        None => Vec::new(),
+    };
+    let cluster = state.store.release_standby(&name, &actor, &in_use).await?;
+    state.reconciler.wake.notify_one();
+    Ok(Json(ReleasedStandby { route: name, cluster }))
+}

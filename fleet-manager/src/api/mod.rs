@@ -51,6 +51,45 @@ impl Scope {
     }
 }
 
+/// The routes a client token may report for (and so decide failovers of).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteScope {
+    All,
+    /// Route names, or prefixes ending in `*` (`orders-*`).
+    Only(Vec<String>),
+    /// No route (host tokens).
+    None,
+}
+
+impl RouteScope {
+    pub fn allows(&self, route: &str) -> bool {
+        match self {
+            RouteScope::All => true,
+            RouteScope::None => false,
+            RouteScope::Only(patterns) => patterns.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => route.starts_with(prefix),
+                None => p == route,
+            }),
+        }
+    }
+
+    fn parse(list: &str) -> Result<Self, String> {
+        let mut patterns = Vec::new();
+        for p in list.split('|') {
+            let ok = match p.strip_suffix('*') {
+                Some("") => true,
+                Some(prefix) => prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                None => fleet_common::paths::validate_cluster_name(p).is_ok(),
+            };
+            if !ok {
+                return Err(format!("`{}` is not a route name or a prefix ending in `*` (routes are listed as client=events|orders-*)", fleet_common::kafka_config::shown(p)));
+            }
+            patterns.push(p.to_string());
+        }
+        Ok(if patterns.iter().any(|p| p == "*") { RouteScope::All } else { RouteScope::Only(patterns) })
+    }
+}
+
 /// A configured token: only the SHA-256 of its secret is kept, and a presented token is hashed
 /// and compared with every one in constant time.
 #[derive(Clone)]
@@ -58,37 +97,50 @@ pub struct ApiToken {
     pub name: String,
     pub digest: [u8; 32],
     pub scope: Scope,
+    /// For client tokens: the routes it may report for (`client=events|orders-*`; all by default).
+    pub routes: RouteScope,
 }
 
 impl std::fmt::Debug for ApiToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiToken").field("name", &self.name).field("scope", &self.scope).finish_non_exhaustive()
+        f.debug_struct("ApiToken").field("name", &self.name).field("scope", &self.scope).field("routes", &self.routes).finish_non_exhaustive()
     }
 }
 
 impl ApiToken {
     /// `NAME:SCOPE:SECRET`, or `NAME:SCOPE:sha256:HEX` (the secret's SHA-256, so that the file
-    /// need not hold it); SCOPE `read`, `write` (implies read) or `client`. Errors never echo a secret.
+    /// need not hold it); SCOPE `read`, `write` (implies read), `client` or `client=ROUTES`
+    /// (`|`-separated names or `prefix-*`: the routes it may report for). Errors never echo a secret.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = text.splitn(3, ':');
         let (Some(name), Some(scope), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err("expected NAME:SCOPE:SECRET or NAME:SCOPE:sha256:HEX (scope read, write or client)".to_string());
+            return Err("expected NAME:SCOPE:SECRET or NAME:SCOPE:sha256:HEX (scope read, write, client or client=ROUTES)".to_string());
         };
-        let scope = Scope::parse(scope).ok_or_else(|| format!("token `{name}`: scope `{scope}` is not read, write or client"))?;
-        if name.is_empty() {
-            return Err("a token's name must not be empty (NAME:SCOPE:SECRET)".to_string());
+        let (scope_word, route_list) = match scope.split_once('=') {
+            Some((w, list)) => (w, Some(list)),
+            None => (scope, None),
+        };
+        let scope = Scope::parse(scope_word).ok_or_else(|| format!("token `{name}`: scope `{scope_word}` is not read, write or client"))?;
+        let routes = match (scope, route_list) {
+            (_, None) => RouteScope::All,
+            (Scope::Client, Some(list)) => RouteScope::parse(list).map_err(|e| format!("token `{name}`: {e}"))?,
+            (_, Some(_)) => return Err(format!("token `{name}`: only client tokens are limited to routes (client=ROUTES)")),
+        };
+        if name.is_empty() || name.chars().any(|c| c.is_control() || c == '|') {
+            return Err("a token's name must not be empty nor hold control characters (NAME:SCOPE:SECRET)".to_string());
         }
         let digest = match secret.strip_prefix("sha256:") {
             Some(hex) => parse_digest(hex).ok_or_else(|| format!("token `{name}`: sha256: needs 64 hex digits (`sha256sum` of the secret)"))?,
             None if secret.len() < 8 => return Err(format!("token `{name}`: the secret must have 8 characters or more")),
             None => digest(secret),
         };
-        Ok(Self { name: name.to_string(), digest, scope })
+        Ok(Self { name: name.to_string(), digest, scope, routes })
     }
 
     /// Tokens from a file: one per line, `#` comments and blank lines ignored. Errors name the
     /// file and the line.
     pub fn load_file(path: &std::path::Path) -> Result<Vec<Self>, String> {
+        fleet_common::config_file::check_private(path).map_err(|e| format!("token file {e}"))?;
         let text = std::fs::read_to_string(path).map_err(|e| format!("token file {}: {e}", path.display()))?;
         let mut tokens = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -125,11 +177,31 @@ pub struct AppState {
     pub revisions: tokio::sync::watch::Receiver<i64>,
     /// Last bootstrap servers read per cluster: served when ZooKeeper cannot be read.
     pub servers: std::sync::Mutex<BTreeMap<String, Vec<String>>>,
+    /// The hosts each cluster's provider last listed, and when (bindings check brokers against them).
+    pub hosts: std::sync::Mutex<BTreeMap<String, (std::time::Instant, Vec<fleet_api::model::ObservedHost>)>>,
+    pub limits: ApiLimits,
+}
+
+/// Bounds on what clients may make the API keep, and defaults of what it starts.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// Live client instances per token (each reports every few seconds).
+    pub max_client_instances: i64,
+    /// The replication throttle (bytes/s per broker) of a decommission an apply starts.
+    pub apply_decommission_throttle: Option<u64>,
+    /// How long a client report counts after it was sent (a client that stops reporting has gone).
+    pub report_ttl_ms: i64,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self { max_client_instances: 5000, apply_decommission_throttle: Some(50 << 20), report_ttl_ms: clients::REPORT_TTL_MS }
+    }
 }
 
 impl AppState {
     /// The API's state, with the task that follows the store's revision (it ends with the state).
-    pub fn new(store: Store, reconciler: Arc<Reconciler>, tokens: Vec<ApiToken>, host_tokens: Arc<crate::credentials::HostTokens>) -> Arc<Self> {
+    pub fn new(store: Store, reconciler: Arc<Reconciler>, tokens: Vec<ApiToken>, host_tokens: Arc<crate::credentials::HostTokens>, limits: ApiLimits) -> Arc<Self> {
         let (tx, rx) = tokio::sync::watch::channel(0);
         let polled = store.clone();
         tokio::spawn(async move {
@@ -150,6 +222,8 @@ impl AppState {
             preview_zk: tokio::sync::Mutex::new(None),
             revisions: rx,
             servers: std::sync::Mutex::new(BTreeMap::new()),
+            hosts: std::sync::Mutex::new(BTreeMap::new()),
+            limits,
         })
     }
 }
@@ -196,7 +270,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %e, "unreadable stored data");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store-unreadable", e.to_string())
             }
-            StoreError::Db(_) | StoreError::BadUrl(_) | StoreError::Fenced { .. } => {
+            StoreError::Db(_) | StoreError::BadUrl(_) | StoreError::FileMode(_) | StoreError::Fenced { .. } | StoreError::CancelRequested { .. } => {
                 tracing::error!(error = %e, "store error answering a request");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", e.to_string())
             }
@@ -217,13 +291,13 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
     info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
     paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
           get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties,
-          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel, failover::failover, failover::fallback, failover::hold, failover::release,
+          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel, failover::failover, failover::fallback, failover::hold, failover::release, failover::release_standby,
           clients::binding, clients::report, clients::list),
     components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health,
           fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest,
           fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest,
           fleet_api::operation::FailoverRequest, fleet_api::operation::FallbackRequest, fleet_api::route::RouteStatus,
-          fleet_api::route::Hold, failover::HoldRequest,
+          fleet_api::route::Hold, failover::HoldRequest, failover::ReleasedStandby, fleet_api::spec::SpecOverride,
           fleet_api::client::RouteBinding, fleet_api::client::ClientReport, fleet_api::client::ClientView)),
     modifiers(&BearerAuth, &Contract)
 )]
@@ -252,6 +326,7 @@ pub fn router(state: Shared) -> Router {
         .route("/routes/{name}", get(get_route).delete(delete_route))
         .route("/routes/{name}/binding", get(clients::binding))
         .route("/routes/{name}/hold", post(failover::hold).delete(failover::release))
+        .route("/routes/{name}/release-standby", post(failover::release_standby))
         .route("/clients", get(clients::list))
         .route("/clients/reports", post(clients::report))
         .route("/journal", get(journal))
@@ -276,14 +351,27 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// Counts requests by method, matched route and status. Labels come from closed sets (the known
+/// methods, the router's own route templates), never from what a client sent: an unauthenticated
+/// request must not be able to grow `/metrics`.
 async fn count_requests(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let response = next.run(request).await;
     state
         .reconciler
         .metrics
         .http_requests
-        .get_or_create(&crate::metrics::HttpLabels { method, status: response.status().as_u16().to_string() })
+        .get_or_create(&crate::metrics::HttpLabels { method: method.to_string(), route, status: response.status().as_u16().to_string() })
         .inc();
     response
 }
@@ -338,9 +426,20 @@ async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request:
         return r;
     };
     if presented.starts_with(crate::credentials::HOST_TOKEN_PREFIX) {
-        let Some(cluster) = state.host_tokens.verify(presented) else {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the host token is not one this fleet manager issued").into_response();
+        let unknown = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the host token is not one this fleet manager issued for a cluster that exists").into_response();
+        let Some(cluster) = crate::credentials::HostTokens::claimed_cluster(presented).map(str::to_string) else {
+            return unknown();
         };
+        // Bound to the cluster's identity: a token of a deleted cluster does not open a new one
+        // of the same name.
+        let uid = match state.store.get(Kind::KafkaCluster, &cluster).await {
+            Ok(r) => r.uid,
+            Err(StoreError::NotFound { .. }) => return unknown(),
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if !state.host_tokens.verify(presented, &cluster, &uid) {
+            return unknown();
+        }
         if !host_may(request.method(), request.uri().path(), &cluster) {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -350,6 +449,7 @@ async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request:
             .into_response();
         }
         request.extensions_mut().insert(Actor(format!("host:{cluster}")));
+        request.extensions_mut().insert(Caller { token: format!("host:{cluster}"), scope: Scope::Read, routes: RouteScope::None, host: true });
         return next.run(request).await;
     }
     let presented_digest = digest(presented);
@@ -362,7 +462,27 @@ async fn authorize(State(state): State<Shared>, headers: HeaderMap, mut request:
         return ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("token `{}` {why}", token.name)).into_response();
     }
     request.extensions_mut().insert(Actor(format!("api:{}", token.name)));
+    request.extensions_mut().insert(Caller { token: token.name.clone(), scope: token.scope, routes: token.routes.clone(), host: false });
     next.run(request).await
+}
+
+/// Who is calling, as the handlers that scope answers by caller need it.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    /// The token's configured name (`host:<cluster>` for a host token).
+    pub token: String,
+    pub scope: Scope,
+    pub routes: RouteScope,
+    /// A broker host's token (it reads its own cluster's properties, secrets included).
+    pub host: bool,
+}
+
+impl Caller {
+    /// Whether this caller sees secrets (password-type broker configs): write tokens and the
+    /// cluster's own hosts.
+    pub fn sees_secrets(&self) -> bool {
+        self.scope == Scope::Write || self.host
+    }
 }
 
 /// A host token's one permission: GET its own cluster's broker properties.
@@ -394,6 +514,9 @@ struct ApplyQuery {
     /// Accept that a cluster's new priority class changes topics that inherit it.
     #[serde(default)]
     confirm_class_change: Option<bool>,
+    /// Accept that a lower broker count retires brokers through a decommission.
+    #[serde(default)]
+    confirm_decommission: Option<bool>,
 }
 
 
@@ -420,7 +543,7 @@ fn body_not_json(e: impl std::fmt::Display) -> ApiError {
 /// A JSON body read field by field, so an error names the field.
 fn parse_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body.map_err(|e| ApiError::new(e.status(), "bad-request", e.body_text()))?;
-    let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(body_not_json)?;
+    let mut value: serde_json::Value = fleet_api::json::from_slice_strict(&body).map_err(body_not_json)?;
     integral_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
@@ -449,7 +572,7 @@ fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
     let values: Vec<serde_json::Value> = if content_type.contains("yaml") {
         spec::parse_yaml_documents(text).map_err(|e| ApiError { status: StatusCode::BAD_REQUEST, ..ApiError::field(e) })?
     } else {
-        let mut value: serde_json::Value = serde_json::from_str(text).map_err(body_not_json)?;
+        let mut value: serde_json::Value = fleet_api::json::from_str_strict(text).map_err(body_not_json)?;
         integral_numbers(&mut value);
         match value {
             serde_json::Value::Array(items) => items,
@@ -485,9 +608,10 @@ fn parse_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Resul
 }
 
 #[utoipa::path(post, path = "/v1/apply", params(("dryRun" = Option<bool>, Query, description = "validate and report, write nothing"),
-        ("confirmClassChange" = Option<bool>, Query, description = "accept that a cluster's new priority class changes the retention or min.insync.replicas of topics that inherit it")),
+        ("confirmClassChange" = Option<bool>, Query, description = "accept that a cluster's new priority class changes the retention or min.insync.replicas of topics that inherit it"),
+        ("confirmDecommission" = Option<bool>, Query, description = "accept that a lower brokers retires the highest brokers through a decommission (created with the spec, in one write)")),
     request_body(content = Object, description = "{resources: [documents]}, a list, one document, or YAML"),
-    responses((status = 200, body = ApplyResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = ApplyResponse), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn apply(
     State(state): State<Shared>,
@@ -497,17 +621,22 @@ async fn apply(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<ApplyResponse> {
     let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
-    let mut batch = parse_body(&headers, body)?;
+    let batch = parse_body(&headers, body)?;
     let dry_run = query.dry_run.unwrap_or(false);
     let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
-    let options = crate::store::ApplyOptions { dry_run, confirm_class_change: query.confirm_class_change.unwrap_or(false) };
-    // Fewer brokers: checked and planned first; the count is lowered by the decommission.
-    let decommissions = operations::decommissions_for_apply(&state, &mut batch).await?;
-    let results = state.store.apply_with(&batch, &actor, options).await?;
+    let options = crate::store::ApplyOptions {
+        dry_run,
+        confirm_class_change: query.confirm_class_change.unwrap_or(false),
+        confirm_decommission: query.confirm_decommission.unwrap_or(false),
+    };
+    // Fewer brokers (confirmed): planned first; the decommission is created with the spec, in the
+    // same write, and the count is held until it has retired the brokers.
+    let decommissions = if options.confirm_decommission { operations::decommissions_for_apply(&state, &batch).await? } else { Vec::new() };
+    let effects = crate::store::ApplyEffects { decommissions: if dry_run { Vec::new() } else { decommissions.clone() } };
+    let (results, ids) = state.store.apply_with(&batch, &actor, options, effects).await?;
     let started = if dry_run {
-        decommissions.iter().map(|(c, s)| format!("(dry run) decommission of {c}: brokers {:?}", s.leaving)).collect()
+        decommissions.iter().map(|(c, s)| format!("(dry run) decommission of {c}: brokers {:?} leave", s.leaving)).collect()
     } else {
-        let ids = operations::start_apply_decommissions(&state, decommissions, &actor).await?;
         state.reconciler.wake.notify_one();
         ids
     };
@@ -558,6 +687,8 @@ async fn plan_preview(State(state): State<Shared>, headers: HeaderMap, body: Res
     for d in batch {
         all.retain(|r| !(r.kind() == d.kind() && r.key() == d.key()));
         all.push(StoredResource {
+            user: d.clone(),
+            overrides: Default::default(),
             cluster: String::new(),
             generation: 0,
             revision: i64::MAX,
@@ -622,7 +753,8 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
         created_ms: r.created_ms,
         updated_ms: r.updated_ms,
         deleting: r.deleting,
-        document: r.declared.to_document(),
+        document: r.user.to_document(),
+        overrides: r.overrides.values().cloned().collect(),
         effective,
         status,
     }
@@ -631,7 +763,9 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
 /// A route's status as served: the stored one (or `Normal` on its cluster) with its clients
 /// counted per cluster.
 async fn route_status(state: &AppState, name: &str, spec: &spec::DeclaredRouteSpec, stored: fleet_api::route::RouteStatus) -> fleet_api::route::RouteStatus {
-    let mut status = fleet_api::route::RouteStatus { cluster: spec.cluster.clone(), ..stored };
+    // Where the traffic is: the status's cluster (a route never moved has none: its spec's).
+    let cluster = if stored.cluster.is_empty() { spec.cluster.clone() } else { stored.cluster.clone() };
+    let mut status = fleet_api::route::RouteStatus { cluster, ..stored };
     let mut tallies: BTreeMap<String, fleet_api::route::ClientTally> = BTreeMap::new();
     for c in state.store.client_reports(Some(name)).await.unwrap_or_default() {
         let t = tallies.entry(c.report.cluster.clone()).or_insert_with(|| fleet_api::route::ClientTally { cluster: c.report.cluster.clone(), ..Default::default() });
@@ -669,20 +803,52 @@ async fn list_views(state: &AppState, kind: Kind, cluster: Option<&str>, with_st
 }
 
 fn check_cluster_name(name: &str) -> Result<(), ApiError> {
-    fleet_common::paths::validate_cluster_name(name).map_err(|m| ApiError::field(FieldError::new("name", m)))
+    check_name_field(name, "name")
+}
+
+/// A cluster name given in `field` (a path segment or a query parameter, named as the caller sent it).
+fn check_name_field(name: &str, field: &str) -> Result<(), ApiError> {
+    fleet_common::paths::validate_cluster_name(name).map_err(|m| ApiError::field(FieldError::new(field, fleet_common::kafka_config::shown(&m))))
+}
+
+/// Password-type broker configs (`sasl.jaas.config`, `ssl.keystore.password`, ...) shown as
+/// [`spec::HIDDEN_VALUE`] to callers that may not write: a read token is a dashboard's.
+fn redact_secrets(view: &mut ResourceView, caller: Option<&Caller>) {
+    if caller.is_some_and(Caller::sees_secrets) {
+        return;
+    }
+    let secret = |k: &str| fleet_common::kafka_config::key_type(k) == Some(fleet_common::kafka_config::ConfigType::Password);
+    if let Some(config) = view.document.spec.get_mut("brokerConfig").and_then(|c| c.as_object_mut()) {
+        for (k, v) in config.iter_mut() {
+            if secret(k) {
+                *v = serde_json::Value::String(spec::HIDDEN_VALUE.into());
+            }
+        }
+    }
+    if let Some(EffectiveSpec::Cluster(c)) = view.effective.as_mut() {
+        for (k, v) in c.broker_config.iter_mut() {
+            if secret(k) {
+                *v = spec::HIDDEN_VALUE.into();
+            }
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/clusters", responses((status = 200, body = [ResourceView])), security(("bearer" = [])))]
-async fn list_clusters(State(state): State<Shared>) -> ApiResult<Vec<ResourceView>> {
-    Ok(Json(list_views(&state, Kind::KafkaCluster, None, true).await?))
+async fn list_clusters(State(state): State<Shared>, caller: Option<axum::Extension<Caller>>) -> ApiResult<Vec<ResourceView>> {
+    let mut views = list_views(&state, Kind::KafkaCluster, None, true).await?;
+    views.iter_mut().for_each(|v| redact_secrets(v, caller.as_deref()));
+    Ok(Json(views))
 }
 
 #[utoipa::path(get, path = "/v1/clusters/{name}", params(("name" = String, Path)), responses((status = 200, body = ResourceView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn get_cluster(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult<ResourceView> {
+async fn get_cluster(State(state): State<Shared>, Path(name): Path<String>, caller: Option<axum::Extension<Caller>>) -> ApiResult<ResourceView> {
     check_cluster_name(&name)?;
     let r = state.store.get(Kind::KafkaCluster, &name).await?;
     let clusters = cluster_specs(&state.store).await?;
-    Ok(Json(view(&state, r, &clusters, true).await))
+    let mut view = view(&state, r, &clusters, true).await;
+    redact_secrets(&mut view, caller.as_deref());
+    Ok(Json(view))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -794,7 +960,7 @@ async fn journal(State(state): State<Shared>, query: Result<Query<JournalQuery>,
         return Err(ApiError { status: StatusCode::BAD_REQUEST, ..ApiError::field(FieldError::new("limit", format!("{limit} is out of range: use 1..=1000"))) });
     }
     if let Some(c) = &q.cluster {
-        check_cluster_name(c)?;
+        check_name_field(c, "cluster")?;
     }
     Ok(Json(state.store.journal(q.cluster.as_deref(), limit, q.before).await?))
 }
@@ -807,7 +973,11 @@ struct PropertiesBody {
 /// What `kafka-bootstrap` fetches as its top layer: the cluster's declared broker config.
 #[utoipa::path(get, path = "/v1/clusters/{name}/brokers/{id}/properties", params(("name" = String, Path), ("id" = i32, Path)),
     responses((status = 200, description = "{properties: {key: value}}"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-async fn broker_properties(State(state): State<Shared>, Path((name, id)): Path<(String, String)>) -> Result<Json<PropertiesBody>, ApiError> {
+async fn broker_properties(
+    State(state): State<Shared>,
+    Path((name, id)): Path<(String, String)>,
+    caller: Option<axum::Extension<Caller>>,
+) -> Result<Json<PropertiesBody>, ApiError> {
     check_cluster_name(&name)?;
     let id: i32 = id.parse().map_err(|_| ApiError::field(FieldError::new("id", format!("`{id}` is not a broker ID (an integer >= 0)"))))?;
     if id < 0 {
@@ -817,7 +987,15 @@ async fn broker_properties(State(state): State<Shared>, Path((name, id)): Path<(
     let DeclaredSpec::KafkaCluster(s) = &r.declared.spec else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", "not a cluster"));
     };
-    Ok(Json(PropertiesBody { properties: spec::effective_cluster(&name, s).broker_config }))
+    let mut properties = spec::effective_cluster(&name, s).broker_config;
+    if !caller.as_deref().is_some_and(Caller::sees_secrets) {
+        for (k, v) in properties.iter_mut() {
+            if fleet_common::kafka_config::key_type(k) == Some(fleet_common::kafka_config::ConfigType::Password) {
+                *v = spec::HIDDEN_VALUE.into();
+            }
+        }
+    }
+    Ok(Json(PropertiesBody { properties }))
 }
 
 #[cfg(test)]

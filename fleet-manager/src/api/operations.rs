@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::{check_cluster_name, parse_json, preview_client, Actor, ApiError, ApiResult, Shared};
+use super::{check_cluster_name, check_name_field, parse_json, preview_client, Actor, ApiError, ApiResult, Shared};
 use crate::controller::desired_from;
 use crate::operations::reassign::{self, moves};
 use crate::operations::scale_up::{self, live, placement};
@@ -149,7 +149,7 @@ pub fn resolve_leaving(req_brokers: Option<&[i64]>, count: Option<i64>, cluster:
             for id in ids {
                 let b = i32::try_from(*id).map_err(|_| FieldError::new("brokers", format!("{id} is not a broker ID")))?;
                 if !live.contains(&b) {
-                    return Err(FieldError::new("brokers", format!("broker {b} is not a live broker of cluster {cluster} (live: {})", listed())));
+                    return Err(FieldError::new("brokers", format!("broker {b} is not a broker of cluster {cluster} (its brokers: {})", listed())));
                 }
                 if !out.insert(b) {
                     return Err(FieldError::new("brokers", format!("broker {b} is named twice")));
@@ -169,6 +169,8 @@ pub fn resolve_leaving(req_brokers: Option<&[i64]>, count: Option<i64>, cluster:
 /// Live brokers (-> rack) and every partition, for checking a move request and planning it.
 struct ClusterNow {
     live: std::collections::BTreeMap<i32, String>,
+    /// Broker IDs in the fleet's registry (a broker that is down keeps its ID there).
+    registry: BTreeSet<i32>,
     partitions: reassign::Partitions,
     /// Bytes per partition (the most any replica holds), where the brokers told.
     sizes: std::collections::BTreeMap<(String, u32), u64>,
@@ -179,6 +181,7 @@ async fn cluster_now(state: &super::AppState, cluster: &str) -> Result<ClusterNo
     let zk = preview_client(state).await.ok_or_else(|| unavailable("not reachable".into()))?;
     let kafka = state.reconciler.paths.cluster(cluster).kafka();
     let live = live_brokers(&zk, &kafka).await.map_err(unavailable)?;
+    let registry = fleet_common::registry::read_registry(&zk, &state.reconciler.paths.cluster(cluster)).await.map_err(|e| unavailable(e.to_string()))?.into_keys().collect();
     let partitions = reassign::live::partitions(&zk, &kafka, None).await.map_err(unavailable)?;
     let mut sizes = std::collections::BTreeMap::new();
     for per_broker in reassign::live::sizes(&zk, &kafka, None).await.into_values() {
@@ -187,7 +190,7 @@ async fn cluster_now(state: &super::AppState, cluster: &str) -> Result<ClusterNo
             *e = (*e).max(bytes);
         }
     }
-    Ok(ClusterNow { live, partitions, sizes })
+    Ok(ClusterNow { live, registry, partitions, sizes })
 }
 
 /// Checks and stores a decommission or rebalance (or, with `dryRun`, only plans it).
@@ -269,7 +272,8 @@ async fn moves_request(
     let declared = declared_cluster(state, cluster).await?;
     let (throttle, per_broker, max_moves) = resolve_pace(pace).map_err(ApiError::field)?;
     let now = cluster_now(state, cluster).await?;
-    let ids: BTreeSet<i32> = now.live.keys().copied().collect();
+    // A broker that is down (registered in the fleet's registry, not live) may leave too.
+    let ids: BTreeSet<i32> = now.live.keys().chain(now.registry.iter()).copied().collect();
     let leaving = leaving(&ids).map_err(ApiError::field)?;
     let decommission = leaving.is_some();
     let spec = MoveSpec {
@@ -283,48 +287,39 @@ async fn moves_request(
     start_moves(state, cluster, spec, decommission, dry_run, &now, actor).await
 }
 
-/// Lowering `spec.brokers` in an apply: the cluster's broker count stays until a decommission of
-/// the highest IDs has emptied them; returns the requests to start once the apply is stored.
-pub(super) async fn decommissions_for_apply(state: &super::AppState, batch: &mut [crate::spec::Declared]) -> Result<Vec<(String, MoveSpec)>, ApiError> {
+/// Lowering `spec.brokers` in an apply (confirmed): the decommissions to start with the spec, of
+/// the highest brokers, at the fleet manager's default throttle; planned now so that what cannot
+/// be done is refused, naming the field, before anything is written.
+pub(super) async fn decommissions_for_apply(state: &super::AppState, batch: &[crate::spec::Declared]) -> Result<Vec<(String, MoveSpec)>, ApiError> {
     let mut out = Vec::new();
-    for d in batch.iter_mut() {
-        let crate::spec::DeclaredSpec::KafkaCluster(new) = &mut d.spec else { continue };
+    for d in batch.iter() {
+        let crate::spec::DeclaredSpec::KafkaCluster(new) = &d.spec else { continue };
         let Ok(stored) = state.store.get(crate::spec::Kind::KafkaCluster, &d.name).await else { continue };
-        let crate::spec::DeclaredSpec::KafkaCluster(was) = &stored.declared.spec else { continue };
+        let (crate::spec::DeclaredSpec::KafkaCluster(was), crate::spec::DeclaredSpec::KafkaCluster(user)) = (&stored.declared.spec, &stored.user.spec) else { continue };
+        // `was` is what the cluster has (overrides included). Confirmed, the applied count is
+        // made true even when the document did not change (a scale-up raised the count since).
+        let _ = user;
         if new.brokers >= was.brokers || stored.deleting {
             continue;
         }
         let field = |msg: String| ApiError::field(FieldError::new("spec.brokers", msg).on(format!("KafkaCluster/{}", d.name)));
         refuse_if_running(state, &d.name).await?;
         let now = cluster_now(state, &d.name).await?;
-        let ids: BTreeSet<i32> = now.live.keys().copied().collect();
+        let ids: BTreeSet<i32> = now.live.keys().chain(now.registry.iter()).copied().collect();
         let count = was.brokers - new.brokers;
         let leaving = resolve_leaving(None, Some(count), &d.name, &ids).map_err(|e| field(format!("{} -> {}: {}", was.brokers, new.brokers, e.message)))?;
         let spec = MoveSpec {
             leaving,
             from_brokers: was.brokers.max(0) as u32,
-            throttle_bytes: None,
+            throttle_bytes: state.limits.apply_decommission_throttle,
             max_moves_per_broker: DEFAULT_MOVES_PER_BROKER,
             max_moves: DEFAULT_MAX_MOVES,
             hold: false,
         };
         reassign::make_plan(&spec, true, &now.live, &now.partitions, &Default::default()).map_err(|e| field(e.to_string()))?;
-        // Stored at today's count; the decommission lowers it once the brokers are empty.
-        new.brokers = was.brokers;
         out.push((d.name.clone(), spec));
     }
     Ok(out)
-}
-
-/// Starts the decommissions an apply asked for (after the apply is stored).
-pub(super) async fn start_apply_decommissions(state: &super::AppState, wanted: Vec<(String, MoveSpec)>, actor: &str) -> Result<Vec<String>, ApiError> {
-    let mut ids = Vec::new();
-    for (cluster, spec) in wanted {
-        let op = state.store.create_operation(&cluster, &OperationSpec::Decommission(spec), actor).await?;
-        ids.push(op.id);
-    }
-    state.reconciler.wake.notify_one();
-    Ok(ids)
 }
 
 /// The plan a scale-up would make now, for the brokers it expects to be added.
@@ -348,7 +343,7 @@ async fn preview_plan(state: &super::AppState, cluster: &crate::spec::ClusterSpe
 pub(super) async fn list(State(state): State<Shared>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Vec<Operation>> {
     let Query(q) = query.map_err(bad_query)?;
     if let Some(c) = &q.cluster {
-        check_cluster_name(c)?;
+        check_name_field(c, "cluster")?;
     }
     Ok(Json(state.store.operations(q.cluster.as_deref(), q.active.unwrap_or(false)).await?))
 }

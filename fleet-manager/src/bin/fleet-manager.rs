@@ -40,6 +40,11 @@ struct Args {
     /// only, readable by all. Local hosts are given the same file.
     #[arg(long, env = "FLEET_ZK_IDENTITY_FILE")]
     zk_identity_file: Option<PathBuf>,
+    /// Run without a ZooKeeper identity: the fleet's znodes (election, broker-ID registry and
+    /// its lock) are then writable by any ZooKeeper client, and hosts are told the same. For a
+    /// trusted test network only; refused by default.
+    #[arg(long, env = "FLEET_INSECURE_ZOOKEEPER", conflicts_with = "zk_identity_file")]
+    insecure_zookeeper: bool,
     /// ZooKeeper session timeout: how fast a standby takes over from a dead leader.
     #[arg(long, default_value_t = 10_000)]
     zk_session_timeout_ms: u64,
@@ -138,6 +143,38 @@ struct Args {
     /// How often routes' automatic failover policies are evaluated.
     #[arg(long, default_value_t = 5)]
     trigger_interval_secs: u64,
+    /// HTTP: a request's head (and a TLS handshake) must arrive within this many seconds of its first byte.
+    #[arg(long, env = "FLEET_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    http_header_timeout_secs: u64,
+    /// HTTP: a keep-alive connection with no request for this many seconds is closed.
+    #[arg(long, env = "FLEET_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    http_idle_timeout_secs: u64,
+    /// HTTP: a request (body included) not answered within this many seconds gets a 408 (long polls
+    /// wait at most 60).
+    #[arg(long, env = "FLEET_HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 90)]
+    http_request_timeout_secs: u64,
+    /// HTTP: at most this many connections at once; more wait to be accepted.
+    #[arg(long, env = "FLEET_HTTP_MAX_CONNECTIONS", default_value_t = 1024)]
+    http_max_connections: usize,
+    /// The replication throttle of a decommission that lowering `brokers` in an apply starts
+    /// (per broker, e.g. 50MiB/s; `none` for unthrottled).
+    #[arg(long, env = "FLEET_APPLY_DECOMMISSION_THROTTLE", default_value = "50MiB/s")]
+    apply_decommission_throttle: String,
+    /// How long a failover's fresh build may take to converge before the failover fails (and the
+    /// build is torn down).
+    #[arg(long, env = "FLEET_FAILOVER_BUILD_TIMEOUT_SECS", default_value_t = 900)]
+    failover_build_timeout_secs: u64,
+    /// How long a failover waits for the cluster it leaves to refuse the route's writes on every
+    /// partition (the seal) before consumers drain it anyway (a dead cluster cannot be probed).
+    #[arg(long, env = "FLEET_FAILOVER_SEAL_TIMEOUT_SECS", default_value_t = 60)]
+    failover_seal_timeout_secs: u64,
+    /// How long a client's report counts: a client that has not reported for this long has gone
+    /// (failovers stop waiting for it; a standby it used can be released).
+    #[arg(long, env = "FLEET_CLIENT_REPORT_TTL_SECS", default_value_t = 30)]
+    client_report_ttl_secs: u64,
+    /// Live client instances (producers and consumers reporting) one token may have at once.
+    #[arg(long, env = "FLEET_MAX_CLIENT_INSTANCES", default_value_t = 5000)]
+    max_client_instances: i64,
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
@@ -192,7 +229,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let zk_address = ZkAddress::parse(&args.zookeeper).context("--zookeeper")?;
     let zk_identity = match &args.zk_identity_file {
         Some(path) => Some(fleet_common::ZkIdentity::load_file(path).context("--zk-identity-file")?),
-        None => None,
+        None if args.insecure_zookeeper => {
+            tracing::warn!("--insecure-zookeeper: the fleet's znodes (election, broker-ID registry, its lock) are writable by any ZooKeeper client");
+            None
+        }
+        None => bail!(
+            "no ZooKeeper identity: the fleet's znodes (election, broker-ID registry and its lock) would be writable by any \
+             ZooKeeper client, which could take broker IDs or stand for election. Give --zk-identity-file FILE (one line \
+             USER:PASSWORD, mode 0600), or --insecure-zookeeper to run with open znodes (a trusted test network only)"
+        ),
     };
     let zk_identity_file = match &args.zk_identity_file {
         Some(path) => Some(std::fs::canonicalize(path)?.display().to_string()),
@@ -219,6 +264,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         fleet_api_url: public_url,
         fleet_api_ca_file: hosts_ca,
         zk_identity_file,
+        insecure_zookeeper: args.insecure_zookeeper,
         host_tokens: Some(host_tokens.clone()),
     };
     let local_root = data_dir.join("local");
@@ -317,6 +363,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 max_commit_bytes: args.zk_max_commit_bytes.max(4096),
                 ..Default::default()
             },
+            failover: fleet_manager::operations::failover::FailoverSettings {
+                build_timeout_ms: (args.failover_build_timeout_secs.max(10) * 1000) as i64,
+                seal_timeout_ms: (args.failover_seal_timeout_secs.max(1) * 1000) as i64,
+                ..Default::default()
+            },
             ..ReconcileSettings::default()
         },
         identity: identity.clone(),
@@ -324,8 +375,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         wake: tokio::sync::Notify::new(),
         metrics,
         health,
+        op_backoff: Default::default(),
+        touched: Default::default(),
     });
-    let state = AppState::new(store, reconciler.clone(), tokens, host_tokens);
+    let apply_decommission_throttle = match args.apply_decommission_throttle.as_str() {
+        "none" => None,
+        rate => Some(fleet_manager::operations::reassign::moves::parse_rate(rate).map_err(|e| anyhow::anyhow!("--apply-decommission-throttle: {e}"))?),
+    };
+    let state = AppState::new(
+        store,
+        reconciler.clone(),
+        tokens,
+        host_tokens,
+        api::ApiLimits {
+            max_client_instances: args.max_client_instances.max(1),
+            apply_decommission_throttle,
+            report_ttl_ms: (args.client_report_ttl_secs.clamp(2, 3600) * 1000) as i64,
+        },
+    );
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, tls = tls_files.is_some(), identity = %identity, database = %redact(&database), "fleet manager serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -338,7 +405,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         stopping_flag.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = stop_tx.send(true);
     };
-    let mut serve = Box::pin(fleet_common::https::serve(listener, api::router(state), tls, shutdown));
+    let limits = fleet_common::serve::ServeLimits {
+        header_read_timeout: Duration::from_secs(args.http_header_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(args.http_idle_timeout_secs.max(1)),
+        request_timeout: Duration::from_secs(args.http_request_timeout_secs.max(61)),
+        max_connections: args.http_max_connections.max(1),
+    };
+    let mut serve = Box::pin(fleet_common::https::serve(listener, api::router(state), tls, limits, shutdown));
     // Supervised: a reconciler that ends on its own (a panic outside a cluster's reconcile) takes
     // the process down, so the service manager restarts it and /healthz never claims a dead leader.
     let reconciler_ended = tokio::select! {

@@ -47,8 +47,11 @@ pub struct ReconcileSettings {
     pub journal: JournalRetention,
     pub scale_up: crate::operations::scale_up::ScaleUpSettings,
     pub failover: crate::operations::failover::FailoverSettings,
+    pub moves: crate::operations::reassign::MoveSettings,
     /// How often routes' failover policies are evaluated.
     pub trigger_interval: Duration,
+    /// Health verdicts (and auditor reads) a trigger pass makes at once.
+    pub trigger_concurrency: usize,
 }
 
 impl Default for ReconcileSettings {
@@ -63,7 +66,9 @@ impl Default for ReconcileSettings {
             journal: JournalRetention::default(),
             scale_up: Default::default(),
             failover: Default::default(),
+            moves: Default::default(),
             trigger_interval: Duration::from_secs(5),
+            trigger_concurrency: 32,
         }
     }
 }
@@ -83,7 +88,15 @@ pub struct Reconciler {
     pub metrics: Arc<Metrics>,
     /// The healthcheck's verdict on a cluster (failover guard rails and verification).
     pub health: Arc<dyn observe::health::HealthJudge>,
+    /// Retries of each operation's actions (the operation machine's backoff).
+    pub op_backoff: crate::operations::Backoff,
+    /// Clusters an operation's write concerns besides its own (a seal taken off the cluster a
+    /// fallback goes back to): reconciled at once rather than at their next interval.
+    pub touched: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// The queue key that drives a cluster's operations (the cluster's own name reconciles it).
+const OPS_KEY: &str = "ops/";
 
 /// What one reconcile did to one cluster.
 #[derive(Debug)]
@@ -124,6 +137,7 @@ pub fn desired_from(all: &[crate::store::StoredResource]) -> Vec<DesiredCluster>
                     uid: r.uid.clone(),
                     leaving: BTreeMap::new(),
                     frozen: None,
+                    sealed_for: Vec::new(),
                 },
             );
         }
@@ -139,6 +153,31 @@ pub fn desired_from(all: &[crate::store::StoredResource]) -> Vec<DesiredCluster>
         }
     }
     clusters.into_values().collect()
+}
+
+/// The routes that sealed `cluster` when they left it, unless a route is on it now (its writes
+/// must go through): the reconciler then desires the seal on its topics.
+pub fn sealed_for(cluster: &str, routes: &[crate::store::StoredResource], statuses: &BTreeMap<String, fleet_api::route::RouteStatus>) -> Vec<String> {
+    let mut sealed = Vec::new();
+    for r in routes {
+        let DeclaredSpec::Route(spec) = &r.declared.spec else { continue };
+        let status = statuses.get(&r.declared.name);
+        let bound = status.map(|s| s.cluster.as_str()).filter(|c| !c.is_empty()).unwrap_or(spec.cluster.as_str());
+        if bound == cluster {
+            return Vec::new();
+        }
+        if status.is_some_and(|s| s.sealed.iter().any(|c| c == cluster)) {
+            sealed.push(r.declared.name.clone());
+        }
+    }
+    sealed
+}
+
+/// [`sealed_for`] from the store.
+pub async fn seals(store: &Store, cluster: &str) -> Result<Vec<String>, StoreError> {
+    let routes = store.list(Some(spec::Kind::Route), None).await?;
+    let statuses = store.route_statuses().await?;
+    Ok(sealed_for(cluster, &routes, &statuses))
 }
 
 /// What a reconcile of one cluster came to.
@@ -168,6 +207,9 @@ impl Reconciler {
             if let Ok(ops) = self.store.operations(Some(&d.spec.name), true).await {
                 d.leaving = crate::operations::leaving_brokers(&ops);
                 d.frozen = crate::operations::frozen_by(&ops, &d.spec.name);
+            }
+            if let Ok(routes) = seals(&self.store, &d.spec.name).await {
+                d.sealed_for = routes;
             }
             let observed =
                 observe::observe_cluster(&d, zk, &self.paths.cluster(&d.spec.name), self.hosts.get(d.spec.provider), self.dns.as_ref(), None).await;
@@ -285,14 +327,18 @@ impl Reconciler {
                 return;
             }
         };
-        match self.store.cluster_names().await {
-            Ok(names) => {
+        match (self.store.cluster_names().await, self.store.clusters_with_active_operations().await) {
+            (Ok(names), Ok(busy)) => {
                 let now = Instant::now();
                 for n in names {
                     queue.trigger(&n, now);
                 }
+                // A new leader resumes every unfinished operation.
+                for c in busy {
+                    queue.trigger(&format!("{OPS_KEY}{c}"), now);
+                }
             }
-            Err(e) => {
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "store unreadable; standing again");
                 return;
             }
@@ -342,6 +388,10 @@ impl Reconciler {
                         Outcome::Requeue(r) => {
                             tracing::debug!(cluster = %key, requeue = ?r, "reconciled");
                             queue.finish(&key, r, Instant::now());
+                            let touched = std::mem::take(&mut *self.touched.lock().unwrap_or_else(|p| p.into_inner()));
+                            for c in touched {
+                                queue.trigger(&c, Instant::now());
+                            }
                         }
                         Outcome::Deposed => {
                             tracing::warn!(epoch, "a newer leader took over: stepping down");
@@ -417,6 +467,7 @@ impl Reconciler {
                 for c in clusters {
                     tracing::debug!(cluster = %c, "spec changed");
                     queue.trigger(&c, now);
+                    queue.trigger(&format!("{OPS_KEY}{c}"), now);
                 }
                 *last_revision = revision;
             }
@@ -424,7 +475,11 @@ impl Reconciler {
         }
     }
 
-    async fn reconcile_live(&self, client: &zk::Client, leadership: &Leadership, cluster: &str) -> Outcome {
+    async fn reconcile_live(&self, client: &zk::Client, leadership: &Leadership, key: &str) -> Outcome {
+        if let Some(cluster) = key.strip_prefix(OPS_KEY) {
+            return self.drive_operations(client, leadership, cluster).await;
+        }
+        let cluster = key;
         let observer = LiveObserver {
             zk: Some(client),
             paths: &self.paths,
@@ -443,7 +498,24 @@ impl Reconciler {
             admin: Default::default(),
         };
         let session_ok = || client.state() == zk::SessionState::SyncConnected;
-        // Operations first: a scale-up that raises the broker count is acted on in this pass.
+        match self.reconcile_with(&observer, &executor, leadership.epoch, &session_ok, cluster).await {
+            Ok(r) => Outcome::Requeue(r),
+            Err(StoreError::Fenced { epoch }) => {
+                self.metrics.fenced_writes.inc();
+                tracing::warn!(cluster, epoch, "store write refused: deposed");
+                Outcome::Deposed
+            }
+            Err(e) => {
+                tracing::error!(cluster, error = %e, "recording failed; backing off");
+                Outcome::Requeue(Requeue::Failed(ErrorClass::Retryable))
+            }
+        }
+    }
+
+    /// A cluster's operations, on their own key: each phase reads what it needs at the pace it
+    /// needs, and the cluster's full observation (provider and DNS listings) runs on its own
+    /// schedule (an operation's effects on specs trigger it through the store's revision).
+    async fn drive_operations(&self, client: &zk::Client, leadership: &Leadership, cluster: &str) -> Outcome {
         let driver = crate::operations::Driver {
             store: &self.store,
             zk: client,
@@ -453,33 +525,23 @@ impl Reconciler {
             identity: &self.identity,
             settings: self.settings.scale_up,
             failover: self.settings.failover,
+            moves: self.settings.moves,
             metrics: &self.metrics,
             health: self.health.as_ref(),
+            backoff: &self.op_backoff,
+            step_timeout: self.settings.step_timeout,
+            touched: &self.touched,
         };
-        let operations = match driver.drive(cluster).await {
-            Ok(poll) => poll,
+        match driver.drive(cluster).await {
+            Ok(Some(poll)) => Outcome::Requeue(Requeue::After(poll)),
+            Ok(None) => Outcome::Requeue(Requeue::Gone),
             Err(StoreError::Fenced { epoch }) => {
                 self.metrics.fenced_writes.inc();
                 tracing::warn!(cluster, epoch, "operation write refused: deposed");
-                return Outcome::Deposed;
-            }
-            Err(e) => {
-                tracing::error!(cluster, error = %e, "recording an operation failed");
-                Some(Duration::from_secs(2))
-            }
-        };
-        match self.reconcile_with(&observer, &executor, leadership.epoch, &session_ok, cluster).await {
-            // An operation under way is looked at again soon, whatever the cluster's plan says.
-            Ok(Requeue::After(d)) => Outcome::Requeue(Requeue::After(operations.map_or(d, |p| p.min(d)))),
-            Ok(Requeue::Gone) if operations.is_some() => Outcome::Requeue(Requeue::After(Duration::from_secs(2))),
-            Ok(r) => Outcome::Requeue(r),
-            Err(StoreError::Fenced { epoch }) => {
-                self.metrics.fenced_writes.inc();
-                tracing::warn!(cluster, epoch, "store write refused: deposed");
                 Outcome::Deposed
             }
             Err(e) => {
-                tracing::error!(cluster, error = %e, "recording failed; backing off");
+                tracing::error!(cluster, error = %e, "recording an operation failed");
                 Outcome::Requeue(Requeue::Failed(ErrorClass::Retryable))
             }
         }
@@ -516,6 +578,14 @@ impl Reconciler {
             }
             Err(e) => {
                 tracing::error!(cluster, error = %e, "operations unreadable");
+                return Ok(Requeue::Failed(ErrorClass::Retryable));
+            }
+        }
+        // Unknown is not "unsealed": a pass that cannot read the routes changes nothing.
+        match seals(&self.store, cluster).await {
+            Ok(routes) => desired.sealed_for = routes,
+            Err(e) => {
+                tracing::error!(cluster, error = %e, "routes unreadable");
                 return Ok(Requeue::Failed(ErrorClass::Retryable));
             }
         }

@@ -64,6 +64,8 @@ impl Executor for SimWorld {
                     state: HostState::Running,
                     launched_ms: now_ms(),
                     launch_token: Some(token.clone()),
+                    private_ip: None,
+                    port: None,
                 });
                 if s.new_hosts_invisible {
                     s.invisible.insert(id.clone());
@@ -95,6 +97,8 @@ pub(crate) fn idle_reconciler(store: crate::store::Store) -> Reconciler {
         wake: Notify::new(),
         metrics: Arc::new(Metrics::default()),
         health: Arc::new(crate::observe::health::HealthcheckService { url: "http://127.0.0.1:1".into(), http: reqwest::Client::new() }),
+        op_backoff: Default::default(),
+        touched: Default::default(),
     }
 }
 

@@ -87,7 +87,7 @@ impl Executor for LiveExecutor<'_> {
         match step {
             Step::LaunchHost { availability_zone, instance_type, token, .. } => {
                 self.metrics.provider_call("hosts:launch");
-                let request = LaunchRequest { cluster: &desired.spec, availability_zone, instance_type, token };
+                let request = LaunchRequest { cluster: &desired.spec, cluster_uid: &desired.uid, availability_zone, instance_type, token };
                 let id = self.provider(desired.spec.provider)?.launch(request).await?;
                 tracing::info!(instance = %id, az = %availability_zone, token = %token, "launched broker host");
                 if crate::failpoints::lose_launch_answer() {
@@ -197,8 +197,13 @@ async fn kafka_step(admin: &AdminClient<DefaultClientContext>, step: &Step, time
     let options = AdminOptions::new().operation_timeout(Some(timeout.min(Duration::from_secs(30))));
     let kafka_err = |e: rdkafka::error::KafkaError| StepError::Retryable(e.to_string());
     match step {
-        Step::CreateTopic { topic, partitions, replication_factor, configs } => {
-            let mut new = NewTopic::new(topic, *partitions as i32, TopicReplication::Fixed(i32::from(*replication_factor)));
+        Step::CreateTopic { topic, partitions, replication_factor, configs, assignment } => {
+            let explicit: Vec<&[i32]> = assignment.iter().flatten().map(Vec::as_slice).collect();
+            let replication = match assignment {
+                Some(_) => TopicReplication::Variable(&explicit),
+                None => TopicReplication::Fixed(i32::from(*replication_factor)),
+            };
+            let mut new = NewTopic::new(topic, *partitions as i32, replication);
             for (k, v) in configs {
                 new = new.set(k, v);
             }
@@ -211,8 +216,12 @@ async fn kafka_step(admin: &AdminClient<DefaultClientContext>, step: &Step, time
             }
             Ok(format!("created {topic}"))
         }
-        Step::CreatePartitions { topic, to, .. } => {
-            let new = NewPartitions::new(topic, *to as usize);
+        Step::CreatePartitions { topic, to, assignment, .. } => {
+            let explicit: Vec<&[i32]> = assignment.iter().flatten().map(Vec::as_slice).collect();
+            let mut new = NewPartitions::new(topic, *to as usize);
+            if assignment.is_some() {
+                new = new.assign(&explicit);
+            }
             let results = admin.create_partitions([&new], &options).await.map_err(kafka_err)?;
             for r in results {
                 if let Err((t, code)) = r {

@@ -178,19 +178,101 @@ pub async fn registrations(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) ->
     Ok(out)
 }
 
-/// `host:port` of every live broker, for Kafka's admin client.
-pub async fn bootstrap_servers(zk: &zk::Client, paths: &ClusterPaths) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for reg in registrations(zk, &paths.kafka()).await?.into_values() {
-        if let Some(ep) = reg.endpoints.first() {
-            if let Some((_, hostport)) = ep.split_once("://") {
-                out.push(hostport.to_string());
-                continue;
-            }
-        }
-        if let (Some(h), Some(p)) = (reg.host, reg.port) {
-            out.push(format!("{h}:{p}"));
+fn endpoint_of(reg: &BrokerRegistration) -> Option<String> {
+    if let Some(ep) = reg.endpoints.first() {
+        if let Some((_, hostport)) = ep.split_once("://") {
+            return Some(hostport.to_string());
         }
     }
-    Ok(out)
+    match (&reg.host, reg.port) {
+        (Some(h), Some(p)) => Some(format!("{h}:{p}")),
+        _ => None,
+    }
+}
+
+/// `host:port` of every live broker, for Kafka's admin client.
+pub async fn bootstrap_servers(zk: &zk::Client, paths: &ClusterPaths) -> Result<Vec<String>, String> {
+    Ok(registrations(zk, &paths.kafka()).await?.values().filter_map(endpoint_of).collect())
+}
+
+/// Live brokers whose registration the fleet can vouch for: each one's ID is in the fleet's own
+/// registry (written under its ZooKeeper identity), leased to a host the provider lists as
+/// running, and the endpoint it registered is that host's address (and port, where the provider
+/// assigns one). Kafka's `/brokers/ids` is open to any ZooKeeper client in ZooKeeper mode, so a
+/// registration alone is not trusted. Returns the endpoints and why each other one was refused.
+pub fn vouched_endpoints(
+    registrations: &BTreeMap<i32, BrokerRegistration>,
+    registry: &BTreeMap<i32, String>,
+    hosts: &[crate::plan::ObservedHost],
+) -> (Vec<String>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut refused = Vec::new();
+    for (id, reg) in registrations {
+        let Some(endpoint) = endpoint_of(reg) else {
+            refused.push(format!("broker {id} registered no endpoint"));
+            continue;
+        };
+        let Some(instance) = registry.get(id) else {
+            refused.push(format!("broker {id} ({endpoint}) is not in the fleet's broker-ID registry"));
+            continue;
+        };
+        let Some(host) = hosts.iter().find(|h| &h.instance_id == instance && h.state == fleet_api::model::HostState::Running) else {
+            refused.push(format!("broker {id} ({endpoint}): its registry entry names {instance}, which is not a running host of the cluster"));
+            continue;
+        };
+        let (ep_host, ep_port) = match endpoint.rsplit_once(':') {
+            Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']'), p.parse::<u16>().ok()),
+            None => (endpoint.as_str(), None),
+        };
+        if host.private_ip.as_deref().is_some_and(|ip| ip != ep_host) || host.port.is_some_and(|p| Some(p) != ep_port) {
+            let expected = format!("{}{}", host.private_ip.as_deref().unwrap_or("?"), host.port.map(|p| format!(":{p}")).unwrap_or_default());
+            refused.push(format!("broker {id} registered {endpoint}, but its host {instance} is {expected}"));
+            continue;
+        }
+        servers.push(endpoint);
+    }
+    (servers, refused)
+}
+
+/// The cluster's brokers as clients should be given them: [`vouched_endpoints`] of its live
+/// registrations, read from ZooKeeper, and the hosts the provider lists.
+pub async fn vouched_bootstrap_servers(zk: &zk::Client, paths: &ClusterPaths, hosts: &[crate::plan::ObservedHost]) -> Result<(Vec<String>, Vec<String>), String> {
+    let regs = registrations(zk, &paths.kafka()).await?;
+    let registry: BTreeMap<i32, String> =
+        fleet_common::registry::read_registry(zk, paths).await.map_err(|e| e.to_string())?.into_iter().map(|(id, e)| (id, e.lease.instance_id)).collect();
+    Ok(vouched_endpoints(&regs, &registry, hosts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::ObservedHost;
+    use fleet_api::model::HostState;
+
+    fn reg(endpoint: &str) -> BrokerRegistration {
+        serde_json::from_value(serde_json::json!({"version": 5, "endpoints": [format!("PLAINTEXT://{endpoint}")]})).expect("registration")
+    }
+
+    fn host(id: &str, state: HostState, port: u16) -> ObservedHost {
+        ObservedHost { instance_id: id.into(), availability_zone: "a".into(), state, launched_ms: 0, launch_token: None, private_ip: Some("127.0.0.1".into()), port: Some(port) }
+    }
+
+    #[test]
+    fn only_registrations_the_fleet_vouches_for_are_served() {
+        let regs: BTreeMap<i32, BrokerRegistration> = [
+            (1, reg("127.0.0.1:9001")),
+            (2, reg("127.0.0.1:19999")),  // port not its host's
+            (3, reg("127.0.0.1:9003")),   // host terminated
+            (99, reg("127.0.0.1:9099")),  // not in the registry: an ephemeral znode anyone made
+            (4, reg("10.9.9.9:9004")),    // another address
+        ]
+        .into();
+        let registry: BTreeMap<i32, String> = [(1, "h1"), (2, "h2"), (3, "h3"), (4, "h4")].into_iter().map(|(i, h)| (i, h.to_string())).collect();
+        let hosts = vec![host("h1", HostState::Running, 9001), host("h2", HostState::Running, 9002), host("h3", HostState::Terminated, 9003), host("h4", HostState::Running, 9004)];
+        let (servers, refused) = vouched_endpoints(&regs, &registry, &hosts);
+        assert_eq!(servers, vec!["127.0.0.1:9001".to_string()]);
+        assert_eq!(refused.len(), 4, "{refused:?}");
+        assert!(refused.iter().any(|r| r.contains("broker 99") && r.contains("registry")), "{refused:?}");
+        assert!(refused.iter().any(|r| r.contains("19999")), "{refused:?}");
+    }
 }

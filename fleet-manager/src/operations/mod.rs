@@ -1,9 +1,14 @@
-//! Operations as resources: stored requests (scale-up) whose `status.phase` the leader advances
-//! with a pure `next(operation, observed) -> (status, action)`, carrying out one idempotent
-//! action at a time and recording each phase (with its effects on specs) in one fenced write.
-//! A crash or a change of leader resumes from the stored phase; see [`scale_up`].
+//! Operations as resources: stored requests whose `status.phase` the leader advances on one
+//! machine ([`machine`]): observe what the phase needs, a pure `next`, one idempotent action at a
+//! time, each phase recorded with its effects on specs in one fenced write. A crash or a change
+//! of leader resumes from the stored phase. The kinds: [`scale_up`], [`reassign`] (decommission
+//! and rebalance), [`failover`] (failover and fallback).
+//!
+//! Emergencies come first: a failover or fallback of a route on a cluster makes the cluster's
+//! maintenance operation step aside (its `pausedBy`); it plans again once the emergency has ended.
 
 pub mod failover;
+pub mod machine;
 pub mod reassign;
 pub mod scale_up;
 
@@ -15,8 +20,10 @@ use zookeeper_client as zk;
 
 use crate::plan::Seen;
 use crate::spec::{DeclaredSpec, Kind};
-use crate::store::{now_ms, NewJournalEntry, OperationEffects, Store, StoreError};
-use scale_up::{live, Action, ActionResult, ScaleUpObserved, ScaleUpSettings};
+use crate::store::{NewJournalEntry, OperationEffects, Store, StoreError};
+use scale_up::ScaleUpSettings;
+
+pub use machine::{ActionResult, Backoff, Machine, Recorder, Step};
 
 /// Live broker -> rack (empty when the broker has none).
 pub async fn live_brokers(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) -> Result<std::collections::BTreeMap<i32, String>, String> {
@@ -31,11 +38,9 @@ pub fn seen<T>(r: Result<T, String>) -> Seen<T> {
     }
 }
 
-/// How soon to look again at a cluster with an operation under way.
-pub const OPERATION_POLL: Duration = Duration::from_millis(500);
-
 /// Brokers that active decommissions move replicas off, and whether each is retiring now: the
-/// reconciler neither replaces nor terminates their hosts until then.
+/// reconciler neither replaces nor terminates their hosts until then, and places new partitions
+/// elsewhere.
 pub fn leaving_brokers(ops: &[Operation]) -> std::collections::BTreeMap<i32, bool> {
     ops.iter()
         .filter(|o| !o.status.phase.is_terminal())
@@ -47,11 +52,26 @@ pub fn leaving_brokers(ops: &[Operation]) -> std::collections::BTreeMap<i32, boo
         .collect()
 }
 
-/// Why the cluster's hosts are left alone: a failover or fallback is moving a route off it.
+/// Why the cluster's hosts are left alone: a failover or fallback has switched a route's
+/// producers off it and its consumers are draining it (a replacement broker would move leaders
+/// under them). Before the switch, the cluster still carries the route and is repaired as usual.
 pub fn frozen_by(ops: &[Operation], cluster: &str) -> Option<String> {
     ops.iter()
         .filter(|o| !o.status.phase.is_terminal() && o.cluster == cluster)
+        .filter(|o| matches!(o.status.phase, Phase::SwitchingProducers | Phase::Sealing | Phase::DrainingConsumers))
         .find_map(|o| o.spec.route().map(|route| format!("{} moves route {route} off it", o.id)))
+}
+
+/// Whether a maintenance operation is to step aside, as observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Pause {
+    /// Nothing asks it to.
+    #[default]
+    None,
+    /// A failover or fallback on its cluster is under way.
+    Requested { by: String },
+    /// The one it stepped aside for has ended: it may resume.
+    Over { by: String },
 }
 
 /// Drives one cluster's operations for the current leader.
@@ -64,13 +84,19 @@ pub struct Driver<'a> {
     pub identity: &'a str,
     pub settings: ScaleUpSettings,
     pub failover: failover::FailoverSettings,
+    pub moves: reassign::MoveSettings,
     pub metrics: &'a crate::metrics::Metrics,
     pub health: &'a dyn crate::observe::health::HealthJudge,
+    pub backoff: &'a Backoff,
+    /// The longest one action may take before it counts as a retry.
+    pub step_timeout: Duration,
+    /// Clusters to reconcile at once after a write (see [`crate::controller::Reconciler::touched`]).
+    pub touched: &'a std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Driver<'_> {
-    /// Advances the cluster's operations as far as they go now. `Some(poll)` while one is under
-    /// way. `Err` only for store writes (a fenced one among them).
+    /// Advances the cluster's operations as far as they go now. `Some(delay)` while one is
+    /// under way: when to look again. `Err` only for store writes (a fenced one among them).
     #[tracing::instrument(skip(self), fields(epoch = self.epoch))]
     pub async fn drive(&self, cluster: &str) -> Result<Option<Duration>, StoreError> {
         let ops = match self.store.operations(Some(cluster), true).await {
@@ -78,38 +104,31 @@ impl Driver<'_> {
             Err(e @ StoreError::Fenced { .. }) => return Err(e),
             Err(e) => {
                 tracing::warn!(cluster, error = %e, "operations unreadable");
-                return Ok(Some(OPERATION_POLL * 4));
+                return Ok(Some(Duration::from_secs(2)));
             }
         };
-        if ops.is_empty() {
-            return Ok(None);
-        }
-        let mut poll = None;
-        for op in ops {
-            // Brokers take a while to boot or stop (minutes on EC2): no need to look twice a second.
-            let next = match self.drive_one(op).await? {
-                Phase::WaitingForBrokers | Phase::Retiring | Phase::Building => Duration::from_millis(crate::plan::PROGRESS_POLL_MS as u64),
-                p if p.is_terminal() => continue,
-                _ => OPERATION_POLL,
-            };
-            poll = Some(poll.map_or(next, |p: Duration| p.min(next)));
+        let mut poll: Option<Duration> = None;
+        // Oldest first: a maintenance operation pauses before the failover it makes way for acts.
+        for op in ops.into_iter().rev() {
+            if let Some(next) = self.drive_one(op).await? {
+                poll = Some(poll.map_or(next, |p| p.min(next)));
+            }
         }
         Ok(poll)
     }
 
-    #[tracing::instrument(skip_all, fields(cluster = %op.cluster, operation = %op.id))]
-    /// Advances one operation; returns the phase it is left in.
-    async fn drive_one(&self, op: Operation) -> Result<Phase, StoreError> {
+    #[tracing::instrument(skip_all, fields(cluster = %op.cluster, operation = %op.id, kind = op.spec.kind()))]
+    async fn drive_one(&self, op: Operation) -> Result<Option<Duration>, StoreError> {
         match op.spec.clone() {
-            OperationSpec::ScaleUp(spec) => self.drive_scale_up(op, spec).await,
-            OperationSpec::Decommission(spec) => self.drive_moves(op, spec, true).await,
-            OperationSpec::Rebalance(spec) => self.drive_moves(op, spec, false).await,
-            OperationSpec::Failover(spec) | OperationSpec::Fallback(spec) => self.drive_failover(op, spec).await,
+            OperationSpec::ScaleUp(spec) => machine::run(self, &scale_up::ScaleUp { spec, settings: self.settings }, op).await,
+            OperationSpec::Decommission(spec) => machine::run(self, &reassign::Moves { spec, decommission: true, settings: self.moves }, op).await,
+            OperationSpec::Rebalance(spec) => machine::run(self, &reassign::Moves { spec, decommission: false, settings: self.moves }, op).await,
+            OperationSpec::Failover(spec) | OperationSpec::Fallback(spec) => machine::run(self, &failover::Switch { spec, settings: self.failover }, op).await,
         }
     }
 
-    /// The cluster's declared broker count; `None` when it is being deleted or gone.
-    async fn declared_brokers(&self, cluster: &str) -> Option<Seen<u32>> {
+    /// The cluster's declared (effective) broker count; `None` when it is being deleted or gone.
+    pub(crate) async fn declared_brokers(&self, cluster: &str) -> Option<Seen<u32>> {
         match self.store.get(Kind::KafkaCluster, cluster).await {
             Ok(r) if r.deleting => None,
             Ok(r) => Some(match &r.declared.spec {
@@ -121,87 +140,36 @@ impl Driver<'_> {
         }
     }
 
-    async fn drive_scale_up(&self, mut op: Operation, spec: fleet_api::operation::ScaleUpSpec) -> Result<Phase, StoreError> {
-        // The cluster's declared size, read once: only `Pending` uses it, and an action that
-        // raises it moves the operation past `Pending`.
-        let Some(declared_brokers) = self.declared_brokers(&op.cluster).await else {
-            let mut status = op.status.clone();
-            let done = if status.phase.cancellable() { "nothing was committed" } else { "it ended where it was" };
-            status.enter(Phase::Failed, now_ms(), Some(format!("cluster {} is being deleted or gone; {done}", op.cluster)));
-            self.save(&op, &status, &OperationEffects::default()).await?;
-            return Ok(Phase::Failed);
-        };
-        // A few phases can pass in one go (e.g. commit, then leaders already there).
-        for _ in 0..6 {
-            let observed = self.observe(&op, &spec, &declared_brokers).await;
-            let (status, action) = scale_up::next(&op, &spec, &observed, &self.settings);
-            let Some(action) = action else {
-                if self.settle(&mut op, status).await? {
-                    continue;
-                }
-                return Ok(op.status.phase);
-            };
-            // The phase the action belongs to is recorded before the action (so a crash after
-            // it resumes there and recognises what was done).
-            if status.phase != op.status.phase || status.brokers_before != op.status.brokers_before {
-                self.save(&op, &status, &OperationEffects::default()).await?;
-            }
-            op.status = status;
-            let (result, effects) = match &action {
-                Action::RaiseBrokers(n) => (ActionResult::Done { millis: 0 }, OperationEffects { raise_brokers: Some(*n), ..OperationEffects::default() }),
-                Action::RecordSpecs(counts) => {
-                    (ActionResult::Done { millis: 0 }, OperationEffects { topic_partitions: counts.clone(), ..OperationEffects::default() })
-                }
-                Action::Commit(plan) => {
-                    let kafka = self.paths.cluster(&op.cluster).kafka();
-                    let r = live::commit(self.zk, self.leader_znode, &kafka, plan, self.settings.max_commit_bytes).await;
-                    match &r {
-                        ActionResult::Done { millis } => tracing::info!(millis, partitions = plan.new_partition_count(), "scale-up committed"),
-                        other => tracing::warn!(result = ?other, "scale-up commit not made"),
-                    }
-                    (r, OperationEffects::default())
-                }
-            };
-            let retry = matches!(result, ActionResult::Retry(_));
-            let status = scale_up::after(op.status.clone(), &action, result, now_ms());
-            self.save(&op, &status, &effects).await?;
-            op.status = status;
-            if retry || op.status.phase.is_terminal() {
-                return Ok(op.status.phase);
-            }
+    /// Whether a maintenance operation is to step aside now, or may resume.
+    pub(crate) async fn pause_of(&self, op: &Operation) -> Seen<Pause> {
+        let Some(by) = op.paused_by.clone() else { return Seen::Known(Pause::None) };
+        match self.store.operation(&by).await {
+            Ok(other) if other.status.phase.is_terminal() => Seen::Known(Pause::Over { by }),
+            Ok(_) => Seen::Known(Pause::Requested { by }),
+            Err(StoreError::NotFound { .. }) => Seen::Known(Pause::Over { by }),
+            Err(e) => Seen::Unknown(e.to_string()),
         }
-        Ok(op.status.phase)
     }
 
-    /// Reads what the operation's phase depends on, and only that.
-    async fn observe(&self, op: &Operation, spec: &fleet_api::operation::ScaleUpSpec, declared_brokers: &Seen<u32>) -> ScaleUpObserved {
-        let kafka = self.paths.cluster(&op.cluster).kafka();
-        let phase = op.status.phase;
-        let waiting = matches!(phase, Phase::Pending | Phase::WaitingForBrokers);
-        let live = if waiting { seen(live_brokers(self.zk, &kafka).await) } else { Default::default() };
-        let needs_topics = matches!(phase, Phase::WaitingForBrokers | Phase::Committing);
-        let topics = if needs_topics { seen(live::topic_znodes(self.zk, &kafka, &spec.topics).await) } else { Default::default() };
-        let guards = if phase == Phase::WaitingForBrokers { seen(live::guards(self.zk, &kafka).await) } else { Default::default() };
-        let leaders = match (&op.status.plan, phase) {
-            (Some(plan), Phase::WaitingForLeaders) => seen(live::leaders(self.zk, &kafka, plan).await),
-            _ => Default::default(),
-        };
-        ScaleUpObserved { now_ms: now_ms(), declared_brokers: declared_brokers.clone(), live, topics, guards, leaders }
+}
+
+#[async_trait::async_trait]
+impl Recorder for Driver<'_> {
+    fn backoff(&self) -> &Backoff {
+        self.backoff
     }
 
-    /// Records a status reached without an action; `true` when it entered a new, non-final phase
-    /// (the next one may be reachable in the same pass).
-    pub(crate) async fn settle(&self, op: &mut Operation, status: OperationStatus) -> Result<bool, StoreError> {
-        if status == op.status {
-            return Ok(false);
-        }
-        let moved = status.phase != op.status.phase;
-        self.save(op, &status, &OperationEffects::default()).await?;
-        op.status = status;
-        Ok(moved && !op.status.phase.is_terminal())
+    fn step_timeout(&self) -> Duration {
+        self.step_timeout
     }
 
-    pub(crate) async fn save(&self, op: &Operation, status: &OperationStatus, effects: &OperationEffects) -> Result<(), StoreError> {
+    async fn reload(&self, id: &str) -> Result<Operation, StoreError> {
+        self.store.operation(id).await
+    }
+
+    /// The one place an operation's progress is written: its status, the effects of the phase
+    /// and the journal entry of a phase change, in one fenced transaction.
+    async fn record(&self, op: &Operation, status: &OperationStatus, effects: &OperationEffects) -> Result<(), StoreError> {
         let mut journal = Vec::new();
         if status.phase != op.status.phase {
             tracing::info!(from = op.status.phase.as_str(), to = status.phase.as_str(), message = status.message.as_deref().unwrap_or(""), "operation phase");
@@ -218,6 +186,17 @@ impl Driver<'_> {
             });
         }
         self.store.advance_operation(self.epoch, op, status, effects, &journal).await?;
+        if let Some((_, route)) = &effects.route_status {
+            // A seal put on or taken off is applied by those clusters' reconcilers: now.
+            let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+            touched.extend(route.sealed.iter().cloned());
+            touched.extend(route.switch.iter().map(|s| s.from.clone()));
+            touched.extend(op.status.target.iter().cloned());
+            if let OperationSpec::Failover(f) | OperationSpec::Fallback(f) = &op.spec {
+                touched.insert(f.from.clone());
+                touched.extend(f.to.iter().cloned());
+            }
+        }
         if status.phase != op.status.phase && op.spec.route().is_some() {
             crate::failpoints::crash_on_entering(status.phase.as_str());
         }

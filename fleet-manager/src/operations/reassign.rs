@@ -17,13 +17,86 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fleet_api::operation::{MovePlan, MoveSpec, Operation, OperationStatus, Phase, Progress, ThrottleSet, TopicThrottle};
 
+use super::machine::Step;
 use crate::plan::Seen;
+use crate::store::OperationEffects;
 use moves::{Assignment, Move};
 
 mod driver;
 pub mod live;
-pub mod log_dirs;
 pub mod moves;
+
+pub use driver::Moves;
+
+/// How long a decommission's or rebalance's waits may last.
+#[derive(Clone, Copy, Debug)]
+pub struct MoveSettings {
+    /// One batch of reassignments (it is cancelled through Kafka after this, and the operation fails).
+    pub batch_timeout_ms: i64,
+    /// Leaving brokers stopping and releasing their IDs once retired.
+    pub retire_timeout_ms: i64,
+}
+
+impl Default for MoveSettings {
+    fn default() -> Self {
+        Self { batch_timeout_ms: 60 * 60_000, retire_timeout_ms: 15 * 60_000 }
+    }
+}
+
+/// A move's phases: the wire's phases a decommission or rebalance runs through, and no others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MovePhase {
+    Pending,
+    ProposalReady,
+    MovingLeaders,
+    Moving,
+    ElectingLeaders,
+    Verifying,
+    Retiring,
+    CleaningUp,
+    Paused,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl MovePhase {
+    pub const ALL: [Phase; 12] = [
+        Phase::Pending,
+        Phase::ProposalReady,
+        Phase::MovingLeaders,
+        Phase::Moving,
+        Phase::ElectingLeaders,
+        Phase::Verifying,
+        Phase::Retiring,
+        Phase::CleaningUp,
+        Phase::Paused,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Cancelled,
+    ];
+}
+
+impl TryFrom<Phase> for MovePhase {
+    type Error = Phase;
+    fn try_from(p: Phase) -> Result<Self, Phase> {
+        Ok(match p {
+            Phase::Pending => Self::Pending,
+            Phase::ProposalReady => Self::ProposalReady,
+            Phase::MovingLeaders => Self::MovingLeaders,
+            Phase::Moving => Self::Moving,
+            Phase::ElectingLeaders => Self::ElectingLeaders,
+            Phase::Verifying => Self::Verifying,
+            Phase::Retiring => Self::Retiring,
+            Phase::CleaningUp => Self::CleaningUp,
+            Phase::Paused => Self::Paused,
+            Phase::Succeeded => Self::Succeeded,
+            Phase::Failed => Self::Failed,
+            Phase::Cancelled => Self::Cancelled,
+            other => return Err(other),
+        })
+    }
+}
 
 /// How long a preferred-leader election may take before the operation goes on without it (a
 /// staying replica out of the ISR cannot lead; its leadership then moves with its replica).
@@ -69,18 +142,23 @@ pub struct MoveObserved {
     pub sizes: BTreeMap<(String, u32), u64>,
     /// Bytes already copied to each new replica `(topic, partition, broker)`, where known.
     pub copied: BTreeMap<(String, u32, i32), u64>,
+    pub pause: Seen<super::Pause>,
+    /// The cluster is being deleted or gone.
+    pub cluster_gone: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MoveAction {
-    /// Make the throttles this operation holds exactly `want` (merged with others' values).
+    /// Make the throttles this operation holds exactly `want` (merged with others' values, and
+    /// with the rates found before, which come back when it lets go).
     Throttle(ThrottleSet),
     /// Write `/admin/reassign_partitions` with these moves' targets.
     Reassign(Vec<Move>),
     /// Write `/admin/preferred_replica_election` for these partitions.
     Elect(Vec<(String, u32)>),
-    /// Lower the cluster's declared broker count to this (the reconciler retires the hosts).
-    Retire(u32),
+    /// Cancel these partitions' reassignments through Kafka's controller (AlterPartitionReassignments):
+    /// their replicas go back to where they were.
+    CancelReassignments(Vec<(String, u32)>),
 }
 
 fn key(m: &Move) -> (String, u32) {
@@ -196,18 +274,104 @@ fn leader_reorder(m: &Move, leaving: &BTreeSet<i32>) -> Option<Vec<i32>> {
 
 /// Advances a decommission (`decommission`) or rebalance one step from what was observed.
 pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &MoveObserved) -> (OperationStatus, Option<MoveAction>) {
+    let step = next_step(op, spec, decommission, observed, &MoveSettings::default());
+    (step.status, step.action)
+}
+
+/// [`next`] with its effects and the deadlines of `settings`.
+pub fn next_step(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &MoveObserved, settings: &MoveSettings) -> Step<MoveAction> {
+    let (status, action, effects) = next_inner(op, spec, decommission, observed, settings);
+    Step { status, action, effects }
+}
+
+fn next_inner(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &MoveObserved, settings: &MoveSettings) -> (OperationStatus, Option<MoveAction>, OperationEffects) {
     let mut status = op.status.clone();
+    let now = observed.now_ms;
+    let none = OperationEffects::default;
+    let wait = |mut s: OperationStatus, why: String| {
+        s.message = Some(why);
+        (s, None, OperationEffects::default())
+    };
+    let Ok(phase) = MovePhase::try_from(status.phase) else {
+        let why = format!("phase {} is not a {}'s", status.phase.as_str(), if decommission { "decommission" } else { "rebalance" });
+        let (s, a) = clean_up(status, Phase::Failed, why, now);
+        return (s, a, none());
+    };
+    if observed.cluster_gone && !matches!(phase, MovePhase::Succeeded | MovePhase::Failed | MovePhase::Cancelled) {
+        status.enter(Phase::Failed, now, Some(format!("cluster {} is being deleted or gone; moves stopped where they were", op.cluster)));
+        return (status, None, none());
+    }
+    let owned = status.throttled.clone().unwrap_or_default();
+    let leaving: BTreeSet<i32> = spec.leaving.iter().copied().collect();
+    // Cancel: before anything moved, at once; while moving, the reassignments in flight are
+    // cancelled through Kafka (below).
+    if op.cancel_requested && matches!(phase, MovePhase::Pending | MovePhase::ProposalReady | MovePhase::MovingLeaders | MovePhase::ElectingLeaders | MovePhase::Verifying | MovePhase::Paused) {
+        let (s, a) = clean_up(status, Phase::Cancelled, "cancelled".into(), now);
+        return (s, a, none());
+    }
+    // A failover or fallback on the cluster comes first: step aside (after cancelling what is in
+    // flight, in Moving) and clear every throttle; plan again once it has ended.
+    let pause_by = match &observed.pause {
+        Seen::Known(super::Pause::Requested { by }) => Some(by.clone()),
+        _ => None,
+    };
+    if let Some(by) = &pause_by {
+        if matches!(phase, MovePhase::Pending | MovePhase::ProposalReady | MovePhase::MovingLeaders | MovePhase::ElectingLeaders | MovePhase::Verifying) {
+            status.resume_phase = Some(Phase::Pending);
+            let (s, a) = clean_up(status, Phase::Paused, format!("paused for {by}"), now);
+            return (s, a, none());
+        }
+    }
+    match phase {
+        MovePhase::Paused => {
+            return match &observed.pause {
+                Seen::Known(super::Pause::Requested { by }) => wait(status, format!("paused for {by}; it plans again once {by} has ended")),
+                Seen::Known(pause) => {
+                    let by = match pause {
+                        super::Pause::Over { by } => Some(by.clone()),
+                        _ => op.paused_by.clone(),
+                    };
+                    status.moves = None;
+                    status.batch = 0;
+                    status.resume_phase = None;
+                    status.enter(Phase::Pending, now, Some(format!("resumed{}: planning again from what is live", by.as_deref().map(|b| format!(" after {b} ended")).unwrap_or_default())));
+                    (status, None, OperationEffects { resume: by, ..OperationEffects::default() })
+                }
+                Seen::Unknown(why) => wait(status, format!("paused; whether it may resume is unknown: {why}")),
+            };
+        }
+        MovePhase::Verifying => {
+            // Decided below; a clean verification retires the brokers in the same write.
+        }
+        _ => {}
+    }
+    let (status, action) = next_phase(op, spec, decommission, observed, settings, status, owned, leaving, pause_by);
+    let effects = if status.phase == Phase::Retiring && op.status.phase != Phase::Retiring {
+        // The broker count goes down with the phase: the reconciler retires the hosts.
+        OperationEffects { lower_brokers: Some(spec.from_brokers.saturating_sub(spec.leaving.len() as u32)), ..OperationEffects::default() }
+    } else {
+        OperationEffects::default()
+    };
+    (status, action, effects)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn next_phase(
+    op: &Operation,
+    spec: &MoveSpec,
+    decommission: bool,
+    observed: &MoveObserved,
+    settings: &MoveSettings,
+    mut status: OperationStatus,
+    owned: ThrottleSet,
+    leaving: BTreeSet<i32>,
+    pause_by: Option<String>,
+) -> (OperationStatus, Option<MoveAction>) {
     let now = observed.now_ms;
     let wait = |mut s: OperationStatus, why: String| {
         s.message = Some(why);
         (s, None)
     };
-    let owned = status.throttled.clone().unwrap_or_default();
-    let leaving: BTreeSet<i32> = spec.leaving.iter().copied().collect();
-    // Cancel: before anything moved, at once; while moving, after the running batch (below).
-    if op.cancel_requested && matches!(status.phase, Phase::Pending | Phase::ProposalReady | Phase::MovingLeaders | Phase::ElectingLeaders) {
-        return clean_up(status, Phase::Cancelled, "cancelled".into(), now);
-    }
     match status.phase {
         Phase::Pending => {
             let (Some(live), Some(partitions), Some(reassigning)) = (observed.live.known(), observed.partitions.known(), observed.reassigning.known()) else {
@@ -225,6 +389,10 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
             };
             let total = plan.moves.len() as u64;
             let bytes: u64 = plan.moves.iter().map(|m| m.bytes).sum();
+            if total == 0 && !decommission {
+                status.enter(Phase::Succeeded, now, Some("already balanced: nothing to move".into()));
+                return (status, None);
+            }
             status.progress = Some(Progress { done: 0, total });
             status.bytes = Some(Progress { done: 0, total: bytes });
             status.brokers_before = Some(live.keys().copied().collect());
@@ -237,7 +405,7 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
         }
         Phase::ProposalReady => {
             if !op.approved {
-                return wait(status, "held: approve it (fleetctl approve operation) or cancel it".into());
+                return wait(status, format!("held: approve it (fleetctl approve operation {}) or cancel it", op.id));
             }
             let phase = status.moves.as_ref().map(|p| first_moving_phase(decommission, p)).unwrap_or(Phase::Moving);
             status.enter(phase, now, Some("approved".into()));
@@ -311,10 +479,31 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
             let finished: Vec<bool> = this.iter().map(|m| done(m, partitions)).collect();
             let ours_listed = reassigning.as_ref().is_some_and(|r| this.iter().any(|m| r.contains(&key(m))));
             record_progress(&mut status, &plan, range.start, this, &finished, observed);
-            let running = ours_listed || this.iter().any(|m| partitions.get(&key(m)).is_some_and(PartitionNow::in_flight));
-            if op.cancel_requested && !running {
+            let in_flight: Vec<(String, u32)> = this.iter().filter(|m| partitions.get(&key(m)).is_some_and(PartitionNow::in_flight)).map(key).collect();
+            let running = ours_listed || !in_flight.is_empty();
+            let batch_started = status.history.iter().rev().find(|h| h.phase == Phase::Moving).map(|h| h.at_ms).unwrap_or(now);
+            let overdue = now - batch_started > settings.batch_timeout_ms && running;
+            if op.cancel_requested || pause_by.is_some() || overdue {
+                // Kafka's controller keeps a ZooKeeper-submitted batch in /admin/reassign_partitions
+                // until it completes, and drops a partition from it when the Admin API cancels it.
+                if !in_flight.is_empty() {
+                    status.message = Some(format!("stopping: cancelling the reassignment of {} partitions in flight (replicas go back)", in_flight.len()));
+                    return (status, Some(MoveAction::CancelReassignments(in_flight)));
+                }
+                if ours_listed {
+                    // Written, not taken up yet: it will be in a moment, and is cancelled then.
+                    return wait(status, "stopping: waiting for the batch to be taken up, to cancel it".into());
+                }
                 let moved = status.progress.map(|p| p.done).unwrap_or(0);
-                return clean_up(status, Phase::Cancelled, format!("cancelled with {moved} of {} partitions moved (they stay moved)", plan.moves.len()), now);
+                let kept = format!("{moved} of {} partitions moved (they stay moved)", plan.moves.len());
+                return match (&pause_by, op.cancel_requested) {
+                    (_, true) => clean_up(status, Phase::Cancelled, format!("cancelled with {kept}"), now),
+                    (Some(by), false) => {
+                        status.resume_phase = Some(Phase::Pending);
+                        clean_up(status, Phase::Paused, format!("paused for {by} with {kept}"), now)
+                    }
+                    (None, false) => clean_up(status, Phase::Failed, format!("batch {} did not finish within {} min: cancelled, with {kept}", batch + 1, settings.batch_timeout_ms / 60_000), now),
+                };
             }
             if finished.iter().all(|d| *d) && !ours_listed {
                 status.batch += 1;
@@ -327,7 +516,7 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
                 None => ThrottleSet::default(),
             };
             // Throttles first: set before the batch starts, trimmed as partitions finish.
-            if want != owned {
+            if !want.holds_same(&owned) && !(want.is_empty() && owned.is_empty()) {
                 return (status, Some(MoveAction::Throttle(want)));
             }
             let pending: Vec<Move> = moving
@@ -384,9 +573,8 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
                 .map(|((t, p), _)| format!("{t}-{p}"))
                 .collect();
             if held.is_empty() {
-                let after = spec.from_brokers.saturating_sub(spec.leaving.len() as u32);
                 status.enter(Phase::Retiring, now, Some(format!("brokers {} hold no replica; retiring them", list(&spec.leaving))));
-                return (status, Some(MoveAction::Retire(after)));
+                return (status, None);
             }
             if let Some(busy) = reassignment_elsewhere(reassigning.as_ref(), partitions) {
                 return wait(status, format!("{busy}: waiting before moving the rest"));
@@ -418,19 +606,62 @@ pub fn next(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Move
             let Some(there) = observed.still_there.known() else {
                 return wait(status, unknown("broker registrations", observed));
             };
+            // Something placed a replica on a leaving broker that still runs (a topic created by
+            // another tool): its host is not terminated; move it off first.
+            if let Some(partitions) = observed.partitions.known() {
+                let held: Vec<String> = partitions
+                    .iter()
+                    .filter(|(_, p)| p.replicas.iter().chain(p.adding.iter()).any(|b| leaving.contains(b) && there.contains(b)))
+                    .map(|((t, p), _)| format!("{t}-{p}"))
+                    .collect();
+                if !held.is_empty() {
+                    status.enter(Phase::Verifying, now, Some(format!("{} appeared on brokers being retired ({}): moving them off before any host goes", held.len(), held.join(", "))));
+                    return (status, None);
+                }
+            }
             if there.is_empty() {
-                status.enter(Phase::Succeeded, now, Some(format!("brokers {} retired", list(&spec.leaving))));
+                let catch_up = format!(
+                    "; your document: brokers: {} on the cluster",
+                    spec.from_brokers.saturating_sub(spec.leaving.len() as u32)
+                );
+                status.enter(Phase::Succeeded, now, Some(format!("brokers {} retired{}", list(&spec.leaving), if decommission { catch_up } else { String::new() })));
                 return (status, None);
+            }
+            if now - status.since_ms() > settings.retire_timeout_ms {
+                return (
+                    {
+                        let mut s = status;
+                        s.enter(
+                            Phase::Failed,
+                            now,
+                            Some(format!(
+                                "brokers {} still registered {} min after being retired: their hosts did not stop (check them; the broker count is already lowered)",
+                                list(&there.iter().copied().collect::<Vec<_>>()),
+                                settings.retire_timeout_ms / 60_000
+                            )),
+                        );
+                        s
+                    },
+                    None,
+                );
             }
             wait(status, format!("waiting for brokers {} to stop and release their IDs", list(&there.iter().copied().collect::<Vec<_>>())))
         }
         Phase::CleaningUp => {
             if !owned.is_empty() {
-                return (status, Some(MoveAction::Throttle(ThrottleSet::default())));
+                return (status, Some(MoveAction::Throttle(ThrottleSet { prior: owned.prior.clone(), ..ThrottleSet::default() })));
             }
             let outcome = status.outcome.unwrap_or(Phase::Failed);
             let message = status.message.clone();
-            status.enter(outcome, now, message.map(|m| format!("{m}; every throttle cleared")));
+            let note = |m: Option<String>, tail: &str| m.map(|m| format!("{m}; {tail}"));
+            if outcome == Phase::Paused {
+                status.outcome = None;
+                status.throttled = None;
+                status.enter(Phase::Paused, now, note(message, "every throttle cleared; it plans again once the failover or fallback has ended"));
+            } else {
+                status.throttled = None;
+                status.enter(outcome, now, note(message, "every throttle cleared"));
+            }
             (status, None)
         }
         _ => (status, None),

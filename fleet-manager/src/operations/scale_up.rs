@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fleet_api::operation::{Operation, OperationStatus, Phase, PlacementPlan, Progress, ScaleUpRequest, ScaleUpSpec, SkippedTopic, TopicPlacement, TopicSelection};
 
+use super::machine::Step;
+use crate::store::OperationEffects;
+
 use placement::TopicShape;
 use crate::plan::Seen;
 use crate::spec::{ClusterSpec, FieldError, PriorityClass, TopicSpec, MAX_BROKERS};
@@ -79,16 +82,24 @@ impl TopicZnode {
 #[derive(Clone, Debug, Default)]
 pub struct ScaleUpObserved {
     pub now_ms: i64,
-    /// The cluster's declared broker count.
+    /// The cluster's declared (effective) broker count.
     pub declared_brokers: Seen<u32>,
+    /// The brokers the cluster had when the operation started acting: its registry's IDs whose
+    /// hosts run (a broker briefly out of `/brokers/ids` is still one of them), read at Pending.
+    pub before: Seen<BTreeSet<i32>>,
     /// Live broker -> rack.
     pub live: Seen<BTreeMap<i32, String>>,
+    /// The fleet's broker-ID registry (id -> instance), while waiting for brokers.
+    pub registry: Seen<BTreeMap<i32, String>>,
     /// The operation's topics as Kafka has them (absent ones left out).
     pub topics: Seen<BTreeMap<String, TopicZnode>>,
     pub guards: Seen<Guards>,
     /// New partition -> since when it has a leader in its ISR (ms), `None` while it has none
     /// (read while waiting for leaders).
     pub leaders: Seen<BTreeMap<(String, u32), Option<i64>>>,
+    pub pause: Seen<super::Pause>,
+    /// The cluster is being deleted or gone.
+    pub cluster_gone: bool,
 }
 
 /// Cluster-wide reasons to refuse a commit.
@@ -104,23 +115,63 @@ pub struct Guards {
     pub controller: bool,
 }
 
+/// A scale-up's one action; raising the broker count and recording partitions are effects
+/// written with the phase.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Set the cluster's declared brokers (a store write).
-    RaiseBrokers(u32),
     /// Write the plan's topics in one ZooKeeper multi (several only when splitting was allowed).
     Commit(PlacementPlan),
-    /// Write the new partition counts into the topics' specs.
-    RecordSpecs(BTreeMap<String, u32>),
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum ActionResult {
-    Done { millis: u64 },
-    /// Nothing was done, and retrying will not help (a topic changed between plan and commit).
-    Refused(String),
-    /// Nothing was done; the next pass tries again.
-    Retry(String),
+pub use super::machine::ActionResult;
+
+/// A scale-up's phases: the wire's phases a scale-up runs through, and no others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleUpPhase {
+    Pending,
+    WaitingForBrokers,
+    ProposalReady,
+    Committing,
+    WaitingForLeaders,
+    RecordingSpecs,
+    Paused,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl ScaleUpPhase {
+    pub const ALL: [Phase; 10] = [
+        Phase::Pending,
+        Phase::WaitingForBrokers,
+        Phase::ProposalReady,
+        Phase::Committing,
+        Phase::WaitingForLeaders,
+        Phase::RecordingSpecs,
+        Phase::Paused,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Cancelled,
+    ];
+}
+
+impl TryFrom<Phase> for ScaleUpPhase {
+    type Error = Phase;
+    fn try_from(p: Phase) -> Result<Self, Phase> {
+        Ok(match p {
+            Phase::Pending => Self::Pending,
+            Phase::WaitingForBrokers => Self::WaitingForBrokers,
+            Phase::ProposalReady => Self::ProposalReady,
+            Phase::Committing => Self::Committing,
+            Phase::WaitingForLeaders => Self::WaitingForLeaders,
+            Phase::RecordingSpecs => Self::RecordingSpecs,
+            Phase::Paused => Self::Paused,
+            Phase::Succeeded => Self::Succeeded,
+            Phase::Failed => Self::Failed,
+            Phase::Cancelled => Self::Cancelled,
+            other => return Err(other),
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -129,11 +180,15 @@ pub struct ScaleUpSettings {
     pub max_commit_bytes: usize,
     /// How long new brokers may take to register.
     pub brokers_timeout_ms: i64,
+    /// How long a commit may keep failing (ZooKeeper unreachable) before the operation fails.
+    pub commit_timeout_ms: i64,
+    /// How long the new partitions may take to get leaders before the operation fails.
+    pub leaders_timeout_ms: i64,
 }
 
 impl Default for ScaleUpSettings {
     fn default() -> Self {
-        Self { max_commit_bytes: 1_000_000, brokers_timeout_ms: 20 * 60_000 }
+        Self { max_commit_bytes: 1_000_000, brokers_timeout_ms: 20 * 60_000, commit_timeout_ms: 10 * 60_000, leaders_timeout_ms: 10 * 60_000 }
     }
 }
 
@@ -313,71 +368,100 @@ pub fn split(sizes: &[usize], max: usize) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// The next status and the action to take, from the stored operation and what was observed.
-pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings: &ScaleUpSettings) -> (OperationStatus, Option<Action>) {
+fn wait(mut st: OperationStatus, why: impl Into<String>) -> Step<Action> {
+    st.message = Some(why.into());
+    Step::to(st)
+}
+
+/// The next status, its effects and the action to take, from the stored operation and what was
+/// observed.
+pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings: &ScaleUpSettings) -> Step<Action> {
     let mut st = op.status.clone();
     let now = obs.now_ms;
-    if op.cancel_requested && st.phase.cancellable() {
-        st.enter(Phase::Cancelled, now, Some("cancelled before anything was committed; the cluster keeps its broker count".into()));
-        return (st, None);
+    let Ok(phase) = ScaleUpPhase::try_from(st.phase) else {
+        st.enter(Phase::Failed, now, Some(format!("phase {} is not a scale-up's; nothing more is done", st.phase.as_str())));
+        return Step::to(st);
+    };
+    use ScaleUpPhase as P;
+    let before_commit = matches!(phase, P::Pending | P::WaitingForBrokers | P::ProposalReady | P::Paused);
+    if op.cancel_requested && before_commit {
+        st.enter(Phase::Cancelled, now, Some("cancelled before anything was committed; brokers it added stay (decommission them to take them out)".into()));
+        return Step::to(st);
     }
-    match st.phase {
-        Phase::Pending => {
-            let (Seen::Known(live), Seen::Known(declared)) = (&obs.live, &obs.declared_brokers) else {
-                st.message = Some("waiting to read the live brokers and the cluster's spec".into());
-                return (st, None);
-            };
-            st.brokers_before = Some(live.keys().copied().collect());
-            if *declared < spec.brokers {
-                return (st, Some(Action::RaiseBrokers(spec.brokers)));
-            }
-            st.enter(Phase::WaitingForBrokers, now, Some(format!("waiting for {} live brokers", spec.brokers)));
-            (st, None)
+    // A failover or fallback on the cluster comes first: before the commit, step aside.
+    if let Seen::Known(super::Pause::Requested { by }) = &obs.pause {
+        if matches!(phase, P::Pending | P::WaitingForBrokers | P::ProposalReady) {
+            st.resume_phase = Some(if phase == P::Pending { Phase::Pending } else { Phase::WaitingForBrokers });
+            st.enter(Phase::Paused, now, Some(format!("paused for {by}: nothing was committed; it plans again once {by} has ended")));
+            return Step::to(st);
         }
-        Phase::WaitingForBrokers => {
+    }
+    match phase {
+        P::Pending => {
+            let (Seen::Known(before), Seen::Known(declared)) = (&obs.before, &obs.declared_brokers) else {
+                return wait(st, "waiting to read the cluster's registry and spec");
+            };
+            st.brokers_before = Some(before.iter().copied().collect());
+            let mut effects = OperationEffects::default();
+            if *declared < spec.brokers {
+                effects.raise_brokers = Some(spec.brokers);
+            }
+            st.enter(Phase::WaitingForBrokers, now, Some(format!("declared {} brokers (from {}); waiting for them to be live", spec.brokers, spec.from_brokers)));
+            Step::with(st, effects)
+        }
+        P::WaitingForBrokers => {
             let before: BTreeSet<i32> = st.brokers_before.clone().unwrap_or_default().into_iter().collect();
             let (Seen::Known(live), Seen::Known(topics), Seen::Known(guards)) = (&obs.live, &obs.topics, &obs.guards) else {
-                st.message = Some("waiting to read brokers and topics from ZooKeeper".into());
-                return (st, None);
+                return wait(st, "waiting to read brokers and topics from ZooKeeper");
             };
             let new: BTreeSet<i32> = live.keys().filter(|b| !before.contains(b)).copied().collect();
             let needed = (spec.brokers as usize).saturating_sub(before.len());
             if live.len() < spec.brokers as usize || new.len() < needed {
-                if now - st.since_ms() > settings.brokers_timeout_ms {
-                    st.enter(Phase::Failed, now, Some(format!("only {} of {} brokers live after {} min; nothing was committed", live.len(), spec.brokers, settings.brokers_timeout_ms / 60_000)));
+                let registry = obs.registry.known().cloned().unwrap_or_default();
+                let unregistered: Vec<String> = registry.iter().filter(|(id, _)| !before.contains(id) && !live.contains_key(id)).map(|(id, i)| format!("broker {id} (host {i})")).collect();
+                let missing = if unregistered.is_empty() {
+                    format!("{} new broker(s) have no ID yet (their hosts have not booted)", needed.saturating_sub(new.len()))
                 } else {
-                    st.message = Some(format!("{} of {} brokers live (new: {:?})", live.len(), spec.brokers, new));
+                    format!("{} not registered in /brokers/ids", unregistered.join(", "))
+                };
+                if now - st.since_ms() > settings.brokers_timeout_ms {
+                    st.enter(Phase::Failed, now, Some(format!("only {} of {} brokers live after {} min: {missing}; nothing was committed", live.len(), spec.brokers, settings.brokers_timeout_ms / 60_000)));
+                    return Step::to(st);
                 }
-                return (st, None);
+                return wait(st, format!("{} of {} brokers live (new: {new:?}); waiting for: {missing}", live.len(), spec.brokers));
             }
-            match make_plan(spec, before.len() as u32, live, &new, topics, guards, settings) {
+            match make_plan(spec, spec.from_brokers.max(before.len() as u32), live, &new, topics, guards, settings) {
                 Ok(plan) => {
                     let summary = format!("{} new partitions over {} topics on brokers {:?}", plan.new_partition_count(), plan.topics.len(), plan.new_brokers);
                     st.plan = Some(plan);
                     if spec.hold && !op.approved {
-                        st.enter(Phase::ProposalReady, now, Some(format!("{summary}; approve to commit")));
+                        st.enter(Phase::ProposalReady, now, Some(format!("{summary}; approve to commit (fleetctl approve operation {})", op.id)));
                     } else {
                         st.enter(Phase::Committing, now, Some(summary));
                     }
                 }
                 Err(why) => st.enter(Phase::Failed, now, Some(format!("{why}; nothing was committed"))),
             }
-            (st, None)
+            Step::to(st)
         }
-        Phase::ProposalReady => {
+        P::ProposalReady => {
             if op.approved {
                 st.enter(Phase::Committing, now, Some("approved".into()));
+                return Step::to(st);
             }
-            (st, None)
+            wait(st, format!("held: approve it (fleetctl approve operation {}) or cancel it", op.id))
         }
-        Phase::Committing => {
+        P::Committing => {
             let Some(plan) = st.plan.clone() else {
                 st.enter(Phase::Failed, now, Some("no plan recorded; nothing was committed".into()));
-                return (st, None);
+                return Step::to(st);
             };
             let Seen::Known(topics) = &obs.topics else {
-                st.message = Some("waiting to read the topics from ZooKeeper".into());
-                return (st, None);
+                if now - st.since_ms() > settings.commit_timeout_ms {
+                    st.enter(Phase::Failed, now, Some(format!("the topics could not be read for {} min; nothing was committed", settings.commit_timeout_ms / 60_000)));
+                    return Step::to(st);
+                }
+                return wait(st, "waiting to read the topics from ZooKeeper");
             };
             // A commit that landed before a crash is in the znodes: never make it twice.
             let landed = plan.topics.iter().filter(|t| topics.get(&t.topic).is_some_and(|z| z.has(t))).count();
@@ -386,11 +470,11 @@ pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings:
                 let at = st.committed_at_ms.or(written).unwrap_or(now);
                 st.committed_at_ms = Some(at);
                 st.enter(Phase::WaitingForLeaders, now, Some("committed".into()));
-                return (st, None);
+                return Step::to(st);
             }
             if landed > 0 && plan.commits <= 1 {
                 st.enter(Phase::Failed, now, Some("part of the plan is in ZooKeeper and part is not, which one multi cannot do: inspect the topics".into()));
-                return (st, None);
+                return Step::to(st);
             }
             for t in &plan.topics {
                 match topics.get(&t.topic) {
@@ -405,32 +489,31 @@ pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings:
                                 t.topic, t.version, z.version
                             )),
                         );
-                        return (st, None);
+                        return Step::to(st);
                     }
                     None => {
                         st.enter(Phase::Failed, now, Some(format!("topic {} is gone; nothing was committed", t.topic)));
-                        return (st, None);
+                        return Step::to(st);
                     }
                 }
             }
-            (st, Some(Action::Commit(plan)))
+            if now - st.since_ms() > settings.commit_timeout_ms {
+                st.enter(Phase::Failed, now, Some(format!("the commit did not go through within {} min ({}); nothing was committed", settings.commit_timeout_ms / 60_000, st.message.clone().unwrap_or_default())));
+                return Step::to(st);
+            }
+            Step::act(st, Action::Commit(plan))
         }
-        Phase::WaitingForLeaders => {
+        P::WaitingForLeaders => {
             let Some(plan) = &st.plan else {
                 st.enter(Phase::RecordingSpecs, now, None);
-                return (st, None);
+                return Step::to(st);
             };
             let Seen::Known(leaders) = &obs.leaders else {
-                st.message = Some("waiting to read partition states".into());
-                return (st, None);
+                return wait(st, "waiting to read partition states");
             };
             let total = plan.new_partition_count() as u64;
-            let led: Vec<i64> = plan
-                .topics
-                .iter()
-                .flat_map(|t| t.new_partitions.keys().map(move |p| (t.topic.clone(), *p)))
-                .filter_map(|k| leaders.get(&k).copied().flatten())
-                .collect();
+            let keys: Vec<(String, u32)> = plan.topics.iter().flat_map(|t| t.new_partitions.keys().map(move |p| (t.topic.clone(), *p))).collect();
+            let led: Vec<i64> = keys.iter().filter_map(|k| leaders.get(k).copied().flatten()).collect();
             let done = led.len() as u64;
             st.progress = Some(Progress { done, total });
             if done == total {
@@ -439,30 +522,47 @@ pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings:
                 let last = led.iter().copied().max().unwrap_or(now);
                 st.leaders_millis = Some((last - at).max(0) as u64);
                 st.enter(Phase::RecordingSpecs, now, Some(format!("{total} new partitions have a leader")));
-            } else {
-                st.message = Some(format!("{done} of {total} new partitions have a leader"));
+                return Step::to(st);
             }
-            (st, None)
+            if now - st.since_ms() > settings.leaders_timeout_ms {
+                let leaderless: Vec<String> = keys.iter().filter(|k| leaders.get(*k).copied().flatten().is_none()).take(10).map(|(t, p)| format!("{t}-{p}")).collect();
+                st.enter(Phase::Failed, now, Some(format!("committed, but {} of {total} new partitions had no leader after {} min (e.g. {}): check the new brokers", total - done, settings.leaders_timeout_ms / 60_000, leaderless.join(", "))));
+                return Step::to(st);
+            }
+            wait(st, format!("{done} of {total} new partitions have a leader"))
         }
-        Phase::RecordingSpecs => {
-            let counts = st.plan.as_ref().map(|p| p.topics.iter().map(|t| (t.topic.clone(), t.to)).collect()).unwrap_or_default();
-            (st, Some(Action::RecordSpecs(counts)))
+        P::RecordingSpecs => {
+            let counts: BTreeMap<String, u32> = st.plan.as_ref().map(|p| p.topics.iter().map(|t| (t.topic.clone(), t.to)).collect()).unwrap_or_default();
+            let leaders = st.leaders_millis.map(|m| format!("; all leaders {m} ms after the commit")).unwrap_or_default();
+            let catch_up = format!(
+                "; your documents: brokers: {} on the cluster{}",
+                spec.brokers,
+                if counts.is_empty() { String::new() } else { format!(", partitions on {} topic(s) (fleetctl get topics -o yaml shows them)", counts.len()) }
+            );
+            st.enter(Phase::Succeeded, now, Some(format!("{} topics scaled{leaders}{catch_up}", counts.len())));
+            Step::with(st, OperationEffects { topic_partitions: counts, ..OperationEffects::default() })
         }
-        Phase::Succeeded | Phase::Failed | Phase::Cancelled => (st, None),
-        // Phases of decommission and rebalance: never a scale-up's.
-        Phase::MovingLeaders | Phase::Moving | Phase::ElectingLeaders | Phase::Verifying | Phase::Retiring | Phase::CleaningUp | Phase::Building | Phase::Preparing | Phase::SwitchingProducers | Phase::DrainingConsumers => {
-            st.enter(Phase::Failed, now, Some(format!("phase {} is not a scale-up's", st.phase.as_str())));
-            (st, None)
-        }
+        P::Paused => match &obs.pause {
+            Seen::Known(super::Pause::Requested { by }) => wait(st, format!("paused for {by}; it plans again once {by} has ended")),
+            Seen::Known(pause) => {
+                let by = match pause {
+                    super::Pause::Over { by } => Some(by.clone()),
+                    _ => op.paused_by.clone(),
+                };
+                let back = st.resume_phase.take().unwrap_or(Phase::WaitingForBrokers);
+                st.enter(back, now, Some(format!("resumed{}: planning again from what is live", by.as_deref().map(|b| format!(" after {b} ended")).unwrap_or_default())));
+                Step::with(st, OperationEffects { resume: by, ..OperationEffects::default() })
+            }
+            Seen::Unknown(why) => wait(st, format!("paused; whether it may resume is unknown: {why}")),
+        },
+        P::Succeeded | P::Failed | P::Cancelled => Step::to(st),
     }
 }
 
-/// The status after an action was carried out.
-pub fn after(mut st: OperationStatus, action: &Action, result: ActionResult, now_ms: i64) -> OperationStatus {
+/// The status after the commit was carried out (or refused).
+pub fn after(op: &Operation, action: &Action, result: ActionResult, now_ms: i64) -> Step<Action> {
+    let mut st = op.status.clone();
     match (action, result) {
-        (Action::RaiseBrokers(n), ActionResult::Done { .. }) => {
-            st.enter(Phase::WaitingForBrokers, now_ms, Some(format!("declared {n} brokers; waiting for them to be live")));
-        }
         (Action::Commit(plan), ActionResult::Done { millis }) => {
             st.committed_at_ms = Some(now_ms);
             st.commit_millis = Some(millis);
@@ -470,18 +570,17 @@ pub fn after(mut st: OperationStatus, action: &Action, result: ActionResult, now
             let how = if plan.commits > 1 { format!("in {} ZooKeeper multis (split: not atomic)", plan.commits) } else { "in one ZooKeeper multi".into() };
             st.enter(Phase::WaitingForLeaders, now_ms, Some(format!("committed {} new partitions {how} in {millis} ms", plan.new_partition_count())));
         }
-        (Action::RecordSpecs(counts), ActionResult::Done { .. }) => {
-            let leaders = st.leaders_millis.map(|m| format!("; all leaders {m} ms after the commit")).unwrap_or_default();
-            st.enter(Phase::Succeeded, now_ms, Some(format!("{} topics scaled{leaders}", counts.len())));
-        }
         (_, ActionResult::Refused(why)) => st.enter(Phase::Failed, now_ms, Some(why)),
         (_, ActionResult::Retry(why)) => st.message = Some(format!("retrying: {why}")),
     }
-    st
+    Step::to(st)
 }
 
 #[cfg(test)]
 mod tests;
 
+mod driver;
 pub mod live;
 pub mod placement;
+
+pub use driver::ScaleUp;

@@ -22,6 +22,8 @@ pub fn plan_cluster(
     intent: &ClusterIntent,
     settings: PlanSettings,
 ) -> (Plan, ClusterIntent) {
+    let sealed = sealed(desired);
+    let desired = sealed.as_ref().unwrap_or(desired);
     let mut plan = Plan { cluster: desired.spec.name.clone(), ..Plan::default() };
     let mut next = ClusterIntent::default();
     if desired.deleting {
@@ -224,10 +226,12 @@ pub fn plan_cluster(
                     partitions: t.spec.partitions,
                     replication_factor: t.spec.replication_factor,
                     configs: t.spec.configs.clone(),
+                    assignment: placed_off_leaving(desired, observed, 0, t.spec.partitions, t.spec.replication_factor),
                 }),
                 (Some(o), false) => {
                     if o.partitions < t.spec.partitions {
-                        plan.steps.push(Step::CreatePartitions { topic: name.clone(), from: o.partitions, to: t.spec.partitions });
+                        let assignment = placed_off_leaving(desired, observed, o.partitions, t.spec.partitions - o.partitions, o.replication_factor.max(1));
+                        plan.steps.push(Step::CreatePartitions { topic: name.clone(), from: o.partitions, to: t.spec.partitions, assignment });
                     } else if o.partitions > t.spec.partitions {
                         plan.warnings.push(format!(
                             "topic {name} has {} partitions, {} declared: Kafka cannot remove partitions",
@@ -279,6 +283,21 @@ pub fn plan_cluster(
         plan.wake_after(PROGRESS_POLL_MS);
     }
     (plan, next)
+}
+
+/// A cluster routes have left and sealed: its topics (but the canary's and Kafka's internal
+/// ones) desired with the seal, so it is applied like any declared config and taken away the
+/// same way once a route comes back.
+fn sealed(desired: &DesiredCluster) -> Option<DesiredCluster> {
+    if desired.sealed_for.is_empty() || desired.deleting {
+        return None;
+    }
+    let mut out = desired.clone();
+    let (key, value) = fleet_api::route::SEAL_CONFIG;
+    for t in out.topics.iter_mut().filter(|t| t.spec.name != fleet_api::route::CANARY_TOPIC && !t.spec.name.starts_with("__")) {
+        t.spec.configs.insert(key.to_string(), value.to_string());
+    }
+    Some(out)
 }
 
 /// Topic configs that operations set while replicas move; never declared, never reconciled.
@@ -356,6 +375,29 @@ fn unknown_reason<T>(seen: &Seen<T>) -> &str {
     }
 }
 
+/// Replicas for `count` new partitions (numbered from `first`) on the live brokers that are not
+/// leaving, when a decommission is under way: Kafka would otherwise place some on the brokers
+/// about to go, and their hosts would be terminated with those replicas. Round-robin with the
+/// starting broker moving one per partition, as Kafka's own placement without racks. `None`
+/// when nothing leaves (Kafka places them) or too few brokers stay for the replication factor.
+fn placed_off_leaving(desired: &DesiredCluster, observed: &ObservedCluster, first: u32, count: u32, rf: u16) -> Option<Vec<Vec<i32>>> {
+    if desired.leaving.is_empty() {
+        return None;
+    }
+    let staying: Vec<i32> = observed.live_brokers.known()?.iter().copied().filter(|b| !desired.leaving.contains_key(b)).collect();
+    if staying.len() < usize::from(rf) || staying.is_empty() {
+        return None;
+    }
+    Some(
+        (0..count)
+            .map(|i| {
+                let start = (first + i) as usize % staying.len();
+                (0..usize::from(rf)).map(|r| staying[(start + r) % staying.len()]).collect()
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +418,7 @@ mod tests {
             deleting: false,
             leaving: BTreeMap::new(),
             frozen: None,
+            sealed_for: Vec::new(),
             topics: vec![DesiredTopic {
                 spec: TopicSpec {
                     cluster: "blue".into(),
@@ -394,7 +437,7 @@ mod tests {
     }
 
     fn host(id: &str, az: &str) -> ObservedHost {
-        ObservedHost { instance_id: id.into(), availability_zone: az.into(), state: HostState::Running, launched_ms: 0, launch_token: None }
+        ObservedHost { instance_id: id.into(), availability_zone: az.into(), state: HostState::Running, launched_ms: 0, launch_token: None, private_ip: None, port: None }
     }
 
     fn settings(now_ms: i64) -> PlanSettings {

@@ -105,6 +105,7 @@ impl Ec2Hosts {
             }),
             zookeeper_identity_file: None,
             zookeeper_identity_secret: self.config.zk_identity_secret.clone(),
+            insecure_zookeeper: self.config.zk_identity_secret.is_none() && self.fleet.insecure_zookeeper,
             properties: Default::default(),
         };
         // The definition is plain data: serializing it cannot fail short of a serde bug.
@@ -121,8 +122,8 @@ impl Ec2Hosts {
 
     /// Puts the cluster's host token in its secret (created on first use, tagged as the fleet's),
     /// before any host that reads it is launched. Idempotent.
-    async fn store_host_token(&self, cluster: &str) -> Result<(), ProviderError> {
-        let Some(token) = self.fleet.host_token(cluster) else { return Ok(()) };
+    async fn store_host_token(&self, cluster: &str, uid: &str) -> Result<(), ProviderError> {
+        let Some(token) = self.fleet.host_token(cluster, uid) else { return Ok(()) };
         let name = host_token_secret(&self.config.secret_prefix, cluster);
         let put = self.secrets.put_secret_value().secret_id(&name).secret_string(&token).send().await;
         match put {
@@ -232,6 +233,8 @@ impl HostProvider for Ec2Hosts {
                         state,
                         launched_ms: i.launch_time().map(|t| t.to_millis().unwrap_or(0)).unwrap_or(0),
                         launch_token: i.tags().iter().find(|t| t.key() == Some(TAG_LAUNCH_TOKEN)).and_then(|t| t.value()).map(str::to_string),
+                        private_ip: i.private_ip_address().map(str::to_string),
+                        port: None,
                     });
                 }
             }
@@ -242,7 +245,7 @@ impl HostProvider for Ec2Hosts {
 
     async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError> {
         use aws_sdk_ec2::types::{InstanceType, Placement, ResourceType, Tag, TagSpecification};
-        let LaunchRequest { cluster, availability_zone, instance_type, token } = request;
+        let LaunchRequest { cluster, cluster_uid, availability_zone, instance_type, token } = request;
         // A retry of a launch whose answer was lost: the instance made for this token is the
         // answer. (ClientToken below gives the same guarantee on AWS within its idempotency
         // window, including while DescribeInstances has not caught up.)
@@ -250,7 +253,7 @@ impl HostProvider for Ec2Hosts {
             tracing::info!(instance = %existing, token, "launch already done for this token");
             return Ok(existing);
         }
-        self.store_host_token(&cluster.name).await?;
+        self.store_host_token(&cluster.name, cluster_uid).await?;
         let tags = TagSpecification::builder()
             .resource_type(ResourceType::Instance)
             .tags(Tag::builder().key(TAG_CLUSTER).value(&cluster.name).build())

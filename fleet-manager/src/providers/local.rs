@@ -71,7 +71,7 @@ impl LocalHosts {
         self.config.root.join("clusters").join(format!("{cluster}.yaml"))
     }
 
-    fn write_cluster_file(&self, cluster: &str) -> Result<PathBuf, ProviderError> {
+    fn write_cluster_file(&self, cluster: &str, uid: &str) -> Result<PathBuf, ProviderError> {
         let path = self.cluster_file(cluster);
         let file = RawClusterFile {
             cluster: cluster.to_string(),
@@ -80,9 +80,10 @@ impl LocalHosts {
             broker_id_base: None,
             provider: RawProvider::Local { root: self.hosts_root() },
             dns: Some(RawDns::Local { root: self.dns_root() }),
-            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster), token_secret: None, properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
+            fleet_api: Some(RawFleetApi { url: self.fleet.fleet_api_url.clone(), timeout_ms: Some(2000), token: self.fleet.host_token(cluster, uid), token_secret: None, properties: None, wait_ms: None, ca_file: self.fleet.fleet_api_ca_file.clone() }),
             zookeeper_identity_file: self.fleet.zk_identity_file.clone(),
             zookeeper_identity_secret: None,
+            insecure_zookeeper: self.fleet.zk_identity_file.is_none() && self.fleet.insecure_zookeeper,
             properties: Default::default(),
         };
         let text = file.to_yaml().map_err(|message| ProviderError::Call { call: "write cluster file", message, class: super::ErrorClass::Terminal })?;
@@ -116,12 +117,14 @@ impl HostProvider for LocalHosts {
                 availability_zone: i.availability_zone,
                 launched_ms: i.launched_ms.unwrap_or(0),
                 launch_token: i.launch_token,
+                private_ip: Some(i.private_ip),
+                port: i.port,
             })
             .collect())
     }
 
     async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError> {
-        let LaunchRequest { cluster, availability_zone, token, .. } = request;
+        let LaunchRequest { cluster, cluster_uid, availability_zone, token, .. } = request;
         let prefix = format!("{}-", cluster.name);
         let all = self.read_all()?;
         // A retried launch: the host made for this token is the answer.
@@ -130,8 +133,10 @@ impl HostProvider for LocalHosts {
         }
         let running = all.iter().filter(|i| i.state == LocalInstanceState::Running).count();
         if running >= self.config.max_hosts {
+            // Retrying cannot mend it: a person raises the limit or frees hosts (a failover's
+            // build fails at once on it rather than waiting for its deadline).
             return Err(ProviderError::Call {
-                class: super::ErrorClass::Retryable,
+                class: super::ErrorClass::Terminal,
                 call: "launch local host",
                 message: format!(
                     "{running} local hosts are running, the limit (--local-max-hosts) is {}: raise it if this machine can take more JVMs",
@@ -160,7 +165,7 @@ impl HostProvider for LocalHosts {
         // The record comes first: a crash after it leaves a host the next pass sees (and replaces
         // if its broker never shows), never an invisible process.
         local::write_instance(&self.hosts_root(), &instance).map_err(call_err("write local host"))?;
-        let cluster_file = self.write_cluster_file(&cluster.name)?;
+        let cluster_file = self.write_cluster_file(&cluster.name, cluster_uid)?;
         let host_dir = local::instance_dir(&self.hosts_root(), &instance_id);
         let data_dir = host_dir.join("data");
         std::fs::create_dir_all(&data_dir).map_err(call_err("create data dir"))?;

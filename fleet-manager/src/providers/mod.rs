@@ -52,6 +52,8 @@ fn call_err(call: &'static str) -> impl Fn(std::io::Error) -> ProviderError {
 #[derive(Clone, Copy, Debug)]
 pub struct LaunchRequest<'a> {
     pub cluster: &'a ClusterSpec,
+    /// The cluster resource's UID (its identity: host tokens are bound to it).
+    pub cluster_uid: &'a str,
     pub availability_zone: &'a str,
     pub instance_type: &'a str,
     /// Minted by the planner and persisted before the call: the same token never makes two hosts.
@@ -94,13 +96,16 @@ pub struct FleetCoordinates {
     pub fleet_api_ca_file: Option<String>,
     /// The file holding the fleet's ZooKeeper identity, on the host (None: open znodes).
     pub zk_identity_file: Option<String>,
+    /// The fleet manager runs with open znodes (`--insecure-zookeeper`): hosts are told to as well.
+    pub insecure_zookeeper: bool,
     /// Issues each cluster's host token: all a host's bootstrap may do with it is read its own
     /// cluster's persisted properties. Hosts never get a configured read or write token.
     pub host_tokens: Option<std::sync::Arc<crate::credentials::HostTokens>>,
 }
 
 impl FleetCoordinates {
-    pub fn host_token(&self, cluster: &str) -> Option<String> {
-        self.host_tokens.as_ref().map(|t| t.issue(cluster))
+    /// The host token of `cluster` (resource UID `uid`).
+    pub fn host_token(&self, cluster: &str, uid: &str) -> Option<String> {
+        self.host_tokens.as_ref().map(|t| t.issue(cluster, uid))
     }
 }

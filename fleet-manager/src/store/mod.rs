@@ -19,6 +19,7 @@ mod clients;
 mod triggers;
 mod operations;
 pub use operations::{OperationCommand, OperationEffects};
+pub use clients::ReportOutcome;
 pub use fleet_api::wire::{ApplyOutcome, ApplyResult, JournalEntry};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +37,18 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database URL `{0}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
     BadUrl(String),
+    /// The SQLite file could not be made owner-only (it holds the host-token key).
+    #[error("{0}")]
+    FileMode(String),
     /// Stored data this version cannot read (written by a newer version, or damaged).
     #[error("{what} is unreadable: {message}")]
     Unreadable { what: String, message: String },
     /// A write of a deposed leader: a newer leader (a higher epoch) has claimed the store.
     #[error("write refused: this instance led with epoch {epoch}, and a newer leader has taken over")]
     Fenced { epoch: i64 },
+    /// An operation's write made only if it was not cancelled (a switch), refused: it was.
+    #[error("operation {id} was cancelled before this step was written")]
+    CancelRequested { id: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +70,12 @@ pub struct Store {
 /// One resource as stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredResource {
+    /// The effective document: what the user declared with the operations' overrides laid over
+    /// it. Everything that acts on the fleet reads this one.
     pub declared: Declared,
+    /// The document as the user applied it (what an unchanged re-apply is compared with).
+    pub user: Declared,
+    pub overrides: fleet_api::spec::Overrides,
     pub cluster: String,
     pub generation: i64,
     pub revision: i64,
@@ -160,6 +172,26 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         // Keys the fleet manager instances share (the host-token key), made once by the first.
         "CREATE TABLE fleet_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL, created_ms BIGINT NOT NULL)",
     ],
+),
+(
+    8,
+    &[
+        // Client reports are bound to the token that sent an instance's first report and to the
+        // credential it was given then (its SHA-256).
+        "ALTER TABLE client_reports ADD COLUMN token TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE client_reports ADD COLUMN credential TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX client_reports_token ON client_reports (token, expires_ms)",
+    ],
+),
+(
+    9,
+    &[
+        // Values operations set in place of the user's spec (a scale-up's broker count), so the
+        // spec stays the user's and re-applying it changes nothing.
+        "ALTER TABLE resources ADD COLUMN overrides TEXT NOT NULL DEFAULT '{}'",
+        // The failover or fallback a maintenance operation steps aside for.
+        "ALTER TABLE operations ADD COLUMN paused_by TEXT NOT NULL DEFAULT ''",
+    ],
 )];
 
 /// The journal's bounds: older or surplus rows are pruned by the leader.
@@ -190,6 +222,32 @@ pub struct PassRecord {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
+/// The SQLite file (and its WAL and shared-memory files, which SQLite creates with the database
+/// file's mode) readable by its owner only: it holds the host-token key. Created 0600 when new; an
+/// existing file that others may read is narrowed to 0600 and said so.
+fn secure_sqlite_file(url: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let path = std::path::Path::new(path);
+    let err = |e: std::io::Error| StoreError::FileMode(format!("{}: {e}", path.display()));
+    if !path.exists() {
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(err)?;
+    }
+    for file in [path.to_path_buf(), std::path::PathBuf::from(format!("{}-wal", path.display())), std::path::PathBuf::from(format!("{}-shm", path.display()))] {
+        let Ok(meta) = std::fs::metadata(&file) else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+            tracing::warn!(file = %file.display(), mode = format!("{mode:04o}"), "the store file was readable by others; narrowed to 0600 (it holds the host-token key)");
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Connects and runs pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -210,6 +268,7 @@ impl Store {
         };
         let mut options = AnyPoolOptions::new().max_connections(connections);
         if backend == Backend::Sqlite {
+            secure_sqlite_file(url)?;
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
                     // WAL lets the API read while the reconciler writes; the busy timeout queues
@@ -425,10 +484,24 @@ impl Store {
             resource: name.clone(),
             message: format!("stored kind `{kind}` is unknown to this version"),
         })?;
-        let mut declared = Declared::from_stored(kind, &name, generation, &spec_text).map_err(StoreError::Invalid)?;
-        declared.labels = serde_json::from_str(&labels).unwrap_or_default();
+        let mut user = Declared::from_stored(kind, &name, generation, &spec_text).map_err(StoreError::Invalid)?;
+        user.labels = serde_json::from_str(&labels).unwrap_or_default();
+        let overrides_text: String = row.try_get("overrides")?;
+        let overrides: fleet_api::spec::Overrides = serde_json::from_str(&overrides_text)
+            .map_err(|e| StoreError::Unreadable { what: format!("overrides of {name}"), message: e.to_string() })?;
+        let declared = if overrides.is_empty() {
+            user.clone()
+        } else {
+            let spec: serde_json::Value = serde_json::from_str(&spec_text).map_err(|e| StoreError::Unreadable { what: format!("spec of {name}"), message: e.to_string() })?;
+            let effective = fleet_api::spec::with_overrides(&spec, &overrides).to_string();
+            let mut d = Declared::from_stored(kind, &name, generation, &effective).map_err(StoreError::Invalid)?;
+            d.labels = user.labels.clone();
+            d
+        };
         Ok(StoredResource {
             declared,
+            user,
+            overrides,
             cluster: row.try_get("cluster")?,
             generation,
             revision: row.try_get("revision")?,
@@ -439,7 +512,7 @@ impl Store {
         })
     }
 
-    const COLUMNS: &'static str = "kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting";
+    const COLUMNS: &'static str = "kind, name, cluster, spec, labels, generation, revision, uid, created_ms, updated_ms, deleting, overrides";
 
     pub async fn list(&self, kind: Option<Kind>, cluster: Option<&str>) -> Result<Vec<StoredResource>, StoreError> {
         if let (None, Some(cluster)) = (kind, cluster) {
@@ -483,18 +556,19 @@ impl Store {
     /// Applies a batch all-or-nothing: every document is checked against the stored state plus
     /// the batch itself before anything is written. With `dry_run` nothing is written.
     pub async fn apply(&self, batch: &[Declared], actor: &str, dry_run: bool) -> Result<Vec<ApplyResult>, StoreError> {
-        self.apply_with(batch, actor, ApplyOptions { dry_run, ..ApplyOptions::default() }).await
+        self.apply_with(batch, actor, ApplyOptions { dry_run, ..ApplyOptions::default() }, ApplyEffects::default()).await.map(|(r, _)| r)
     }
 
-    /// [`Store::apply`] with every option.
-    pub async fn apply_with(&self, batch: &[Declared], actor: &str, options: ApplyOptions) -> Result<Vec<ApplyResult>, StoreError> {
+    /// [`Store::apply`] with every option, and the operations it starts (their IDs are returned).
+    pub async fn apply_with(&self, batch: &[Declared], actor: &str, options: ApplyOptions, effects: ApplyEffects) -> Result<(Vec<ApplyResult>, Vec<String>), StoreError> {
         let dry_run = options.dry_run;
         let (_writer, mut tx) = self.begin_write().await?;
         if !dry_run {
             Self::lock_for_write(&mut tx).await?;
         }
         let existing = Self::load_all(&mut tx).await?;
-        check_batch(batch, &existing, options)?;
+        let context = ApplyContext { route_status: Self::route_statuses_in(&mut tx).await?, active: Self::active_operations_in(&mut tx).await? };
+        check_batch(batch, &existing, options, &context)?;
         let mut results = Vec::new();
         let mut revision = None;
         let now = now_ms();
@@ -504,7 +578,7 @@ impl Store {
             let labels = serde_json::to_string(&d.labels).unwrap_or_else(|_| "{}".into());
             let cluster = d.owner_cluster().to_string();
             match existing.get(&(d.kind(), key.clone())) {
-                Some(old) if old.declared.spec == d.spec && old.declared.labels == d.labels => {
+                Some(old) if old.user.spec == d.spec && old.user.labels == d.labels => {
                     results.push(ApplyResult {
                         kind: d.kind(),
                         name: key,
@@ -525,8 +599,9 @@ impl Store {
                         }
                     };
                     if !dry_run {
+                        let overrides = serde_json::to_string(&overrides_after_apply(old, d)).unwrap_or_else(|_| "{}".into());
                         let updated = sqlx::query(
-                            "UPDATE resources SET spec = $1, labels = $2, generation = generation + 1, revision = $3, updated_ms = $4, cluster = $5 \
+                            "UPDATE resources SET spec = $1, labels = $2, generation = generation + 1, revision = $3, updated_ms = $4, cluster = $5, overrides = $9 \
                              WHERE kind = $6 AND name = $7 AND generation = $8",
                         )
                         .bind(&spec_text)
@@ -537,6 +612,7 @@ impl Store {
                         .bind(d.kind().as_str())
                         .bind(&key)
                         .bind(old.generation)
+                        .bind(&overrides)
                         .execute(&mut *tx)
                         .await?;
                         if updated.rows_affected() != 1 {
@@ -574,7 +650,54 @@ impl Store {
         }
         if dry_run {
             tx.rollback().await?;
-            return Ok(results);
+            return Ok((results, Vec::new()));
+        }
+        // A hand-moved route (its spec's cluster changed, which check_batch allows only while it
+        // is Normal and no operation moves it) takes its traffic along, recorded as a move: the
+        // binding follows the route's status, and the cluster it left stays one its clients may
+        // still report (draining it).
+        for d in batch {
+            let DeclaredSpec::Route(r) = &d.spec else { continue };
+            let from = match existing.get(&(Kind::Route, d.key())).map(|o| &o.user.spec) {
+                Some(DeclaredSpec::Route(u)) if u.cluster != r.cluster => context.route_status.get(&d.name).map_or_else(|| u.cluster.clone(), |s| s.cluster.clone()),
+                _ => continue,
+            };
+            let rev = match revision {
+                Some(r) => r,
+                None => {
+                    let r = Self::next_revision(&mut tx).await?;
+                    revision = Some(r);
+                    r
+                }
+            };
+            let moved = fleet_api::route::RouteStatus {
+                phase: fleet_api::route::RouteState::Normal,
+                cluster: r.cluster.clone(),
+                standby: None,
+                operation: None,
+                last_move: Some(fleet_api::route::RouteMove { at_ms: now, from, to: r.cluster.clone(), operation: "apply".into(), reason: format!("spec.cluster changed by {actor}") }),
+                clients: Vec::new(),
+                revision: rev,
+                // The clusters it left stay closed to it, but the one it now points at.
+                sealed: context.route_status.get(&d.name).map(|s| s.sealed.iter().filter(|c| **c != r.cluster).cloned().collect()).unwrap_or_default(),
+                ..Default::default()
+            };
+            Self::put_route_status_in(&mut tx, &d.name, &moved).await?;
+        }
+        // Lower broker counts: each one's decommission, in this transaction, and the count held
+        // where it is until the decommission has retired its brokers.
+        let mut started = Vec::new();
+        for (cluster, spec) in effects.decommissions {
+            let op = Self::create_operation_in(&mut tx, &cluster, &fleet_api::operation::OperationSpec::Decommission(spec.clone()), actor).await?;
+            let held = fleet_api::spec::SpecOverride {
+                field: "brokers".into(),
+                value: serde_json::json!(spec.from_brokers),
+                operation: op.clone(),
+                reason: format!("held at {} until {op} has moved every replica off brokers {:?} and retired them", spec.from_brokers, spec.leaving),
+                at_ms: now,
+            };
+            Self::set_override_in(&mut tx, Kind::KafkaCluster, &cluster, held).await?;
+            started.push(op);
         }
         let changed: Vec<&ApplyResult> = results.iter().filter(|r| r.outcome != ApplyOutcome::Unchanged).collect();
         for r in &changed {
@@ -593,7 +716,31 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(results)
+        Ok((results, started))
+    }
+
+    /// Sets (or replaces) one override of a resource.
+    pub(crate) async fn set_override_in(tx: &mut Tx<'_>, kind: Kind, key: &str, o: fleet_api::spec::SpecOverride) -> Result<(), StoreError> {
+        Self::edit_overrides_in(tx, kind, key, |all| {
+            all.insert(o.field.clone(), o);
+        })
+        .await
+    }
+
+    /// Rewrites a resource's overrides through `edit`.
+    pub(crate) async fn edit_overrides_in(tx: &mut Tx<'_>, kind: Kind, key: &str, edit: impl FnOnce(&mut fleet_api::spec::Overrides)) -> Result<(), StoreError> {
+        let row = sqlx::query("SELECT overrides FROM resources WHERE kind = $1 AND name = $2").bind(kind.as_str()).bind(key).fetch_optional(&mut **tx).await?;
+        let Some(row) = row else { return Ok(()) };
+        let text: String = row.try_get(0)?;
+        let mut all: fleet_api::spec::Overrides = serde_json::from_str(&text).unwrap_or_default();
+        edit(&mut all);
+        sqlx::query("UPDATE resources SET overrides = $1 WHERE kind = $2 AND name = $3")
+            .bind(serde_json::to_string(&all).unwrap_or_else(|_| "{}".into()))
+            .bind(kind.as_str())
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     /// Inserts a new resource row at generation 1.
@@ -642,27 +789,31 @@ impl Store {
             }
         }
         if kind == Kind::KafkaCluster {
+            // A route whose traffic is on it (its status says where; a route never moved, its spec).
+            let statuses = Self::route_statuses_in(&mut tx).await?;
             let routes: Vec<&str> = existing
                 .values()
-                .filter(|r| r.kind() == Kind::Route && r.cluster == key)
+                .filter(|r| r.kind() == Kind::Route)
+                .filter(|r| match statuses.get(&r.declared.name) {
+                    Some(s) if !s.cluster.is_empty() => s.cluster == key,
+                    _ => r.cluster == key,
+                })
                 .map(|r| r.declared.name.as_str())
                 .collect();
             if !routes.is_empty() {
                 return Err(StoreError::Conflict {
                     resource: target.declared.display(),
-                    message: format!("route(s) {} point at it: point them elsewhere or delete them first", routes.join(", ")),
+                    message: format!("route(s) {} are on it: fail them over or delete them first", routes.join(", ")),
                 });
             }
             // A standby kept for fallback, or a cluster an operation under way uses.
-            let statuses = sqlx::query("SELECT route, status FROM route_status").fetch_all(&mut *tx).await?;
-            for row in statuses {
-                let route: String = row.try_get(0)?;
-                let text: String = row.try_get(1)?;
-                let status: Option<fleet_api::route::RouteStatus> = serde_json::from_str(&text).ok();
-                if status.and_then(|s| s.standby).as_deref() == Some(key) {
+            for (route, status) in &statuses {
+                if status.standby.as_deref() == Some(key) {
                     return Err(StoreError::Conflict {
                         resource: target.declared.display(),
-                        message: format!("route {route} keeps it as its standby for fallback: fall back to it (fleetctl fallback {route}) or fail over elsewhere first"),
+                        message: format!(
+                            "route {route} keeps it as its standby for fallback: fall back to it (fleetctl fallback {route}), or release it (fleetctl release-standby {route})"
+                        ),
                     });
                 }
             }
@@ -876,6 +1027,39 @@ pub struct ApplyOptions {
     /// The operator accepts that a cluster's new priority class changes the retention or
     /// `min.insync.replicas` of topics that inherit it.
     pub confirm_class_change: bool,
+    /// The operator accepts that a lower `brokers` retires brokers (through a decommission).
+    pub confirm_decommission: bool,
+}
+
+/// What an apply does besides writing the documents: the decommissions a lower `brokers`
+/// starts, created in the same transaction as the spec (cluster, what leaves and how fast).
+#[derive(Clone, Debug, Default)]
+pub struct ApplyEffects {
+    pub decommissions: Vec<(String, fleet_api::operation::MoveSpec)>,
+}
+
+/// What a batch is checked against besides the stored resources: routes' statuses and the
+/// operations under way.
+#[derive(Clone, Debug, Default)]
+struct ApplyContext {
+    route_status: BTreeMap<String, fleet_api::route::RouteStatus>,
+    active: Vec<fleet_api::operation::Operation>,
+}
+
+/// A resource's overrides once `new` is applied over it: an override the user's document now
+/// reaches (or passes) is dropped; one the document does not touch stays.
+fn overrides_after_apply(old: &StoredResource, new: &Declared) -> fleet_api::spec::Overrides {
+    let mut out = old.overrides.clone();
+    let new_spec = new.spec_json();
+    out.retain(|field, o| {
+        let applied = new_spec.get(field).and_then(|v| v.as_i64());
+        let held = o.value.as_i64();
+        match (applied, held) {
+            (Some(a), Some(h)) => a < h,
+            _ => true,
+        }
+    });
+    out
 }
 
 /// Topics of a cluster whose effective settings a new cluster spec would change (a priority
@@ -925,7 +1109,7 @@ fn class_change_effects(
 }
 
 /// Stage-2 checks of a batch against what is stored (and the batch itself).
-fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredResource>, options: ApplyOptions) -> Result<(), StoreError> {
+fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredResource>, options: ApplyOptions, context: &ApplyContext) -> Result<(), StoreError> {
     let mut seen = std::collections::BTreeSet::new();
     for d in batch {
         if !seen.insert((d.kind(), d.key())) {
@@ -986,15 +1170,35 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
                         )));
                     }
                 }
-                if new.brokers < was.brokers {
-                    return Err(invalid(FieldError::new(
-                        "spec.brokers",
-                        format!(
-                            "{} is fewer than the {} brokers the cluster has: brokers leave through a decommission \
-                             (apply through the API, or fleetctl decommission), which moves their replicas first",
-                            new.brokers, was.brokers
-                        ),
-                    )));
+                // `was` is the effective spec (the user's with the operations' overrides);
+                // an unchanged field is the user's document applied again: nothing to do.
+                let user_brokers = match old.map(|o| &o.user.spec) {
+                    Some(DeclaredSpec::KafkaCluster(u)) => u.brokers,
+                    _ => was.brokers,
+                };
+                if new.brokers != user_brokers || (options.confirm_decommission && new.brokers < was.brokers) {
+                    if let Some(op) = context.active.iter().find(|o| o.cluster == d.name && !o.is_emergency()) {
+                        return Err(StoreError::Conflict {
+                            resource: d.display(),
+                            message: format!(
+                                "spec.brokers: operation {} ({}) is changing this cluster: wait for it to end (fleetctl get operations) or cancel it, then apply",
+                                op.id,
+                                op.spec.kind()
+                            ),
+                        });
+                    }
+                    if new.brokers < was.brokers && !options.confirm_decommission {
+                        let raised = old.and_then(|o| o.overrides.get("brokers")).map(|o| format!(" ({} set it)", o.operation)).unwrap_or_default();
+                        return Err(invalid(FieldError::new(
+                            "spec.brokers",
+                            format!(
+                                "{} is fewer than the {} brokers the cluster has{raised}: lowering it retires the highest brokers through a \
+                                 decommission, which moves their replicas first. Confirm with --confirm-decommission (API: ?confirmDecommission=true), \
+                                 or write {} to keep them",
+                                new.brokers, was.brokers, was.brokers
+                            ),
+                        )));
+                    }
                 }
                 let (was_spec, new_spec) = (spec::effective_cluster(&d.name, was), spec::effective_cluster(&d.name, new));
                 if was_spec.priority_class != new_spec.priority_class {
@@ -1046,11 +1250,24 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
                 }
             }
             (DeclaredSpec::Topic(new), Some(DeclaredSpec::Topic(was))) => {
-                if new.partitions < was.partitions {
-                    return Err(invalid(FieldError::new(
-                        "spec.partitions",
-                        format!("{} is fewer than the topic's {} partitions: Kafka cannot remove partitions", new.partitions, was.partitions),
-                    )));
+                let user_partitions = match old.map(|o| &o.user.spec) {
+                    Some(DeclaredSpec::Topic(u)) => u.partitions,
+                    _ => was.partitions,
+                };
+                if new.partitions != user_partitions {
+                    if let Some(op) = context.active.iter().find(|o| o.cluster == new.cluster && matches!(o.spec, fleet_api::operation::OperationSpec::ScaleUp(_))) {
+                        return Err(StoreError::Conflict {
+                            resource: d.display(),
+                            message: format!("spec.partitions: scale-up {} is adding partitions on this cluster: wait for it to end, then apply", op.id),
+                        });
+                    }
+                    if new.partitions < was.partitions {
+                        let by = old.and_then(|o| o.overrides.get("partitions")).map(|o| format!(" ({} added them)", o.operation)).unwrap_or_default();
+                        return Err(invalid(FieldError::new(
+                            "spec.partitions",
+                            format!("{} is fewer than the topic's {} partitions{by}: Kafka cannot remove partitions; write {}", new.partitions, was.partitions, was.partitions),
+                        )));
+                    }
                 }
                 let Some(c) = clusters.get(&new.cluster) else {
                     return Err(undeclared(&new.cluster));
@@ -1073,10 +1290,53 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
             DeclaredSpec::Topic(t) => {
                 let c = clusters.get(&t.cluster).ok_or_else(|| undeclared(&t.cluster))?;
                 spec::effective_topic(&d.name, t, Some(c)).map_err(invalid)?;
+                // Kafka names a topic's metrics with `.` as `_`, and refuses a topic whose name
+                // collides with an existing one that way: refused here, before it is stored.
+                let collides = |name: &str| name != d.name && name.replace('.', "_") == d.name.replace('.', "_");
+                let stored = existing.values().filter(|r| !r.deleting).map(|r| &r.declared);
+                if let Some(other) = stored.chain(batch.iter()).find(|o| matches!(&o.spec, DeclaredSpec::Topic(ot) if ot.cluster == t.cluster) && collides(&o.name)) {
+                    return Err(invalid(FieldError::new(
+                        "metadata.name",
+                        format!(
+                            "`{}` collides with topic `{}` of cluster `{}`: Kafka treats `.` and `_` alike in topic names (its metric names) and refuses the second; rename one",
+                            d.name, other.name, t.cluster
+                        ),
+                    )));
+                }
             }
             DeclaredSpec::Route(r) => {
-                if !clusters.contains_key(&r.cluster) {
+                let unchanged = matches!(old.map(|o| &o.user.spec), Some(DeclaredSpec::Route(u)) if u == r);
+                // An unchanged document applied again is fine even if an operation replaced its
+                // cluster (a fallback that rebuilt it): the route's status says where it is.
+                if !clusters.contains_key(&r.cluster) && !unchanged {
                     return Err(undeclared(&r.cluster));
+                }
+                // The route's cluster is the user's (its home); where its traffic is now is the
+                // route's status. A change of the home is refused while the route is moving or
+                // away from it (the fallback returns to the standby the failover recorded).
+                let user_cluster = match old.map(|o| &o.user.spec) {
+                    Some(DeclaredSpec::Route(u)) => Some(u.cluster.as_str()),
+                    _ => None,
+                };
+                if user_cluster.is_some_and(|c| c != r.cluster) {
+                    if let Some(op) = context.active.iter().find(|o| o.spec.route() == Some(d.name.as_str())) {
+                        return Err(StoreError::Conflict {
+                            resource: d.display(),
+                            message: format!("spec.cluster: operation {} ({}) is moving this route: wait for it to end or cancel it", op.id, op.spec.kind()),
+                        });
+                    }
+                    if let Some(st) = context.route_status.get(&d.name).filter(|s| s.phase != fleet_api::route::RouteState::Normal) {
+                        return Err(StoreError::Conflict {
+                            resource: d.display(),
+                            message: format!(
+                                "spec.cluster: the route is {} on {} (standby {}): fall back first (fleetctl fallback {}), then change its cluster",
+                                st.phase.as_str(),
+                                st.cluster,
+                                st.standby.as_deref().unwrap_or("-"),
+                                d.name
+                            ),
+                        });
+                    }
                 }
                 if let Some(to) = r.failover.as_ref().and_then(|p| p.to.as_ref()) {
                     if !clusters.contains_key(to) {

@@ -64,10 +64,10 @@ async fn a_class_change_that_would_rewrite_inheriting_topics_is_refused_unless_c
     assert_eq!(store.fingerprint().await.expect("fingerprint"), before, "nothing written");
     // medium -> high would change orders' replication (2 -> 3): refused even when confirmed.
     let options = ApplyOptions { confirm_class_change: true, ..ApplyOptions::default() };
-    let err = store.apply_with(&docs(&cluster("high")), "test", options).await.expect_err("refused");
+    let err = store.apply_with(&docs(&cluster("high")), "test", options, Default::default()).await.expect_err("refused");
     assert!(matches!(&err, StoreError::Invalid(e) if e.field == "spec.priorityClass" && e.message.contains("replication 2 -> 3")), "{err:?}");
     // Confirmed, the retention change goes through.
-    let r = store.apply_with(&docs(&cluster("low")), "test", options).await.expect("confirmed");
+    let (r, _) = store.apply_with(&docs(&cluster("low")), "test", options, Default::default()).await.expect("confirmed");
     assert_eq!(r[0].outcome, ApplyOutcome::Configured);
 }
 

@@ -43,15 +43,73 @@ pub fn auditor_value(signal: Signal, cluster: &str, figures: &serde_json::Value,
     })
 }
 
-/// One reading per condition of the policy.
+/// What one trigger pass read, shared by every route that needs it: one verdict per cluster and
+/// one figures answer per auditor, whatever the number of routes.
+#[derive(Debug, Default)]
+pub struct Readings {
+    pub verdicts: std::collections::BTreeMap<String, Result<Verdict, String>>,
+    pub figures: std::collections::BTreeMap<String, Result<serde_json::Value, String>>,
+}
+
+/// Whether a policy needs the healthcheck's verdict on its route's cluster.
+pub fn needs_health(policy: &FailoverPolicy) -> bool {
+    policy.conditions.iter().any(|c| !c.signal.from_auditor())
+}
+
+/// The auditor a policy reads, when it reads one.
+pub fn auditor_of(policy: &FailoverPolicy) -> Option<&str> {
+    policy.conditions.iter().any(|c| c.signal.from_auditor()).then_some(policy.auditor.as_deref()).flatten()
+}
+
+/// Reads each cluster's verdict and each auditor's figures once, `concurrency` at a time.
+pub async fn read_all(clusters: &std::collections::BTreeSet<String>, auditors: &std::collections::BTreeSet<String>, health: &dyn HealthJudge, http: &reqwest::Client, concurrency: usize) -> Readings {
+    use futures::StreamExt;
+    let verdicts = futures::stream::iter(clusters.iter().cloned())
+        .map(|c| async move {
+            let v = health.judge(&c).await.map_err(|e| format!("healthcheck: {e}"));
+            (c, v)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect();
+    let figures = futures::stream::iter(auditors.iter().cloned())
+        .map(|url| async move {
+            let f = fetch_figures(http, &url).await;
+            (url, f)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect();
+    Readings { verdicts, figures }
+}
+
+/// One reading per condition of the policy, from what the pass read.
+pub fn readings_for(policy: &FailoverPolicy, cluster: &str, read: &Readings, now_ms: i64) -> Vec<Result<f64, String>> {
+    let verdict = needs_health(policy).then(|| read.verdicts.get(cluster).cloned().unwrap_or_else(|| Err("not read".into())));
+    let figures = match (&policy.auditor, policy.conditions.iter().any(|c| c.signal.from_auditor())) {
+        (Some(url), true) => Some(read.figures.get(url).cloned().unwrap_or_else(|| Err("not read".into()))),
+        (None, true) => Some(Err("no auditor address in the policy".to_string())),
+        _ => None,
+    };
+    readings_from(policy, cluster, verdict, figures, now_ms)
+}
+
+/// One reading per condition of the policy (read now, for this policy alone).
 pub async fn read(policy: &FailoverPolicy, cluster: &str, health: &dyn HealthJudge, http: &reqwest::Client, now_ms: i64) -> Vec<Result<f64, String>> {
-    let needs_health = policy.conditions.iter().any(|c| !c.signal.from_auditor());
-    let verdict = if needs_health { Some(health.judge(cluster).await.map_err(|e| format!("healthcheck: {e}"))) } else { None };
+    let verdict = if needs_health(policy) { Some(health.judge(cluster).await.map_err(|e| format!("healthcheck: {e}"))) } else { None };
     let figures = match (&policy.auditor, policy.conditions.iter().any(|c| c.signal.from_auditor())) {
         (Some(url), true) => Some(fetch_figures(http, url).await),
         (None, true) => Some(Err("no auditor address in the policy".to_string())),
         _ => None,
     };
+    readings_from(policy, cluster, verdict, figures, now_ms)
+}
+
+fn readings_from(policy: &FailoverPolicy, cluster: &str, verdict: Option<Result<Verdict, String>>, figures: Option<Result<serde_json::Value, String>>, now_ms: i64) -> Vec<Result<f64, String>> {
     policy
         .conditions
         .iter()

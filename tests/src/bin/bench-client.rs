@@ -1,19 +1,31 @@
-//! The client library's figures, in one run against one local broker:
+//! The client library's figures, in one run on this machine:
 //! 1. `send` latency with every broker and the fleet manager down and the buffer full (p50,
 //!    p99.9, max): what a service pays per record during an outage.
-//! 2. Producer throughput, side by side and with the same settings (100-byte unkeyed records,
-//!    acks=all with idempotence, linger.ms, batch.size, lz4): `FleetProducer` (starting from its
-//!    binding cache, the fleet manager unreachable), raw `rdkafka` (`BaseProducer`, retrying on a
-//!    full queue), and Kafka's `kafka-producer-perf-test`. Rounds alternate; medians are printed.
+//! 2. Producer throughput against one local broker, side by side with the same settings
+//!    (100-byte unkeyed records, acks=all with idempotence, linger.ms, batch.size, lz4, the same
+//!    queue bounds): `FleetProducer` (starting from its binding cache, the fleet manager
+//!    unreachable) against rdkafka's `ThreadedProducer` with a delivery callback that counts
+//!    (the work any producer that wants to know what was delivered does), and Kafka's
+//!    `kafka-producer-perf-test` for reference. Rounds alternate; medians are printed. Build it
+//!    `--release`: both producers' code is then compiled at the same level.
+//! 3. Acknowledgement latency across a switch: a real fleet manager with two 1-broker clusters
+//!    and a route, a `FleetProducer` sending tracked records at a steady rate (linger.ms=5, as
+//!    the auditor), and `fleetctl failover --to` the other cluster: p50/p99/max of the records
+//!    sent in the second before and the three seconds after the producer saw the switch.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use fleet_api::client::{RouteBinding, RoutePhase};
 use fleet_client::{BindingCache, ClientConfig, FleetProducer, FullBuffer, Record, SendError};
+use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, CLIENT_TOKEN};
+use fleet_tests::kafka::local_cluster_yaml;
 use fleet_tests::{LocalCluster, ZkEnsemble};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
 
 #[derive(Parser)]
 #[command(name = "bench-client")]
@@ -28,6 +40,12 @@ struct Args {
     linger_ms: u64,
     #[arg(long, default_value_t = 262_144)]
     batch_size: usize,
+    /// Records per second during the switch measurement.
+    #[arg(long, default_value_t = 2000)]
+    switch_rate: u64,
+    /// Skip the switch measurement (it starts a fleet manager and two clusters).
+    #[arg(long)]
+    no_switch: bool,
 }
 
 const TOPIC: &str = "bench";
@@ -40,6 +58,9 @@ fn binding(servers: &str) -> RouteBinding {
         generation: 1,
         phase: RoutePhase::Steady,
         topics: Default::default(),
+        next: None,
+        previous: None,
+        left: Vec::new(),
     }
 }
 
@@ -66,7 +87,7 @@ fn send_latency(args: &Args, dir: &std::path::Path) -> Result<()> {
     let payload = vec![b'x'; 100];
     for _ in 0..args.latency_sends {
         let t = Instant::now();
-        let r = producer.send(Record::new(TOPIC, payload.clone()));
+        let r = producer.send(Record::new(TOPIC, &payload));
         let ns = t.elapsed().as_nanos() as u64;
         match r {
             Ok(()) => accepted.record(ns)?,
@@ -78,7 +99,7 @@ fn send_latency(args: &Args, dir: &std::path::Path) -> Result<()> {
     println!("send() with every broker and the fleet manager down, buffer 10000 records, {} calls:", args.latency_sends);
     for (what, h) in [("accepted (buffer filling)", &accepted), ("refused (buffer full, dropped)", &full)] {
         println!(
-            "  {what:<32} n={:<9} p50 {:>6.2} us  p99.9 {:>7.2} us  max {:>8.2} us",
+            "  {what:<32} n={:<9} p50 {:>6.3} us  p99.9 {:>7.3} us  max {:>8.2} us",
             h.len(),
             h.value_at_quantile(0.5) as f64 / 1000.0,
             h.value_at_quantile(0.999) as f64 / 1000.0,
@@ -87,7 +108,7 @@ fn send_latency(args: &Args, dir: &std::path::Path) -> Result<()> {
     }
     println!("  counters: sent {} dropped {} buffered {}", counters.sent, counters.dropped, counters.buffered);
     ensure!(full.max() < 50_000_000, "a refused send took {} us", full.max() / 1000);
-    let _unsent = producer.close(Duration::ZERO);
+    let _ = producer.close(Duration::ZERO);
     Ok(())
 }
 
@@ -104,18 +125,13 @@ fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
         ensure!(Instant::now() < deadline, "no binding from the cache");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let payload = vec![b'x'; 100];
-    let topic: std::sync::Arc<str> = TOPIC.into();
+    let payload = [b'x'; 100];
     let start = Instant::now();
     for _ in 0..args.records {
-        let mut record = Record::to(&topic, payload.clone());
         loop {
-            match producer.send(record) {
+            match producer.send(Record::new(TOPIC, &payload)) {
                 Ok(()) => break,
-                Err(SendError::Full { record: Some(r), .. }) => {
-                    record = *r;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
+                Err(SendError::Full { .. }) => std::thread::sleep(Duration::from_micros(200)),
                 Err(e) => anyhow::bail!("{e}"),
             }
         }
@@ -126,12 +142,32 @@ fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
     }
     let secs = start.elapsed().as_secs_f64();
     ensure!(producer.counters().failed == 0, "failures: {:?}", producer.counters());
-    let _unsent = producer.close(Duration::from_secs(5));
+    let _ = producer.close(Duration::from_secs(5));
     Ok(args.records as f64 / secs)
 }
 
+/// The baseline: librdkafka's threaded producer with a delivery callback that counts.
+struct Counting {
+    delivered: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
 fn raw_round(args: &Args, servers: &str) -> Result<f64> {
-    let producer: BaseProducer = rdkafka::ClientConfig::new()
+    let delivered = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let producer: ThreadedProducer<Counting> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", servers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -142,7 +178,7 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
         .set("partitioner", "murmur2_random")
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .create()?;
+        .create_with_context(Counting { delivered: delivered.clone(), failed: failed.clone() })?;
     let payload = [b'x'; 100];
     let start = Instant::now();
     for _ in 0..args.records {
@@ -152,19 +188,126 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
                 Ok(()) => break,
                 Err((_, r)) => {
                     record = r;
-                    producer.poll(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_micros(200));
                 }
             }
         }
     }
-    producer.flush(Duration::from_secs(300))?;
-    Ok(args.records as f64 / start.elapsed().as_secs_f64())
+    while delivered.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < args.records as u64 {
+        ensure!(start.elapsed() < Duration::from_secs(300), "not delivered");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    ensure!(failed.load(Ordering::Relaxed) == 0, "failures");
+    producer.flush(Duration::from_secs(5))?;
+    Ok(args.records as f64 / secs)
 }
 
 fn java_round(args: &Args, servers: &str) -> Result<f64> {
     let (linger, batch) = (format!("linger.ms={}", args.linger_ms), format!("batch.size={}", args.batch_size));
     let props = ["acks=all", "enable.idempotence=true", &linger, &batch, "compression.type=lz4"];
     fleet_tests::kafka::producer_perf_test(servers, TOPIC, args.records as u64, &props).map_err(anyhow::Error::msg)
+}
+
+fn quantiles(h: &hdrhistogram::Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "no records".into();
+    }
+    format!(
+        "n={:<6} p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>7.1} ms",
+        h.len(),
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    )
+}
+
+/// Acknowledgement latency across a `failover --to` between two 1-broker clusters.
+async fn switch_latency(args: &Args, zk: &ZkEnsemble) -> Result<()> {
+    let fm = FleetManager::start(FleetManagerOptions::new(&zk.connect_string())).await;
+    let mut docs = String::new();
+    for c in ["blue", "green"] {
+        docs.push_str(&local_cluster_yaml(c, 1, &[]));
+        docs.push_str(&format!("---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: {TOPIC} }}\nspec: {{ cluster: {c}, partitions: 6, replicationFactor: 1 }}\n---\n"));
+    }
+    docs.push_str("apiVersion: kafka-fleet.io/v1\nkind: Route\nmetadata: { name: bench }\nspec: { cluster: blue }\n");
+    let path = fm.run.path.join("switch.yaml");
+    std::fs::write(&path, docs)?;
+    let out = fm.fleetctl(&["apply", "-f", &path.display().to_string(), "--wait", "--timeout", "300s"]).await;
+    ensure!(out.status.success(), "apply: {}", fleet_tests::output_text(&out));
+    let mut c = ClientConfig::new("bench", &[&fm.url()]);
+    c.token = Some(CLIENT_TOKEN.into());
+    c.acks = Some("all".into());
+    c.kafka.insert("linger.ms".into(), "5".into());
+    c.report_interval = Duration::from_millis(500);
+    let producer = Arc::new(FleetProducer::new(c).map_err(anyhow::Error::msg)?);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while producer.binding().is_none() {
+        ensure!(Instant::now() < deadline, "no binding");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // (sent at, acknowledgement latency) of every record.
+    let samples: Arc<Mutex<Vec<(Instant, Option<Duration>)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (p, s, st, rate) = (producer.clone(), samples.clone(), stop.clone(), args.switch_rate.max(1));
+    let load = tokio::spawn(async move {
+        let every = Duration::from_micros(1_000_000 / rate);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut seq = 0u64;
+        while !st.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let payload = format!("switch-{seq}");
+            seq += 1;
+            let sent = Instant::now();
+            if let Ok(d) = p.send_tracked(Record::new(TOPIC, payload.as_bytes())) {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let acked = d.await.ok().map(|_| sent.elapsed());
+                    s.lock().unwrap_or_else(|p| p.into_inner()).push((sent, acked));
+                });
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let out = fm.fleetctl(&["failover", "bench", "--to", "green", "--deadline", "30s", "-o", "json"]).await;
+    ensure!(out.status.success(), "failover: {}", fleet_tests::output_text(&out));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let switched = loop {
+        if producer.binding().is_some_and(|b| b.cluster == "green") {
+            break Instant::now();
+        }
+        ensure!(Instant::now() < deadline, "the producer did not switch");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    load.await?;
+    producer.flush(Duration::from_secs(30)).map_err(anyhow::Error::msg).context("flush")?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let samples = samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut before = hdrhistogram::Histogram::<u64>::new(3)?;
+    let mut during = hdrhistogram::Histogram::<u64>::new(3)?;
+    let mut unacked = 0;
+    for (sent, acked) in &samples {
+        let Some(acked) = acked else {
+            unacked += 1;
+            continue;
+        };
+        let us = acked.as_micros() as u64;
+        if *sent + Duration::from_secs(1) < switched && *sent + Duration::from_secs(4) >= switched {
+            before.record(us.max(1))?;
+        } else if *sent + Duration::from_secs(1) >= switched && *sent < switched + Duration::from_secs(3) {
+            during.record(us.max(1))?;
+        }
+    }
+    println!("acknowledgement latency across `fleetctl failover --to` (two 1-broker clusters, {} records/s, acks=all, linger.ms=5):", args.switch_rate);
+    println!("  {:<40} {}", "steady (3 s before the switch)", quantiles(&before));
+    println!("  {:<40} {}", "switch (1 s before to 3 s after)", quantiles(&during));
+    println!("  records not acknowledged: {unacked}; counters {:?}", producer.counters());
+    ensure!(unacked == 0, "{unacked} records not acknowledged across the switch");
+    fm.stop_local_hosts();
+    Ok(())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -175,41 +318,46 @@ async fn main() -> Result<()> {
     send_latency(&args, dir.path())?;
 
     let zk = ZkEnsemble::start(1).await;
-    let cluster = LocalCluster::bench_broker(&zk).await;
-    cluster.create_topic(TOPIC, &["1", "1", "1", "1", "1", "1"]).await;
-    let servers = cluster.bootstrap_servers();
-    let cache = dir.path().join("bench.json");
-    BindingCache::new(&cache).store(&binding(&servers))?;
+    {
+        let cluster = LocalCluster::bench_broker(&zk).await;
+        cluster.create_topic(TOPIC, &["1", "1", "1", "1", "1", "1"]).await;
+        let servers = cluster.bootstrap_servers();
+        let cache = dir.path().join("bench.json");
+        BindingCache::new(&cache).store(&binding(&servers))?;
 
-    let (mut fleet, mut raw, mut java) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..args.rounds {
-        let a = args.records;
-        let s = servers.clone();
-        // Alternate which producer goes first (the broker warms up, the page cache fills).
-        let (f, r) = if round % 2 == 0 {
-            let f = tokio::task::block_in_place(|| fleet_round(&args, &cache))?;
-            (f, tokio::task::block_in_place(|| raw_round(&args, &s))?)
-        } else {
-            let r = tokio::task::block_in_place(|| raw_round(&args, &s))?;
-            (tokio::task::block_in_place(|| fleet_round(&args, &cache))?, r)
+        let (mut fleet, mut raw, mut java) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..args.rounds {
+            let a = args.records;
+            let s = servers.clone();
+            // Alternate which producer goes first (the broker warms up, the page cache fills).
+            let (f, r) = if round % 2 == 0 {
+                let f = tokio::task::block_in_place(|| fleet_round(&args, &cache))?;
+                (f, tokio::task::block_in_place(|| raw_round(&args, &s))?)
+            } else {
+                let r = tokio::task::block_in_place(|| raw_round(&args, &s))?;
+                (tokio::task::block_in_place(|| fleet_round(&args, &cache))?, r)
+            };
+            let j = tokio::task::block_in_place(|| java_round(&args, &s))?;
+            eprintln!("round {}/{}: FleetProducer {f:.0}  ThreadedProducer+counting {r:.0}  perf-test {j:.0} records/s ({a} records)", round + 1, args.rounds);
+            fleet.push(f);
+            raw.push(r);
+            java.push(j);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
         };
-        let j = tokio::task::block_in_place(|| java_round(&args, &s))?;
-        eprintln!("round {}/{}: FleetProducer {f:.0}  rdkafka {r:.0}  perf-test {j:.0} records/s ({a} records)", round + 1, args.rounds);
-        fleet.push(f);
-        raw.push(r);
-        java.push(j);
+        let (f, r, j) = (median(&mut fleet), median(&mut raw), median(&mut java));
+        println!(
+            "one broker, 6 partitions, {} x 100-byte unkeyed records, acks=all + idempotence, linger.ms={}, batch.size={}, lz4; median of {} rounds",
+            args.records, args.linger_ms, args.batch_size, args.rounds
+        );
+        println!("{:<40} {:>10.0} records/s", "FleetProducer (fleet-client)", f);
+        println!("{:<40} {:>10.0} records/s  (FleetProducer at {:.1}%)", "rdkafka ThreadedProducer, counting", r, 100.0 * f / r);
+        println!("{:<40} {:>10.0} records/s  (FleetProducer at {:.1}%)", "kafka-producer-perf-test", j, 100.0 * f / j);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.total_cmp(b));
-        v[v.len() / 2]
-    };
-    let (f, r, j) = (median(&mut fleet), median(&mut raw), median(&mut java));
-    println!(
-        "one broker, 6 partitions, {} x 100-byte unkeyed records, acks=all + idempotence, linger.ms={}, batch.size={}, lz4; median of {} rounds",
-        args.records, args.linger_ms, args.batch_size, args.rounds
-    );
-    println!("{:<34} {:>10.0} records/s", "FleetProducer (fleet-client)", f);
-    println!("{:<34} {:>10.0} records/s  (FleetProducer at {:.1}%)", "rdkafka BaseProducer", r, 100.0 * f / r);
-    println!("{:<34} {:>10.0} records/s  (FleetProducer at {:.1}%)", "kafka-producer-perf-test", j, 100.0 * f / j);
+    if !args.no_switch {
+        switch_latency(&args, &zk).await?;
+    }
     Ok(())
 }

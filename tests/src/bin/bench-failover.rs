@@ -204,7 +204,7 @@ async fn main() -> Result<()> {
                 for p in &producers {
                     let at_ms = now_ms();
                     let t = Instant::now();
-                    let sent = p.send_tracked(Record::new(TOPIC, format!("r-{seq}")));
+                    let sent = p.send_tracked(Record::new(TOPIC, format!("r-{seq}").as_bytes()));
                     let send_ns = t.elapsed().as_nanos() as u64;
                     seq += 1;
                     let index = {

@@ -75,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
                         state: HostState::Running,
                         launched_ms: 0,
                         launch_token: None,
+                        private_ip: None,
+                        port: None,
                     })
                     .collect()
             } else {

@@ -166,6 +166,12 @@ async fn demo(exit: bool) -> Result<()> {
         println!("    export FLEET_API={}", fm.url());
         println!("    export FLEET_TOKEN={}", fleet_tests::fleet_manager::WRITE_TOKEN);
         println!("    fleetctl get clusters; fleetctl get operations; fleetctl journal");
+        println!("  things to try:");
+        println!("    fleetctl failover events --build --wait         # a fresh, immutable cluster takes the route");
+        println!("    fleetctl fallback events --wait                 # and back (the build stays as a standby)");
+        println!("    fleetctl release-standby events                 # drop the standby once nobody uses it");
+        println!("    fleetctl rebalance demo --hold                  # held for approval: fleetctl approve operation ID");
+        println!("    fleetctl scale-up demo --brokers 6 --dry-run    # the plan, nothing written");
         println!("  ZooKeeper:          {}", zk.connect_string());
         println!("  Kafka (demo):       {bootstrap}");
         println!("  auditor dashboard:  http://127.0.0.1:{auditor_port}/ (route events: {auditor_routes})");
@@ -275,5 +281,9 @@ async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::proces
     anyhow::ensure!(lost == 0, "{lost} acknowledged records are missing from both clusters");
     let routes: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{auditor_port}/api/routes")).await?.json().await?;
     println!("==> the auditor on route events: {}", routes[0]);
+    // The warm standby the fallback left is released (no client uses it any more), so the hosts
+    // it held are free for the next failover --build.
+    println!("==> releasing the warm standby demo-1 (its hosts are needed for the next build)");
+    fleetctl(fm, &["release-standby", "events"]).await?;
     Ok((format!("http://127.0.0.1:{auditor_port}/"), auditor))
 }

@@ -38,7 +38,9 @@ pub async fn route(store: &Store, name: &str) -> Result<(DeclaredRouteSpec, Rout
     };
     let DeclaredSpec::Route(spec) = r.declared.spec else { return Err(Refusal::NotFound(FieldError::new("route", format!("`{name}` is not a route")))) };
     let status = store.route_status_of(name).await?.unwrap_or_default();
-    let status = RouteStatus { cluster: spec.cluster.clone(), clients: Vec::new(), ..status };
+    // Where the traffic is now: the status's cluster, or (never moved) the spec's.
+    let cluster = if status.cluster.is_empty() { spec.cluster.clone() } else { status.cluster.clone() };
+    let status = RouteStatus { cluster, clients: Vec::new(), ..status };
     Ok((spec, status))
 }
 
@@ -68,6 +70,25 @@ fn switch_settings(pace: &SwitchRequest, default_reason: &str) -> Result<(u64, S
         return Err(invalid("reason", "must be at most 200 printable characters"));
     }
     Ok((deadline as u64 * 1000, reason))
+}
+
+/// A target under maintenance (a scale-up, decommission or rebalance running on it) is no place
+/// to send a route's traffic: refused with the operation named.
+async fn refuse_maintained(store: &Store, field: &str, cluster: &str) -> Result<(), Refusal> {
+    let busy = store.operations(Some(cluster), true).await?;
+    if let Some(op) = busy.iter().find(|o| !o.is_emergency()) {
+        return Err(Refusal::Conflict(FieldError::new(
+            field,
+            format!(
+                "cluster `{cluster}` is under maintenance: {} ({}, {}); wait for it or cancel it (fleetctl cancel operation {}), or build a fresh cluster (--build)",
+                op.id,
+                op.spec.kind(),
+                op.status.phase.as_str(),
+                op.id
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// The highest replication factor among the cluster's topics: a target needs that many brokers.
@@ -121,6 +142,7 @@ pub async fn failover(store: &Store, health: &dyn HealthJudge, req: &FailoverReq
                 return Err(invalid("to", format!("route `{}` is already on `{to}`: name another cluster, or build one (--build)", req.route)));
             }
             let target = cluster(store, "to", to).await?;
+            refuse_maintained(store, "to", to).await?;
             let needed = max_replication(store, &from).await?;
             if (target.brokers.max(0) as u32) < needed {
                 return Err(invalid(
@@ -162,6 +184,9 @@ pub async fn fallback(store: &Store, req: &FallbackRequest) -> Result<(String, O
     let from = status.cluster.clone();
     cluster(store, "route", &from).await?;
     let original = cluster(store, "route", &standby).await?;
+    if !req.rebuild {
+        refuse_maintained(store, "route", &standby).await?;
+    }
     let (to, build, replaces) = if req.rebuild {
         (None, Some(BuildSpec { source: standby.clone(), brokers: original.brokers.max(1) as u32 }), Some(standby.clone()))
     } else {

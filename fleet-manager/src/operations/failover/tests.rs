@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use fleet_api::client::{ClientCounters, ClientReport, ClientRole, ClientView, ConsumerState};
+use fleet_api::client::{ClientCounters, ClientReport, ClientRole, ClientView, ConsumerState, ProducerState};
 use fleet_api::operation::{BuildSpec, FailoverSpec, Operation, OperationSpec, OperationStatus, Phase};
 use fleet_api::route::{Retain, RouteState, RouteStatus, CANARY_TOPIC};
 use fleet_api::spec::{Declared, DeclaredClusterSpec, DeclaredSpec, DeclaredTopicSpec};
@@ -67,7 +67,7 @@ fn observed(now_ms: i64) -> FailoverObserved {
 }
 
 fn client(instance: &str, role: ClientRole, cluster: &str, drained_from: Option<&str>) -> ClientView {
-    ClientView {
+    ClientView { credential: None,
         report: ClientReport {
             instance: instance.into(),
             route: "events".into(),
@@ -80,7 +80,9 @@ fn client(instance: &str, role: ClientRole, cluster: &str, drained_from: Option<
                 lag: 0,
                 drained: drained_from.is_some(),
                 drained_cluster: drained_from.map(str::to_string),
+                draining: None,
             }),
+            producer: (role == ClientRole::Producer).then(ProducerState::default),
         },
         reported_ms: 0,
         expires_ms: 0,
@@ -107,11 +109,11 @@ fn a_build_declares_one_immutable_clone_named_after_its_source() {
 
     // Building: nothing more is declared until the clone converged.
     let mut obs = observed(2);
-    obs.target = Seen::Known(TargetState { converged: false, live_brokers: 2, desired_brokers: 4, topics: vec![] });
+    obs.target = Seen::Known(TargetState { converged: false, live_brokers: 2, desired_brokers: 4, topics: vec![], step_error: None });
     let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
     assert_eq!(st.phase, Phase::Building);
     assert!(effects.declare.is_empty());
-    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 4, desired_brokers: 4, topics: vec![] });
+    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 4, desired_brokers: 4, topics: vec![], step_error: None });
     let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
     assert_eq!(st.phase, Phase::Preparing);
     let names: Vec<&str> = effects.declare.iter().map(|d| d.name.as_str()).collect();
@@ -142,10 +144,10 @@ fn verifying_waits_for_health_then_the_canary_moves_the_route() {
     assert_eq!(effects.declare.len(), 3);
     advance(&mut o, st);
     let mut obs = observed(2);
-    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 3, desired_brokers: 3, topics: vec!["orders".into(), "clicks".into()] });
+    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 3, desired_brokers: 3, topics: vec!["orders".into(), "clicks".into()], step_error: None });
     let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
     assert_eq!(st.phase, Phase::Preparing, "the canary topic is still missing");
-    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 3, desired_brokers: 3, topics: vec!["orders".into(), "clicks".into(), CANARY_TOPIC.into()] });
+    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 3, desired_brokers: 3, topics: vec!["orders".into(), "clicks".into(), CANARY_TOPIC.into()], step_error: None });
     let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
     assert_eq!(st.phase, Phase::Verifying);
     advance(&mut o, st);
@@ -161,10 +163,11 @@ fn verifying_waits_for_health_then_the_canary_moves_the_route() {
 
     let (st, effects) = after_canary(&o, &s, Err("timeout".into()), 3);
     assert_eq!(st.phase, Phase::Verifying);
-    assert!(effects.point_route.is_none(), "a failed canary moves nothing");
+    assert!(effects.route_status.is_none(), "a failed canary moves nothing");
     let (st, effects) = after_canary(&o, &s, Ok(120), 3);
     assert_eq!(st.phase, Phase::SwitchingProducers);
-    assert_eq!(effects.point_route, Some(("events".into(), "green".into())));
+    assert_eq!(effects.route_status.as_ref().map(|(r, s)| (r.as_str(), s.cluster.as_str())), Some(("events", "green")));
+    assert!(effects.unless_cancelled, "the switch is written only if no cancel came first");
     assert_eq!(st.canary_millis, Some(120));
 
     // Past the verify deadline: failed, the route's status restored.
@@ -191,8 +194,26 @@ fn stragglers_are_named_at_the_deadline_and_do_not_hold_the_operation() {
     assert!(st.message.unwrap_or_default().contains("p2"));
     obs.now_ms = 11_000;
     let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
-    assert_eq!(st.phase, Phase::DrainingConsumers);
+    assert_eq!(st.phase, Phase::SwitchingProducers, "who else writes to blue is not known yet");
+    obs.sharing = Seen::Known(vec![]);
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Sealing);
     assert_eq!(st.stragglers, vec!["producer p2".to_string()]);
+    let (_, rs) = effects.route_status.expect("the seal is written");
+    assert_eq!(rs.sealed, vec!["blue".to_string()], "the reconciler seals blue for the route");
+    assert_eq!(rs.switch, Some(SwitchState { from: "blue".into(), sealed: false }), "consumers wait for the seal");
+    advance(&mut o, st);
+    // Sealing: until every partition leader refuses the route's writes.
+    obs.seal = Seen::Known(SealState { refusing: 10, open: vec!["orders-3".into()], unknown: vec![] });
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Sealing);
+    assert!(st.message.as_deref().is_some_and(|m| m.contains("orders-3")), "{:?}", st.message);
+    assert!(effects.route_status.is_none());
+    obs.seal = Seen::Known(SealState { refusing: 12, open: vec![], unknown: vec![] });
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::DrainingConsumers);
+    let (_, rs) = effects.route_status.expect("the binding says sealed");
+    assert_eq!(rs.switch, Some(SwitchState { from: "blue".into(), sealed: true }));
     advance(&mut o, st);
 
     // Consumers: drained the old cluster and on the new one.
@@ -204,7 +225,96 @@ fn stragglers_are_named_at_the_deadline_and_do_not_hold_the_operation() {
     assert_eq!(st.phase, Phase::Succeeded);
     let (_, rs) = effects.route_status.expect("route status");
     assert_eq!((rs.phase, rs.cluster.as_str(), rs.standby.as_deref()), (RouteState::FailedOver, "green", Some("blue")));
+    assert_eq!((rs.switch, rs.sealed), (None, vec!["blue".to_string()]), "the switch is over; blue stays sealed for the route");
     assert!(effects.delete_clusters.is_empty(), "a failover keeps what it left as the standby");
+}
+
+fn switching(s: &FailoverSpec) -> Operation {
+    let mut o = op(s, false);
+    let mut st = OperationStatus::new(0);
+    st.target = Some("green".into());
+    st.switched_at_ms = Some(1_000);
+    st.enter(Phase::SwitchingProducers, 1_000, None);
+    o.status = st;
+    o
+}
+
+#[test]
+fn a_producer_on_the_new_cluster_still_delivering_to_the_old_one_holds_the_seal() {
+    let s = spec(false, false);
+    let o = switching(&s);
+    let mut obs = observed(2_000);
+    obs.sharing = Seen::Known(vec![]);
+    let mut p = client("p1", ClientRole::Producer, "green", None);
+    p.report.producer = Some(ProducerState { draining: vec!["blue".into()], warm: None });
+    obs.clients = Seen::Known(vec![p.clone()]);
+    let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::SwitchingProducers, "its link to blue still holds records");
+    p.report.producer = Some(ProducerState::default());
+    obs.clients = Seen::Known(vec![p]);
+    let (st, _, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Sealing);
+    assert!(st.stragglers.is_empty());
+}
+
+#[test]
+fn a_cluster_other_routes_write_to_is_not_sealed() {
+    let s = spec(false, false);
+    let o = switching(&s);
+    let mut obs = observed(2_000);
+    obs.clients = Seen::Known(vec![client("p1", ClientRole::Producer, "green", None)]);
+    obs.sharing = Seen::Known(vec!["payments".into()]);
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::DrainingConsumers);
+    assert!(st.message.as_deref().is_some_and(|m| m.contains("payments")), "{:?}", st.message);
+    let (_, rs) = effects.route_status.expect("route status");
+    assert!(rs.sealed.is_empty(), "nothing sealed");
+    assert_eq!(rs.switch.map(|s| s.sealed), Some(true), "consumers go on");
+}
+
+#[test]
+fn a_seal_not_seen_by_its_deadline_lets_consumers_go_on_and_says_so() {
+    let s = spec(false, false);
+    let mut o = switching(&s);
+    o.status.enter(Phase::Sealing, 2_000, None);
+    let settings = FailoverSettings::default();
+    let mut obs = observed(3_000);
+    obs.seal = Seen::Unknown("no broker of blue is registered".into());
+    let (st, _, _) = next(&o, &s, &obs, &settings);
+    assert_eq!(st.phase, Phase::Sealing, "unknown is not sealed");
+    obs.now_ms = 2_000 + settings.seal_timeout_ms;
+    let (st, effects, _) = next(&o, &s, &obs, &settings);
+    assert_eq!(st.phase, Phase::DrainingConsumers);
+    assert!(st.message.as_deref().is_some_and(|m| m.contains("not seen sealed") && m.contains("no broker")), "{:?}", st.message);
+    assert_eq!(effects.route_status.and_then(|(_, r)| r.switch).map(|s| s.sealed), Some(true));
+}
+
+#[test]
+fn verifying_warms_clients_and_a_target_sealed_before_is_opened_first() {
+    let mut s = spec(true, false);
+    s.prior = RouteStatus { phase: RouteState::FailedOver, cluster: "blue".into(), standby: Some("green".into()), sealed: vec!["green".into()], ..Default::default() };
+    let mut o = op(&s, true);
+    let (st, effects, _) = next(&o, &s, &observed(1), &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Preparing);
+    let (_, rs) = effects.route_status.expect("route status");
+    assert!(rs.sealed.is_empty(), "going back to green opens it");
+    advance(&mut o, st);
+    let mut obs = observed(2);
+    obs.target = Seen::Known(TargetState { converged: true, live_brokers: 3, desired_brokers: 3, topics: vec!["orders".into(), "clicks".into(), CANARY_TOPIC.into()], step_error: None });
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Verifying);
+    assert_eq!(effects.route_status.and_then(|(_, r)| r.warming).as_deref(), Some("green"), "clients build their links to green now");
+    advance(&mut o, st);
+    obs.health = Seen::Known(Ok(()));
+    obs.seal = Seen::Known(SealState { refusing: 2, open: vec!["orders-0".into()], unknown: vec![] });
+    let (st, _, action) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!((st.phase, action), (Phase::Verifying, None), "green still refuses writes");
+    obs.seal = Seen::Known(SealState { refusing: 0, open: vec!["orders-0".into(), "orders-1".into()], unknown: vec![] });
+    let (_, _, action) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(action, Some(Action::Canary { cluster: "green".into() }));
+    let (_, effects) = after_canary(&o, &s, Ok(5), 3);
+    let (_, rs) = effects.route_status.expect("the switch");
+    assert_eq!((rs.cluster.as_str(), rs.switch, rs.warming), ("green", Some(SwitchState { from: "blue".into(), sealed: false }), None));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use fleet_common::{ClusterPaths, KafkaPaths};
 use zookeeper_client as zk;
 
 use super::moves::{self, Move};
-use super::super::scale_up::ActionResult;
+use super::super::machine::ActionResult;
 use super::{PartitionNow, Partitions};
 
 pub const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
@@ -122,7 +122,7 @@ pub async fn leaders(zk: &zk::Client, kafka: &KafkaPaths, keys: &BTreeSet<(Strin
 
 /// Partition sizes on each of `brokers` (all live ones when `None`), from Kafka's DescribeLogDirs;
 /// a broker that does not answer within 2 s is left out.
-pub async fn sizes(zk: &zk::Client, kafka: &KafkaPaths, brokers: Option<&BTreeSet<i32>>) -> BTreeMap<i32, super::log_dirs::BrokerSizes> {
+pub async fn sizes(zk: &zk::Client, kafka: &KafkaPaths, brokers: Option<&BTreeSet<i32>>) -> BTreeMap<i32, fleet_common::kafka_wire::BrokerSizes> {
     let regs = match crate::observe::registrations(zk, kafka).await {
         Ok(r) => r,
         Err(e) => {
@@ -132,7 +132,7 @@ pub async fn sizes(zk: &zk::Client, kafka: &KafkaPaths, brokers: Option<&BTreeSe
     };
     let asks = regs.into_iter().filter(|(id, _)| brokers.is_none_or(|b| b.contains(id))).filter_map(|(id, reg)| {
         let address = reg.endpoints.first().and_then(|e| e.split_once("://")).map(|(_, a)| a.to_string()).or_else(|| Some(format!("{}:{}", reg.host?, reg.port?)))?;
-        Some(async move { (id, super::log_dirs::describe(&address, std::time::Duration::from_secs(2)).await) })
+        Some(async move { (id, fleet_common::kafka_wire::describe_log_dirs(&address, std::time::Duration::from_secs(2)).await) })
     });
     let mut out = BTreeMap::new();
     for (id, r) in futures::future::join_all(asks).await {
@@ -144,6 +144,34 @@ pub async fn sizes(zk: &zk::Client, kafka: &KafkaPaths, brokers: Option<&BTreeSe
         }
     }
     out
+}
+
+/// The throttle rates each broker has now (an operator's, before an operation sets its own).
+pub async fn prior_rates(zk: &zk::Client, kafka: &KafkaPaths, brokers: &[i32]) -> Result<BTreeMap<i32, fleet_api::operation::PriorRates>, String> {
+    let mut out = BTreeMap::new();
+    for b in brokers {
+        let (config, _) = read_config(zk, &format!("{}/config/brokers/{b}", kafka.chroot())).await?;
+        let prior = fleet_api::operation::PriorRates { leader: config.get(LEADER_RATE).cloned(), follower: config.get(FOLLOWER_RATE).cloned() };
+        if prior.leader.is_some() || prior.follower.is_some() {
+            out.insert(*b, prior);
+        }
+    }
+    Ok(out)
+}
+
+/// Cancels these partitions' reassignments through the cluster's controller
+/// (AlterPartitionReassignments, KIP-455): their replicas go back to where they were.
+pub async fn cancel_reassignments(zk: &zk::Client, kafka: &KafkaPaths, keys: &[(String, u32)]) -> ActionResult {
+    let started = Instant::now();
+    let servers: Vec<String> = match crate::observe::registrations(zk, kafka).await {
+        Ok(regs) => regs.values().filter_map(|r| r.endpoints.first().and_then(|e| e.split_once("://")).map(|(_, a)| a.to_string())).collect(),
+        Err(e) => return ActionResult::Retry(e),
+    };
+    match fleet_common::kafka_wire::cancel_reassignments(&servers, keys, std::time::Duration::from_secs(10)).await {
+        Ok(refused) if refused.is_empty() => ActionResult::Done { millis: started.elapsed().as_millis() as u64 },
+        Ok(refused) => ActionResult::Retry(format!("the controller did not cancel: {}", refused.join("; "))),
+        Err(e) => ActionResult::Retry(format!("cancelling through the controller: {e}")),
+    }
 }
 
 /// Leaving brokers still registered in `/brokers/ids` or holding an ID in the registry.
@@ -267,8 +295,14 @@ pub async fn apply_throttles(zk: &zk::Client, leader_znode: &str, kafka: &KafkaP
             writes.push((path, format!("topics/{topic}"), next, version));
         }
     }
-    let rate = want.rate.to_string();
-    let owned_rate = owned.rate.to_string();
+    // Rates: ours, or the lower rate an operator had set there (kept, and put back when this
+    // operation lets go); never removed while it is someone else's.
+    let set_by_us = |set: &ThrottleSet, prior: Option<&String>| -> String {
+        match prior.and_then(|p| p.trim().parse::<u64>().ok()) {
+            Some(p) => p.min(set.rate).to_string(),
+            None => set.rate.to_string(),
+        }
+    };
     let brokers: BTreeSet<i32> = owned.brokers.iter().chain(want.brokers.iter()).copied().collect();
     for b in brokers {
         let path = format!("{root}/config/brokers/{b}");
@@ -276,12 +310,16 @@ pub async fn apply_throttles(zk: &zk::Client, leader_znode: &str, kafka: &KafkaP
             Ok(c) => c,
             Err(e) => return ActionResult::Retry(e),
         };
+        let prior = want.prior.get(&b).or_else(|| owned.prior.get(&b)).cloned().unwrap_or_default();
         let mut next = config.clone();
-        for key in [LEADER_RATE, FOLLOWER_RATE] {
+        for (key, prior_value) in [(LEADER_RATE, prior.leader.as_ref()), (FOLLOWER_RATE, prior.follower.as_ref())] {
             if want.brokers.contains(&b) {
-                next.insert(key.to_string(), rate.clone());
-            } else if next.get(key) == Some(&owned_rate) {
-                next.remove(key);
+                next.insert(key.to_string(), set_by_us(want, prior_value));
+            } else if owned.brokers.contains(&b) && next.get(key) == Some(&set_by_us(owned, prior_value)) {
+                match prior_value {
+                    Some(v) => next.insert(key.to_string(), v.clone()),
+                    None => next.remove(key),
+                };
             }
         }
         if next != config {

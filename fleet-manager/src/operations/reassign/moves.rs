@@ -35,9 +35,9 @@ pub type Assignment = BTreeMap<(String, u32), Vec<i32>>;
 
 /// The moves that empty `leaving`. `racks`: every live broker -> rack (empty when none).
 pub fn plan_decommission(assignment: &Assignment, racks: &BTreeMap<i32, String>, leaving: &BTreeSet<i32>) -> Result<Vec<Move>, MoveError> {
-    if let Some(unknown) = leaving.iter().find(|b| !racks.contains_key(b)) {
-        return Err(MoveError { field: "brokers".into(), reason: format!("broker {unknown} is not a live broker of the cluster") });
-    }
+    // A leaving broker need not be live (a broker that is down is decommissioned too: its
+    // replicas are rebuilt from the in-sync copies onto the staying brokers); the request was
+    // checked against the cluster's registry.
     let staying: Vec<i32> = racks.keys().copied().filter(|b| !leaving.contains(b)).collect();
     if staying.is_empty() {
         return Err(MoveError { field: "brokers".into(), reason: "every broker would leave: keep at least one (delete the cluster to remove it all)".into() });
@@ -391,7 +391,9 @@ mod tests {
     fn decommission_refusals_name_the_field() {
         let a = assignment(&[("t", 0, &[1, 2, 3])]);
         assert_eq!(plan_decommission(&a, &racks(3), &[1, 2, 3].into()).expect_err("all").field, "brokers");
-        assert_eq!(plan_decommission(&a, &racks(3), &[9].into()).expect_err("unknown").field, "brokers");
+        // A leaving broker that is down (not among the live ones) is planned like a live one.
+        let down = assignment(&[("t", 0, &[1, 9])]);
+        assert_eq!(plan_decommission(&down, &racks(3), &[9].into()).expect("down broker").len(), 1);
         assert_eq!(plan_decommission(&a, &racks(3), &[3].into()).expect_err("rf 3 on 2").field, "topic t");
     }
 

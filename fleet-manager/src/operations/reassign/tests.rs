@@ -3,6 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fleet_api::operation::{MoveSpec, Operation, OperationSpec, Phase, ThrottleSet};
 
 use super::*;
+use super::super::Pause;
 
 fn racks() -> BTreeMap<i32, String> {
     (1..=5).map(|b| (b, ["a", "b", "c"][((b - 1) % 3) as usize].to_string())).collect()
@@ -79,7 +80,10 @@ fn decommission_moves_leaders_first_throttles_before_each_batch_and_clears_every
     assert_eq!(want.rate, 5 << 20);
     assert!(!want.brokers.is_empty() && want.topics["t"].follower.iter().all(|e| !e.ends_with(":4") && !e.ends_with(":5")));
     o.status = status;
-    o.status.throttled = Some(want.clone());
+    // As the driver records it: with the rates an operator had set before (the priors).
+    let prior: BTreeMap<i32, fleet_api::operation::PriorRates> =
+        [(1, fleet_api::operation::PriorRates { leader: Some("7777777".into()), follower: None })].into();
+    o.status.throttled = Some(ThrottleSet { prior, ..want.clone() });
     let (status, action) = next(&o, &s, true, &observed(&parts, 6));
     let Some(MoveAction::Reassign(batch)) = action else { panic!("then the batch: {action:?}") };
     assert_eq!(batch.len(), plan.batches[0] as usize);
@@ -106,14 +110,11 @@ fn decommission_moves_leaders_first_throttles_before_each_batch_and_clears_every
         match action {
             Some(MoveAction::Throttle(w)) => status.throttled = Some(w).filter(|t| !t.is_empty()),
             Some(MoveAction::Reassign(m)) => apply(&mut parts, &m),
-            Some(MoveAction::Elect(_)) | None => {}
-            Some(MoveAction::Retire(n)) => {
-                assert_eq!(n, 3);
-                assert_eq!(status.throttled, None, "no throttle left when the brokers retire");
-            }
+            Some(MoveAction::Elect(_)) | Some(MoveAction::CancelReassignments(_)) | None => {}
         }
         o.status = status;
         if o.status.phase == Phase::Retiring {
+            assert_eq!(o.status.throttled, None, "no throttle left when the brokers retire");
             break;
         }
     }
@@ -123,7 +124,7 @@ fn decommission_moves_leaders_first_throttles_before_each_batch_and_clears_every
 }
 
 #[test]
-fn cancel_waits_for_the_running_batch_then_clears_every_throttle() {
+fn cancel_cancels_the_reassignments_in_flight_then_clears_every_throttle() {
     let s = spec(&[4], Some(1 << 20));
     let mut o = op(&s);
     let parts = partitions();
@@ -132,25 +133,105 @@ fn cancel_waits_for_the_running_batch_then_clears_every_throttle() {
     o.status.moves = Some(plan.clone());
     o.status.throttled = Some(throttles_for(plan.moves.iter(), 1 << 20));
     o.cancel_requested = true;
-    // The batch is running: cancel waits for it.
+    // The batch is running: its reassignments are cancelled through Kafka (replicas go back).
     let running: Partitions =
         parts.iter().map(|(k, p)| (k.clone(), PartitionNow { adding: if p.replicas.contains(&4) { vec![2] } else { vec![] }, ..p.clone() })).collect();
-    let (status, action) = next(&o, &s, true, &observed(&running, 1));
+    // As Kafka's controller has it: the batch stays in /admin/reassign_partitions until it
+    // completes, so being listed there does not stop the cancel.
+    let mut seen = observed(&running, 1);
+    seen.reassigning = Seen::Known(Some(running.iter().filter(|(_, p)| p.in_flight()).map(|(k, _)| k.clone()).collect()));
+    let (status, action) = next(&o, &s, true, &seen);
     assert_eq!(status.phase, Phase::Moving);
-    assert!(action.is_none(), "nothing new starts: {action:?}");
-    // Done: clean-up, then cancelled once every throttle is gone.
-    let mut done = parts.clone();
-    apply(&mut done, &plan.moves[..plan.batches[0] as usize]);
-    let (status, action) = next(&o, &s, true, &observed(&done, 2));
+    let Some(MoveAction::CancelReassignments(keys)) = action else { panic!("expected a cancel of the batch, got {action:?}") };
+    let in_flight: Vec<(String, u32)> = running.iter().filter(|(_, p)| p.in_flight()).map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys.into_iter().collect::<BTreeSet<_>>(), in_flight.into_iter().collect::<BTreeSet<_>>());
+    // Cancelled (replicas where they were): clean-up, then cancelled once every throttle is gone.
+    let (status, action) = next(&o, &s, true, &observed(&parts, 2));
     assert_eq!((status.phase, status.outcome), (Phase::CleaningUp, Some(Phase::Cancelled)));
     assert!(action.is_none());
     o.status = status;
-    let (status, action) = next(&o, &s, true, &observed(&done, 3));
+    let (status, action) = next(&o, &s, true, &observed(&parts, 3));
     assert_eq!(action, Some(MoveAction::Throttle(ThrottleSet::default())));
     o.status = status;
     o.status.throttled = None;
-    let (status, _) = next(&o, &s, true, &observed(&done, 4));
+    let (status, _) = next(&o, &s, true, &observed(&parts, 4));
     assert_eq!(status.phase, Phase::Cancelled);
+}
+
+#[test]
+fn a_failover_pauses_it_after_the_batch_is_cancelled_and_it_plans_again_once_it_ended() {
+    let s = spec(&[4], Some(1 << 20));
+    let mut o = op(&s);
+    let parts = partitions();
+    o.status.phase = Phase::Moving;
+    let plan = make_plan(&s, true, &racks(), &parts, &BTreeMap::new()).expect("plan");
+    o.status.moves = Some(plan.clone());
+    o.status.throttled = Some(throttles_for(plan.moves.iter(), 1 << 20));
+    o.paused_by = Some("failover-blue-7".into());
+    let mut seen = observed(&parts, 1);
+    seen.pause = Seen::Known(Pause::Requested { by: "failover-blue-7".into() });
+    let (status, _) = next(&o, &s, true, &seen);
+    assert_eq!((status.phase, status.outcome), (Phase::CleaningUp, Some(Phase::Paused)));
+    o.status = status;
+    let (status, action) = next(&o, &s, true, &seen);
+    assert!(matches!(action, Some(MoveAction::Throttle(t)) if t.is_empty()), "throttles cleared while paused");
+    o.status = status;
+    o.status.throttled = None;
+    let (status, _) = next(&o, &s, true, &seen);
+    assert_eq!(status.phase, Phase::Paused);
+    assert!(status.message.as_deref().is_some_and(|m| m.contains("failover-blue-7")), "{status:?}");
+    o.status = status;
+    let (status, _) = next(&o, &s, true, &seen);
+    assert_eq!(status.phase, Phase::Paused, "while the failover runs");
+    seen.pause = Seen::Known(Pause::Over { by: "failover-blue-7".into() });
+    let step = next_step(&o, &s, true, &seen, &MoveSettings::default());
+    assert_eq!(step.status.phase, Phase::Pending, "plans again from what is live");
+    assert_eq!(step.effects.resume.as_deref(), Some("failover-blue-7"));
+    assert!(step.status.moves.is_none());
+}
+
+#[test]
+fn retiring_goes_back_when_a_replica_appears_on_a_broker_still_there() {
+    let s = spec(&[4], None);
+    let mut o = op(&s);
+    o.status.phase = Phase::Retiring;
+    let mut seen = observed(&partitions(), 1);
+    seen.still_there = Seen::Known([4].into());
+    let (status, _) = next(&o, &s, true, &seen);
+    assert_eq!(status.phase, Phase::Verifying, "partitions() has replicas on 4: {status:?}");
+    // Nothing there, broker gone: retired.
+    let moved: Partitions = partitions().into_iter().map(|(k, mut p)| {
+        p.replicas.retain(|b| *b != 4);
+        (k, p)
+    }).collect();
+    let mut seen = observed(&moved, 2);
+    seen.still_there = Seen::Known(BTreeSet::new());
+    o.status.phase = Phase::Retiring;
+    let (status, _) = next(&o, &s, true, &seen);
+    assert_eq!(status.phase, Phase::Succeeded);
+}
+
+#[test]
+fn verifying_clean_retires_with_the_count_lowered_in_the_same_write() {
+    let s = spec(&[4], None);
+    let mut o = op(&s);
+    o.status.phase = Phase::Verifying;
+    let moved: Partitions = partitions().into_iter().map(|(k, mut p)| {
+        p.replicas.retain(|b| *b != 4);
+        (k, p)
+    }).collect();
+    let step = next_step(&o, &s, true, &observed(&moved, 1), &MoveSettings::default());
+    assert_eq!(step.status.phase, Phase::Retiring);
+    assert_eq!(step.effects.lower_brokers, Some(s.from_brokers - 1));
+}
+
+#[test]
+fn a_phase_that_is_not_a_moves_fails_it_through_clean_up() {
+    let s = spec(&[4], Some(1 << 20));
+    let mut o = op(&s);
+    o.status.phase = Phase::SwitchingProducers;
+    let (status, _) = next(&o, &s, true, &observed(&partitions(), 1));
+    assert_eq!((status.phase, status.outcome), (Phase::CleaningUp, Some(Phase::Failed)));
 }
 
 #[test]

@@ -1,4 +1,7 @@
 use super::*;
+use super::super::machine::Step;
+use super::super::Pause;
+use crate::store::OperationEffects;
 use crate::spec::ProviderKind;
 use fleet_api::operation::OperationSpec;
 
@@ -88,21 +91,30 @@ fn observed(declared: u32, brokers: i32, topics: &[(&str, i32, u32)]) -> ScaleUp
     ScaleUpObserved {
         now_ms: 1_000,
         declared_brokers: Seen::Known(declared),
+        before: Seen::Known((1..=declared as i32).collect()),
         live: Seen::Known(live(brokers)),
+        registry: Seen::Known(BTreeMap::new()),
         topics: Seen::Known(topics.iter().map(|(n, v, p)| (n.to_string(), znode(n, *v, *p))).collect()),
         guards: Seen::Known(Guards { controller: true, ..Guards::default() }),
         leaders: Seen::Unknown("not read".into()),
+        pause: Seen::Known(Pause::None),
+        cluster_gone: false,
     }
 }
 
-/// Runs `next` (and `after` with the given result) once.
-fn step(op: &mut Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved) -> Option<Action> {
-    let (st, action) = next(op, spec, obs, &ScaleUpSettings::default());
-    op.status = st;
-    if let Some(a) = &action {
-        op.status = after(op.status.clone(), a, ActionResult::Done { millis: 7 }, obs.now_ms);
+/// Runs `next` (and `after` with a successful result) once: the action taken and the effects
+/// written with the phase.
+fn step_with(op: &mut Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved) -> (Option<Action>, OperationEffects) {
+    let s = next(op, spec, obs, &ScaleUpSettings::default());
+    op.status = s.status;
+    if let Some(a) = &s.action {
+        op.status = after(op, a, ActionResult::Done { millis: 7 }, obs.now_ms).status;
     }
-    action
+    (s.action, s.effects)
+}
+
+fn step(op: &mut Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved) -> Option<Action> {
+    step_with(op, spec, obs).0
 }
 
 #[test]
@@ -110,7 +122,8 @@ fn runs_through_its_phases_and_commits_once() {
     let spec = resolve(&request(6), &cluster(3), &topics()).expect("valid");
     let mut op = operation(&spec);
     let ts = [("clicks", 0, 6), ("traces", 0, 6)];
-    assert_eq!(step(&mut op, &spec, &observed(3, 3, &ts)), Some(Action::RaiseBrokers(6)));
+    let (action, effects) = step_with(&mut op, &spec, &observed(3, 3, &ts));
+    assert_eq!((action, effects.raise_brokers), (None, Some(6)), "the count is raised with the phase (an override of the spec)");
     assert_eq!(op.status.phase, Phase::WaitingForBrokers);
     assert_eq!(op.status.brokers_before.as_deref(), Some(&[1, 2, 3][..]));
     assert_eq!(step(&mut op, &spec, &observed(6, 4, &ts)), None, "two brokers still booting");
@@ -137,9 +150,11 @@ fn runs_through_its_phases_and_commits_once() {
     step(&mut op, &spec, &obs);
     assert_eq!(op.status.phase, Phase::RecordingSpecs);
     assert_eq!(op.status.leaders_millis, Some(250), "from the commit (at 1,000) to the last leader (1,250)");
-    let action = step(&mut op, &spec, &obs);
-    assert_eq!(action, Some(Action::RecordSpecs([("clicks".to_string(), 12), ("traces".to_string(), 12)].into())));
+    let (action, effects) = step_with(&mut op, &spec, &obs);
+    assert_eq!(action, None);
+    assert_eq!(effects.topic_partitions, BTreeMap::from([("clicks".to_string(), 12), ("traces".to_string(), 12)]));
     assert_eq!(op.status.phase, Phase::Succeeded);
+    assert!(op.status.message.as_deref().is_some_and(|m| m.contains("brokers: 6")), "it says what the user writes: {:?}", op.status.message);
     let phases: Vec<Phase> = op.status.history.iter().map(|h| h.phase).collect();
     assert_eq!(
         phases,
@@ -170,7 +185,7 @@ fn a_commit_that_landed_before_a_crash_is_not_made_again() {
         topics.insert(t.topic.clone(), TopicZnode::decode(&z.path, 1, 700, &data).expect("decodes"));
     }
     obs.topics = Seen::Known(topics);
-    let (st, action) = next(&op, &spec, &obs, &ScaleUpSettings::default());
+    let Step { status: st, action, .. } = next(&op, &spec, &obs, &ScaleUpSettings::default());
     assert_eq!(action, None, "no second commit");
     assert_eq!(st.phase, Phase::WaitingForLeaders);
     assert_eq!(st.committed_at_ms, Some(700), "dated by the znodes' last write");
@@ -181,7 +196,7 @@ fn a_topic_changed_after_planning_fails_the_operation_naming_it() {
     let spec = resolve(&request(6), &cluster(3), &topics()).expect("valid");
     let (op, _) = committing(&spec);
     let obs = observed(6, 6, &[("clicks", 0, 6), ("traces", 1, 6)]);
-    let (st, action) = next(&op, &spec, &obs, &ScaleUpSettings::default());
+    let Step { status: st, action, .. } = next(&op, &spec, &obs, &ScaleUpSettings::default());
     assert_eq!(action, None);
     assert_eq!(st.phase, Phase::Failed);
     assert!(st.message.as_deref().is_some_and(|m| m.contains("traces") && m.contains("nothing was committed")), "{st:?}");
@@ -226,12 +241,78 @@ fn held_plans_wait_for_approval_and_can_be_cancelled() {
     assert_eq!(op.status.phase, Phase::Committing);
     // Once committing, a cancel no longer applies.
     op.cancel_requested = true;
-    let (st, _) = next(&op, &spec, &observed(6, 6, &ts), &ScaleUpSettings::default());
+    let st = next(&op, &spec, &observed(6, 6, &ts), &ScaleUpSettings::default()).status;
     assert_eq!(st.phase, Phase::Committing);
     let mut fresh = operation(&spec);
     fresh.cancel_requested = true;
-    let (st, action) = next(&fresh, &spec, &observed(3, 3, &ts), &ScaleUpSettings::default());
+    let Step { status: st, action, .. } = next(&fresh, &spec, &observed(3, 3, &ts), &ScaleUpSettings::default());
     assert_eq!((st.phase, action), (Phase::Cancelled, None));
+}
+
+#[test]
+fn a_failover_on_its_cluster_pauses_it_before_the_commit_and_it_plans_again_after() {
+    let spec = resolve(&request(6), &cluster(3), &topics()).expect("valid");
+    let mut op = operation(&spec);
+    let ts = [("clicks", 0, 6), ("traces", 0, 6)];
+    step(&mut op, &spec, &observed(3, 3, &ts));
+    assert_eq!(op.status.phase, Phase::WaitingForBrokers);
+    op.paused_by = Some("failover-blue-9".into());
+    let mut obs = observed(6, 4, &ts);
+    obs.pause = Seen::Known(Pause::Requested { by: "failover-blue-9".into() });
+    step(&mut op, &spec, &obs);
+    assert_eq!(op.status.phase, Phase::Paused);
+    assert!(op.status.message.as_deref().is_some_and(|m| m.contains("failover-blue-9") && m.contains("nothing was committed")), "{:?}", op.status.message);
+    step(&mut op, &spec, &obs);
+    assert_eq!(op.status.phase, Phase::Paused, "while the failover runs");
+    obs.pause = Seen::Known(Pause::Over { by: "failover-blue-9".into() });
+    let (_, effects) = step_with(&mut op, &spec, &obs);
+    assert_eq!(op.status.phase, Phase::WaitingForBrokers, "back where it was, planning again");
+    assert_eq!(effects.resume.as_deref(), Some("failover-blue-9"), "its pausedBy is cleared with the phase");
+    // Committed: a failover does not stop it (it finishes).
+    let (mut committing, _) = committing(&spec);
+    let mut obs = observed(6, 6, &ts);
+    obs.pause = Seen::Known(Pause::Requested { by: "failover-blue-9".into() });
+    step(&mut committing, &spec, &obs);
+    assert_ne!(committing.status.phase, Phase::Paused);
+}
+
+#[test]
+fn brokers_it_started_from_come_from_the_registry_not_one_live_read() {
+    let spec = resolve(&request(6), &cluster(3), &topics()).expect("valid");
+    let mut op = operation(&spec);
+    let ts = [("clicks", 0, 6), ("traces", 0, 6)];
+    // Broker 2 is briefly out of /brokers/ids when the operation starts: still one of the three.
+    let mut obs = observed(3, 3, &ts);
+    obs.live = Seen::Known(live(3).into_iter().filter(|(b, _)| *b != 2).collect());
+    step(&mut op, &spec, &obs);
+    assert_eq!(op.status.brokers_before.as_deref(), Some(&[1, 2, 3][..]));
+    // Broker 2 back and two new ones: still waiting for the third new broker, not planning.
+    step(&mut op, &spec, &observed(6, 5, &ts));
+    assert_eq!(op.status.phase, Phase::WaitingForBrokers);
+}
+
+#[test]
+fn a_broker_that_never_registers_fails_it_naming_the_broker() {
+    let spec = resolve(&request(6), &cluster(3), &topics()).expect("valid");
+    let mut op = operation(&spec);
+    let ts = [("clicks", 0, 6), ("traces", 0, 6)];
+    step(&mut op, &spec, &observed(3, 3, &ts));
+    let mut obs = observed(6, 5, &ts);
+    obs.registry = Seen::Known([(4, "blue-0004"), (5, "blue-0005"), (6, "blue-0006")].into_iter().map(|(i, h)| (i, h.to_string())).collect());
+    obs.now_ms = 1_000 + ScaleUpSettings::default().brokers_timeout_ms + 1;
+    step(&mut op, &spec, &obs);
+    assert_eq!(op.status.phase, Phase::Failed);
+    assert!(op.status.message.as_deref().is_some_and(|m| m.contains("broker 6 (host blue-0006)")), "{:?}", op.status.message);
+}
+
+#[test]
+fn a_phase_that_is_not_a_scale_ups_fails_it() {
+    let spec = resolve(&request(6), &cluster(3), &topics()).expect("valid");
+    let mut op = operation(&spec);
+    op.status.enter(Phase::DrainingConsumers, 5, None);
+    step(&mut op, &spec, &observed(3, 3, &[]));
+    assert_eq!(op.status.phase, Phase::Failed);
+    assert!(op.status.message.as_deref().is_some_and(|m| m.contains("DrainingConsumers")));
 }
 
 #[test]

@@ -1,0 +1,373 @@
+//! The Kafka protocol calls librdkafka has no binding for (DescribeLogDirs, AlterPartitionReassignments,
+//! ListPartitionReassignments, ...), through the maintained `kafka-protocol` crate's generated
+//! messages: one connection per call, ApiVersions first, and each request sent at the highest
+//! version both this crate and the broker speak. Plain TCP (the fleet's listeners), short deadlines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, BrokerId, DescribeLogDirsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
+    RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response larger than this is refused (a broker with ~100k partitions answers ~5 MB of log dirs).
+const MAX_RESPONSE: usize = 64 << 20;
+const CLIENT_ID: &str = "kafka-fleet";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("{address}: {source}")]
+    Io { address: String, source: std::io::Error },
+    #[error("{address}: no answer within {timeout:?}")]
+    Timeout { address: String, timeout: Duration },
+    #[error("{address}: {what}")]
+    Protocol { address: String, what: String },
+    #[error("{address}: the broker does not support {api:?} (versions {ours})")]
+    Unsupported { address: String, api: ApiKey, ours: String },
+    #[error("{address}: {api:?} refused: error {code}{}", .message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Kafka { address: String, api: ApiKey, code: i16, message: Option<String> },
+    #[error("none of {0:?} answered")]
+    NoBroker(Vec<String>),
+}
+
+/// One connection to one broker, with the API versions it speaks.
+pub struct Connection {
+    stream: TcpStream,
+    address: String,
+    timeout: Duration,
+    next_id: i32,
+    versions: HashMap<i16, (i16, i16)>,
+}
+
+impl Connection {
+    /// Connects and asks the broker which API versions it speaks.
+    pub async fn open(address: &str, timeout: Duration) -> Result<Self, WireError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| WireError::Timeout { address: address.to_string(), timeout })?
+            .map_err(|source| WireError::Io { address: address.to_string(), source })?;
+        let _ = stream.set_nodelay(true);
+        let mut c = Self { stream, address: address.to_string(), timeout, next_id: 1, versions: HashMap::new() };
+        // ApiVersions v0 is understood by every broker; its answer says what else is.
+        let request = ApiVersionsRequest::default();
+        let answer = c.exchange::<ApiVersionsRequest>(&request, 0).await?;
+        if answer.error_code != 0 {
+            return Err(WireError::Kafka { address: c.address.clone(), api: ApiKey::ApiVersions, code: answer.error_code, message: None });
+        }
+        c.versions = answer.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        Ok(c)
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The version of `R` to send: the highest this crate and the broker both speak.
+    pub fn version_of<R: Request>(&self) -> Result<i16, WireError> {
+        let (broker_min, broker_max) = self.versions.get(&R::KEY).copied().unwrap_or((0, -1));
+        let version = broker_max.min(R::VERSIONS.max);
+        if version < broker_min.max(R::VERSIONS.min) {
+            let api = ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions);
+            return Err(WireError::Unsupported { address: self.address.clone(), api, ours: format!("{}..={}", R::VERSIONS.min, R::VERSIONS.max) });
+        }
+        Ok(version)
+    }
+
+    /// Sends `request` at the best common version and reads its response.
+    pub async fn call<R: Request>(&mut self, request: &R) -> Result<(R::Response, i16), WireError> {
+        let version = self.version_of::<R>()?;
+        Ok((self.exchange::<R>(request, version).await?, version))
+    }
+
+    /// As [`Connection::call`], at most at `max` (a later version changes what the request
+    /// must carry, e.g. Produce v13 names topics by ID).
+    pub async fn call_at_most<R: Request>(&mut self, request: &R, max: i16) -> Result<(R::Response, i16), WireError> {
+        let version = self.version_of::<R>()?.min(max);
+        Ok((self.exchange::<R>(request, version).await?, version))
+    }
+
+    async fn exchange<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, WireError> {
+        let protocol = |what: String| WireError::Protocol { address: self.address.clone(), what };
+        let correlation_id = self.next_id;
+        self.next_id += 1;
+        let mut header = RequestHeader::default();
+        header.request_api_key = R::KEY;
+        header.request_api_version = version;
+        header.correlation_id = correlation_id;
+        header.client_id = Some(StrBytes::from_static_str(CLIENT_ID));
+        let mut body = BytesMut::new();
+        encode_request_header_into_buffer(&mut body, &header).map_err(|e| protocol(format!("encoding a request header: {e}")))?;
+        request.encode(&mut body, version).map_err(|e| protocol(format!("encoding a request: {e}")))?;
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let address = self.address.clone();
+        let timeout = self.timeout;
+        let io = |source| WireError::Io { address: address.clone(), source };
+        let roundtrip = async {
+            self.stream.write_all(&frame).await.map_err(io)?;
+            let mut len = [0u8; 4];
+            self.stream.read_exact(&mut len).await.map_err(io)?;
+            let len = i32::from_be_bytes(len);
+            if len < 4 || len as usize > MAX_RESPONSE {
+                return Err(WireError::Protocol { address: address.clone(), what: format!("a response of {len} bytes") });
+            }
+            let mut buf = vec![0u8; len as usize];
+            self.stream.read_exact(&mut buf).await.map_err(io)?;
+            Ok(buf)
+        };
+        let buf = tokio::time::timeout(timeout, roundtrip).await.map_err(|_| WireError::Timeout { address: self.address.clone(), timeout })??;
+        let mut bytes = bytes::Bytes::from(buf);
+        let response_header = ResponseHeader::decode(&mut bytes, R::Response::header_version(version)).map_err(|e| protocol(format!("decoding a response header: {e}")))?;
+        if response_header.correlation_id != correlation_id {
+            return Err(protocol(format!("answer to request {} where {correlation_id} was sent", response_header.correlation_id)));
+        }
+        let response = R::Response::decode(&mut bytes, version).map_err(|e| protocol(format!("decoding a {:?} response: {e}", ApiKey::try_from(R::KEY).ok())))?;
+        if bytes.has_remaining() {
+            tracing::debug!(address = %self.address, left = bytes.remaining(), "response bytes left over");
+        }
+        Ok(response)
+    }
+}
+
+/// Opens a connection to the first of `bootstrap` that answers.
+pub async fn any_broker(bootstrap: &[String], timeout: Duration) -> Result<Connection, WireError> {
+    let mut last = None;
+    for address in bootstrap {
+        match Connection::open(address, timeout).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| WireError::NoBroker(bootstrap.to_vec())))
+}
+
+/// The cluster's controller (in ZooKeeper mode, where reassignment requests go), through
+/// Metadata from any broker.
+pub async fn controller(bootstrap: &[String], timeout: Duration) -> Result<Connection, WireError> {
+    let mut any = any_broker(bootstrap, timeout).await?;
+    let mut request = MetadataRequest::default();
+    request.topics = Some(Vec::new());
+    let (answer, _) = any.call(&request).await?;
+    let id = answer.controller_id;
+    let broker = answer.brokers.iter().find(|b| b.node_id == id).ok_or_else(|| WireError::Protocol {
+        address: any.address().to_string(),
+        what: format!("no controller in the metadata (controller id {})", id.0),
+    })?;
+    let address = format!("{}:{}", broker.host, broker.port);
+    if address == any.address() {
+        return Ok(any);
+    }
+    Connection::open(&address, timeout).await
+}
+
+/// `(topic, partition) -> bytes` on one broker (future replicas of an intra-broker move left out).
+pub type BrokerSizes = BTreeMap<(String, u32), u64>;
+
+/// Every partition's size on the broker at `address` (DescribeLogDirs, all topics).
+pub async fn describe_log_dirs(address: &str, timeout: Duration) -> Result<BrokerSizes, WireError> {
+    let mut c = Connection::open(address, timeout).await?;
+    // `topics: None` is every topic; the crate's default is `Some(empty)`, which is none.
+    let request = DescribeLogDirsRequest::default().with_topics(None);
+    let (answer, _) = c.call(&request).await?;
+    if answer.error_code != 0 {
+        return Err(WireError::Kafka { address: address.to_string(), api: ApiKey::DescribeLogDirs, code: answer.error_code, message: None });
+    }
+    let mut out = BrokerSizes::new();
+    for dir in answer.results.iter().filter(|d| d.error_code == 0) {
+        for topic in &dir.topics {
+            for p in topic.partitions.iter().filter(|p| !p.is_future_key) {
+                let e = out.entry((topic.name.0.to_string(), p.partition_index.max(0) as u32)).or_default();
+                *e = (*e).max(p.partition_size.max(0) as u64);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The partitions Kafka's controller is reassigning now (ListPartitionReassignments).
+pub async fn list_reassignments(bootstrap: &[String], timeout: Duration) -> Result<BTreeMap<(String, u32), Vec<i32>>, WireError> {
+    let mut c = controller(bootstrap, timeout).await?;
+    let request = ListPartitionReassignmentsRequest::default().with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32);
+    let (answer, _) = c.call(&request).await?;
+    if answer.error_code != 0 {
+        return Err(WireError::Kafka {
+            address: c.address().to_string(),
+            api: ApiKey::ListPartitionReassignments,
+            code: answer.error_code,
+            message: answer.error_message.map(|m| m.to_string()),
+        });
+    }
+    let mut out = BTreeMap::new();
+    for t in &answer.topics {
+        for p in &t.partitions {
+            out.insert((t.name.0.to_string(), p.partition_index.max(0) as u32), p.replicas.iter().map(|b| b.0).collect());
+        }
+    }
+    Ok(out)
+}
+
+/// Cancels the reassignment of each partition (AlterPartitionReassignments with no target, as
+/// `kafka-reassign-partitions --cancel` does since KIP-455): Kafka puts its replicas back where
+/// they were. A partition that is not being reassigned is no error. Returns what refused, if any.
+pub async fn cancel_reassignments(bootstrap: &[String], partitions: &[(String, u32)], timeout: Duration) -> Result<Vec<String>, WireError> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t.as_str()).or_default().push(*p as i32);
+    }
+    let topics = by_topic
+        .into_iter()
+        .map(|(t, ps)| {
+            ReassignableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                .with_partitions(ps.into_iter().map(|p| ReassignablePartition::default().with_partition_index(p).with_replicas(None)).collect())
+        })
+        .collect();
+    let request = AlterPartitionReassignmentsRequest::default().with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32).with_topics(topics);
+    let mut c = controller(bootstrap, timeout).await?;
+    let (answer, _) = c.call(&request).await?;
+    if answer.error_code != 0 {
+        return Err(WireError::Kafka {
+            address: c.address().to_string(),
+            api: ApiKey::AlterPartitionReassignments,
+            code: answer.error_code,
+            message: answer.error_message.map(|m| m.to_string()),
+        });
+    }
+    // NO_REASSIGNMENT_IN_PROGRESS (85): it had finished already; nothing to cancel.
+    const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+    let mut refused = Vec::new();
+    for t in &answer.responses {
+        for p in t.partitions.iter().filter(|p| p.error_code != 0 && p.error_code != NO_REASSIGNMENT_IN_PROGRESS) {
+            refused.push(format!("{}-{}: error {}{}", t.name.0, p.partition_index, p.error_code, p.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default()));
+        }
+    }
+    Ok(refused)
+}
+
+/// A broker ID as the protocol carries it.
+pub fn broker_id(id: i32) -> BrokerId {
+    BrokerId(id)
+}
+
+/// How a partition's leader answers a write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteProbe {
+    /// Refused for its size (`max.message.bytes` below any batch: the topic is sealed).
+    Refused,
+    /// It would take the write.
+    Open,
+    /// No answer that says (leader unknown or down, another error).
+    Unknown(String),
+}
+
+/// Kafka's error codes the probe tells apart.
+const CORRUPT_MESSAGE: i16 = 2;
+const MESSAGE_TOO_LARGE: i16 = 10;
+
+/// A one-record batch with a wrong CRC. A broker checks a batch's size against the topic's
+/// `max.message.bytes` before its CRC, so a sealed topic answers MESSAGE_TOO_LARGE and an open
+/// one CORRUPT_MESSAGE: the probe tells them apart and is never written either way.
+fn probe_batch() -> Result<bytes::Bytes, String> {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        key: None,
+        value: Some(bytes::Bytes::from_static(b"kafka-fleet write probe (never written)")),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None }).map_err(|e| format!("encoding the probe: {e}"))?;
+    // baseOffset (8) + batchLength (4) + partitionLeaderEpoch (4) + magic (1): the CRC's first byte.
+    const CRC_AT: usize = 17;
+    if buf.len() <= CRC_AT {
+        return Err(format!("a probe batch of {} bytes", buf.len()));
+    }
+    buf[CRC_AT] ^= 0xff;
+    Ok(buf.freeze())
+}
+
+/// For every partition of `topics`, whether its leader takes writes ([`WriteProbe`]). Nothing is
+/// written: the probe is a batch no broker appends.
+pub async fn probe_writes(bootstrap: &[String], topics: &[String], timeout: Duration) -> Result<BTreeMap<(String, i32), WriteProbe>, WireError> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::ProduceRequest;
+    let mut any = any_broker(bootstrap, timeout).await?;
+    let mut request = MetadataRequest::default();
+    request.topics = Some(topics.iter().map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.clone()))))).collect());
+    request.allow_auto_topic_creation = false;
+    let (meta, _) = any.call(&request).await?;
+    let brokers: BTreeMap<i32, String> = meta.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
+    let mut out = BTreeMap::new();
+    let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for t in &meta.topics {
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        if t.error_code != 0 {
+            out.insert((name, -1), WriteProbe::Unknown(format!("metadata error {}", t.error_code)));
+            continue;
+        }
+        for p in &t.partitions {
+            if p.leader_id.0 < 0 || !brokers.contains_key(&p.leader_id.0) {
+                out.insert((name.clone(), p.partition_index), WriteProbe::Unknown("no leader".into()));
+            } else {
+                by_leader.entry(p.leader_id.0).or_default().push((name.clone(), p.partition_index));
+            }
+        }
+    }
+    let batch = probe_batch().map_err(|what| WireError::Protocol { address: any.address().to_string(), what })?;
+    for (leader, partitions) in by_leader {
+        let address = &brokers[&leader];
+        let mut per_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in &partitions {
+            per_topic.entry(t.as_str()).or_default().push(*p);
+        }
+        let mut produce = ProduceRequest::default().with_acks(1).with_timeout_ms(timeout.as_millis().min(30_000) as i32);
+        produce.topic_data = per_topic
+            .iter()
+            .map(|(t, ps)| {
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                    .with_partition_data(ps.iter().map(|p| PartitionProduceData::default().with_index(*p).with_records(Some(batch.clone()))).collect())
+            })
+            .collect();
+        let answer = match Connection::open(address, timeout).await {
+            Ok(mut c) => c.call_at_most(&produce, 12).await.map(|(a, _)| a),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(a) => {
+                for t in &a.responses {
+                    for p in &t.partition_responses {
+                        let verdict = match p.error_code {
+                            MESSAGE_TOO_LARGE => WriteProbe::Refused,
+                            CORRUPT_MESSAGE => WriteProbe::Open,
+                            code => WriteProbe::Unknown(format!("error {code} from broker {leader}")),
+                        };
+                        out.insert((t.name.0.to_string(), p.index), verdict);
+                    }
+                }
+            }
+            Err(e) => {
+                for key in partitions {
+                    out.insert(key, WriteProbe::Unknown(e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
