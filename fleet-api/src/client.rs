@@ -156,9 +156,11 @@ pub struct ClientCounters {
 pub struct ProducerState {
     /// Clusters it left whose links still hold records of its (delivering, or purged and being
     /// re-sent). A switch seals the cluster it leaves once no producer lists it here.
+    #[schema(max_items = 16)]
     pub draining: Vec<String>,
     /// The cluster it has a link to ahead of a switch (`Warming`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub warm: Option<String>,
 }
 

@@ -699,7 +699,8 @@ impl Inner {
         let tag = Tag::new(slot, record.partition.is_some());
         if self.direct.load(Ordering::Acquire) {
             let active = self.active.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(link) = active.as_ref() {
+            // Checked again under the lock: a switch clears it before replacing the link.
+            if let Some(link) = active.as_ref().filter(|_| self.direct.load(Ordering::Acquire)) {
                 match hand(link, record, tag) {
                     Handed::Taken => return Ok(()),
                     Handed::Refused(code, message) => {
@@ -982,6 +983,9 @@ impl Inner {
             let mut st = self.lock();
             let old = {
                 let mut active = self.active.write().unwrap_or_else(|p| p.into_inner());
+                // Cleared under the write lock: a sender that takes the read lock after this sees
+                // it and queues, so no record reaches the new link ahead of the hold below.
+                self.direct.store(false, Ordering::SeqCst);
                 self.active_id.store(link.id, Ordering::Release);
                 active.replace(link)
             };

@@ -30,7 +30,7 @@ use fleet_tests::{init_logging, wait_until, ZkEnsemble};
 const ROUTE: &str = "events";
 const TOPIC: &str = "clicks";
 const PRODUCERS: usize = 3;
-const PHASES: [&str; 5] = ["Building", "Preparing", "Verifying", "SwitchingProducers", "DrainingConsumers"];
+const PHASES: [&str; 6] = ["Building", "Preparing", "Verifying", "SwitchingProducers", "Sealing", "DrainingConsumers"];
 
 fn text(out: &std::process::Output) -> String {
     fleet_tests::output_text(out)
@@ -199,7 +199,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
         eprintln!("crashed entering {phase} after {:?}", started.elapsed());
     }
     let op = wait_ended(&fm, &id, Duration::from_secs(300)).await;
-    eprintln!("failover with a build and 5 crashes: {:?}", started.elapsed());
+    eprintln!("failover with a build and 6 crashes: {:?}", started.elapsed());
     assert_eq!(op["status"]["phase"], "Succeeded", "{op}");
     let mut expected = vec!["Pending".to_string()];
     expected.extend(PHASES.iter().map(|p| p.to_string()));
@@ -225,7 +225,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     let (_, journal) = fm.get("/v1/journal?cluster=blue&limit=500").await;
     let entries = journal.as_array().cloned().unwrap_or_default();
     let phase_entries: Vec<&serde_json::Value> = entries.iter().filter(|e| e["action"] == "operation-phase" && e["detail"]["operation"] == id.as_str()).collect();
-    assert_eq!(phase_entries.len(), 6, "{phase_entries:?}");
+    assert_eq!(phase_entries.len(), PHASES.len() + 1, "{phase_entries:?}");
     assert!(phase_entries.iter().all(|e| e["atMs"].as_i64().is_some_and(|t| t > 0)));
     // Repaired until the switch (it still carried the route), left alone while it drained.
     let (switched, ended) = (op["status"]["switchedAtMs"].as_i64().unwrap_or(0), op["updatedMs"].as_i64().unwrap_or(i64::MAX));
@@ -330,7 +330,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     wait_until("the failover switching producers", Duration::from_secs(120), || async {
         let op = operation(&fm, &to_standby).await;
         let p = op["status"]["phase"].as_str().unwrap_or("").to_string();
-        if ["SwitchingProducers", "DrainingConsumers", "Succeeded"].contains(&p.as_str()) {
+        if ["SwitchingProducers", "Sealing", "DrainingConsumers", "Succeeded"].contains(&p.as_str()) {
             Ok(Some(()))
         } else {
             Err(p)

@@ -117,8 +117,13 @@ pub struct SealState {
 }
 
 impl SealState {
+    /// Every probed partition refuses writes, and there was at least one: a seal over nothing
+    /// (no topic declared on the cluster) proves nothing.
     pub fn sealed(&self) -> bool {
-        self.open.is_empty() && self.unknown.is_empty()
+        self.refusing > 0 && self.open.is_empty() && self.unknown.is_empty()
+    }
+    fn covers_nothing(&self) -> bool {
+        self.refusing == 0 && self.open.is_empty() && self.unknown.is_empty()
     }
     pub fn opened(&self) -> bool {
         self.refusing == 0 && self.unknown.is_empty()
@@ -460,6 +465,9 @@ pub fn next(op: &Operation, spec: &FailoverSpec, obs: &FailoverObserved, setting
             let from = spec.from.clone();
             let verdict = match &obs.seal {
                 Seen::Known(s) if s.sealed() => Some(format!("{from} refuses the route's writes on all {} partition(s); consumers drain it to its end", s.refusing)),
+                Seen::Known(s) if s.covers_nothing() => Some(format!(
+                    "no topic is declared on {from}, so nothing is sealed; consumers drain it anyway: a producer that missed the switch may still be acknowledged there"
+                )),
                 _ if now - since >= settings.seal_timeout_ms => Some(format!(
                     "{from} not seen sealed within {}s ({}); consumers drain it anyway: a producer that missed the switch may still be acknowledged there",
                     settings.seal_timeout_ms / 1000,
