@@ -150,13 +150,22 @@ pub struct ClientCounters {
     pub resent: u64,
 }
 
+/// At most 16 cluster names (as `ProducerState::draining` is checked).
+fn cluster_names() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")))
+        .max_items(Some(16))
+        .build()
+}
+
 /// A producer's links: what it still delivers where.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ProducerState {
     /// Clusters it left whose links still hold records of its (delivering, or purged and being
     /// re-sent). A switch seals the cluster it leaves once no producer lists it here.
-    #[schema(max_items = 16)]
+    #[schema(schema_with = cluster_names)]
     pub draining: Vec<String>,
     /// The cluster it has a link to ahead of a switch (`Warming`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -285,9 +285,14 @@ fn strsim_levenshtein(a: &str, b: &str) -> usize {
 /// Text with control characters shown escaped (`\n`, `\r`, `\u{1b}`), cut to 80 characters: safe
 /// to put into an error message that ends up on a terminal.
 pub fn shown(text: &str) -> String {
+    shown_within(text, 80)
+}
+
+/// [`shown`], cut to `max` characters.
+pub fn shown_within(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
-        if i == 80 {
+        if i >= max {
             out.push('…');
             break;
         }

@@ -322,19 +322,7 @@ const MAX_CELL: usize = 120;
 /// LF) shown escaped, and cut to `max` characters. Whatever a client sent, it cannot move the
 /// cursor, recolour the screen or forge a line.
 fn printable(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n >= max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    fleet_common::kafka_config::shown_within(text, max)
 }
 
 /// Text made of lines, each made [`printable`] (line breaks kept, nothing cut).

@@ -119,6 +119,22 @@ impl Backoff {
     }
 }
 
+/// Records `status` with `effects` and makes it `op`'s; `false` when a cancel came first (the
+/// write refused, `op` reloaded as stored).
+async fn record_unless_cancelled<C: Recorder + Sync>(cx: &C, op: &mut Operation, status: OperationStatus, effects: &OperationEffects) -> Result<bool, StoreError> {
+    match cx.record(op, &status, effects).await {
+        Err(StoreError::CancelRequested { .. }) => {
+            *op = cx.reload(&op.id).await?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+        Ok(()) => {
+            op.status = status;
+            Ok(true)
+        }
+    }
+}
+
 /// Steps one pass may take on one operation (phases that follow at once are taken together).
 const STEPS_PER_PASS: usize = 8;
 
@@ -140,14 +156,9 @@ pub async fn run<C: Recorder + Sync, M: Machine<C>>(cx: &C, machine: &M, mut op:
         let phase_before = op.status.phase;
         if step.action.is_none() {
             if step.status != op.status || step.effects.writes_anything() {
-                match cx.record(&op, &step.status, &step.effects).await {
-                    Err(StoreError::CancelRequested { .. }) => {
-                        op = cx.reload(&op.id).await?;
-                        continue;
-                    }
-                    other => other?,
+                if !record_unless_cancelled(cx, &mut op, step.status, &step.effects).await? {
+                    continue;
                 }
-                op.status = step.status;
             }
             if op.status.phase != phase_before {
                 cx.backoff().reset(&op.id);
@@ -167,14 +178,9 @@ pub async fn run<C: Recorder + Sync, M: Machine<C>>(cx: &C, machine: &M, mut op:
         // The phase the action belongs to, and what it is about to change, are recorded first:
         // a crash after the action resumes there and recognises what was done.
         if step.status != op.status || step.effects.writes_anything() {
-            match cx.record(&op, &step.status, &step.effects).await {
-                Err(StoreError::CancelRequested { .. }) => {
-                    op = cx.reload(&op.id).await?;
-                    continue;
-                }
-                other => other?,
+            if !record_unless_cancelled(cx, &mut op, step.status, &step.effects).await? {
+                continue;
             }
-            op.status = step.status;
         }
         let timeout = cx.step_timeout();
         let result = match tokio::time::timeout(timeout, machine.act(cx, &op, &action)).await {
@@ -193,15 +199,10 @@ pub async fn run<C: Recorder + Sync, M: Machine<C>>(cx: &C, machine: &M, mut op:
         }
         cx.backoff().reset(&op.id);
         let after = machine.after(&op, &action, result, now_ms());
-        match cx.record(&op, &after.status, &after.effects).await {
-            Err(StoreError::CancelRequested { .. }) => {
-                // A cancel came first: its outcome, not the switch, is what happens.
-                op = cx.reload(&op.id).await?;
-                continue;
-            }
-            other => other?,
+        // A cancel that came first decides what happens, not this action's outcome.
+        if !record_unless_cancelled(cx, &mut op, after.status, &after.effects).await? {
+            continue;
         }
-        op.status = after.status;
     }
     Ok((!op.status.phase.is_terminal()).then(|| machine.poll(op.status.phase)))
 }
