@@ -932,10 +932,13 @@ impl Inner {
         }
     }
 
-    fn switch(&self, binding: RouteBinding) {
-        let span = tracing::info_span!("switch", route = %binding.route, cluster = %binding.cluster, generation = binding.generation);
+    /// Moves to `binding`'s cluster. `recreate`: the active link failed fatally, so even the same
+    /// cluster gets a fresh one, and the old one is purged at once (its records re-sent, held
+    /// behind the same ordering rule as a switch's).
+    fn switch(&self, binding: RouteBinding, recreate: bool) {
+        let span = tracing::info_span!("switch", route = %binding.route, cluster = %binding.cluster, generation = binding.generation, recreate);
         let _enter = span.enter();
-        let same = self.active.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|l| l.serves(&binding));
+        let same = !recreate && self.active.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|l| l.serves(&binding));
         if same {
             if let Some(l) = self.active.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
                 l.generation.store(binding.generation, Ordering::Relaxed);
@@ -991,7 +994,8 @@ impl Inner {
             };
             if let Some(old) = old {
                 // Its refusals and purges come back as re-sends (to the new link).
-                st.draining.push(Draining { link: old, deadline: Instant::now() + self.config.drain_timeout, purged: false });
+                let deadline = if recreate { Instant::now() } else { Instant::now() + self.config.drain_timeout };
+                st.draining.push(Draining { link: old, deadline, purged: false });
                 if let Some(o) = ordered {
                     st.held = Some(o);
                 }
@@ -1183,18 +1187,14 @@ impl Follows for Inner {
             self.fail(o.tag, o.size, DeliveryError::TimedOut("refused for its size where it was sent; no binding came to say where else it goes".into()));
         }
         if let Some(b) = next {
-            self.switch(b.clone());
+            self.switch(b.clone(), false);
             self.warm(&b);
         } else if let Some((cluster, why)) = fatal {
             // librdkafka gave up on this producer: a fresh one, its records re-sent.
             tracing::error!(cluster = %cluster, error = %why, "producer failed fatally; recreating it");
             let binding = self.lock().binding.clone();
             if let Some(b) = binding {
-                let old = self.active.write().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some(old) = old {
-                    self.lock().draining.push(Draining { link: old, deadline: now, purged: false });
-                }
-                self.switch(b);
+                self.switch(b, true);
             }
         }
         let failed = {

@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use fleet_common::{FleetPaths, ZkAddress, ZkConnector};
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use tokio::sync::Notify;
 use zookeeper_client as zk;
 
@@ -343,7 +342,10 @@ impl Reconciler {
                 return;
             }
         }
-        let mut running = FuturesUnordered::new();
+        // Each reconcile is a task of its own: polled only from this loop, one that holds a store
+        // connection would freeze whenever the loop awaits the store itself (the revision poll),
+        // and four of them exhaust the pool for the API too.
+        let mut running: tokio::task::JoinSet<(String, Outcome)> = tokio::task::JoinSet::new();
         let mut next_prune = Instant::now();
         let mut poll = tokio::time::interval(Duration::from_millis(500));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -359,11 +361,11 @@ impl Reconciler {
             let free = self.settings.concurrency.max(1).saturating_sub(queue.running());
             for key in queue.take_due(now, free) {
                 tracing::debug!(cluster = %key, "reconciling");
-                let leadership = &leadership;
-                running.push(async move {
-                    let outcome = AssertUnwindSafe(self.reconcile_live(client, leadership, &key)).catch_unwind().await;
+                let (me, client, leadership) = (self.clone(), client.clone(), leadership.clone());
+                running.spawn(async move {
+                    let outcome = AssertUnwindSafe(me.reconcile_live(&client, &leadership, &key)).catch_unwind().await;
                     let outcome = outcome.unwrap_or_else(|_| {
-                        self.metrics.reconcile_panics.inc();
+                        me.metrics.reconcile_panics.inc();
                         tracing::error!(cluster = %key, "reconcile panicked; the cluster backs off, the others go on");
                         Outcome::Requeue(Requeue::Failed(ErrorClass::Retryable))
                     });
@@ -383,7 +385,9 @@ impl Reconciler {
             }
             let sleep_until = queue.next_due().map(tokio::time::Instant::from_std).unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
-                Some((key, outcome)) = running.next(), if !running.is_empty() => {
+                Some(joined) = running.join_next(), if !running.is_empty() => {
+                    // Panics are caught inside the task; a join error is only an abort (none here).
+                    let Ok((key, outcome)) = joined else { continue };
                     match outcome {
                         Outcome::Requeue(r) => {
                             tracing::debug!(cluster = %key, requeue = ?r, "reconciled");
@@ -439,14 +443,15 @@ impl Reconciler {
         // newer leader has claimed it. Bounded, so a hung call cannot hold the step-down.
         self.leader.store(false, Ordering::SeqCst);
         let drain = async {
-            while let Some((key, outcome)) = running.next().await {
-                if let Outcome::Deposed = outcome {
+            while let Some(joined) = running.join_next().await {
+                if let Ok((key, Outcome::Deposed)) = joined {
                     tracing::info!(cluster = %key, "in-flight reconcile fenced while stepping down");
                 }
             }
         };
         if tokio::time::timeout(self.settings.step_timeout, drain).await.is_err() {
             tracing::warn!("in-flight reconciles did not finish while stepping down; abandoned");
+            running.abort_all();
         }
     }
 

@@ -204,6 +204,15 @@ pub fn plan_cluster(
             plan.waiting.push(format!("{live_count} of {wanted} brokers live: topics wait"));
             plan.wake_after(PROGRESS_POLL_MS);
         }
+        // A config change needs no spread: it goes on while a broker is out (a degraded cluster
+        // that routes left is sealed through it, and a failover is exactly when one is out).
+        if let (Some(topics), true) = (topics_known, live_count > 0) {
+            for t in desired.topics.iter().filter(|t| !t.deleting) {
+                if let Some(o) = topics.get(&t.spec.name).filter(|o| !o.marked_for_deletion) {
+                    plan.steps.extend(alter_configs(t, o));
+                }
+            }
+        }
     } else if let Some(topics) = topics_known {
         for t in &desired.topics {
             let name = &t.spec.name;
@@ -244,17 +253,7 @@ pub fn plan_cluster(
                             o.replication_factor, t.spec.replication_factor
                         ));
                     }
-                    let observed_configs = declared_configs(&o.configs);
-                    if observed_configs != t.spec.configs {
-                        let keys: BTreeSet<&String> = observed_configs.keys().chain(t.spec.configs.keys()).collect();
-                        let changed: Vec<String> =
-                            keys.into_iter().filter(|k| observed_configs.get(*k) != t.spec.configs.get(*k)).cloned().collect();
-                        // Kafka's AlterConfigs replaces the whole set: the throttles a running
-                        // decommission or rebalance set are carried over, not wiped.
-                        let mut configs = t.spec.configs.clone();
-                        configs.extend(o.configs.iter().filter(|(k, _)| THROTTLE_CONFIGS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())));
-                        plan.steps.push(Step::AlterTopicConfigs { topic: name.clone(), configs, changed });
-                    }
+                    plan.steps.extend(alter_configs(t, o));
                 }
             }
         }
@@ -283,6 +282,21 @@ pub fn plan_cluster(
         plan.wake_after(PROGRESS_POLL_MS);
     }
     (plan, next)
+}
+
+/// The step that makes `observed`'s declared configs `t`'s, if they differ.
+fn alter_configs(t: &DesiredTopic, o: &ObservedTopic) -> Option<Step> {
+    let observed_configs = declared_configs(&o.configs);
+    if observed_configs == t.spec.configs {
+        return None;
+    }
+    let keys: BTreeSet<&String> = observed_configs.keys().chain(t.spec.configs.keys()).collect();
+    let changed: Vec<String> = keys.into_iter().filter(|k| observed_configs.get(*k) != t.spec.configs.get(*k)).cloned().collect();
+    // Kafka's AlterConfigs replaces the whole set: the throttles a running decommission or
+    // rebalance set are carried over, not wiped.
+    let mut configs = t.spec.configs.clone();
+    configs.extend(o.configs.iter().filter(|(k, _)| THROTTLE_CONFIGS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())));
+    Some(Step::AlterTopicConfigs { topic: t.spec.name.clone(), configs, changed })
 }
 
 /// A cluster routes have left and sealed: its topics (but the canary's and Kafka's internal
@@ -495,6 +509,30 @@ mod tests {
         );
         let (plan, _) = plan_cluster(&cluster(3), &o, &ClusterIntent::default(), settings(0));
         assert!(plan.converged(), "{plan:?}");
+    }
+
+    #[test]
+    fn a_degraded_cluster_routes_left_is_still_sealed() {
+        // A failover away from a cluster with a broker out: its hosts are frozen and topics wait
+        // for the spread, but the seal is only a config change and must not wait with them.
+        let mut desired = cluster(3);
+        desired.frozen = Some("routes failed over from it".into());
+        desired.sealed_for = vec!["events".into()];
+        let mut o = observed(vec![host("h1", "a"), host("h2", "b"), host("h3", "c")], &[1, 3]);
+        o.topics = Seen::Known(
+            [(
+                "orders".to_string(),
+                ObservedTopic { partitions: 6, replication_factor: 2, configs: [("retention.ms".to_string(), "14400000".to_string())].into(), marked_for_deletion: false },
+            )]
+            .into(),
+        );
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), settings(0));
+        let (key, value) = fleet_api::route::SEAL_CONFIG;
+        assert!(
+            plan.steps.iter().any(|s| matches!(s, Step::AlterTopicConfigs { topic, configs, .. } if topic == "orders" && configs.get(key).map(String::as_str) == Some(value))),
+            "{plan:?}"
+        );
+        assert!(plan.steps.iter().all(|s| !matches!(s, Step::CreateTopic { .. } | Step::CreatePartitions { .. })), "{plan:?}");
     }
 
     #[test]

@@ -263,7 +263,8 @@ impl Store {
         // cache would answer contention with "table is locked" instead of waiting.
         let connections = match backend {
             Backend::Sqlite if url.contains(":memory:") => 1,
-            Backend::Sqlite => 4,
+            // Reconciles (4 by default), a trigger pass and the API read at once; WAL readers are cheap.
+            Backend::Sqlite => 8,
             Backend::Postgres => 8,
         };
         let mut options = AnyPoolOptions::new().max_connections(connections);
