@@ -956,6 +956,12 @@ impl Inner {
             self.metrics.generation.get_or_create(&self.metrics.labels).set(binding.generation);
             return;
         }
+        let ordered: Option<Option<BTreeSet<String>>> = if self.config.ordered_switch {
+            Some(None)
+        } else {
+            let keyed: BTreeSet<String> = binding.topics.iter().filter(|(_, t)| t.keyed).map(|(n, _)| n.clone()).collect();
+            (!keyed.is_empty()).then_some(Some(keyed))
+        };
         let warm = self.lock().warm.take();
         let link = match warm.filter(|w| w.serves(&binding)) {
             Some(w) => w,
@@ -968,18 +974,24 @@ impl Inner {
                 Err(e) => {
                     tracing::warn!(error = %e, "switch postponed");
                     let mut st = self.lock();
+                    if recreate {
+                        // The failed link must not take sends meanwhile: retired now (its records
+                        // re-sent, held as a switch holds them), and new ones queue.
+                        let old = self.active.write().unwrap_or_else(|p| p.into_inner()).take();
+                        if let Some(old) = old {
+                            self.direct.store(false, Ordering::SeqCst);
+                            st.draining.push(Draining { link: old, deadline: Instant::now(), purged: false });
+                            if let Some(o) = ordered {
+                                st.held = Some(o);
+                            }
+                        }
+                    }
                     st.last_error = Some(e);
                     st.next = Some(binding);
                     st.retry_link_at = Some(Instant::now() + Duration::from_secs(1));
                     return;
                 }
             },
-        };
-        let ordered: Option<Option<BTreeSet<String>>> = if self.config.ordered_switch {
-            Some(None)
-        } else {
-            let keyed: BTreeSet<String> = binding.topics.iter().filter(|(_, t)| t.keyed).map(|(n, _)| n.clone()).collect();
-            (!keyed.is_empty()).then_some(Some(keyed))
         };
         link.generation.store(binding.generation, Ordering::Relaxed);
         let failed = {
