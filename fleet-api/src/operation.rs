@@ -508,6 +508,11 @@ pub struct OperationStatus {
     /// The canary's produce-and-consume round trip through the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_millis: Option<u64>,
+    /// Decommission: when `Retiring` itself found no replica on the leaving brokers. Their hosts
+    /// are terminated only from then on, so a replica placed there after `Verifying` looked
+    /// (a topic another tool created) is never terminated with its host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_cleared_at_ms: Option<i64>,
 }
 
 impl OperationStatus {
@@ -534,6 +539,7 @@ impl OperationStatus {
             switched_at_ms: None,
             stragglers: Vec::new(),
             canary_millis: None,
+            retire_cleared_at_ms: None,
         }
     }
 
@@ -541,6 +547,8 @@ impl OperationStatus {
     pub fn enter(&mut self, phase: Phase, at_ms: i64, message: Option<String>) {
         if self.phase != phase {
             self.history.push(PhaseChange { phase, at_ms, message: message.clone() });
+            // A clearance holds only for the `Retiring` pass that gave it.
+            self.retire_cleared_at_ms = None;
         }
         self.phase = phase;
         self.message = message;

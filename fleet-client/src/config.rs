@@ -184,6 +184,8 @@ pub const RESERVED_KAFKA_KEYS: &[(&str, &str)] = &[
     ("enable.auto.commit", "use `auto_commit`"),
     ("auto.offset.reset", "a group new to a cluster the route moved to must read it from the beginning"),
     ("enable.partition.eof", "the library reads partitions' ends itself"),
+    ("queue.buffering.max.messages", "use `buffer_records`: the library bounds what it holds itself"),
+    ("queue.buffering.max.kbytes", "use `buffer_bytes`: the library bounds what it holds itself"),
 ];
 
 #[cfg(test)]

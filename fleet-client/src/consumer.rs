@@ -331,7 +331,12 @@ impl FleetConsumer {
         if !self.drains.is_empty() {
             return self.poll_drain(timeout);
         }
-        let binding = self.inner.lock().latest.clone()?;
+        let Some(binding) = self.inner.lock().latest.clone() else {
+            // No binding yet (the fleet manager not answered, no cache): wait a little rather
+            // than have a caller's poll loop spin a core.
+            std::thread::sleep(timeout.min(Duration::from_millis(50)));
+            return None;
+        };
         if self.reading.is_none() {
             match self.connect(&binding.cluster, &binding.bootstrap_servers, binding.generation) {
                 Ok(r) => {

@@ -590,8 +590,9 @@ impl FleetProducer {
             (links, waiting)
         };
         let unacknowledged = self.inner.buffered().0;
+        // Counted as failed, like every record that ends without an acknowledgement.
         for o in waiting {
-            self.inner.finish(o.tag, o.size, Err(DeliveryError::Closed));
+            self.inner.fail(o.tag, o.size, DeliveryError::Closed);
         }
         // Purged, their records come back through the delivery callback (closed: failed as
         // Closed). A link is let go only once librdkafka holds nothing of it; past the
@@ -814,7 +815,7 @@ impl Inner {
         let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
         let size = report_size(m);
         if self.closed.load(Ordering::Acquire) {
-            self.finish(tag, size, Err(DeliveryError::Closed));
+            self.fail(tag, size, DeliveryError::Closed);
             return;
         }
         let fate = fate(m);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use fleet_client::{ClientConfig, FleetProducer};
 use fleet_tests::clients::{Reader, SequencedLoad};
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, CLIENT_TOKEN};
-use fleet_tests::kafka::local_cluster_yaml;
+use fleet_tests::kafka::{kafka_tool, local_cluster_yaml};
 use fleet_tests::{init_logging, wait_until, ZkEnsemble};
 
 const ROUTE: &str = "events";
@@ -295,44 +295,51 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     let c = reports(&fm).await;
     assert_eq!(c.iter().filter(|r| r["role"] == "producer" && r["cluster"] == "blue").count(), PRODUCERS, "{c:?}");
 
-    // 4. Maintenance never blocks an emergency. A held rebalance on the target: refused, named.
+    // 4. Maintenance never blocks an emergency. Both clusters get a topic Kafka's own tool put
+    // entirely on broker 1 (with data on blue), so a rebalance always has moves to make.
+    lopsided(&fm, "blue-1", 0).await;
+    lopsided(&fm, "blue", 600).await;
+    // A held rebalance on the target: a failover to it is refused, naming it.
     let target_rebalance = start(&fm, &["rebalance", "blue-1", "--hold"]).await;
     wait_until("the rebalance on blue-1 held", Duration::from_secs(60), || async {
         let op = operation(&fm, &target_rebalance).await;
-        if op["status"]["phase"] == "ProposalReady" || op["status"]["phase"] == "Succeeded" {
+        if op["status"]["phase"] == "ProposalReady" {
             Ok(Some(()))
         } else {
             Err(op["status"]["phase"].to_string())
         }
     })
     .await;
-    if operation(&fm, &target_rebalance).await["status"]["phase"] == "ProposalReady" {
-        refused(&fm, &["failover", ROUTE, "--to", "blue-1"], &["to", "maintenance", &target_rebalance]).await;
-        assert!(fm.fleetctl(&["cancel", "operation", &target_rebalance]).await.status.success());
-    }
-    // A held rebalance on the source steps aside: the failover is not refused.
-    let source_rebalance = start(&fm, &["rebalance", "blue", "--hold"]).await;
-    // Blue may already be balanced (its leaders settle differently from run to run): a rebalance
-    // with nothing to move succeeds at once and there is nothing to hold. The pause itself is
-    // covered by the operations' unit tests; here it is checked whenever a proposal is held.
-    wait_until("the rebalance on blue held (or nothing to move)", Duration::from_secs(60), || async {
+    refused(&fm, &["failover", ROUTE, "--to", "blue-1"], &["to", "maintenance", &target_rebalance]).await;
+    assert!(fm.fleetctl(&["cancel", "operation", &target_rebalance]).await.status.success());
+    // A rebalance moving data under a throttle on the source steps aside: the failover is not
+    // refused; the batch in flight is cancelled through Kafka and every throttle it set is gone
+    // (Kafka's own kafka-configs), then it plans again once the failover has ended.
+    let source_rebalance = start(&fm, &["rebalance", "blue", "--throttle", "64KiB/s", "--max-moves-per-broker", "1"]).await;
+    wait_until("the rebalance on blue moving under its throttle", Duration::from_secs(120), || async {
         let op = operation(&fm, &source_rebalance).await;
-        if op["status"]["phase"] == "ProposalReady" || op["status"]["phase"] == "Succeeded" {
+        if op["status"]["phase"] == "Moving" && op["status"]["throttled"].is_object() && op["status"]["batch"].is_number() {
             Ok(Some(()))
         } else {
-            Err(op["status"]["phase"].to_string())
+            Err(format!("{} {}", op["status"]["phase"], op["status"]["message"]))
         }
     })
     .await;
-    let source_held = operation(&fm, &source_rebalance).await["status"]["phase"] == "ProposalReady";
+    assert!(!throttles_by_kafka_configs(&blue_servers_now(&fm)).await.is_empty(), "the rebalance throttles blue while it moves");
     let quick = Instant::now();
     let to_standby = start(&fm, &["failover", ROUTE, "--to", "blue-1", "--deadline", "30s"]).await;
-    if source_held {
-        let paused = operation(&fm, &source_rebalance).await;
-        assert_eq!(paused["pausedBy"], to_standby.as_str(), "paused in the failover's own write: {paused}");
-    } else {
-        eprintln!("blue was balanced: the rebalance had nothing to hold, so no pause to check");
-    }
+    let paused = operation(&fm, &source_rebalance).await;
+    assert_eq!(paused["pausedBy"], to_standby.as_str(), "paused in the failover's own write: {paused}");
+    wait_until("the rebalance paused, its throttles gone", Duration::from_secs(120), || async {
+        let op = operation(&fm, &source_rebalance).await;
+        let throttles = throttles_by_kafka_configs(&blue_servers_now(&fm)).await;
+        if op["status"]["phase"] == "Paused" && throttles.is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(format!("{} {throttles:?}", op["status"]["phase"]))
+        }
+    })
+    .await;
     // Once producers are switched, a cancel is refused (a compare-and-set on the phase): undo it
     // with a fallback.
     wait_until("the failover switching producers", Duration::from_secs(120), || async {
@@ -352,21 +359,25 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     assert_eq!(op["status"]["phase"], "Succeeded", "{op}");
     eprintln!("failover to the standby: {:?}", quick.elapsed());
     assert_eq!(route_status(&fm).await["cluster"], "blue-1");
-    // The rebalance plans again once the failover has ended (held: it waits for approval again).
-    if source_held {
-        wait_until("the paused rebalance resumed", Duration::from_secs(60), || async {
-            let op = operation(&fm, &source_rebalance).await;
-            let history: Vec<String> = phases(&op);
-            if history.iter().any(|p| p == "Paused") && op["status"]["phase"] != "Paused" && op["pausedBy"].is_null() {
-                Ok(Some(()))
-            } else {
-                Err(format!("{history:?} {}", op["status"]["message"]))
-            }
-        })
-        .await;
-    }
+    // The rebalance plans again once the failover has ended; cancelled, it leaves no
+    // reassignment in flight (kafka-reassign-partitions --list) and no throttle.
+    wait_until("the paused rebalance resumed", Duration::from_secs(60), || async {
+        let op = operation(&fm, &source_rebalance).await;
+        let history: Vec<String> = phases(&op);
+        if history.iter().any(|p| p == "Paused") && op["status"]["phase"] != "Paused" && op["pausedBy"].is_null() {
+            Ok(Some(()))
+        } else {
+            Err(format!("{history:?} {}", op["status"]["message"]))
+        }
+    })
+    .await;
     let out = fm.fleetctl(&["cancel", "operation", &source_rebalance]).await;
     assert!(out.status.success() || operation(&fm, &source_rebalance).await["status"]["phase"] == "Succeeded", "{}", text(&out));
+    let ended = wait_ended(&fm, &source_rebalance, Duration::from_secs(180)).await;
+    assert!(["Cancelled", "Succeeded"].contains(&ended["status"]["phase"].as_str().unwrap_or("")), "{ended}");
+    let listed = kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", &["--bootstrap-server", &blue_servers_now(&fm), "--list"]).await;
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("No partition reassignments found"), "kafka-reassign-partitions --list: {}", text(&listed));
+    assert_eq!(throttles_by_kafka_configs(&blue_servers_now(&fm)).await, Vec::<String>::new(), "no throttle left on blue");
     // The user's documents applied again, unchanged: nothing moves (the binding stays on blue-1).
     let (_, binding_before) = fm.call(reqwest::Method::GET, &format!("/v1/routes/{ROUTE}/binding"), Some(CLIENT_TOKEN), None).await;
     let out = apply(&fm, "again.yaml", &format!("{blue_doc}---\n{}", route_doc(ROUTE, "blue", "standby"))).await;
@@ -525,4 +536,34 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
 /// Blue's brokers now (its lost host was replaced on another port).
 fn blue_servers_now(fm: &FleetManager) -> String {
     fm.cluster_servers(Some("blue"))
+}
+
+/// A topic of 4 partitions that Kafka's own tool puts entirely on broker 1 of `cluster` (one
+/// replica each), with `records` records of 10 KiB: a rebalance always has moves to make there.
+async fn lopsided(fm: &FleetManager, cluster: &str, records: u64) {
+    let servers = fm.cluster_servers(Some(cluster));
+    let out = kafka_tool("org.apache.kafka.tools.TopicCommand", &["--bootstrap-server", &servers, "--create", "--topic", "lopsided", "--replica-assignment", "1,1,1,1"]).await;
+    assert!(out.status.success(), "kafka-topics --create: {}", text(&out));
+    if records > 0 {
+        let props = format!("bootstrap.servers={servers}");
+        let n = records.to_string();
+        let out = kafka_tool(
+            "org.apache.kafka.tools.ProducerPerformance",
+            &["--topic", "lopsided", "--num-records", &n, "--record-size", "10240", "--throughput", "-1", "--producer-props", &props, "acks=1", "linger.ms=20"],
+        )
+        .await;
+        assert!(out.status.success(), "perf producer: {}", text(&out));
+    }
+}
+
+/// Every replication throttle on a cluster's brokers and topics, as Kafka's own `kafka-configs
+/// --describe` shows them.
+async fn throttles_by_kafka_configs(servers: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entity in ["brokers", "topics"] {
+        let out = kafka_tool("kafka.admin.ConfigCommand", &["--bootstrap-server", servers, "--entity-type", entity, "--describe"]).await;
+        assert!(out.status.success(), "kafka-configs --describe: {}", text(&out));
+        found.extend(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("throttled")).map(|l| format!("{entity}: {}", l.trim())));
+    }
+    found
 }

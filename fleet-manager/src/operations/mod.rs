@@ -38,14 +38,14 @@ pub fn seen<T>(r: Result<T, String>) -> Seen<T> {
     }
 }
 
-/// Brokers that active decommissions move replicas off, and whether each is retiring now: the
-/// reconciler neither replaces nor terminates their hosts until then, and places new partitions
-/// elsewhere.
+/// Brokers that active decommissions move replicas off, and whether each may be retired now (its
+/// operation is `Retiring` and has itself seen no replica left on them): the reconciler neither
+/// replaces nor terminates their hosts until then, and places new partitions elsewhere.
 pub fn leaving_brokers(ops: &[Operation]) -> std::collections::BTreeMap<i32, bool> {
     ops.iter()
         .filter(|o| !o.status.phase.is_terminal())
         .filter_map(|o| match &o.spec {
-            OperationSpec::Decommission(s) => Some((s, o.status.phase == Phase::Retiring)),
+            OperationSpec::Decommission(s) => Some((s, o.status.phase == Phase::Retiring && o.status.retire_cleared_at_ms.is_some())),
             _ => None,
         })
         .flat_map(|(s, retiring)| s.leaving.iter().map(move |b| (*b, retiring)))

@@ -607,17 +607,24 @@ fn next_phase(
                 return wait(status, unknown("broker registrations", observed));
             };
             // Something placed a replica on a leaving broker that still runs (a topic created by
-            // another tool): its host is not terminated; move it off first.
-            if let Some(partitions) = observed.partitions.known() {
-                let held: Vec<String> = partitions
-                    .iter()
-                    .filter(|(_, p)| p.replicas.iter().chain(p.adding.iter()).any(|b| leaving.contains(b) && there.contains(b)))
-                    .map(|((t, p), _)| format!("{t}-{p}"))
-                    .collect();
-                if !held.is_empty() {
-                    status.enter(Phase::Verifying, now, Some(format!("{} appeared on brokers being retired ({}): moving them off before any host goes", held.len(), held.join(", "))));
-                    return (status, None);
-                }
+            // another tool): its host is not terminated; move it off first. Until this phase has
+            // seen the partitions itself, no host is cleared to go (an unknown is not "none").
+            let Some(partitions) = observed.partitions.known() else {
+                return wait(status, unknown("partitions on the leaving brokers", observed));
+            };
+            let held: Vec<String> = partitions
+                .iter()
+                .filter(|(_, p)| p.replicas.iter().chain(p.adding.iter()).any(|b| leaving.contains(b) && there.contains(b)))
+                .map(|((t, p), _)| format!("{t}-{p}"))
+                .collect();
+            if !held.is_empty() {
+                status.enter(Phase::Verifying, now, Some(format!("{} appeared on brokers being retired ({}): moving them off before any host goes", held.len(), held.join(", "))));
+                return (status, None);
+            }
+            if !there.is_empty() && status.retire_cleared_at_ms.is_none() {
+                status.retire_cleared_at_ms = Some(now);
+                status.message = Some(format!("brokers {} checked again: no replica left; their hosts may go", list(&spec.leaving)));
+                return (status, None);
             }
             if there.is_empty() {
                 let catch_up = format!(

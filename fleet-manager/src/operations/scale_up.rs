@@ -428,7 +428,8 @@ pub fn next(op: &Operation, spec: &ScaleUpSpec, obs: &ScaleUpObserved, settings:
                     st.enter(Phase::Failed, now, Some(format!("only {} of {} brokers live after {} min: {missing}; nothing was committed", live.len(), spec.brokers, settings.brokers_timeout_ms / 60_000)));
                     return Step::to(st);
                 }
-                return wait(st, format!("{} of {} brokers live (new: {new:?}); waiting for: {missing}", live.len(), spec.brokers));
+                let new_ids = if new.is_empty() { "none yet".to_string() } else { new.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ") };
+                return wait(st, format!("{} of {} brokers live (new: {new_ids}); waiting for: {missing}", live.len(), spec.brokers));
             }
             match make_plan(spec, spec.from_brokers.max(before.len() as u32), live, &new, topics, guards, settings) {
                 Ok(plan) => {

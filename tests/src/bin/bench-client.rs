@@ -117,7 +117,6 @@ fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
     // The same queue bounds as the raw producer below.
     c.buffer_records = 500_000;
     c.buffer_bytes = 1024 * 1024 * 1024;
-    c.kafka.insert("queue.buffering.max.kbytes".into(), "1048576".into());
     c.full_buffer = FullBuffer::Return;
     let producer = FleetProducer::new(c).map_err(anyhow::Error::msg)?;
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -67,7 +67,10 @@ async fn run(bins: Option<&PathBuf>, args: &Args) -> anyhow::Result<Vec<serde_js
     let mut options = FleetManagerOptions::new(&zk.connect_string());
     options.local_max_hosts = args.clusters * 2 + 2;
     options.interval_secs = 30;
-    options.extra_args = vec!["--local-heap-opts".into(), "-Xms32m -Xmx192m".into()];
+    // Twenty broker JVMs boot at once on two cores: a slow one is not replaced meanwhile.
+    options.replace_grace_secs = 300;
+    // The log cleaner alone allocates a 128 MiB dedupe buffer at start.
+    options.extra_args = vec!["--local-heap-opts=-Xms64m -Xmx320m".into()];
     let fm = FleetManager::start(options).await;
     let mut docs = String::new();
     for c in 0..args.clusters {

@@ -284,6 +284,18 @@ async fn failover_demo(fm: &FleetManager) -> Result<(String, fleet_tests::proces
     // The warm standby the fallback left is released (no client uses it any more), so the hosts
     // it held are free for the next failover --build.
     println!("==> releasing the warm standby demo-1 (its hosts are needed for the next build)");
-    fleetctl(fm, &["release-standby", "events"]).await?;
+    // Refused while a client's last report still names it (reports lapse 30 s after a client
+    // moves): asked again until that has passed, with a deadline.
+    let started = std::time::Instant::now();
+    loop {
+        match fleetctl(fm, &["release-standby", "events"]).await {
+            Ok(_) => break,
+            Err(e) if started.elapsed() < Duration::from_secs(90) => {
+                println!("    (not yet: {e}; asking again in 5 s)");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => return Err(e.context("the standby demo-1 could not be released within 90 s")),
+        }
+    }
     Ok((format!("http://127.0.0.1:{auditor_port}/"), auditor))
 }

@@ -391,3 +391,46 @@ fn a_rebuild_fallback_replaces_the_original_and_keeps_what_it_left_as_standby() 
     let (_, rs) = effects.route_status.expect("route status");
     assert_eq!((rs.phase, rs.cluster.as_str(), rs.standby.as_deref()), (RouteState::Normal, "blue-2", Some("blue-1")));
 }
+
+#[test]
+fn a_build_the_provider_refuses_fails_at_once_with_its_words_and_is_torn_down() {
+    let s = spec(false, true);
+    let mut o = op(&s, false);
+    let (st, _, _) = next(&o, &s, &observed(1), &FailoverSettings::default());
+    advance(&mut o, st);
+    // A retryable provider error is shown while it waits.
+    let mut obs = observed(2);
+    let limit = "10 local hosts are running, the limit (--local-max-hosts) is 10".to_string();
+    obs.target = Seen::Known(TargetState { converged: false, live_brokers: 0, desired_brokers: 4, topics: vec![], step_error: Some((limit.clone(), true)) });
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Building);
+    assert!(st.message.as_deref().is_some_and(|m| m.contains(&limit)), "the provider's error in the status at once: {st:?}");
+    assert!(effects.delete_clusters.is_empty());
+    // A terminal one fails the operation at once, tears the build down, restores the route.
+    obs.target = Seen::Known(TargetState { converged: false, live_brokers: 0, desired_brokers: 4, topics: vec![], step_error: Some((limit.clone(), false)) });
+    let (st, effects, _) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert_eq!(st.phase, Phase::Failed);
+    assert!(st.message.as_deref().is_some_and(|m| m.contains(&limit) && m.contains("blue-1 is torn down")), "{st:?}");
+    assert_eq!(effects.delete_clusters, vec!["blue-1".to_string()]);
+    assert_eq!(effects.route_status.map(|(_, r)| (r.cluster, r.operation)), Some(("blue".to_string(), None)));
+}
+
+#[test]
+fn a_build_that_does_not_converge_in_time_fails_naming_the_last_wait_and_is_torn_down() {
+    let s = spec(false, true);
+    let mut o = op(&s, false);
+    let settings = FailoverSettings { build_timeout_ms: 60_000, ..FailoverSettings::default() };
+    let (st, _, _) = next(&o, &s, &observed(1), &settings);
+    advance(&mut o, st);
+    let mut obs = observed(30_000);
+    obs.target = Seen::Known(TargetState { converged: false, live_brokers: 1, desired_brokers: 4, topics: vec![], step_error: None });
+    let (st, _, _) = next(&o, &s, &obs, &settings);
+    assert_eq!(st.phase, Phase::Building, "within the bound");
+    advance(&mut o, st);
+    let mut late = obs.clone();
+    late.now_ms = 61_002;
+    let (st, effects, _) = next(&o, &s, &late, &settings);
+    assert_eq!(st.phase, Phase::Failed);
+    assert!(st.message.as_deref().is_some_and(|m| m.contains("did not converge within 60s") && m.contains("1 of 4 brokers live")), "{st:?}");
+    assert_eq!(effects.delete_clusters, vec!["blue-1".to_string()]);
+}

@@ -41,11 +41,18 @@ impl<'a> Machine<Driver<'a>> for Moves {
                 o.live = seen(live_brokers(zk, &kafka).await);
                 o.partitions = seen(live::partitions(zk, &kafka, None).await);
                 o.reassigning = seen(live::reassigning(zk, &kafka).await);
-                // A partition's size (the most any replica holds): asked once, when planning.
-                for per_broker in live::sizes(zk, &kafka, None).await.into_values() {
-                    for (k, bytes) in per_broker {
-                        let e = o.sizes.entry(k).or_default();
-                        *e = (*e).max(bytes);
+                // A partition's size (the most any replica holds), a DescribeLogDirs per broker:
+                // asked only when there is something to plan (always in `Pending`; in `Verifying`
+                // only when replicas are still on the leaving brokers), not every poll.
+                let leaving: BTreeSet<i32> = self.spec.leaving.iter().copied().collect();
+                let to_plan = op.status.phase == Phase::Pending
+                    || o.partitions.known().is_some_and(|ps| ps.values().any(|p| p.replicas.iter().chain(p.adding.iter()).any(|b| leaving.contains(b))));
+                if to_plan {
+                    for per_broker in live::sizes(zk, &kafka, None).await.into_values() {
+                        for (k, bytes) in per_broker {
+                            let e = o.sizes.entry(k).or_default();
+                            *e = (*e).max(bytes);
+                        }
                     }
                 }
             }
@@ -166,7 +173,9 @@ impl<'a> Machine<Driver<'a>> for Moves {
     fn poll(&self, phase: Phase) -> Duration {
         match phase {
             // Copying takes seconds to hours; a byte-progress read per receiving broker each time.
-            Phase::Moving => Duration::from_secs(2),
+            // `Pending` only waits when it cannot plan yet (someone else's reassignment, an
+            // unknown), and each look asks every broker for its log dirs.
+            Phase::Moving | Phase::Pending => Duration::from_secs(2),
             Phase::Retiring | Phase::ProposalReady | Phase::Paused => Duration::from_secs(5),
             _ => Duration::from_millis(500),
         }

@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use fleet_api::operation::{MoveSpec, Operation, OperationSpec, Phase, ThrottleSet};
 
 use super::*;
-use super::super::Pause;
+use super::super::{leaving_brokers, Pause};
 
 fn racks() -> BTreeMap<i32, String> {
     (1..=5).map(|b| (b, ["a", "b", "c"][((b - 1) % 3) as usize].to_string())).collect()
@@ -199,6 +199,29 @@ fn retiring_goes_back_when_a_replica_appears_on_a_broker_still_there() {
     seen.still_there = Seen::Known([4].into());
     let (status, _) = next(&o, &s, true, &seen);
     assert_eq!(status.phase, Phase::Verifying, "partitions() has replicas on 4: {status:?}");
+    assert_eq!(leaving_brokers(&[Operation { status: status.clone(), ..o.clone() }]), [(4, false)].into(), "its host stays");
+    // Nothing on 4 any more, 4 still registered: Retiring clears it itself before the
+    // reconciler may terminate its host; an unknown partition list clears nothing.
+    let moved: Partitions = partitions().into_iter().map(|(k, mut p)| {
+        p.replicas.retain(|b| *b != 4);
+        (k, p)
+    }).collect();
+    o.status.enter(Phase::Retiring, 2, None);
+    assert_eq!(leaving_brokers(std::slice::from_ref(&o)), [(4, false)].into(), "not cleared yet");
+    let mut unknown = observed(&moved, 2);
+    unknown.still_there = Seen::Known([4].into());
+    unknown.partitions = Seen::Unknown("zookeeper down".into());
+    let (status, _) = next(&o, &s, true, &unknown);
+    assert_eq!((status.phase, status.retire_cleared_at_ms), (Phase::Retiring, None));
+    let mut clean = observed(&moved, 3);
+    clean.still_there = Seen::Known([4].into());
+    let (status, _) = next(&o, &s, true, &clean);
+    assert_eq!((status.phase, status.retire_cleared_at_ms), (Phase::Retiring, Some(3)));
+    o.status = status;
+    assert_eq!(leaving_brokers(std::slice::from_ref(&o)), [(4, true)].into(), "cleared: the reconciler may retire it");
+    // A replica placed on 4 after the clearance: back to Verifying, the clearance withdrawn.
+    let (status, _) = next(&o, &s, true, &seen);
+    assert_eq!((status.phase, status.retire_cleared_at_ms), (Phase::Verifying, None));
     // Nothing there, broker gone: retired.
     let moved: Partitions = partitions().into_iter().map(|(k, mut p)| {
         p.replicas.retain(|b| *b != 4);
@@ -280,4 +303,58 @@ fn a_reorder_only_move_is_written_and_done_only_in_the_new_order() {
     assert_eq!(action, Some(MoveAction::Reassign(vec![m.clone()])));
     apply(&mut parts, std::slice::from_ref(&m));
     assert!(done(&m, &parts));
+}
+
+#[test]
+fn a_held_proposal_waits_for_approval_naming_it_and_is_cancelled_or_paused_from_there() {
+    let s = MoveSpec { hold: true, ..spec(&[4], Some(1 << 20)) };
+    let mut o = op(&s);
+    let parts = partitions();
+    let (status, action) = next(&o, &s, true, &observed(&parts, 1));
+    assert_eq!((status.phase, action), (Phase::ProposalReady, None));
+    o.status = status;
+    let (status, action) = next(&o, &s, true, &observed(&parts, 2));
+    assert_eq!((status.phase, action), (Phase::ProposalReady, None), "waits");
+    assert!(status.message.as_deref().is_some_and(|m| m.contains("approve operation decommission-blue-1")), "{status:?}");
+    // A failover on the cluster: a held proposal steps aside (nothing to cancel or clear).
+    let mut paused = observed(&parts, 3);
+    paused.pause = Seen::Known(Pause::Requested { by: "failover-blue-2".into() });
+    let (status, _) = next(&o, &s, true, &paused);
+    assert_eq!((status.phase, status.outcome), (Phase::CleaningUp, Some(Phase::Paused)));
+    // Cancelled while held: nothing moved, so it ends at once (through clean-up).
+    let mut cancelled = o.clone();
+    cancelled.cancel_requested = true;
+    let (status, _) = next(&cancelled, &s, true, &observed(&parts, 4));
+    assert_eq!((status.phase, status.outcome), (Phase::CleaningUp, Some(Phase::Cancelled)));
+    let mut cancelled_op = cancelled.clone();
+    cancelled_op.status = status;
+    let (status, action) = next(&cancelled_op, &s, true, &observed(&parts, 5));
+    assert_eq!((status.phase, action), (Phase::Cancelled, None), "no throttle was ever set");
+    // Approved: it moves (leaders first, as 4 leads t-0 and t-3).
+    o.approved = true;
+    let (status, _) = next(&o, &s, true, &observed(&parts, 6));
+    assert_eq!(status.phase, Phase::MovingLeaders);
+}
+
+#[test]
+fn cancel_in_every_phase_before_retiring_leaves_no_throttle() {
+    for phase in [Phase::Pending, Phase::MovingLeaders, Phase::ElectingLeaders, Phase::Verifying, Phase::Paused] {
+        let s = spec(&[4], Some(1 << 20));
+        let mut o = op(&s);
+        let parts = partitions();
+        let plan = make_plan(&s, true, &racks(), &parts, &BTreeMap::new()).expect("plan");
+        o.status.phase = phase;
+        o.status.moves = Some(plan.clone());
+        o.status.throttled = Some(throttles_for(plan.moves.iter(), 1 << 20));
+        o.cancel_requested = true;
+        let (status, action) = next(&o, &s, true, &observed(&parts, 1));
+        assert_eq!((status.phase, status.outcome, action), (Phase::CleaningUp, Some(Phase::Cancelled), None), "{phase:?}");
+        o.status = status;
+        let (status, action) = next(&o, &s, true, &observed(&parts, 2));
+        assert_eq!(action, Some(MoveAction::Throttle(ThrottleSet { prior: BTreeMap::new(), ..ThrottleSet::default() })), "{phase:?}: throttles cleared");
+        o.status = status;
+        o.status.throttled = None;
+        let (status, _) = next(&o, &s, true, &observed(&parts, 3));
+        assert_eq!(status.phase, Phase::Cancelled, "{phase:?}");
+    }
 }
