@@ -5,8 +5,27 @@
 //! 4 conflict (stale generation, being deleted); 5 `--wait` timed out; 6 unauthorized/forbidden;
 //! 7 the API is unreachable.
 
+/// `print!` to stdout, except that a reader that went away (`fleetctl get ... | head`) ends
+/// fleetctl quietly instead of with a panic.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::write_out(format_args!($($t)*)) };
+}
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::write_out(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod operations;
 mod stream;
+
+fn write_out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -49,7 +68,9 @@ enum Output {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create or update resources from YAML files (a folder: every .yaml/.yml/.json in it; `-`: stdin).
+    #[command(after_help = "Examples:\n  fleetctl apply -f examples/fleet/\n  fleetctl apply -f cluster.yaml --dry-run\n  fleetctl get cluster demo -o yaml | fleetctl apply -f -\n  fleetctl apply -f cluster.yaml --wait --timeout 15m")]
     Apply {
+        /// A YAML or JSON file, a folder of them, or `-` for stdin (repeatable).
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
         /// Validate and report what would change; write nothing.
@@ -66,49 +87,72 @@ enum Command {
         /// moves their replicas off first, and is created with the change.
         #[arg(long)]
         confirm_decommission: bool,
-        /// How long --wait waits.
+        /// How long --wait waits (e.g. 90s, 10m, 1h).
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
     },
     /// Show what the reconciler would do (for the stored specs, or with these files applied).
+    #[command(after_help = "Examples:\n  fleetctl plan\n  fleetctl plan -f cluster.yaml")]
     Plan {
+        /// Files to plan as if applied (nothing is written); none: the stored specs.
         #[arg(short = 'f', long = "filename")]
         files: Vec<PathBuf>,
     },
-    /// List resources.
+    /// List resources, or one by name (`-o yaml` prints documents `apply -f` takes again).
+    #[command(after_help = "Examples:\n  fleetctl get clusters\n  fleetctl get cluster demo -o yaml > demo.yaml\n  fleetctl get topics --cluster demo\n  fleetctl get topic demo/events\n  fleetctl get operations --active")]
     Get {
         #[arg(value_enum)]
         what: Listing,
-        /// Only this cluster's topics.
+        /// One resource: a cluster, route or operation by name; a topic as CLUSTER/TOPIC (or
+        /// TOPIC with --cluster); a client by instance.
+        name: Option<String>,
+        /// Only this cluster's topics (or operations).
         #[arg(long)]
         cluster: Option<String>,
         /// Only this route's clients.
         #[arg(long)]
         route: Option<String>,
+        /// Operations: only those still running.
+        #[arg(long)]
+        active: bool,
+        /// Print it again whenever it changes (Ctrl-C stops).
+        #[arg(long, short = 'w')]
+        watch: bool,
     },
-    /// Everything about one cluster: spec, status, hosts, topics, plan, recent journal.
+    /// Everything about one resource: spec, status, hosts, topics, plan, recent journal.
+    #[command(after_help = "Examples:\n  fleetctl describe cluster demo\n  fleetctl describe topic demo/events\n  fleetctl describe topic events --cluster demo\n  fleetctl describe operation scale-up-demo-3")]
     Describe {
         #[arg(value_enum)]
         what: Single,
+        /// The resource's name (a topic as CLUSTER/TOPIC, or TOPIC with --cluster).
         name: String,
+        /// The topic's cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Print it again whenever it changes (Ctrl-C stops).
+        #[arg(long, short = 'w')]
+        watch: bool,
     },
     /// Delete a resource (a cluster's hosts are terminated by the reconciler).
+    #[command(after_help = "Examples:\n  fleetctl delete topic demo/events\n  fleetctl delete route events\n  fleetctl delete -f examples/fleet/ --wait")]
     Delete {
         #[arg(value_enum, required_unless_present = "files")]
-        what: Option<Single>,
+        what: Option<Deletable>,
         #[arg(required_unless_present = "files")]
         name: Option<String>,
         /// The topic's cluster.
         #[arg(long)]
         cluster: Option<String>,
-        /// Delete what these files declare.
+        /// Delete what these files declare (in reverse order: topics before their cluster).
         #[arg(short = 'f', long = "filename")]
         files: Vec<PathBuf>,
         /// Only if the resource is still at this generation.
         #[arg(long)]
         generation: Option<i64>,
+        /// Wait until it is gone (a cluster: its hosts terminated).
         #[arg(long)]
         wait: bool,
+        /// How long --wait waits (e.g. 90s, 10m, 1h).
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
     },
@@ -124,11 +168,15 @@ enum Command {
     /// Move a failed-over route back to its original cluster (or, with --rebuild, a fresh build of it).
     Fallback(operations::FallbackArgs),
     /// Stop a route's automatic failover and fallback (maintenance) until released.
+    #[command(after_help = "Examples:\n  fleetctl hold events --reason 'broker maintenance, CHG-1234'\n  fleetctl release events")]
     Hold {
         route: String,
         /// Why (shown wherever the route is).
         #[arg(long)]
         reason: String,
+        /// Replace a hold the route already has (refused otherwise, naming it).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Resume a held route's automation.
     Release { route: String },
@@ -143,10 +191,14 @@ enum Command {
         /// Wait until it ends.
         #[arg(long)]
         wait: bool,
+        /// How long --wait waits (e.g. 90s, 10m, 1h).
         #[arg(long, default_value = "15m", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// Cancel an operation that has not committed anything yet.
+    /// Cancel an operation: in any phase before a failover switches producers or a
+    /// decommission retires brokers (reassignments in flight are cancelled through Kafka,
+    /// replicas go back and throttles are cleared); refused after that (exit 4).
+    #[command(after_help = "Examples:\n  fleetctl cancel operation decommission-demo-4\n  fleetctl get operations --active")]
     Cancel {
         #[arg(value_enum)]
         what: OperationWord,
@@ -156,22 +208,51 @@ enum Command {
     Produce(stream::ProduceArgs),
     /// Print a route's records, following it across clusters (Ctrl-C stops and commits).
     Consume(stream::ConsumeArgs),
-    /// What was done, newest first.
+    /// What was done, newest first (oldest first with --since or --follow).
+    #[command(after_help = "Examples:\n  fleetctl journal --cluster demo --limit 100\n  fleetctl journal --since 15m\n  fleetctl journal --cluster demo --follow")]
     Journal {
+        /// Only this cluster's entries.
         #[arg(long)]
         cluster: Option<String>,
+        /// At most this many entries (without --since).
         #[arg(long, default_value_t = 30)]
         limit: i64,
+        /// Every entry of the last DURATION (e.g. 90s, 15m, 2h), oldest first.
+        #[arg(long, value_parser = parse_duration)]
+        since: Option<Duration>,
+        /// Keep printing entries as they are written (Ctrl-C stops).
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// What the fleet is doing now: clusters not converged, operations running, routes not
+    /// Normal, holds. Exits 0 either way.
+    #[command(after_help = "Examples:\n  fleetctl status\n  fleetctl status --watch\n  fleetctl status -o json")]
+    Status {
+        /// Print it again whenever it changes (Ctrl-C stops).
+        #[arg(long, short = 'w')]
+        watch: bool,
+    },
+    /// A shell completion script: `source <(fleetctl completion bash)`.
+    #[command(after_help = "Examples:\n  source <(fleetctl completion bash)\n  fleetctl completion zsh > ~/.zfunc/_fleetctl\n  fleetctl completion fish > ~/.config/fish/completions/fleetctl.fish")]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
+/// A kind as `get` takes it: plural or singular, as kubectl does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Listing {
+    #[value(alias = "cluster", alias = "kafkacluster", alias = "kafkaclusters")]
     Clusters,
+    #[value(alias = "topic")]
     Topics,
+    #[value(alias = "route")]
     Routes,
+    #[value(alias = "operation", alias = "op", alias = "ops")]
     Operations,
     /// Producer and consumer instances that reported in the last 30 seconds.
+    #[value(alias = "client")]
     Clients,
 }
 
@@ -181,12 +262,38 @@ enum OperationWord {
     Operation,
 }
 
+/// A kind as `describe` and `delete` take it: singular or plural.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Single {
+    #[value(alias = "clusters", alias = "kafkacluster", alias = "kafkaclusters")]
     Cluster,
+    #[value(alias = "topics")]
     Topic,
+    #[value(alias = "routes")]
     Route,
+    #[value(alias = "operations", alias = "op")]
     Operation,
+}
+
+/// What `delete` takes (operations are kept as a record: `cancel operation ID` stops one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Deletable {
+    #[value(alias = "clusters", alias = "kafkacluster", alias = "kafkaclusters")]
+    Cluster,
+    #[value(alias = "topics")]
+    Topic,
+    #[value(alias = "routes")]
+    Route,
+}
+
+/// A topic's API path from `CLUSTER/TOPIC`, or `TOPIC` with `--cluster` (both forms everywhere).
+fn topic_path(name: &str, cluster: Option<&str>) -> Result<String> {
+    match (name.split_once('/'), cluster) {
+        (Some((c, _)), Some(other)) if c != other => Err(Failure::new(2, format!("topic {name} names cluster {c}, but --cluster says {other}: use one"))),
+        (Some((c, t)), _) if !c.is_empty() && !t.is_empty() => Ok(format!("/v1/clusters/{c}/topics/{t}")),
+        (None, Some(c)) => Ok(format!("/v1/clusters/{c}/topics/{name}")),
+        _ => Err(Failure::new(2, format!("topic {name}: name it as CLUSTER/TOPIC, or TOPIC with --cluster CLUSTER"))),
+    }
 }
 
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -241,7 +348,13 @@ impl Client {
         }
         let message = match serde_json::from_str::<fleet_api::wire::ErrorBody>(&text) {
             Ok(e) => e.message,
-            Err(_) => text,
+            // Not the fleet manager's error body: something else answered at FLEET_API.
+            Err(_) => format!(
+                "{} answered {path} with {}{}: is it a fleet manager? (set FLEET_API or --api)",
+                self.api,
+                status,
+                if text.trim().is_empty() { String::new() } else { format!(" ({})", printable(text.trim(), 200)) }
+            ),
         };
         let code = match status.as_u16() {
             400 | 413 | 422 => 2,
@@ -260,13 +373,51 @@ impl Client {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    let watching = matches!(cli.command, Command::Get { watch: true, .. } | Command::Describe { watch: true, .. } | Command::Status { watch: true });
+    let done = if watching { watch().await } else { run(cli).await };
+    match done {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("fleetctl: {}", printable_lines(&f.message));
             std::process::ExitCode::from(f.code)
         }
     }
+}
+
+/// `-w/--watch`: the same command without the flag, run every 2 s; its output is printed again
+/// (under the time it changed) whenever it differs. Ends on Ctrl-C, or when the command fails.
+async fn watch() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "-w" && a != "--watch").collect();
+    let exe = std::env::current_exe().map_err(|e| Failure::new(1, format!("cannot find fleetctl itself: {e}")))?;
+    let stop = fleet_common::signals::stop_requested();
+    tokio::pin!(stop);
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        let run = tokio::process::Command::new(&exe).args(&args).kill_on_drop(true).output();
+        let out = tokio::select! {
+            out = run => out.map_err(|e| Failure::new(1, format!("running fleetctl: {e}")))?,
+            _ = &mut stop => return Ok(()),
+        };
+        if !out.status.success() {
+            let code = out.status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
+            return Err(Failure::new(code, String::from_utf8_lossy(&out.stderr).trim().trim_start_matches("fleetctl: ").to_string()));
+        }
+        if last.as_deref() != Some(out.stdout.as_slice()) {
+            if last.is_some() {
+                outln!("--- {}", format_time(now_ms()));
+            }
+            out!("{}", String::from_utf8_lossy(&out.stdout));
+            last = Some(out.stdout);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = &mut stop => return Ok(()),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Reads and checks documents locally (stage 1), naming the file and document on error.
@@ -308,9 +459,9 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<Value>> {
 
 fn print_value<T: Serialize>(output: Output, value: &T, table: impl FnOnce(&T) -> String) -> Result<()> {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
-        Output::Yaml => print!("{}", serde_saphyr::to_string(value).map_err(|e| Failure::new(1, e.to_string()))?),
-        Output::Table => print!("{}", printable_lines(&table(value))),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        Output::Yaml => out!("{}", serde_saphyr::to_string(value).map_err(|e| Failure::new(1, e.to_string()))?),
+        Output::Table => out!("{}", printable_lines(&table(value))),
     }
     Ok(())
 }
@@ -337,6 +488,11 @@ fn printable_lines(text: &str) -> String {
 }
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    if rows.is_empty() {
+        // As kubectl says it: on stderr, so a script reading stdout reads nothing.
+        eprintln!("No resources found.");
+        return String::new();
+    }
     let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.iter().map(|c| printable(c, MAX_CELL)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in &rows {
@@ -386,7 +542,7 @@ fn print_documents(docs: &[RawDocument]) -> Result<()> {
         out.push_str("---\n");
         out.push_str(&serde_saphyr::to_string(d).map_err(|e| Failure::new(1, e.to_string()))?);
     }
-    print!("{out}");
+    out!("{out}");
     Ok(())
 }
 
@@ -471,8 +627,20 @@ async fn run(cli: Cli) -> Result<()> {
                 table(&["KIND", "NAME", "OUTCOME", "GENERATION"], rows)
             })?;
             if wait && !dry_run {
+                let started = Instant::now();
+                // The operations the apply started (a lower `brokers`: a decommission) end first:
+                // until they have, the cluster has not become what the documents say.
+                for id in &answer.operations {
+                    let op = operations::wait(&client, id, timeout.saturating_sub(started.elapsed()), output).await?;
+                    if op.status.phase != fleet_api::operation::Phase::Succeeded {
+                        return Err(Failure::new(1, format!("operation {id} {}: {}", op.status.phase.as_str(), op.status.message.unwrap_or_default())));
+                    }
+                    if output == Output::Table {
+                        outln!("operation {id} succeeded");
+                    }
+                }
                 let revisions: Vec<(String, i64)> = answer.revisions.iter().map(|(c, r)| (c.clone(), *r)).collect();
-                wait_converged(&client, &revisions, timeout, output).await?;
+                wait_converged(&client, &revisions, timeout.saturating_sub(started.elapsed()), output).await?;
             }
             Ok(())
         }
@@ -490,13 +658,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Rebalance(args) => operations::rebalance(&client, args, output).await,
         Command::Failover(args) => operations::failover(&client, args, output).await,
         Command::Fallback(args) => operations::fallback(&client, args, output).await,
-        Command::Hold { route, reason } => {
-            let hold: fleet_api::route::Hold = client.send(reqwest::Method::POST, &format!("/v1/routes/{route}/hold"), Some(serde_json::json!({ "reason": reason }))).await?;
+        Command::Hold { route, reason, overwrite } => {
+            let hold: fleet_api::route::Hold = client.send(reqwest::Method::POST, &format!("/v1/routes/{route}/hold"), Some(serde_json::json!({ "reason": reason, "overwrite": overwrite }))).await?;
             print_value(output, &hold, |h| format!("route {route} held by {}: {} (automation stopped until `fleetctl release {route}`)\n", h.by, h.reason))
         }
         Command::Release { route } => {
             let was: bool = client.send(reqwest::Method::DELETE, &format!("/v1/routes/{route}/hold"), None).await?;
-            print_value(output, &was, |w| if *w { format!("route {route} released: automation resumes\n") } else { format!("route {route} was not held\n") })
+            let answer = json!({ "route": route, "wasHeld": was });
+            print_value(output, &answer, |_| if was { format!("route {route} released: automation resumes\n") } else { format!("route {route} was not held\n") })
         }
         Command::ReleaseStandby { route } => {
             let released: Value = client.send(reqwest::Method::POST, &format!("/v1/routes/{route}/release-standby"), None).await?;
@@ -504,20 +673,32 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Approve { what: OperationWord::Operation, id, wait, timeout } => operations::command(&client, &id, "approve", wait.then_some(timeout), output).await,
         Command::Cancel { what: OperationWord::Operation, id } => operations::command(&client, &id, "cancel", None, output).await,
-        Command::Get { what, cluster, route } => {
-            let path = match (what, &cluster) {
-                (Listing::Clusters, _) => "/v1/clusters".to_string(),
-                (Listing::Topics, Some(c)) => format!("/v1/clusters/{c}/topics"),
-                (Listing::Topics, None) => "/v1/topics".to_string(),
-                (Listing::Routes, _) => "/v1/routes".to_string(),
-                (Listing::Operations, _) => return operations::list(&client, cluster.as_deref(), output).await,
-                (Listing::Clients, _) => {
+        Command::Get { what, name, cluster, route, active, .. } => {
+            let path = match (what, &cluster, &name) {
+                (Listing::Clusters, _, None) => "/v1/clusters".to_string(),
+                (Listing::Clusters, _, Some(n)) => format!("/v1/clusters/{n}"),
+                (Listing::Topics, Some(c), None) => format!("/v1/clusters/{c}/topics"),
+                (Listing::Topics, None, None) => "/v1/topics".to_string(),
+                (Listing::Topics, _, Some(n)) => topic_path(n, cluster.as_deref())?,
+                (Listing::Routes, _, None) => "/v1/routes".to_string(),
+                (Listing::Routes, _, Some(n)) => format!("/v1/routes/{n}"),
+                (Listing::Operations, _, _) => return operations::list(&client, cluster.as_deref(), name.as_deref(), active, output).await,
+                (Listing::Clients, _, _) => {
                     let path = route.map_or_else(|| "/v1/clients".to_string(), |r| format!("/v1/clients?route={r}"));
-                    let list: Vec<ClientView> = client.get(&path).await?;
+                    let mut list: Vec<ClientView> = client.get(&path).await?;
+                    if let Some(n) = &name {
+                        list.retain(|c| &c.report.instance == n);
+                        if list.is_empty() {
+                            return Err(Failure::new(3, format!("client {n} has not reported in the last 30 s (`fleetctl get clients` lists those that did)")));
+                        }
+                    }
                     return print_value(output, &list, clients_table);
                 }
             };
-            let list: Vec<ResourceView> = client.get(&path).await?;
+            let list: Vec<ResourceView> = if name.is_some() { vec![client.get(&path).await?] } else { client.get(&path).await? };
+            // Clusters: the operation running on each (a converged cluster may be mid-decommission).
+            let running: Vec<fleet_api::operation::Operation> =
+                if what == Listing::Clusters && output == Output::Table { client.get("/v1/operations?active=true").await.unwrap_or_default() } else { Vec::new() };
             if output == Output::Yaml {
                 // The documents as the fleet works from them (what operations changed included),
                 // one YAML document each, ready to apply again.
@@ -526,7 +707,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             print_value(output, &list, |items| match what {
                 Listing::Clusters => table(
-                    &["NAME", "BROKERS", "LIVE", "PHASE", "PROVIDER", "CLASS", "GENERATION"],
+                    &["NAME", "BROKERS", "LIVE", "PHASE", "OPERATION", "PROVIDER", "CLASS", "GENERATION", "AGE"],
                     items
                         .iter()
                         .map(|c| {
@@ -537,15 +718,17 @@ async fn run(cli: Cli) -> Result<()> {
                                 spec.map_or("-".into(), |s| s.brokers.to_string()),
                                 live_of(c.status.as_ref()),
                                 phase,
+                                running.iter().find(|o| o.cluster == c.name).map_or("-".into(), |o| format!("{} {}", o.id, o.status.phase.as_str())),
                                 spec.map_or("-".into(), |s| format!("{:?}", s.provider).to_lowercase()),
                                 spec.map_or("-".into(), |s| s.priority_class.as_str().to_string()),
                                 c.generation.to_string(),
+                                age(c.created_ms),
                             ]
                         })
                         .collect(),
                 ),
                 Listing::Topics => table(
-                    &["CLUSTER", "NAME", "PARTITIONS", "REPLICATION", "CLASS", "RETENTION.MS", "GENERATION"],
+                    &["CLUSTER", "NAME", "PARTITIONS", "REPLICATION", "MIN.ISR", "CLASS", "RETENTION", "GENERATION", "AGE"],
                     items
                         .iter()
                         .map(|t| match &t.effective {
@@ -554,18 +737,20 @@ async fn run(cli: Cli) -> Result<()> {
                                 t.name.clone(),
                                 e.partitions.to_string(),
                                 e.replication_factor.to_string(),
+                                e.configs.get("min.insync.replicas").cloned().unwrap_or_else(|| "-".into()),
                                 e.priority_class.as_str().to_string(),
-                                e.configs.get("retention.ms").cloned().unwrap_or_else(|| "-".into()),
+                                e.configs.get("retention.ms").map_or_else(|| "-".into(), |ms| retention_text(ms)),
                                 t.generation.to_string(),
+                                age(t.created_ms),
                             ],
-                            _ => vec![t.cluster.clone().unwrap_or_default(), t.name.clone(), "-".into(), "-".into(), "-".into(), "-".into(), t.generation.to_string()],
+                            _ => vec![t.cluster.clone().unwrap_or_default(), t.name.clone(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into(), t.generation.to_string(), age(t.created_ms)],
                         })
                         .collect(),
                 ),
                 // Listed above, with their own columns.
                 Listing::Operations | Listing::Clients => String::new(),
                 Listing::Routes => table(
-                    &["NAME", "CLUSTER", "PHASE", "STANDBY", "LAST MOVE", "CLIENTS", "HOLD", "GENERATION"],
+                    &["NAME", "CLUSTER", "PHASE", "STANDBY", "LAST MOVE", "CLIENTS", "HOLD", "GENERATION", "AGE"],
                     items
                         .iter()
                         .map(|r| {
@@ -578,24 +763,26 @@ async fn run(cli: Cli) -> Result<()> {
                                 st.last_move.as_ref().map_or("-".into(), |m| format!("{} {} -> {}", format_ms(m.at_ms), m.from, m.to)),
                                 clients_text(&st.clients),
                                 r.hold.as_ref().map_or("-".into(), |h| format!("held: {}", h.reason)),
-                                r.revision.to_string(),
+                                r.generation.to_string(),
+                                age(r.created_ms),
                             ]
                         })
                         .collect(),
                 ),
             })
         }
-        Command::Describe { what, name } => {
+        Command::Describe { what, name, cluster, .. } => {
             let path = match what {
                 Single::Cluster => format!("/v1/clusters/{name}"),
                 Single::Route => format!("/v1/routes/{name}"),
                 Single::Operation => return operations::describe(&client, &name, output).await,
-                Single::Topic => {
-                    let (c, t) = name.split_once('/').ok_or_else(|| Failure::new(2, "name a topic as CLUSTER/TOPIC"))?;
-                    format!("/v1/clusters/{c}/topics/{t}")
-                }
+                Single::Topic => topic_path(&name, cluster.as_deref())?,
             };
             let view: ResourceView = client.get(&path).await?;
+            if output == Output::Yaml {
+                // The document, as `get NAME -o yaml` prints it: what `apply -f` takes again.
+                return print_documents(&[effective_document(&view)]);
+            }
             let journal = if what == Single::Cluster { client.get(&format!("/v1/journal?cluster={name}&limit=10")).await.ok() } else { None };
             print_value(output, &Described { view, journal }, describe_text)
         }
@@ -614,13 +801,9 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             } else if let (Some(what), Some(name)) = (what, name) {
                 let path = match what {
-                    Single::Cluster => format!("/v1/clusters/{name}"),
-                    Single::Route => format!("/v1/routes/{name}"),
-                    Single::Operation => return Err(Failure::new(2, "operations are kept as a record: cancel one that has not committed with `fleetctl cancel operation ID`")),
-                    Single::Topic => {
-                        let c = cluster.ok_or_else(|| Failure::new(2, "--cluster: a topic is named within its cluster"))?;
-                        format!("/v1/clusters/{c}/topics/{name}")
-                    }
+                    Deletable::Cluster => format!("/v1/clusters/{name}"),
+                    Deletable::Route => format!("/v1/routes/{name}"),
+                    Deletable::Topic => topic_path(&name, cluster.as_deref())?,
                 };
                 targets.push((path, name));
             }
@@ -643,19 +826,21 @@ async fn run(cli: Cli) -> Result<()> {
                         }
                     }
                     if output == Output::Table {
-                        println!("{display} gone");
+                        outln!("{display} gone");
                     }
                 }
             }
             Ok(())
         }
         Command::Produce(args) => {
+            check_route(&client, &args.route, std::slice::from_ref(&args.topic)).await?;
             let api = stream::Api { url: cli.api.clone(), token: cli.token.clone(), ca_file: cli.ca_file.clone() };
             tokio::task::spawn_blocking(move || stream::produce(&api, args, output))
                 .await
                 .map_err(|e| Failure::new(1, e.to_string()))?
         }
         Command::Consume(args) => {
+            check_route(&client, &args.route, &args.topics).await?;
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flag = stop.clone();
             tokio::spawn(async move {
@@ -668,12 +853,28 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(|e| Failure::new(1, e.to_string()))?
         }
-        Command::Journal { cluster, limit } => {
-            let mut path = format!("/v1/journal?limit={limit}");
-            if let Some(c) = cluster {
+        Command::Status { .. } => status(&client, output).await,
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "fleetctl", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
+        Command::Journal { cluster, limit, since, follow } => {
+            let mut path = format!("/v1/journal?limit={}", if since.is_some() { 500 } else { limit });
+            if let Some(c) = &cluster {
                 path.push_str(&format!("&cluster={c}"));
             }
+            if since.is_some() || follow {
+                return journal_stream(&client, &path, cluster.as_deref(), since, follow, limit, output).await;
+            }
             let entries: Vec<JournalEntry> = client.get(&path).await?;
+            // A cluster with no entries that does not exist either is unknown (exit 3, as
+            // everywhere); a deleted cluster's history is still shown.
+            if let (true, Some(c)) = (entries.is_empty(), &cluster) {
+                client.get::<ResourceView>(&format!("/v1/clusters/{c}")).await?;
+            }
             print_value(output, &entries, |e| {
                 table(
                     &["ID", "TIME", "ACTOR", "CLUSTER", "ACTION", "OUTCOME", "MESSAGE"],
@@ -686,10 +887,191 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `journal --since/--follow`: entries oldest first, one line each (JSON: one object a line),
+/// then, following, each new one as it is written.
+async fn journal_stream(client: &Client, path: &str, cluster: Option<&str>, since: Option<Duration>, follow: bool, limit: i64, output: Output) -> Result<()> {
+    let line = |e: &JournalEntry| match output {
+        Output::Table => format!("{}  {:<6}  {:<10}  {:<24}  {:<28}  {}", format_time(e.at_ms), e.outcome, e.cluster, printable(&e.actor, 40), printable(&e.action, 60), printable(&e.message, 400)),
+        Output::Json | Output::Yaml => serde_json::to_string(e).unwrap_or_default(),
+    };
+    let mut entries: Vec<JournalEntry> = Vec::new();
+    match since {
+        Some(d) => {
+            // Pages back (newest first) until an entry is older than the window.
+            let from = now_ms() - d.as_millis() as i64;
+            let mut before: Option<i64> = None;
+            loop {
+                let page_path = before.map_or_else(|| path.to_string(), |b| format!("{path}&before={b}"));
+                let page: Vec<JournalEntry> = client.get(&page_path).await?;
+                let done = page.is_empty() || page.iter().any(|e| e.at_ms < from);
+                before = page.last().map(|e| e.id);
+                entries.extend(page.into_iter().filter(|e| e.at_ms >= from));
+                if done {
+                    break;
+                }
+            }
+        }
+        None => entries = client.get::<Vec<JournalEntry>>(&format!("{path}")).await?.into_iter().take(limit.max(0) as usize).collect(),
+    }
+    if entries.is_empty() {
+        if let Some(c) = cluster {
+            client.get::<ResourceView>(&format!("/v1/clusters/{c}")).await?;
+        }
+    }
+    entries.sort_by_key(|e| e.id);
+    let mut last = entries.last().map_or(0, |e| e.id);
+    for e in &entries {
+        outln!("{}", line(e));
+    }
+    if !follow {
+        return Ok(());
+    }
+    let stop = fleet_common::signals::stop_requested();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = &mut stop => return Ok(()),
+        }
+        let mut fresh: Vec<JournalEntry> = client.get::<Vec<JournalEntry>>(path).await?.into_iter().filter(|e| e.id > last).collect();
+        fresh.sort_by_key(|e| e.id);
+        for e in &fresh {
+            outln!("{}", line(e));
+            last = last.max(e.id);
+        }
+    }
+}
+
+/// `fleetctl status`: what is not at rest in the fleet now.
+async fn status(client: &Client, output: Output) -> Result<()> {
+    let clusters: Vec<ResourceView> = client.get("/v1/clusters").await?;
+    let routes: Vec<ResourceView> = client.get("/v1/routes").await?;
+    let ops: Vec<fleet_api::operation::Operation> = client.get("/v1/operations?active=true").await?;
+    let unsettled: Vec<&ResourceView> = clusters.iter().filter(|c| c.deleting || c.status.as_ref().is_none_or(|s| s.phase != "Converged")).collect();
+    let moving: Vec<&ResourceView> = routes.iter().filter(|r| r.route_status.as_ref().is_some_and(|s| s.phase != fleet_api::route::RouteState::Normal)).collect();
+    let held: Vec<&ResourceView> = routes.iter().filter(|r| r.hold.is_some()).collect();
+    let summary = json!({
+        "clusters": clusters.len(),
+        "clustersNotConverged": unsettled.iter().map(|c| json!({
+            "name": c.name,
+            "phase": if c.deleting { "Deleting".to_string() } else { c.status.as_ref().map_or("Pending".to_string(), |s| s.phase.clone()) },
+            "liveBrokers": live_of(c.status.as_ref()),
+            "message": c.status.as_ref().and_then(|s| s.message.clone().or_else(|| s.plan.waiting.first().cloned())),
+        })).collect::<Vec<_>>(),
+        "activeOperations": ops.iter().map(|o| json!({
+            "id": o.id, "cluster": o.cluster, "kind": o.spec.kind(), "phase": o.status.phase.as_str(),
+            "progress": o.status.progress.map(|p| format!("{}/{}", p.done, p.total)), "message": o.status.message,
+            "since": format_time(o.status.since_ms()),
+        })).collect::<Vec<_>>(),
+        "routes": routes.len(),
+        "routesNotNormal": moving.iter().map(|r| {
+            let st = r.route_status.clone().unwrap_or_default();
+            json!({ "name": r.name, "phase": st.phase.as_str(), "cluster": st.cluster, "standby": st.standby, "operation": st.operation })
+        }).collect::<Vec<_>>(),
+        "holds": held.iter().map(|r| {
+            let h = r.hold.clone();
+            json!({ "route": r.name, "by": h.as_ref().map(|h| h.by.clone()), "reason": h.as_ref().map(|h| h.reason.clone()), "since": h.as_ref().map(|h| format_time(h.at_ms)) })
+        }).collect::<Vec<_>>(),
+    });
+    if output != Output::Table {
+        return print_value(output, &summary, |_| String::new());
+    }
+    let mut text = String::new();
+    let section = |title: &str, headers: &[&str], rows: Vec<Vec<String>>, text: &mut String| {
+        if !rows.is_empty() {
+            text.push_str(&format!("{title}:\n"));
+            text.push_str(&table(headers, rows));
+            text.push('\n');
+        }
+    };
+    let rows = |key: &str, fields: &[&str]| -> Vec<Vec<String>> {
+        summary[key].as_array().map_or_else(Vec::new, |items| {
+            items.iter().map(|i| fields.iter().map(|f| match &i[*f] { Value::String(s) => s.clone(), Value::Null => "-".into(), v => v.to_string() }).collect()).collect()
+        })
+    };
+    section("Clusters not converged", &["NAME", "PHASE", "LIVE", "WHY"], rows("clustersNotConverged", &["name", "phase", "liveBrokers", "message"]), &mut text);
+    section("Operations running", &["ID", "CLUSTER", "KIND", "PHASE", "PROGRESS", "SINCE", "MESSAGE"], rows("activeOperations", &["id", "cluster", "kind", "phase", "progress", "since", "message"]), &mut text);
+    section("Routes not Normal", &["NAME", "PHASE", "CLUSTER", "STANDBY", "OPERATION"], rows("routesNotNormal", &["name", "phase", "cluster", "standby", "operation"]), &mut text);
+    section("Holds", &["ROUTE", "BY", "REASON", "SINCE"], rows("holds", &["route", "by", "reason", "since"]), &mut text);
+    if text.is_empty() {
+        text = format!("{} clusters converged, {} routes Normal, no operation running, no hold\n", clusters.len(), routes.len());
+    }
+    out!("{}", printable_lines(&text));
+    Ok(())
+}
+
+/// `produce` and `consume` refuse an unknown route or topic at once (exit 3) when the fleet
+/// manager can say so within a few seconds; when it cannot (down, slow), they go on with the
+/// client library, which follows the route from its cache and never blocks on the fleet manager.
+async fn check_route(client: &Client, route: &str, topics: &[String]) -> Result<()> {
+    let asked = tokio::time::timeout(Duration::from_secs(3), client.get::<fleet_api::client::RouteBinding>(&format!("/v1/routes/{route}/binding"))).await;
+    match asked {
+        Ok(Err(f)) if f.code == 3 => Err(Failure::new(3, format!("route {route} not found (`fleetctl get routes` lists them)"))),
+        Ok(Ok(binding)) => {
+            for t in topics {
+                if !binding.topics.contains_key(t) {
+                    let known: Vec<&str> = binding.topics.keys().map(String::as_str).collect();
+                    return Err(Failure::new(
+                        3,
+                        format!(
+                            "topic {t} is not declared on route {route}'s cluster {} (its topics: {}); declare it with a Topic document",
+                            binding.cluster,
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        // No binding to give now (no broker live): the route's declared topics still say
+        // whether the topic exists (a read token is needed for that; without one, go on).
+        Ok(Err(f)) if f.code != 7 => {
+            let Ok(Ok(view)) = tokio::time::timeout(Duration::from_secs(3), client.get::<ResourceView>(&format!("/v1/routes/{route}"))).await else { return Ok(()) };
+            let cluster = view.route_status.as_ref().map(|s| s.cluster.clone()).filter(|c| !c.is_empty()).or_else(|| view.cluster.clone());
+            let Some(cluster) = cluster.or_else(|| view.document.spec["cluster"].as_str().map(str::to_string)) else { return Ok(()) };
+            for t in topics {
+                if let Ok(Err(f)) = tokio::time::timeout(Duration::from_secs(3), client.get::<ResourceView>(&format!("/v1/clusters/{cluster}/topics/{t}"))).await {
+                    if f.code == 3 {
+                        return Err(Failure::new(3, format!("topic {t} is not declared on route {route}'s cluster {cluster}; declare it with a Topic document")));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// RFC 3339 in UTC, to the second: `2026-12-07T08:31:22Z`.
+fn format_time(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Table times: the date and time, as in `format_time`.
 fn format_ms(ms: i64) -> String {
-    let secs = ms / 1000;
-    let (h, m, sec) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    format!("{h:02}:{m:02}:{sec:02}Z")
+    format_time(ms)
+}
+
+/// A topic's `retention.ms` as the specs write it (`retentionHours`): `168h`, `-1` forever.
+fn retention_text(ms: &str) -> String {
+    match ms.parse::<i64>() {
+        Ok(-1) => "forever".into(),
+        Ok(ms) if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        Ok(ms) => format!("{ms}ms"),
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// How long ago, as kubectl's AGE column says it: `45s`, `12m`, `5h`, `3d`.
+fn age(ms: i64) -> String {
+    let secs = ((now_ms() - ms) / 1000).max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
 }
 
 /// Clients per cluster: `blue: 3 producers, 2 consumers (2 drained)`.
@@ -715,11 +1097,17 @@ fn describe_text(d: &Described) -> String {
     if let Some(e) = v.effective.as_ref().and_then(|e| serde_json::to_value(e).ok()) {
         out.push_str("Spec (effective):\n");
         for (k, val) in e.as_object().into_iter().flatten() {
-            let shown = match val {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            out.push_str(&format!("  {k}: {shown}\n"));
+            match val {
+                // A map (brokerConfig, configs): one key a line, as the document writes it.
+                Value::Object(m) if !m.is_empty() => {
+                    out.push_str(&format!("  {k}:\n"));
+                    for (key, v) in m {
+                        out.push_str(&format!("    {key}: {}\n", v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+                    }
+                }
+                Value::String(s) => out.push_str(&format!("  {k}: {s}\n")),
+                other => out.push_str(&format!("  {k}: {other}\n")),
+            }
         }
     }
     if let Some(st) = &v.route_status {
@@ -761,7 +1149,27 @@ fn describe_text(d: &Described) -> String {
         if let Some(m) = &st.message {
             out.push_str(&format!("  {m}\n"));
         }
+        let health = match st.phase.as_str() {
+            "Converged" => "healthy: every declared broker live, the plan has nothing to do".to_string(),
+            "Degraded" => format!("degraded: {} of {} brokers live", live_of(Some(st)), st.brokers.desired),
+            other => other.to_lowercase(),
+        };
+        out.push_str(&format!("  Health: {health}\n"));
         out.push_str(&format!("  Brokers: {} live of {} desired\n", live_of(Some(st)), st.brokers.desired));
+        if let Some(hosts) = &st.hosts {
+            // Local hosts share 127.0.0.1 on ports of their own; EC2 hosts listen on Kafka's 9092.
+            let servers: Vec<String> = hosts
+                .iter()
+                .filter_map(|h| match (h.private_ip.as_deref(), h.port) {
+                    (Some(ip), port) => Some(format!("{ip}:{}", port.unwrap_or(9092))),
+                    (None, Some(port)) => Some(format!("127.0.0.1:{port}")),
+                    (None, None) => None,
+                })
+                .collect();
+            if !servers.is_empty() {
+                out.push_str(&format!("  Bootstrap servers: {}\n", servers.join(",")));
+            }
+        }
         if let Seen::Known(reg) = &st.brokers.registry {
             for (id, inst) in reg {
                 out.push_str(&format!("    broker {id} on {inst}\n"));
@@ -861,7 +1269,7 @@ async fn wait_converged(client: &Client, revisions: &[(String, i64)], timeout: D
         b.finish_and_clear();
     }
     if output == Output::Table {
-        println!("converged: {}", clusters.join(", "));
+        outln!("converged: {}", clusters.join(", "));
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ pub struct ScaleUpArgs {
     /// Wait until the operation ends, showing its progress.
     #[arg(long)]
     pub wait: bool,
+    /// How long --wait waits (e.g. 90s, 10m, 1h).
     #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
     pub timeout: Duration,
 }
@@ -81,7 +82,7 @@ pub async fn scale_up(client: &Client, args: ScaleUpArgs, output: Output) -> Res
     }
     let op = answer.operation.ok_or_else(|| Failure::new(1, "the fleet manager answered without the operation"))?;
     if output == Output::Table {
-        println!("operation {} created ({} -> {} brokers)", op.id, from_brokers(&op), args.brokers);
+        outln!("operation {} created ({} -> {} brokers)", op.id, from_brokers(&op), args.brokers);
     }
     if !args.wait {
         if output != Output::Table {
@@ -122,6 +123,7 @@ pub struct PaceArgs {
     /// Wait until the operation ends, showing its progress.
     #[arg(long)]
     pub wait: bool,
+    /// How long --wait waits (e.g. 90s, 10m, 1h).
     #[arg(long, default_value = "2h", value_parser = crate::parse_duration)]
     pub timeout: Duration,
 }
@@ -190,7 +192,12 @@ async fn start_moves(client: &Client, verb: &str, cluster: &str, body: serde_jso
 async fn created(client: &Client, answer: OperationResponse, wait_for: Option<Duration>, output: Output) -> Result<()> {
     let op = answer.operation.ok_or_else(|| Failure::new(1, "the fleet manager answered without the operation"))?;
     if output == Output::Table {
-        println!("operation {} created", op.id);
+        let held = serde_json::to_value(&op.spec).ok().is_some_and(|v| v["hold"] == true);
+        if held {
+            outln!("operation {} created; once its plan is ready: fleetctl describe operation {}, then fleetctl approve operation {} (or cancel operation {})", op.id, op.id, op.id, op.id);
+        } else {
+            outln!("operation {} created (fleetctl describe operation {})", op.id, op.id);
+        }
     }
     let Some(timeout) = wait_for else {
         if output != Output::Table {
@@ -277,15 +284,24 @@ pub async fn wait(client: &Client, id: &str, timeout: Duration, output: Output) 
     }
 }
 
-pub async fn list(client: &Client, cluster: Option<&str>, output: Output) -> Result<()> {
-    let path = match cluster {
-        Some(c) => format!("/v1/operations?cluster={c}"),
-        None => "/v1/operations".to_string(),
+pub async fn list(client: &Client, cluster: Option<&str>, id: Option<&str>, active: bool, output: Output) -> Result<()> {
+    let ops: Vec<Operation> = match id {
+        Some(id) => vec![client.get(&format!("/v1/operations/{id}")).await?],
+        None => {
+            let mut query: Vec<String> = Vec::new();
+            if let Some(c) = cluster {
+                query.push(format!("cluster={c}"));
+            }
+            if active {
+                query.push("active=true".into());
+            }
+            let q = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+            client.get(&format!("/v1/operations{q}")).await?
+        }
     };
-    let ops: Vec<Operation> = client.get(&path).await?;
     print_value(output, &ops, |ops| {
         table(
-            &["ID", "CLUSTER", "KIND", "PHASE", "PROGRESS", "CREATED", "MESSAGE"],
+            &["ID", "CLUSTER", "KIND", "PHASE", "PROGRESS", "AGE", "MESSAGE"],
             ops.iter()
                 .map(|o| {
                     vec![
@@ -294,7 +310,7 @@ pub async fn list(client: &Client, cluster: Option<&str>, output: Output) -> Res
                         o.spec.kind().to_string(),
                         o.status.phase.as_str().to_string(),
                         o.status.progress.map(|p| format!("{}/{}", p.done, p.total)).unwrap_or_else(|| "-".into()),
-                        format_ms(o.created_ms),
+                        crate::age(o.created_ms),
                         o.status.message.clone().unwrap_or_default(),
                     ]
                 })
@@ -421,8 +437,8 @@ fn describe_text(o: &Operation) -> String {
 
 #[derive(clap::Args, Debug)]
 pub struct SwitchArgs {
-    /// Seconds producers get to report the new cluster, then consumers to drain the old one;
-    /// stragglers are named and the operation goes on.
+    /// How long producers get to report the new cluster, then consumers to drain the old one
+    /// (e.g. 30s, 5m); stragglers are named and the operation goes on.
     #[arg(long, default_value = "60s", value_parser = crate::parse_duration)]
     pub deadline: Duration,
     /// Why (recorded with the move).
@@ -431,6 +447,7 @@ pub struct SwitchArgs {
     /// Wait until the operation ends, showing its phases.
     #[arg(long)]
     pub wait: bool,
+    /// How long --wait waits (e.g. 90s, 10m, 1h).
     #[arg(long, default_value = "15m", value_parser = crate::parse_duration)]
     pub timeout: Duration,
 }

@@ -34,8 +34,10 @@ pub struct ProduceArgs {
 #[derive(clap::Args, Debug)]
 pub struct ConsumeArgs {
     pub route: String,
+    /// A topic to read (repeatable); it must be declared on the route's cluster.
     #[arg(long = "topic", required = true)]
     pub topics: Vec<String>,
+    /// The consumer group (offsets are committed for it, on each cluster the route uses).
     #[arg(long)]
     pub group: String,
     /// Stop after this many records.
@@ -44,6 +46,7 @@ pub struct ConsumeArgs {
     /// Stop when no record came for this long.
     #[arg(long, value_parser = crate::parse_duration)]
     pub idle: Option<Duration>,
+    /// Keep the route's last binding here, to start while the fleet manager is down.
     #[arg(long)]
     pub cache: Option<std::path::PathBuf>,
 }
@@ -98,7 +101,7 @@ pub fn produce(api: &Api, args: ProduceArgs, output: Output) -> Result<()> {
         "unacknowledged": unsent,
     });
     match output {
-        Output::Json | Output::Yaml => println!("{summary}"),
+        Output::Json | Output::Yaml => outln!("{summary}"),
         Output::Table => eprintln!(
             "{} sent, {} acknowledged, {} failed, {} unacknowledged ({})",
             counters.sent,

@@ -70,11 +70,14 @@ pub(super) async fn fallback(State(state): State<Shared>, actor: Option<axum::Ex
 pub(super) struct HoldRequest {
     #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{1,200}$")]
     reason: String,
+    /// Replace the hold a route already has (refused otherwise: 409 naming it).
+    #[serde(default)]
+    overwrite: bool,
 }
 
 /// Stops automatic failover and fallback of a route until released (a runbook's maintenance).
 #[utoipa::path(post, path = "/v1/routes/{name}/hold", params(("name" = String, Path)), request_body(content = HoldRequest),
-    responses((status = 200, body = Hold), (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)),
+    responses((status = 200, body = Hold), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)),
     security(("bearer" = [])))]
 pub(super) async fn hold(State(state): State<Shared>, Path(name): Path<String>, actor: Option<axum::Extension<Actor>>, body: Result<Bytes, BytesRejection>) -> ApiResult<Hold> {
     let req: HoldRequest = parse_json(body)?;
@@ -83,7 +86,7 @@ pub(super) async fn hold(State(state): State<Shared>, Path(name): Path<String>, 
         return Err(ApiError::field(crate::spec::FieldError::new("reason", "say why in 1-200 printable characters")));
     }
     let hold = Hold { reason: req.reason, by: actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into()), at_ms: crate::store::now_ms() };
-    state.store.hold_route(&name, &hold).await?;
+    state.store.hold_route(&name, &hold, req.overwrite).await?;
     Ok(Json(hold))
 }
 

@@ -62,7 +62,7 @@ pub fn plan_cluster(
             // the same token, which finds the host if the first call made one.
             plan.steps.push(Step::LaunchHost {
                 availability_zone: l.availability_zone.clone(),
-                instance_type: desired.spec.instance_type.clone(),
+                instance_type: host_type(desired),
                 reason: "launch retried with its token".into(),
                 token: (*token).clone(),
             });
@@ -156,7 +156,7 @@ pub fn plan_cluster(
         next.launch_seq += 1;
         let token = launch_token(&desired.uid, &desired.spec.name, next.launch_seq);
         next.launches.insert(token.clone(), LaunchIntent { availability_zone: az.clone(), at_ms: settings.now_ms, instance_id: None });
-        plan.steps.push(Step::LaunchHost { availability_zone: az, instance_type: desired.spec.instance_type.clone(), reason, token });
+        plan.steps.push(Step::LaunchHost { availability_zone: az, instance_type: host_type(desired), reason, token });
     };
     for (instance_id, reason) in &retirements {
         plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
@@ -386,6 +386,15 @@ fn unknown_reason<T>(seen: &Seen<T>) -> &str {
     match seen {
         Seen::Unknown(why) => why,
         Seen::Known(_) => "",
+    }
+}
+
+/// The kind of host a launch asks for: an EC2 instance type, or `local` (a process on this
+/// machine, whatever the spec's instance type says).
+fn host_type(desired: &DesiredCluster) -> String {
+    match desired.spec.provider {
+        fleet_api::spec::ProviderKind::Local => "local".into(),
+        fleet_api::spec::ProviderKind::Ec2 => desired.spec.instance_type.clone(),
     }
 }
 

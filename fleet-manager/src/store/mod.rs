@@ -708,10 +708,10 @@ impl Store {
                 &NewJournalEntry {
                     actor: actor.to_string(),
                     cluster,
-                    action: format!("apply {}", r.kind.as_str()),
+                    action: "apply".into(),
                     detail: serde_json::json!({"name": r.name, "outcome": r.outcome, "generation": r.generation}),
                     outcome: "ok",
-                    message: format!("{} {} (generation {})", r.kind.as_str(), r.name, r.generation),
+                    message: format!("{} {} {} (generation {})", r.kind.as_str(), r.name, outcome_word(r.outcome), r.generation),
                 },
             )
             .await?;
@@ -1369,3 +1369,12 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// How an apply left a resource, as the journal says it.
+fn outcome_word(outcome: ApplyOutcome) -> &'static str {
+    match outcome {
+        ApplyOutcome::Created => "created",
+        ApplyOutcome::Configured => "configured",
+        ApplyOutcome::Unchanged => "unchanged",
+    }
+}

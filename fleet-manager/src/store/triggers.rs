@@ -95,11 +95,24 @@ impl Store {
         Ok(())
     }
 
-    /// Holds a route (or replaces its hold's reason); `NotFound` for an unknown route.
-    pub async fn hold_route(&self, route: &str, hold: &Hold) -> Result<(), StoreError> {
+    /// Holds a route; `NotFound` for an unknown route. A route already held keeps its hold
+    /// (`Conflict`, naming who and why) unless `overwrite` says to replace it.
+    pub async fn hold_route(&self, route: &str, hold: &Hold, overwrite: bool) -> Result<(), StoreError> {
         let (_writer, mut tx) = self.begin_write().await?;
         Self::lock_for_write(&mut tx).await?;
         let cluster = Self::route_cluster(&mut tx, route).await?;
+        if !overwrite {
+            let held = sqlx::query("SELECT hold FROM route_holds WHERE route = $1").bind(route).fetch_optional(&mut *tx).await?;
+            if let Some(row) = held {
+                let text: String = row.try_get(0)?;
+                let was: Option<Hold> = serde_json::from_str(&text).ok();
+                let (by, reason) = was.map_or_else(|| ("?".to_string(), "?".to_string()), |h| (h.by, h.reason));
+                return Err(StoreError::Conflict {
+                    resource: format!("Route/{route}"),
+                    message: format!("already held by {by}: {reason} (release it first, or hold with --overwrite to replace the reason)"),
+                });
+            }
+        }
         Self::put_by_route(&mut tx, "route_holds", "hold", route, hold).await?;
         Self::append_in(
             &mut tx,
