@@ -178,6 +178,10 @@ pub struct SwitchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]{0,200}$")]
     pub reason: Option<String>,
+    /// Check the request (every guard rail) and answer the operation that would be made,
+    /// without making it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// A fresh cluster a failover builds.

@@ -193,4 +193,7 @@ pub struct ResourceView {
 #[serde(rename_all = "camelCase")]
 pub struct DeleteResponse {
     pub revision: i64,
+    /// Only checked (`?dryRun=true`): nothing was written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }

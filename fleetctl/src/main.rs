@@ -149,6 +149,10 @@ enum Command {
         /// Only if the resource is still at this generation.
         #[arg(long)]
         generation: Option<i64>,
+        /// Make every check the delete makes (a route on the cluster, a standby, an operation
+        /// using it) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Wait until it is gone (a cluster: its hosts terminated).
         #[arg(long)]
         wait: bool,
@@ -570,9 +574,12 @@ struct Described {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Deleted {
     deleted: String,
     revision: i64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
 }
 
 fn plan_text(plans: &[Plan]) -> String {
@@ -786,7 +793,7 @@ async fn run(cli: Cli) -> Result<()> {
             let journal = if what == Single::Cluster { client.get(&format!("/v1/journal?cluster={name}&limit=10")).await.ok() } else { None };
             print_value(output, &Described { view, journal }, describe_text)
         }
-        Command::Delete { what, name, cluster, files, generation, wait, timeout } => {
+        Command::Delete { what, name, cluster, files, generation, dry_run, wait, timeout } => {
             let mut targets: Vec<(String, String)> = Vec::new(); // (path, display)
             if !files.is_empty() {
                 for d in read_documents(&files)?.into_iter().rev() {
@@ -809,12 +816,18 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let mut answers = Vec::new();
             for (path, display) in &targets {
-                let q = generation.map(|g| format!("?generation={g}")).unwrap_or_default();
+                let mut q: Vec<String> = generation.map(|g| format!("generation={g}")).into_iter().collect();
+                if dry_run {
+                    q.push("dryRun=true".into());
+                }
+                let q = if q.is_empty() { String::new() } else { format!("?{}", q.join("&")) };
                 let a: DeleteResponse = client.send(reqwest::Method::DELETE, &format!("{path}{q}"), None).await?;
-                answers.push(Deleted { deleted: display.clone(), revision: a.revision });
+                answers.push(Deleted { deleted: display.clone(), revision: a.revision, dry_run });
             }
-            print_value(output, &answers, |a| a.iter().map(|x| format!("{} marked for deletion\n", x.deleted)).collect())?;
-            if wait {
+            print_value(output, &answers, |a| {
+                a.iter().map(|x| if x.dry_run { format!("{} would be marked for deletion (dry run: nothing written)\n", x.deleted) } else { format!("{} marked for deletion\n", x.deleted) }).collect()
+            })?;
+            if wait && !dry_run {
                 let deadline = Instant::now() + timeout;
                 for (path, display) in &targets {
                     loop {

@@ -444,6 +444,10 @@ pub struct SwitchArgs {
     /// Why (recorded with the move).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Check every guard rail (the route, the target's health, maintenance, holds) and show
+    /// the operation that would be made; make nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Wait until the operation ends, showing its phases.
     #[arg(long)]
     pub wait: bool,
@@ -454,7 +458,7 @@ pub struct SwitchArgs {
 
 impl SwitchArgs {
     fn request(&self) -> fleet_api::operation::SwitchRequest {
-        fleet_api::operation::SwitchRequest { deadline_secs: Some(self.deadline.as_secs() as i64), reason: self.reason.clone() }
+        fleet_api::operation::SwitchRequest { deadline_secs: Some(self.deadline.as_secs() as i64), reason: self.reason.clone(), dry_run: self.dry_run }
     }
 }
 
@@ -504,5 +508,19 @@ pub async fn fallback(client: &Client, args: FallbackArgs, output: Output) -> Re
 
 async fn start_switch(client: &Client, verb: &str, body: serde_json::Value, switch: &SwitchArgs, output: Output) -> Result<()> {
     let answer: OperationResponse = client.send(reqwest::Method::POST, &format!("/v1/operations/{verb}"), Some(body)).await?;
+    if answer.dry_run {
+        return print_value(output, &answer, |a| {
+            let spec = a.spec.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
+            let to = spec["to"].as_str().map(str::to_string).or_else(|| spec["build"]["source"].as_str().map(|s| format!("a fresh build of {s} ({} brokers)", spec["build"]["brokers"])));
+            format!(
+                "{verb} of route {} from {} to {} would be made (dry run: nothing written); deadline {}s, the cluster left is kept as {}\n",
+                spec["route"].as_str().unwrap_or("?"),
+                spec["from"].as_str().unwrap_or("?"),
+                to.unwrap_or_else(|| "?".into()),
+                spec["deadlineMs"].as_i64().unwrap_or(0) / 1000,
+                spec["retain"].as_str().unwrap_or("?"),
+            )
+        });
+    }
     created(client, answer, switch.wait.then_some(switch.timeout), output).await
 }

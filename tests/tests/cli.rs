@@ -271,6 +271,15 @@ async fn fleetctl_behaves_as_kubectl_users_expect() {
         assert!(families.contains(family.as_str()), "the dashboard queries {family}, which /metrics does not serve: {families:?}");
     }
 
+    // ---- delete --dry-run makes every check and writes nothing.
+    let out = fm.fleetctl(&["delete", "cluster", "ux", "--dry-run"]).await;
+    assert_eq!(out.status.code(), Some(4), "route orders is on it: {}", text(&out));
+    let out = fm.fleetctl(&["delete", "topic", "ux/t", "--dry-run"]).await;
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("dry run"), "{}", text(&out));
+    let out = fm.fleetctl(&["get", "topic", "ux/t", "-o", "json"]).await;
+    let still: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(still[0]["deleting"], false, "a dry run deletes nothing: {still}");
+
     // ---- delete takes both topic forms.
     let out = fm.fleetctl(&["delete", "topic", "ux/watched"]).await;
     assert!(out.status.success(), "{}", text(&out));

@@ -49,6 +49,9 @@ async fn create(state: &AppState, actor: Option<axum::Extension<Actor>>, from: &
 pub(super) async fn failover(State(state): State<Shared>, actor: Option<axum::Extension<Actor>>, body: Result<Bytes, BytesRejection>) -> ApiResult<OperationResponse> {
     let req: FailoverRequest = parse_json(body)?;
     let (from, spec) = request::failover(&state.store, state.reconciler.health.as_ref(), &req).await?;
+    if req.pace.dry_run {
+        return Ok(Json(OperationResponse { dry_run: true, operation: None, spec: Some(spec), plan: None, moves: None, plan_error: None }));
+    }
     create(&state, actor, &from, spec).await
 }
 
@@ -61,6 +64,9 @@ pub(super) async fn failover(State(state): State<Shared>, actor: Option<axum::Ex
 pub(super) async fn fallback(State(state): State<Shared>, actor: Option<axum::Extension<Actor>>, body: Result<Bytes, BytesRejection>) -> ApiResult<OperationResponse> {
     let req: FallbackRequest = parse_json(body)?;
     let (from, spec) = request::fallback(&state.store, &req).await?;
+    if req.pace.dry_run {
+        return Ok(Json(OperationResponse { dry_run: true, operation: None, spec: Some(spec), plan: None, moves: None, plan_error: None }));
+    }
     create(&state, actor, &from, spec).await
 }
 

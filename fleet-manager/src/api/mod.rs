@@ -856,6 +856,9 @@ async fn get_cluster(State(state): State<Shared>, Path(name): Path<String>, call
 struct DeleteQuery {
     #[serde(default)]
     generation: Option<i64>,
+    /// Make every check a delete makes, and write nothing.
+    #[serde(default, rename = "dryRun")]
+    dry_run: Option<bool>,
 }
 
 
@@ -868,12 +871,15 @@ async fn do_delete(
 ) -> Result<Json<DeleteResponse>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", e.body_text()))?;
     let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
-    let revision = state.store.delete(kind, key, &actor, query.generation).await?;
-    state.reconciler.wake.notify_one();
-    Ok(Json(DeleteResponse { revision }))
+    let dry_run = query.dry_run.unwrap_or(false);
+    let revision = state.store.delete_checked(kind, key, &actor, query.generation, dry_run).await?;
+    if !dry_run {
+        state.reconciler.wake.notify_one();
+    }
+    Ok(Json(DeleteResponse { revision, dry_run }))
 }
 
-#[utoipa::path(delete, path = "/v1/clusters/{name}", params(("name" = String, Path), ("generation" = Option<i64>, Query)),
+#[utoipa::path(delete, path = "/v1/clusters/{name}", params(("name" = String, Path), ("generation" = Option<i64>, Query), ("dryRun" = Option<bool>, Query)),
     responses((status = 200), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 async fn delete_cluster(
     State(state): State<Shared>,
@@ -906,7 +912,7 @@ async fn get_topic(State(state): State<Shared>, Path((name, topic)): Path<(Strin
     Ok(Json(view(&state, r, &clusters, false).await))
 }
 
-#[utoipa::path(delete, path = "/v1/clusters/{name}/topics/{topic}", params(("name" = String, Path), ("topic" = String, Path), ("generation" = Option<i64>, Query)),
+#[utoipa::path(delete, path = "/v1/clusters/{name}/topics/{topic}", params(("name" = String, Path), ("topic" = String, Path), ("generation" = Option<i64>, Query), ("dryRun" = Option<bool>, Query)),
     responses((status = 200), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn delete_topic(
     State(state): State<Shared>,
@@ -930,7 +936,7 @@ async fn get_route(State(state): State<Shared>, Path(name): Path<String>) -> Api
     Ok(Json(view(&state, r, &clusters, false).await))
 }
 
-#[utoipa::path(delete, path = "/v1/routes/{name}", params(("name" = String, Path)), responses((status = 200), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/routes/{name}", params(("name" = String, Path), ("generation" = Option<i64>, Query), ("dryRun" = Option<bool>, Query)), responses((status = 200), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 async fn delete_route(
     State(state): State<Shared>,
     Path(name): Path<String>,

@@ -767,6 +767,12 @@ impl Store {
     /// down what exists and then [`Store::remove`]s the rows. Routes have nothing to tear down and
     /// go at once. Returns the revision of the change.
     pub async fn delete(&self, kind: Kind, key: &str, actor: &str, generation: Option<i64>) -> Result<i64, StoreError> {
+        self.delete_checked(kind, key, actor, generation, false).await
+    }
+
+    /// [`Store::delete`], or with `dry_run` every check it makes and nothing written (the
+    /// answer is the store's revision as it is).
+    pub async fn delete_checked(&self, kind: Kind, key: &str, actor: &str, generation: Option<i64>, dry_run: bool) -> Result<i64, StoreError> {
         let (_writer, mut tx) = self.begin_write().await?;
         Self::lock_for_write(&mut tx).await?;
         let existing = Self::load_all(&mut tx).await?;
@@ -835,6 +841,10 @@ impl Store {
                     });
                 }
             }
+        }
+        if dry_run {
+            // Dropped without a commit: nothing of it is written.
+            return Ok(target.revision);
         }
         let rev = Self::next_revision(&mut tx).await?;
         let now = now_ms();

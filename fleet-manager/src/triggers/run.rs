@@ -147,12 +147,12 @@ impl Reconciler {
                         to: policy.to.clone(),
                         build: policy.to.is_none(),
                         size_up: None,
-                        pace: SwitchRequest { deadline_secs: None, reason: Some(short(&format!("automatic: {reason}"))) },
+                        pace: SwitchRequest { deadline_secs: None, reason: Some(short(&format!("automatic: {reason}"))), dry_run: false },
                     };
                     Some(request::failover(&self.store, self.health.as_ref(), &req).await)
                 }
                 Decision::Fallback(reason) => {
-                    let req = FallbackRequest { route: route.clone(), rebuild: false, pace: SwitchRequest { deadline_secs: None, reason: Some(short(&format!("automatic: {reason}"))) } };
+                    let req = FallbackRequest { route: route.clone(), rebuild: false, pace: SwitchRequest { deadline_secs: None, reason: Some(short(&format!("automatic: {reason}"))), dry_run: false } };
                     Some(request::fallback(&self.store, &req).await)
                 }
                 _ => None,
