@@ -551,8 +551,11 @@ impl OperationStatus {
     pub fn enter(&mut self, phase: Phase, at_ms: i64, message: Option<String>) {
         if self.phase != phase {
             self.history.push(PhaseChange { phase, at_ms, message: message.clone() });
-            // A clearance holds only for the `Retiring` pass that gave it.
-            self.retire_cleared_at_ms = None;
+            // A clearance holds only for the `Retiring` stretch that gave it (kept afterwards,
+            // as a record of when the hosts were let go).
+            if phase == Phase::Retiring {
+                self.retire_cleared_at_ms = None;
+            }
         }
         self.phase = phase;
         self.message = message;

@@ -318,3 +318,14 @@ impl Drop for FleetManager {
         self.stop_local_hosts();
     }
 }
+
+/// The bytes an operation's running batch copies (from its recorded plan), from its JSON view.
+pub fn running_batch_bytes(op: &serde_json::Value) -> u64 {
+    let status = &op["status"];
+    let sizes: Vec<u64> = status["moves"]["batches"].as_array().map_or(vec![], |b| b.iter().filter_map(|n| n.as_u64()).collect());
+    let n = status["batch"].as_u64().unwrap_or(0) as usize;
+    let start: u64 = sizes.iter().take(n).sum();
+    let len = sizes.get(n).copied().unwrap_or(0);
+    let moves = status["moves"]["moves"].as_array().cloned().unwrap_or_default();
+    moves.iter().skip(start as usize).take(len as usize).filter_map(|m| m["bytes"].as_u64()).sum()
+}

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions};
+use fleet_tests::fleet_manager::{running_batch_bytes, FleetManager, FleetManagerOptions};
 use fleet_tests::kafka::{describe_topics, kafka_tool, local_cluster_yaml};
 use fleet_tests::{init_logging, wait_until, ZkEnsemble};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -157,16 +157,6 @@ impl Drop for LeakOnCancel {
     }
 }
 
-/// The bytes the operation's running batch copies (from its recorded plan).
-fn running_batch_bytes(op: &serde_json::Value) -> u64 {
-    let status = &op["status"];
-    let sizes: Vec<u64> = status["moves"]["batches"].as_array().map_or(vec![], |b| b.iter().filter_map(|n| n.as_u64()).collect());
-    let n = status["batch"].as_u64().unwrap_or(0) as usize;
-    let start: u64 = sizes.iter().take(n).sum();
-    let len = sizes.get(n).copied().unwrap_or(0);
-    let moves = status["moves"]["moves"].as_array().cloned().unwrap_or_default();
-    moves.iter().skip(start as usize).take(len as usize).filter_map(|m| m["bytes"].as_u64()).sum()
-}
 
 fn start_traffic(bootstrap: &str) -> Traffic {
     let producer: FutureProducer = rdkafka::ClientConfig::new()

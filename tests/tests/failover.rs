@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use fleet_client::{ClientConfig, FleetProducer};
 use fleet_tests::clients::{Reader, SequencedLoad};
-use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions, CLIENT_TOKEN};
+use fleet_tests::fleet_manager::{running_batch_bytes, FleetManager, FleetManagerOptions, CLIENT_TOKEN};
 use fleet_tests::kafka::{kafka_tool, local_cluster_yaml};
 use fleet_tests::{init_logging, wait_until, ZkEnsemble};
 
@@ -258,30 +258,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     assert!(out.status.success(), "{}", text(&out));
 
     // 3. Fallback once blue is repaired, with a producer that reports but never moves.
-    let stuck_stop = Arc::new(AtomicBool::new(false));
-    let stuck = {
-        let (url, stop) = (fm_url.clone(), stuck_stop.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let body = serde_json::json!({"instance": "stuck-producer", "route": ROUTE, "role": "producer", "generation": 1, "cluster": "blue-1"});
-            // The instance's credential, given with its first report, goes with every later one.
-            let mut credential: Option<String> = None;
-            while !stop.load(Ordering::SeqCst) {
-                let mut req = http.post(format!("{url}/v1/clients/reports")).bearer_auth(CLIENT_TOKEN).json(&body);
-                if let Some(c) = &credential {
-                    req = req.header("x-fleet-instance-credential", c);
-                }
-                if let Ok(r) = req.send().await {
-                    if let Ok(v) = r.json::<serde_json::Value>().await {
-                        if let Some(c) = v["credential"].as_str() {
-                            credential = Some(c.to_string());
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        })
-    };
+    let (stuck_stop, stuck) = stuck_reporter(&fm_url, "stuck-producer", "blue-1");
     let fallback = start(&fm, &["fallback", ROUTE, "--deadline", "10s"]).await;
     refused(&fm, &["failover", ROUTE, "--build"], &["route", &fallback]).await;
     let op = wait_ended(&fm, &fallback, Duration::from_secs(420)).await;
@@ -298,7 +275,8 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     // 4. Maintenance never blocks an emergency. Both clusters get a topic Kafka's own tool put
     // entirely on broker 1 (with data on blue), so a rebalance always has moves to make.
     lopsided(&fm, "blue-1", 0).await;
-    lopsided(&fm, "blue", 600).await;
+    // About 10 MiB a partition: each move outlasts Kafka's first unthrottled fetch (1 MiB).
+    lopsided(&fm, "blue", 4000).await;
     // A held rebalance on the target: a failover to it is refused, naming it.
     let target_rebalance = start(&fm, &["rebalance", "blue-1", "--hold"]).await;
     wait_until("the rebalance on blue-1 held", Duration::from_secs(60), || async {
@@ -316,30 +294,38 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     // refused; the batch in flight is cancelled through Kafka and every throttle it set is gone
     // (Kafka's own kafka-configs), then it plans again once the failover has ended.
     let source_rebalance = start(&fm, &["rebalance", "blue", "--throttle", "64KiB/s", "--max-moves-per-broker", "1"]).await;
-    wait_until("the rebalance on blue moving under its throttle", Duration::from_secs(120), || async {
+    wait_until("the rebalance on blue moving a large batch under its throttle", Duration::from_secs(120), || async {
         let op = operation(&fm, &source_rebalance).await;
-        if op["status"]["phase"] == "Moving" && op["status"]["throttled"].is_object() && op["status"]["batch"].is_number() {
+        if op["status"]["phase"] == "Moving" && op["status"]["throttled"].is_object() && running_batch_bytes(&op) > 2 << 20 {
             Ok(Some(()))
         } else {
             Err(format!("{} {}", op["status"]["phase"], op["status"]["message"]))
         }
     })
     .await;
-    assert!(!throttles_by_kafka_configs(&blue_servers_now(&fm)).await.is_empty(), "the rebalance throttles blue while it moves");
+    // A producer that reports but never moves holds the failover in SwitchingProducers until
+    // its deadline (30 s): the rebalance stays paused at least that long, long enough to look.
+    let (held_stop, held) = stuck_reporter(&fm_url, "stuck-producer-2", "blue");
+    wait_until("the stuck producer registered", Duration::from_secs(20), || async {
+        let c = reports(&fm).await;
+        if c.iter().any(|r| r["instance"] == "stuck-producer-2") { Ok(Some(())) } else { Err(format!("{} reports", c.len())) }
+    })
+    .await;
     let quick = Instant::now();
     let to_standby = start(&fm, &["failover", ROUTE, "--to", "blue-1", "--deadline", "30s"]).await;
     let paused = operation(&fm, &source_rebalance).await;
     assert_eq!(paused["pausedBy"], to_standby.as_str(), "paused in the failover's own write: {paused}");
-    wait_until("the rebalance paused, its throttles gone", Duration::from_secs(120), || async {
+    wait_until("the rebalance paused", Duration::from_secs(60), || async {
         let op = operation(&fm, &source_rebalance).await;
-        let throttles = throttles_by_kafka_configs(&blue_servers_now(&fm)).await;
-        if op["status"]["phase"] == "Paused" && throttles.is_empty() {
-            Ok(Some(()))
-        } else {
-            Err(format!("{} {throttles:?}", op["status"]["phase"]))
-        }
+        if op["status"]["phase"] == "Paused" { Ok(Some(())) } else { Err(op["status"]["phase"].to_string()) }
     })
     .await;
+    let throttles = throttles_by_kafka_configs(&blue_servers_now(&fm)).await;
+    let op = operation(&fm, &source_rebalance).await;
+    assert_eq!(op["status"]["phase"], "Paused", "still paused while Kafka's tool looked: {op}");
+    assert!(throttles.is_empty(), "kafka-configs shows no throttle on blue while the rebalance is paused: {throttles:?}");
+    held_stop.store(true, Ordering::SeqCst);
+    held.await.expect("stuck reporter");
     // Once producers are switched, a cancel is refused (a compare-and-set on the phase): undo it
     // with a fallback.
     wait_until("the failover switching producers", Duration::from_secs(120), || async {
@@ -567,3 +553,32 @@ async fn throttles_by_kafka_configs(servers: &str) -> Vec<String> {
     }
     found
 }
+
+/// A producer instance of the route that reports `cluster` every 2 s and never moves: a failover
+/// waits for it until its deadline and names it.
+fn stuck_reporter(url: &str, instance: &str, cluster: &str) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (url, flag) = (url.to_string(), stop.clone());
+    let body = serde_json::json!({"instance": instance, "route": ROUTE, "role": "producer", "generation": 1, "cluster": cluster});
+    let task = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        // The instance's credential, given with its first report, goes with every later one.
+        let mut credential: Option<String> = None;
+        while !flag.load(Ordering::SeqCst) {
+            let mut req = http.post(format!("{url}/v1/clients/reports")).bearer_auth(CLIENT_TOKEN).json(&body);
+            if let Some(c) = &credential {
+                req = req.header("x-fleet-instance-credential", c);
+            }
+            if let Ok(r) = req.send().await {
+                if let Ok(v) = r.json::<serde_json::Value>().await {
+                    if let Some(c) = v["credential"].as_str() {
+                        credential = Some(c.to_string());
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    (stop, task)
+}
+

@@ -346,8 +346,11 @@ fn next_inner(op: &Operation, spec: &MoveSpec, decommission: bool, observed: &Mo
         _ => {}
     }
     let (status, action) = next_phase(op, spec, decommission, observed, settings, status, owned, leaving, pause_by);
-    let effects = if status.phase == Phase::Retiring && op.status.phase != Phase::Retiring {
-        // The broker count goes down with the phase: the reconciler retires the hosts.
+    let entering = status.phase == Phase::Retiring && op.status.phase != Phase::Retiring;
+    let cleared = status.phase == Phase::Retiring && status.retire_cleared_at_ms.is_some() && op.status.retire_cleared_at_ms.is_none();
+    let effects = if entering || cleared {
+        // The broker count goes down with the phase, and is written again with the clearance:
+        // a spec write moves the store's revision, so the reconciler retires the hosts at once.
         OperationEffects { lower_brokers: Some(spec.from_brokers.saturating_sub(spec.leaving.len() as u32)), ..OperationEffects::default() }
     } else {
         OperationEffects::default()
@@ -634,7 +637,8 @@ fn next_phase(
                 status.enter(Phase::Succeeded, now, Some(format!("brokers {} retired{}", list(&spec.leaving), if decommission { catch_up } else { String::new() })));
                 return (status, None);
             }
-            if now - status.since_ms() > settings.retire_timeout_ms {
+            // Counted from the clearance: until then no host was allowed to stop.
+            if now - status.retire_cleared_at_ms.unwrap_or(now) > settings.retire_timeout_ms {
                 return (
                     {
                         let mut s = status;

@@ -44,9 +44,12 @@ impl<'a> Machine<Driver<'a>> for Moves {
                 // A partition's size (the most any replica holds), a DescribeLogDirs per broker:
                 // asked only when there is something to plan (always in `Pending`; in `Verifying`
                 // only when replicas are still on the leaving brokers), not every poll.
+                // Nor while someone else's reassignment runs (the phase waits for it to end).
                 let leaving: BTreeSet<i32> = self.spec.leaving.iter().copied().collect();
-                let to_plan = op.status.phase == Phase::Pending
-                    || o.partitions.known().is_some_and(|ps| ps.values().any(|p| p.replicas.iter().chain(p.adding.iter()).any(|b| leaving.contains(b))));
+                let someone_elses = !matches!(o.reassigning.known(), Some(None));
+                let to_plan = !someone_elses
+                    && (op.status.phase == Phase::Pending
+                        || o.partitions.known().is_some_and(|ps| ps.values().any(|p| p.replicas.iter().chain(p.adding.iter()).any(|b| leaving.contains(b)))));
                 if to_plan {
                     for per_broker in live::sizes(zk, &kafka, None).await.into_values() {
                         for (k, bytes) in per_broker {
@@ -175,7 +178,7 @@ impl<'a> Machine<Driver<'a>> for Moves {
             // Copying takes seconds to hours; a byte-progress read per receiving broker each time.
             // `Pending` only waits when it cannot plan yet (someone else's reassignment, an
             // unknown), and each look asks every broker for its log dirs.
-            Phase::Moving | Phase::Pending => Duration::from_secs(2),
+            Phase::Moving | Phase::Pending | Phase::Verifying => Duration::from_secs(2),
             Phase::Retiring | Phase::ProposalReady | Phase::Paused => Duration::from_secs(5),
             _ => Duration::from_millis(500),
         }

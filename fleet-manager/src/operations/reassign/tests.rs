@@ -219,9 +219,19 @@ fn retiring_goes_back_when_a_replica_appears_on_a_broker_still_there() {
     assert_eq!((status.phase, status.retire_cleared_at_ms), (Phase::Retiring, Some(3)));
     o.status = status;
     assert_eq!(leaving_brokers(std::slice::from_ref(&o)), [(4, true)].into(), "cleared: the reconciler may retire it");
-    // A replica placed on 4 after the clearance: back to Verifying, the clearance withdrawn.
+    // The clearance and the lowered count go in one spec write (the reconciler wakes on it).
+    let mut before = o.clone();
+    before.status.retire_cleared_at_ms = None;
+    let step = next_step(&before, &s, true, &clean, &MoveSettings::default());
+    assert_eq!(step.effects.lower_brokers, Some(s.from_brokers - 1), "written again with the clearance");
+    // A replica placed on 4 after the clearance: back to Verifying, the host kept; entering
+    // Retiring again needs a new clearance.
     let (status, _) = next(&o, &s, true, &seen);
-    assert_eq!((status.phase, status.retire_cleared_at_ms), (Phase::Verifying, None));
+    assert_eq!(status.phase, Phase::Verifying);
+    assert_eq!(leaving_brokers(&[Operation { status: status.clone(), ..o.clone() }]), [(4, false)].into());
+    let mut again = status;
+    again.enter(Phase::Retiring, 10, None);
+    assert_eq!(again.retire_cleared_at_ms, None);
     // Nothing there, broker gone: retired.
     let moved: Partitions = partitions().into_iter().map(|(k, mut p)| {
         p.replicas.retain(|b| *b != 4);
