@@ -137,7 +137,9 @@ impl Future for Delivery {
 
 type Tracker = tokio::sync::oneshot::Sender<Result<Delivered, DeliveryError>>;
 
-/// What librdkafka carries for a record (its delivery opaque): a tracker slot and two flags.
+/// What librdkafka carries for a record (its delivery opaque): two flags, a tracker slot and,
+/// on 64-bit targets, the record's size (bits 0-1 flags, 2-33 slot + 1, 34-63 size), so a
+/// delivery report settles the buffer without asking librdkafka for the record's parts.
 /// Untracked records carry no slot, so `send` allocates nothing for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Tag(usize);
@@ -145,11 +147,29 @@ struct Tag(usize);
 impl Tag {
     const DUPLICATE: usize = 1;
     const PARTITIONED: usize = 2;
-    fn new(slot: Option<usize>, partitioned: bool) -> Self {
-        Tag(slot.map_or(0, |s| (s + 1) << 2) | if partitioned { Self::PARTITIONED } else { 0 })
+    const SLOT_BITS: u32 = 32;
+    const SIZE_SHIFT: u32 = 34;
+    fn new(slot: Option<usize>, partitioned: bool, size: usize) -> Self {
+        let flags = if partitioned { Self::PARTITIONED } else { 0 };
+        let slot_bits = slot.map_or(0, |s| (s + 1) << 2);
+        // The size when it fits (0: not carried, read from the report instead).
+        let size_bits = if usize::BITS >= 64 && size < (1 << (usize::BITS - Self::SIZE_SHIFT).min(30)) && slot.is_none_or(|s| s + 1 < (1 << Self::SLOT_BITS)) {
+            size << Self::SIZE_SHIFT.min(usize::BITS - 1)
+        } else {
+            0
+        };
+        Tag(size_bits | slot_bits | flags)
     }
     fn slot(self) -> Option<usize> {
-        (self.0 >> 2).checked_sub(1)
+        let raw = if usize::BITS >= 64 { (self.0 >> 2) & ((1 << Self::SLOT_BITS) - 1) } else { self.0 >> 2 };
+        raw.checked_sub(1)
+    }
+    /// The record's size as the buffer counts it, from the tag or else from librdkafka's report.
+    fn size_of(self, m: &BorrowedMessage<'_>) -> usize {
+        match if usize::BITS >= 64 { self.0 >> Self::SIZE_SHIFT.min(usize::BITS - 1) } else { 0 } {
+            0 => report_size(m),
+            size => size,
+        }
     }
     fn maybe_duplicate(self) -> bool {
         self.0 & Self::DUPLICATE != 0
@@ -228,7 +248,7 @@ impl Owned {
         let topic = m.topic().to_string();
         let key = m.key().map(<[u8]>::to_vec);
         let payload = m.payload().map(<[u8]>::to_vec);
-        let size = report_size(m);
+        let size = tag.size_of(m);
         Self {
             topic,
             key,
@@ -318,7 +338,10 @@ impl Link {
 }
 
 struct LinkContext {
-    inner: Weak<Inner>,
+    /// Strong, not weak: a delivery report must not pay for an upgrade (two atomic operations a
+    /// record). The cycle it makes (Inner -> its links -> their contexts -> Inner) is broken by
+    /// `close` and `Drop`, which take every link out of Inner and drop it.
+    inner: Arc<Inner>,
     link: u64,
     cluster: String,
     generation: Arc<AtomicI64>,
@@ -335,11 +358,11 @@ impl ClientContext for LinkContext {
 impl ProducerContext for LinkContext {
     type DeliveryOpaque = usize;
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
-        let Some(inner) = self.inner.upgrade() else { return };
+        let inner = &self.inner;
         let tag = Tag(opaque);
         match result {
             Ok(m) => {
-                inner.resolved(report_size(m));
+                inner.resolved(tag.size_of(m));
                 inner.counters.acknowledged.0.fetch_add(1, Ordering::Relaxed);
                 self.acknowledged.inc();
                 if let Some(slot) = tag.slot() {
@@ -697,7 +720,7 @@ impl Inner {
         let size = record.size();
         self.admit(size)?;
         let slot = tracker.map(|t| self.slots.lock().unwrap_or_else(|p| p.into_inner()).insert(t));
-        let tag = Tag::new(slot, record.partition.is_some());
+        let tag = Tag::new(slot, record.partition.is_some(), size);
         if self.direct.load(Ordering::Acquire) {
             let active = self.active.read().unwrap_or_else(|p| p.into_inner());
             // Checked again under the lock: a switch clears it before replacing the link.
@@ -813,7 +836,7 @@ impl Inner {
     /// A record a cluster did not acknowledge, with librdkafka's word on its fate.
     fn not_delivered(&self, link: &LinkContext, error: &KafkaError, m: &BorrowedMessage<'_>, tag: Tag) {
         let code = error.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
-        let size = report_size(m);
+        let size = tag.size_of(m);
         if self.closed.load(Ordering::Acquire) {
             self.fail(tag, size, DeliveryError::Closed);
             return;
@@ -901,8 +924,9 @@ impl Inner {
             for (k, v) in &self.config.kafka {
                 c.set(k, v);
             }
+            let Some(inner) = self.me.upgrade() else { return Err("the producer is closing".into()) };
             let context = LinkContext {
-                inner: self.me.clone(),
+                inner,
                 link: id,
                 cluster: cluster.to_string(),
                 generation: generation.clone(),
@@ -1231,12 +1255,17 @@ mod tests {
 
     #[test]
     fn a_tag_carries_its_slot_and_flags() {
-        assert_eq!(Tag::new(None, false).0, 0, "an untracked record carries nothing");
-        let t = Tag::new(Some(41), true);
+        assert_eq!(Tag::new(None, false, 0).0, 0, "an untracked record carries nothing");
+        let t = Tag::new(Some(41), true, 1234);
         assert_eq!((t.slot(), t.partitioned(), t.maybe_duplicate()), (Some(41), true, false));
         let d = t.with_duplicate();
         assert_eq!((d.slot(), d.partitioned(), d.maybe_duplicate()), (Some(41), true, true));
-        assert_eq!(Tag::new(Some(0), false).slot(), Some(0));
+        assert_eq!(Tag::new(Some(0), false, 5).slot(), Some(0));
+        assert_eq!(Tag::new(Some((1 << 32) - 2), false, 7).slot(), Some((1 << 32) - 2), "the largest slot with a size");
+        if usize::BITS >= 64 {
+            assert_eq!(d.0 >> Tag::SIZE_SHIFT, 1234, "the size rides along");
+            assert_eq!(Tag::new(None, false, 1 << 30).0 >> Tag::SIZE_SHIFT, 0, "too large: read from the report");
+        }
     }
 
     #[test]

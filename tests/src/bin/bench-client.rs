@@ -50,6 +50,9 @@ struct Args {
 
 const TOPIC: &str = "bench";
 
+/// How often a sender found the buffer full and waited (printed per round).
+static FULL_WAITS: AtomicU64 = AtomicU64::new(0);
+
 fn binding(servers: &str) -> RouteBinding {
     RouteBinding {
         route: "bench".into(),
@@ -125,17 +128,26 @@ fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let payload = [b'x'; 100];
+    // Warmed as the raw producer is: connected, metadata and producer ID in hand, before the clock.
+    producer.send(Record::new(TOPIC, &payload)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    while producer.counters().acknowledged < 1 {
+        ensure!(Instant::now() < deadline + Duration::from_secs(20), "warm-up record not acknowledged: {:?}", producer.counters());
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let start = Instant::now();
     for _ in 0..args.records {
         loop {
             match producer.send(Record::new(TOPIC, &payload)) {
                 Ok(()) => break,
-                Err(SendError::Full { .. }) => std::thread::sleep(Duration::from_micros(200)),
+                Err(SendError::Full { .. }) => {
+                    FULL_WAITS.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_micros(200))
+                }
                 Err(e) => anyhow::bail!("{e}"),
             }
         }
     }
-    while producer.counters().acknowledged + producer.counters().failed < args.records as u64 {
+    while producer.counters().acknowledged + producer.counters().failed < args.records as u64 + 1 {
         ensure!(start.elapsed() < Duration::from_secs(300), "not acknowledged: {:?}", producer.counters());
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -179,6 +191,13 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
         .set("queue.buffering.max.kbytes", "1048576")
         .create_with_context(Counting { delivered: delivered.clone(), failed: failed.clone() })?;
     let payload = [b'x'; 100];
+    // Warmed before the clock, as the FleetProducer is: one record sent and delivered first.
+    producer.send(BaseRecord::<(), [u8]>::to(TOPIC).payload(&payload[..])).map_err(|(e, _)| e)?;
+    let warm_deadline = Instant::now() + Duration::from_secs(30);
+    while delivered.load(Ordering::Relaxed) < 1 {
+        ensure!(Instant::now() < warm_deadline && failed.load(Ordering::Relaxed) == 0, "warm-up record not delivered");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let start = Instant::now();
     for _ in 0..args.records {
         let mut record = BaseRecord::<(), [u8]>::to(TOPIC).payload(&payload[..]);
@@ -187,12 +206,13 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
                 Ok(()) => break,
                 Err((_, r)) => {
                     record = r;
+                    FULL_WAITS.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }
         }
     }
-    while delivered.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < args.records as u64 {
+    while delivered.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed) < args.records as u64 + 1 {
         ensure!(start.elapsed() < Duration::from_secs(300), "not delivered");
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -324,18 +344,34 @@ async fn main() -> Result<()> {
         let cache = dir.path().join("bench.json");
         BindingCache::new(&cache).store(&binding(&servers))?;
 
+        // One round of each first, not counted: the broker's JIT and page cache warm up on it,
+        // not on whichever producer happens to go first.
+        let warm_fleet = tokio::task::block_in_place(|| fleet_round(&args, &cache))?;
+        let warm_raw = tokio::task::block_in_place(|| raw_round(&args, &servers))?;
+        eprintln!("warm-up (not counted): FleetProducer {warm_fleet:.0}  ThreadedProducer+counting {warm_raw:.0} records/s");
         let (mut fleet, mut raw, mut java) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..args.rounds {
             let a = args.records;
             let s = servers.clone();
             // Alternate which producer goes first (the broker warms up, the page cache fills).
-            let (f, r) = if round % 2 == 0 {
-                let f = tokio::task::block_in_place(|| fleet_round(&args, &cache))?;
-                (f, tokio::task::block_in_place(|| raw_round(&args, &s))?)
-            } else {
-                let r = tokio::task::block_in_place(|| raw_round(&args, &s))?;
-                (tokio::task::block_in_place(|| fleet_round(&args, &cache))?, r)
+            let fleet_round_waits = |args: &Args| -> Result<(f64, u64)> {
+                let before = FULL_WAITS.load(Ordering::Relaxed);
+                let f = tokio::task::block_in_place(|| fleet_round(args, &cache))?;
+                Ok((f, FULL_WAITS.load(Ordering::Relaxed) - before))
             };
+            let raw_round_waits = |args: &Args| -> Result<(f64, u64)> {
+                let before = FULL_WAITS.load(Ordering::Relaxed);
+                let r = tokio::task::block_in_place(|| raw_round(args, &s))?;
+                Ok((r, FULL_WAITS.load(Ordering::Relaxed) - before))
+            };
+            let ((f, fw), (r, rw)) = if round % 2 == 0 {
+                let f = fleet_round_waits(&args)?;
+                (f, raw_round_waits(&args)?)
+            } else {
+                let r = raw_round_waits(&args)?;
+                (fleet_round_waits(&args)?, r)
+            };
+            eprintln!("  full-buffer waits: FleetProducer {fw}, ThreadedProducer {rw}");
             let j = tokio::task::block_in_place(|| java_round(&args, &s))?;
             eprintln!("round {}/{}: FleetProducer {f:.0}  ThreadedProducer+counting {r:.0}  perf-test {j:.0} records/s ({a} records)", round + 1, args.rounds);
             fleet.push(f);
@@ -346,6 +382,9 @@ async fn main() -> Result<()> {
             v.sort_by(|a, b| a.total_cmp(b));
             v[v.len() / 2]
         };
+        // The ratio of each round (both producers ran back to back on the same broker state).
+        let mut ratios: Vec<f64> = fleet.iter().zip(&raw).map(|(f, r)| f / r).collect();
+        let ratio = median(&mut ratios);
         let (f, r, j) = (median(&mut fleet), median(&mut raw), median(&mut java));
         println!(
             "one broker, 6 partitions, {} x 100-byte unkeyed records, acks=all + idempotence, linger.ms={}, batch.size={}, lz4; median of {} rounds",
@@ -354,6 +393,7 @@ async fn main() -> Result<()> {
         println!("{:<40} {:>10.0} records/s", "FleetProducer (fleet-client)", f);
         println!("{:<40} {:>10.0} records/s  (FleetProducer at {:.1}%)", "rdkafka ThreadedProducer, counting", r, 100.0 * f / r);
         println!("{:<40} {:>10.0} records/s  (FleetProducer at {:.1}%)", "kafka-producer-perf-test", j, 100.0 * f / j);
+        println!("FleetProducer / ThreadedProducer, median of the rounds' ratios: {:.1}%", 100.0 * ratio);
     }
     if !args.no_switch {
         switch_latency(&args, &zk).await?;
