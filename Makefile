@@ -86,7 +86,7 @@ bench: deps build
 	$(CARGO) run -q -p fleet-tests --bin bench-plan -- --clusters 100 --brokers 12 --topics 50
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 100 --seconds 60
 	FLEET_BIN_DIR=$$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release \
-	  $(CARGO) run -q --release -p fleet-tests --bin bench-client -- --records 1000000 --rounds 3
+	  $(CARGO) run -q --release -p fleet-tests --bin bench-client -- --records 3000000 --rounds 9
 	$(CARGO) run -q -p fleet-tests --bin bench-failover
 	$(CARGO) run -q -p fleet-tests --bin bench-reconcile -- --clusters 1000 --seconds 30
 	$(CARGO) run -q -p fleet-tests --bin bench-scale-up -- --topics 200

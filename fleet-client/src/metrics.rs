@@ -51,7 +51,7 @@ impl ClientMetrics {
             switches: Family::default(),
             registry: Registry::default(),
         };
-        registry.register("records", "Records sent (producers) or consumed (consumers), by cluster", m.records.clone());
+        registry.register("records", "Records sent and reported on by the cluster (producers) or consumed (consumers), by cluster", m.records.clone());
         registry.register("acknowledged", "Records a cluster acknowledged", m.acknowledged.clone());
         registry.register("failed", "Records that failed for good", m.failed.clone());
         registry.register("dropped", "Records refused because the buffer was full", m.dropped.clone());

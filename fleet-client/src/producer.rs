@@ -304,7 +304,6 @@ struct Link {
     /// `acks` per topic of the binding it was made for (a topic not listed: `default_acks`).
     acks: BTreeMap<String, String>,
     default_acks: String,
-    records: Counter,
 }
 
 impl Link {
@@ -345,8 +344,11 @@ struct LinkContext {
     link: u64,
     cluster: String,
     generation: Arc<AtomicI64>,
-    /// This cluster's counter, resolved once (not per record).
+    /// This cluster's counters, resolved once (not per record). `records` counts every record
+    /// the cluster's link reported on (acknowledged, failed or purged): each record handed to a
+    /// link gets exactly one report, and counting it there keeps an atomic off `send`'s path.
     acknowledged: Counter,
+    records: Counter,
 }
 
 impl ClientContext for LinkContext {
@@ -360,6 +362,7 @@ impl ProducerContext for LinkContext {
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let inner = &self.inner;
         let tag = Tag(opaque);
+        self.records.inc();
         match result {
             Ok(m) => {
                 inner.resolved(tag.size_of(m));
@@ -931,6 +934,7 @@ impl Inner {
                 cluster: cluster.to_string(),
                 generation: generation.clone(),
                 acknowledged: self.metrics.acknowledged.get_or_create(&self.metrics.cluster(cluster)).clone(),
+                records: self.metrics.records.get_or_create(&self.metrics.cluster(cluster)).clone(),
             };
             let p: KafkaProducer = c.create_with_context(context).map_err(|e| format!("cannot create a producer for {cluster}: {e}"))?;
             producers.insert(level, p);
@@ -943,7 +947,6 @@ impl Inner {
             producers,
             acks,
             default_acks,
-            records: self.metrics.records.get_or_create(&self.metrics.cluster(cluster)).clone(),
         })
     }
 
@@ -1098,10 +1101,8 @@ fn send_to(link: &Link, topic: &str, key: Option<&[u8]>, payload: Option<&[u8]>,
     base.timestamp = timestamp;
     base.headers = headers;
     match producer.send(base) {
-        Ok(()) => {
-            link.records.inc();
-            Handed::Taken
-        }
+        // Counted when its report comes (`LinkContext::delivery`), off the sender's path.
+        Ok(()) => Handed::Taken,
         Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Handed::Full,
         Err((e, _)) => Handed::Refused(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail), e.to_string()),
     }
