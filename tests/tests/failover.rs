@@ -460,29 +460,7 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     // producer is gone.
     let out = apply(&fm, "route-teardown.yaml", &route_doc(ROUTE, "blue", "teardown")).await;
     assert!(out.status.success(), "{}", text(&out));
-    let lingering_stop = Arc::new(AtomicBool::new(false));
-    let lingering = {
-        let (url, stop) = (fm.url(), lingering_stop.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let body = serde_json::json!({"instance": "lingering-producer", "route": ROUTE, "role": "producer", "generation": 1, "cluster": "blue-1"});
-            let mut credential: Option<String> = None;
-            while !stop.load(Ordering::SeqCst) {
-                let mut req = http.post(format!("{url}/v1/clients/reports")).bearer_auth(CLIENT_TOKEN).json(&body);
-                if let Some(c) = &credential {
-                    req = req.header("x-fleet-instance-credential", c);
-                }
-                if let Ok(r) = req.send().await {
-                    if let Ok(v) = r.json::<serde_json::Value>().await {
-                        if let Some(c) = v["credential"].as_str() {
-                            credential = Some(c.to_string());
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        })
-    };
+    let (lingering_stop, lingering) = stuck_reporter_every(&fm.url(), "lingering-producer", "blue-1", Duration::from_millis(500));
     let out = fm.fleetctl(&["fallback", ROUTE, "--deadline", "5s", "--wait"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let rs = route_status(&fm).await;
@@ -557,6 +535,10 @@ async fn throttles_by_kafka_configs(servers: &str) -> Vec<String> {
 /// A producer instance of the route that reports `cluster` every 2 s and never moves: a failover
 /// waits for it until its deadline and names it.
 fn stuck_reporter(url: &str, instance: &str, cluster: &str) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    stuck_reporter_every(url, instance, cluster, Duration::from_secs(2))
+}
+
+fn stuck_reporter_every(url: &str, instance: &str, cluster: &str, every: Duration) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let (url, flag) = (url.to_string(), stop.clone());
     let body = serde_json::json!({"instance": instance, "route": ROUTE, "role": "producer", "generation": 1, "cluster": cluster});
@@ -576,7 +558,7 @@ fn stuck_reporter(url: &str, instance: &str, cluster: &str) -> (Arc<AtomicBool>,
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(every).await;
         }
     });
     (stop, task)
