@@ -186,6 +186,23 @@ pub struct ResourceView {
     /// Routes with a failover policy: each condition, its last value and how long it has held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<crate::route::TriggerState>,
+    /// A topic read on its own (`GET /v1/clusters/{c}/topics/{t}`): its partitions, leaders and
+    /// in-sync replicas as Kafka's controller has them now (unknown, with why, when ZooKeeper
+    /// could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub partitions: Option<crate::model::Seen<Vec<PartitionView>>>,
+}
+
+/// One partition of a topic as Kafka's controller last wrote it (`describe topic`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionView {
+    pub partition: u32,
+    /// -1: no leader (offline).
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
 }
 
 /// The answer to a delete: the store revision of the change.

@@ -1213,6 +1213,20 @@ fn describe_text(d: &Described) -> String {
     } else if v.kind == spec::Kind::KafkaCluster {
         out.push_str("Status: not reconciled yet\n");
     }
+    match &v.partitions {
+        Some(Seen::Known(parts)) => {
+            let offline = parts.iter().filter(|p| p.leader < 0).count();
+            let under = parts.iter().filter(|p| p.isr.len() < p.replicas.len()).count();
+            out.push_str(&format!("Partitions ({}; {offline} offline, {under} under-replicated), as Kafka has them now:\n", parts.len()));
+            let list = |b: &[i32]| b.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+            for p in parts {
+                let leader = if p.leader < 0 { "none".to_string() } else { p.leader.to_string() };
+                out.push_str(&format!("  {:>4}  leader {leader:<4}  replicas {:<12}  isr {}\n", p.partition, list(&p.replicas), list(&p.isr)));
+            }
+        }
+        Some(Seen::Unknown(why)) => out.push_str(&format!("Partitions: unknown ({why})\n")),
+        None => {}
+    }
     if let Some(entries) = &d.journal {
         out.push_str("Recent journal:\n");
         for e in entries {

@@ -165,6 +165,15 @@ async fn fleet_manager_builds_scales_heals_and_survives_its_own_crash() {
     assert!(out.status.success(), "{}", text(&out));
     let md = kcat::metadata(&fm.bootstrap_servers()).await.expect("kcat metadata");
     assert_eq!(kcat::topic_shape(&md, "orders"), Some((8, 2)));
+    // describe topic shows Kafka's own view: every partition led, its replicas and ISR.
+    let out = fm.fleetctl(&["describe", "topic", "blue/orders"]).await;
+    let described = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && described.contains("Partitions (8; 0 offline"), "{}", text(&out));
+    let out = fm.fleetctl(&["get", "topic", "orders", "--cluster", "blue", "-o", "json"]).await;
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let parts = view[0]["partitions"]["value"].as_array().unwrap_or_else(|| panic!("partitions: {view}"));
+    assert_eq!(parts.len(), 8, "{view}");
+    assert!(parts.iter().all(|p| p["leader"].as_i64().is_some_and(|l| l > 0) && p["replicas"].as_array().is_some_and(|r| r.len() == 2)), "{view}");
     let (cfg, _) = client.get_data(&fleet_common::FleetPaths::new(&root).cluster("blue").kafka().topic_config("orders")).await.expect("config");
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&cfg).expect("json")["config"]["retention.ms"], "21600000");
     // Delete a topic: Kafka drops it.

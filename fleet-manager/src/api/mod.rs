@@ -757,6 +757,7 @@ async fn view(state: &AppState, r: StoredResource, clusters: &BTreeMap<String, s
         overrides: r.overrides.values().cloned().collect(),
         effective,
         status,
+        partitions: None,
     }
 }
 
@@ -909,7 +910,17 @@ async fn get_topic(State(state): State<Shared>, Path((name, topic)): Path<(Strin
     check_cluster_name(&name)?;
     let r = state.store.get(Kind::Topic, &spec::topic_key(&name, &topic)).await?;
     let clusters = cluster_specs(&state.store).await?;
-    Ok(Json(view(&state, r, &clusters, false).await))
+    let mut v = view(&state, r, &clusters, false).await;
+    // Read live, as `kafka-topics --describe` would: leaders and ISR are Kafka's, not the store's.
+    let kafka = state.reconciler.paths.cluster(&name).kafka();
+    v.partitions = Some(match preview_client(&state).await {
+        Some(zk) => match crate::operations::reassign::live::topic_partitions(&zk, &kafka, &topic).await {
+            Ok(p) => fleet_api::model::Seen::Known(p),
+            Err(e) => fleet_api::model::Seen::Unknown(e),
+        },
+        None => fleet_api::model::Seen::Unknown("ZooKeeper cannot be reached".into()),
+    });
+    Ok(Json(v))
 }
 
 #[utoipa::path(delete, path = "/v1/clusters/{name}/topics/{topic}", params(("name" = String, Path), ("topic" = String, Path), ("generation" = Option<i64>, Query), ("dryRun" = Option<bool>, Query)),

@@ -99,6 +99,26 @@ pub async fn electing(zk: &zk::Client, kafka: &KafkaPaths) -> Result<bool, Strin
     zk.check_stat(&path).await.map(|s| s.is_some()).map_err(|e| format!("check {path}: {e}"))
 }
 
+/// Each of a topic's partitions with its replicas, leader and ISR (leader -1 and no ISR when
+/// it has no state yet).
+pub async fn topic_partitions(zk: &zk::Client, kafka: &KafkaPaths, topic: &str) -> Result<Vec<fleet_api::wire::PartitionView>, String> {
+    let names: BTreeSet<String> = [topic.to_string()].into();
+    let assigned = partitions(zk, kafka, Some(&names)).await?;
+    let reads = assigned.iter().map(|((t, p), now)| async move {
+        let path = kafka.partition_state(t, *p as i32);
+        let (leader, isr) = match zk.get_data(&path).await {
+            Ok((data, _)) => {
+                let state: PartitionState = fleet_common::znodes::decode(&path, "a partition state", &data).map_err(|e| e.to_string())?;
+                (state.leader, state.isr)
+            }
+            Err(zk::Error::NoNode) => (-1, Vec::new()),
+            Err(e) => return Err(format!("read {path}: {e}")),
+        };
+        Ok(fleet_api::wire::PartitionView { partition: *p, leader, replicas: now.replicas.clone(), isr })
+    });
+    futures::future::join_all(reads).await.into_iter().collect()
+}
+
 /// Partition -> its leader (-1 when it has none or no state yet).
 pub async fn leaders(zk: &zk::Client, kafka: &KafkaPaths, keys: &BTreeSet<(String, u32)>) -> Result<BTreeMap<(String, u32), i32>, String> {
     let reads = keys.iter().map(|(t, p)| async move {
