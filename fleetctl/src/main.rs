@@ -461,10 +461,40 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<Value>> {
     Ok(out)
 }
 
+/// Beside every epoch-milliseconds field (`createdMs`, `atMs`, `switchedAtMs`, ...) the same
+/// instant in RFC 3339 (`created`, `at`, `switchedAt`), as kubectl prints times; the
+/// milliseconds stay for scripts that read them.
+fn with_times(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let mut add = Vec::new();
+            for (k, v) in map.iter_mut() {
+                with_times(v);
+                if let (Some(base), Some(ms)) = (k.strip_suffix("Ms"), v.as_i64()) {
+                    // Only instants (after 2001), not durations such as `deadlineMs`.
+                    if ms >= 1_000_000_000_000 && !base.is_empty() {
+                        add.push((base.to_string(), Value::String(format_time(ms))));
+                    }
+                }
+            }
+            for (k, v) in add {
+                map.entry(k).or_insert(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(with_times),
+        _ => {}
+    }
+}
+
 fn print_value<T: Serialize>(output: Output, value: &T, table: impl FnOnce(&T) -> String) -> Result<()> {
+    let timed = || {
+        let mut v = serde_json::to_value(value).unwrap_or_default();
+        with_times(&mut v);
+        v
+    };
     match output {
-        Output::Json => outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
-        Output::Yaml => out!("{}", serde_saphyr::to_string(value).map_err(|e| Failure::new(1, e.to_string()))?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&timed()).unwrap_or_default()),
+        Output::Yaml => out!("{}", serde_saphyr::to_string(&timed()).map_err(|e| Failure::new(1, e.to_string()))?),
         Output::Table => out!("{}", printable_lines(&table(value))),
     }
     Ok(())

@@ -153,6 +153,10 @@ async fn fleetctl_behaves_as_kubectl_users_expect() {
     let journal = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(journal.lines().nth(1).is_some_and(|l| l.split_whitespace().any(is_rfc3339)), "dates in the journal: {journal}");
     assert!(!journal.contains("apply Topic Topic"), "{journal}");
+    // JSON carries RFC 3339 times beside the epoch milliseconds.
+    let out = fm.fleetctl(&["get", "cluster", "ux", "-o", "json"]).await;
+    let cluster: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(cluster[0]["createdMs"].is_i64() && cluster[0]["created"].as_str().is_some_and(is_rfc3339), "{cluster}");
     // Empty lists say so (on stderr; stdout stays empty for scripts).
     let out = fm.fleetctl(&["get", "operations"]).await;
     assert!(out.status.success() && out.stdout.is_empty() && String::from_utf8_lossy(&out.stderr).contains("No resources found"), "{}", text(&out));
