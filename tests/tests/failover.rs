@@ -493,8 +493,16 @@ async fn routes_fail_over_to_a_fresh_cluster_and_fall_back() {
     .await;
     let rs = route_status(&fm).await;
     assert_eq!(rs["standby"], serde_json::Value::Null, "{rs}");
+    assert!(!rs["sealed"].as_array().is_some_and(|l| l.iter().any(|c| c == "blue-1")), "a released standby is sealed for nobody: {rs}");
     let out = fm.fleetctl(&["get", "routes"]).await;
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Normal"), "{}", text(&out));
+
+    // 7. The next build takes the released name again (as after `make demo`): it starts open,
+    // not sealed as the earlier blue-1 was, and the failover goes through.
+    let out = fm.fleetctl(&["failover", ROUTE, "--build", "--deadline", "10s", "--wait", "--timeout", "5m"]).await;
+    assert!(out.status.success(), "a build named like a released standby: {}", text(&out));
+    let rs = route_status(&fm).await;
+    assert_eq!((rs["phase"].as_str(), rs["cluster"].as_str()), (Some("FailedOver"), Some("blue-1")), "{rs}");
 }
 
 /// Blue's brokers now (its lost host was replaced on another port).

@@ -196,11 +196,14 @@ fn is_fallback(op: &Operation) -> bool {
 /// The route's status while the operation runs. A named target the route sealed when it left
 /// it is opened again (the reconciler takes the seal away; Verifying waits for it).
 fn moving_status(op: &Operation, spec: &FailoverSpec) -> RouteStatus {
+    // A fresh build was never sealed by the route, even when an earlier cluster of its name
+    // was: it is not in the list the reconciler seals.
+    let target = spec.to.as_deref().or(spec.build.as_ref().and(op.status.target.as_deref()));
     RouteStatus {
         phase: if is_fallback(op) { RouteState::FallingBack } else { RouteState::FailingOver },
         operation: Some(op.id.clone()),
         clients: Vec::new(),
-        sealed: spec.prior.sealed.iter().filter(|c| Some(*c) != spec.to.as_ref()).cloned().collect(),
+        sealed: spec.prior.sealed.iter().filter(|c| Some(c.as_str()) != target).cloned().collect(),
         warming: None,
         switch: None,
         ..spec.prior.clone()
@@ -215,9 +218,10 @@ fn sealing(mut status: RouteStatus, cluster: &str) -> RouteStatus {
     status
 }
 
-/// Whether the route sealed `target` when it left it (it must take writes again before the switch).
+/// Whether the route sealed `target` when it left it (it must take writes again before the
+/// switch). A fresh build never was, whatever an earlier cluster of its name went through.
 fn was_sealed(spec: &FailoverSpec, target: &str) -> bool {
-    spec.prior.sealed.iter().any(|c| c == target)
+    spec.build.is_none() && spec.prior.sealed.iter().any(|c| c == target)
 }
 
 /// The name of a fresh build of `source`: `<base>-<n>`, the lowest `n` no declared cluster has.
@@ -356,6 +360,9 @@ pub fn next(op: &Operation, spec: &FailoverSpec, obs: &FailoverObserved, setting
                     return fail(st, spec, now, format!("cluster {} to clone is gone", build.source));
                 };
                 let name = build_name(&build.source, clusters);
+                if let Some((_, status)) = effects.route_status.as_mut() {
+                    status.sealed.retain(|c| *c != name);
+                }
                 effects.declare.push(clone_cluster(&name, source, build.brokers, &op.id, &build.source));
                 st.target = Some(name.clone());
                 st.enter(Phase::Building, now, Some(format!("building {name}: {} brokers cloned from {}", build.brokers, build.source)));

@@ -908,6 +908,14 @@ impl Store {
         sqlx::query("DELETE FROM resources WHERE cluster = $1 AND deleting = 1").bind(cluster).execute(&mut **tx).await?;
         sqlx::query("DELETE FROM intents WHERE cluster = $1").bind(cluster).execute(&mut **tx).await?;
         sqlx::query("DELETE FROM observations WHERE cluster = $1").bind(cluster).execute(&mut **tx).await?;
+        // A cluster that is gone is sealed for no route: a later cluster of the same name (a
+        // fresh build named like an earlier one) starts open.
+        for (route, status) in Self::route_statuses_in(tx).await? {
+            if status.sealed.iter().any(|c| c == cluster) {
+                let sealed = status.sealed.iter().filter(|c| *c != cluster).cloned().collect();
+                Self::put_route_status_in(tx, &route, &fleet_api::route::RouteStatus { sealed, ..status }).await?;
+            }
+        }
         Ok(())
     }
 

@@ -487,7 +487,9 @@ impl Store {
         }
         let rev = Self::next_revision(&mut tx).await?;
         let now = now_ms();
-        Self::put_route_status_in(&mut tx, route, &RouteStatus { standby: None, revision: rev, ..status.clone() }).await?;
+        // Torn down, it is sealed for nobody any more (a later cluster of its name starts open).
+        let sealed = status.sealed.iter().filter(|c| **c != standby).cloned().collect();
+        Self::put_route_status_in(&mut tx, route, &RouteStatus { standby: None, revision: rev, sealed, ..status.clone() }).await?;
         sqlx::query("UPDATE resources SET deleting = 1, revision = $1, updated_ms = $2 WHERE (kind = 'KafkaCluster' AND name = $3) OR (kind = 'Topic' AND cluster = $3)")
             .bind(rev)
             .bind(now)

@@ -434,3 +434,24 @@ fn a_build_that_does_not_converge_in_time_fails_naming_the_last_wait_and_is_torn
     assert!(st.message.as_deref().is_some_and(|m| m.contains("did not converge within 60s") && m.contains("1 of 4 brokers live")), "{st:?}");
     assert_eq!(effects.delete_clusters, vec!["blue-1".to_string()]);
 }
+
+#[test]
+fn a_fresh_build_named_like_a_cluster_the_route_once_sealed_starts_open() {
+    // The route left blue-1 sealed earlier; blue-1 was torn down, and the next build takes the name.
+    let mut s = spec(false, true);
+    s.prior.sealed = vec!["blue-1".into(), "red".into()];
+    let mut o = op(&s, false);
+    let (st, effects, _) = next(&o, &s, &observed(1), &FailoverSettings::default());
+    assert_eq!(st.target.as_deref(), Some("blue-1"));
+    let (_, rs) = effects.route_status.expect("route status");
+    assert_eq!(rs.sealed, vec!["red".to_string()], "the build is not sealed by the reconciler");
+    advance(&mut o, st);
+    // Verifying does not wait for an opening that nothing would do.
+    let mut st = o.status.clone();
+    st.enter(Phase::Verifying, 2, None);
+    o.status = st;
+    let mut obs = observed(3);
+    obs.health = Seen::Known(Ok(()));
+    let (_, _, action) = next(&o, &s, &obs, &FailoverSettings::default());
+    assert!(matches!(action, Some(Action::Canary { .. })), "straight to the canary: {action:?}");
+}
