@@ -200,8 +200,9 @@ enum Command {
         timeout: Duration,
     },
     /// Cancel an operation: in any phase before a failover switches producers or a
-    /// decommission retires brokers (reassignments in flight are cancelled through Kafka,
-    /// replicas go back and throttles are cleared); refused after that (exit 4).
+    /// decommission retires brokers (the batch of reassignments in flight is cancelled through
+    /// Kafka and its replicas go back; moves already finished stay; throttles are cleared);
+    /// refused after that (exit 4).
     #[command(after_help = "Examples:\n  fleetctl cancel operation decommission-demo-4\n  fleetctl get operations --active")]
     Cancel {
         #[arg(value_enum)]
