@@ -788,14 +788,16 @@ async fn run(cli: Cli) -> Result<()> {
                 // Listed above, with their own columns.
                 Listing::Operations | Listing::Clients => String::new(),
                 Listing::Routes => table(
-                    &["NAME", "CLUSTER", "PHASE", "STANDBY", "LAST MOVE", "CLIENTS", "HOLD", "GENERATION", "AGE"],
+                    &["NAME", "HOME", "CLUSTER", "PHASE", "STANDBY", "LAST MOVE", "CLIENTS", "HOLD", "GENERATION", "AGE"],
                     items
                         .iter()
                         .map(|r| {
                             let st = r.route_status.clone().unwrap_or_default();
+                            // HOME is the user's spec.cluster; CLUSTER is where the traffic is now.
                             vec![
                                 r.name.clone(),
                                 r.cluster.clone().unwrap_or_default(),
+                                if st.cluster.is_empty() { r.cluster.clone().unwrap_or_default() } else { st.cluster.clone() },
                                 st.phase.as_str().to_string(),
                                 st.standby.clone().unwrap_or_else(|| "-".into()),
                                 st.last_move.as_ref().map_or("-".into(), |m| format!("{} {} -> {}", format_ms(m.at_ms), m.from, m.to)),
