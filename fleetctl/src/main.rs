@@ -913,7 +913,7 @@ async fn run(cli: Cli) -> Result<()> {
                 path.push_str(&format!("&cluster={c}"));
             }
             if since.is_some() || follow {
-                return journal_stream(&client, &path, cluster.as_deref(), since, follow, limit, output).await;
+                return journal_stream(&client, &path, cluster.as_deref(), since, follow, output).await;
             }
             let entries: Vec<JournalEntry> = client.get(&path).await?;
             // A cluster with no entries that does not exist either is unknown (exit 3, as
@@ -935,7 +935,7 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// `journal --since/--follow`: entries oldest first, one line each (JSON: one object a line),
 /// then, following, each new one as it is written.
-async fn journal_stream(client: &Client, path: &str, cluster: Option<&str>, since: Option<Duration>, follow: bool, limit: i64, output: Output) -> Result<()> {
+async fn journal_stream(client: &Client, path: &str, cluster: Option<&str>, since: Option<Duration>, follow: bool, output: Output) -> Result<()> {
     let line = |e: &JournalEntry| match output {
         Output::Table => format!("{}  {:<6}  {:<10}  {:<24}  {:<28}  {}", format_time(e.at_ms), e.outcome, e.cluster, printable(&e.actor, 40), printable(&e.action, 60), printable(&e.message, 400)),
         Output::Json | Output::Yaml => serde_json::to_string(e).unwrap_or_default(),
@@ -957,7 +957,8 @@ async fn journal_stream(client: &Client, path: &str, cluster: Option<&str>, sinc
                 }
             }
         }
-        None => entries = client.get::<Vec<JournalEntry>>(&format!("{path}")).await?.into_iter().take(limit.max(0) as usize).collect(),
+        // `path` already asks for at most `--limit` entries.
+        None => entries = client.get::<Vec<JournalEntry>>(path).await?,
     }
     if entries.is_empty() {
         if let Some(c) = cluster {
