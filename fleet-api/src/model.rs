@@ -64,6 +64,10 @@ pub struct DesiredCluster {
     /// internal ones aside) refuse writes, by `max.message.bytes=0`, until one comes back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sealed_for: Vec<String>,
+    /// Brokers a rolling restart has just stopped, and which operation: missing, their hosts are
+    /// not replaced (for a bounded while) since they are on their way back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restarting: BTreeMap<i32, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -323,12 +327,16 @@ pub struct Plan {
     /// or a short poll while brokers boot. `None`: nothing time-bound (the periodic resync).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requeue_after_ms: Option<i64>,
+    /// `brokerConfig` keys the previewed documents change, and how each reaches the running
+    /// brokers (a ConfigRollout carries them once applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_changes: Vec<crate::operation::ConfigChange>,
 }
 
 impl Plan {
     /// Nothing to do and nothing waited for.
     pub fn converged(&self) -> bool {
-        self.steps.is_empty() && self.waiting.is_empty()
+        self.steps.is_empty() && self.waiting.is_empty() && self.config_changes.is_empty()
     }
 
     /// Look again after `ms` at the latest (the earliest of all such hints wins).

@@ -224,6 +224,168 @@ pub enum OperationSpec {
     Rebalance(MoveSpec),
     Failover(FailoverSpec),
     Fallback(FailoverSpec),
+    ConfigRollout(RolloutSpec),
+}
+
+/// `POST /v1/operations/roll`: restart every broker of a cluster, one at a time, with no change.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollRequest {
+    #[schema(pattern = "^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    pub cluster: String,
+    /// Why (kept in the operation and the journal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How a change of one broker config reaches the running brokers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConfigEffect {
+    /// Set once for every broker through the Admin API (`--entity-default`), read back from each.
+    ClusterWide,
+    /// Set on each broker through the Admin API (`--entity-name <id>`), read back from each.
+    PerBroker,
+    /// Read by Kafka at start only (or removed from the brokers' boot file): a rolling restart.
+    Restart,
+}
+
+impl ConfigEffect {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConfigEffect::ClusterWide => "at once, cluster-wide (Admin API)",
+            ConfigEffect::PerBroker => "at once, per broker (Admin API)",
+            ConfigEffect::Restart => "rolling restart",
+        }
+    }
+}
+
+/// One broker config key changed (`None`: not set). Password values are never shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigChange {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    pub effect: ConfigEffect,
+    /// What else decides the value (a key set in other units that this one takes over from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A change of a cluster's `brokerConfig` carried to its running brokers, or a restart alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    pub changes: Vec<ConfigChange>,
+    /// Every broker is restarted, one at a time (a key needs it, or `fleetctl roll` asked).
+    pub restart: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ConfigEffect {
+    /// How a change of `key` to `to` reaches the running brokers (Kafka's dynamic update mode).
+    pub fn of(key: &str, to: Option<&str>) -> Self {
+        use fleet_common::kafka_config::{self, ConfigType, UpdateMode};
+        if to.is_none() || kafka_config::key_type(key) == Some(ConfigType::Password) {
+            // A removed key stays in the running brokers' boot files; a password is never sent
+            // through the Admin API (Kafka would need its password encoder secret).
+            return ConfigEffect::Restart;
+        }
+        match kafka_config::update_mode(key) {
+            Some(UpdateMode::ClusterWide) => ConfigEffect::ClusterWide,
+            Some(UpdateMode::PerBroker) => ConfigEffect::PerBroker,
+            _ => ConfigEffect::Restart,
+        }
+    }
+}
+
+/// Kafka reads `x.ms` before `x.minutes` before `x.hours` (`log.retention.*`, `log.roll.*`): a
+/// change of one while another is set says which value applied until now, and which applies next.
+fn unit_siblings(key: &str, was: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Option<String> {
+    const UNITS: [&str; 3] = ["ms", "minutes", "hours"];
+    let (stem, unit) = key.rsplit_once('.')?;
+    let rank = UNITS.iter().position(|u| *u == unit)?;
+    let set_in = |m: &BTreeMap<String, String>| UNITS.iter().enumerate().find_map(|(i, u)| m.get(&format!("{stem}.{u}")).map(|v| (i, format!("{stem}.{u}={v}"))));
+    let before = set_in(was).filter(|(i, _)| *i != rank || !was.contains_key(key));
+    let after = set_in(now);
+    match (before, after) {
+        (Some((_, b)), Some((_, a))) if a != b => Some(format!("{b} applied until now; {a} applies next (Kafka reads .ms, then .minutes, then .hours)")),
+        (Some((_, b)), None) => Some(format!("{b} applied until now; Kafka's default applies next")),
+        _ => None,
+    }
+}
+
+impl RolloutSpec {
+    /// The rollout that carries `was` -> `now` (effective `brokerConfig`s) to the brokers;
+    /// `None` when nothing changed. Password values are never written into it.
+    pub fn between(was: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Option<Self> {
+        use fleet_common::kafka_config::{self, ConfigType};
+        let shown = |k: &str, v: Option<&String>| -> Option<String> {
+            v.map(|v| if kafka_config::key_type(k) == Some(ConfigType::Password) { crate::spec::HIDDEN_VALUE.to_string() } else { v.clone() })
+        };
+        let keys: std::collections::BTreeSet<&String> = was.keys().chain(now.keys()).collect();
+        let changes: Vec<ConfigChange> = keys
+            .into_iter()
+            .filter(|k| was.get(*k) != now.get(*k))
+            .map(|k| ConfigChange {
+                key: k.clone(),
+                from: shown(k, was.get(k)),
+                to: shown(k, now.get(k)),
+                effect: ConfigEffect::of(k, now.get(k).map(String::as_str)),
+                note: unit_siblings(k, was, now),
+            })
+            .collect();
+        if changes.is_empty() {
+            return None;
+        }
+        let restart = changes.iter().any(|c| c.effect == ConfigEffect::Restart);
+        Some(Self { changes, restart, reason: None })
+    }
+
+    /// The keys set or removed through the Admin API (the dynamic ones, and dynamic defaults
+    /// a removed key must not leave behind).
+    pub fn dynamic(&self) -> impl Iterator<Item = &ConfigChange> {
+        self.changes.iter().filter(|c| c.effect != ConfigEffect::Restart)
+    }
+}
+
+/// A rolling restart's progress (the restarts are told apart by registration: a broker whose
+/// `/brokers/ids` znode is newer than the one recorded when the roll began has restarted since,
+/// by this operation or otherwise, and booted with the new properties).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollStatus {
+    /// Broker -> the czxid of its registration when the roll began.
+    pub registrations: BTreeMap<i32, i64>,
+    /// Brokers restarted, in order.
+    pub restarted: Vec<i32>,
+    /// The broker being restarted now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<i32>,
+    /// When the current broker's restart was first asked for, and how many times it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// Milliseconds from each restart's request until the broker was back and in sync.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub millis: BTreeMap<i32, u64>,
+    /// The health finding that holds the next restart back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_by: Option<String>,
+    /// Configuring: when the dynamic keys were last written, and how many times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub configure_attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl OperationSpec {
@@ -234,6 +396,7 @@ impl OperationSpec {
             OperationSpec::Rebalance(_) => "Rebalance",
             OperationSpec::Failover(_) => "Failover",
             OperationSpec::Fallback(_) => "Fallback",
+            OperationSpec::ConfigRollout(_) => "ConfigRollout",
         }
     }
     /// The route a failover or fallback moves.
@@ -363,6 +526,10 @@ pub enum Phase {
     Sealing,
     /// Waiting for every consumer to report the old cluster drained.
     DrainingConsumers,
+    /// Dynamic broker configs are written through the Admin API and read back from every broker.
+    Configuring,
+    /// Brokers restart one at a time (controlled shutdown), each once every partition is in sync.
+    Rolling,
     Succeeded,
     Failed,
     Cancelled,
@@ -396,6 +563,8 @@ impl Phase {
             Phase::SwitchingProducers => "SwitchingProducers",
             Phase::Sealing => "Sealing",
             Phase::DrainingConsumers => "DrainingConsumers",
+            Phase::Configuring => "Configuring",
+            Phase::Rolling => "Rolling",
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
             Phase::Cancelled => "Cancelled",
@@ -517,6 +686,9 @@ pub struct OperationStatus {
     /// (a topic another tool created) is never terminated with its host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retire_cleared_at_ms: Option<i64>,
+    /// ConfigRollout: the rolling restart's progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<RollStatus>,
 }
 
 impl OperationStatus {
@@ -544,6 +716,7 @@ impl OperationStatus {
             stragglers: Vec::new(),
             canary_millis: None,
             retire_cleared_at_ms: None,
+            roll: None,
         }
     }
 
@@ -635,6 +808,8 @@ pub fn cancellable_phases(spec: &OperationSpec) -> &'static [Phase] {
             &[Phase::Pending, Phase::ProposalReady, Phase::MovingLeaders, Phase::Moving, Phase::ElectingLeaders, Phase::Verifying, Phase::Paused]
         }
         OperationSpec::Failover(_) | OperationSpec::Fallback(_) => &[Phase::Pending, Phase::Building, Phase::Preparing, Phase::Verifying],
+        // The broker restarting finishes; no other starts. Keys already set stay set.
+        OperationSpec::ConfigRollout(_) => &[Phase::Pending, Phase::Configuring, Phase::Rolling, Phase::Paused],
     }
 }
 

@@ -250,6 +250,95 @@ pub async fn cancel_reassignments(bootstrap: &[String], partitions: &[(String, u
     Ok(refused)
 }
 
+/// Kafka's config resource type of a broker (`ConfigResource.Type.BROKER`).
+const BROKER_RESOURCE: i8 = 4;
+
+/// One broker config as a broker reports it: its value and where it came from (Kafka's
+/// `ConfigSource`: 2 dynamic per broker, 3 dynamic default, 4 static, 5 Kafka's default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerConfigEntry {
+    pub value: Option<String>,
+    pub source: i8,
+}
+
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
+pub const SOURCE_DYNAMIC_DEFAULT: i8 = 3;
+
+/// Sets (`Some`) or deletes (`None`) broker configs through IncrementalAlterConfigs, as
+/// `kafka-configs --alter --entity-type brokers` does: `resource` is a broker ID, or `""` for
+/// the cluster-wide default. In ZooKeeper mode a broker's own configs go to that broker, and the
+/// default to any broker (`address`). Kafka validates every value before it stores any.
+pub async fn alter_broker_configs(address: &str, resource: &str, configs: &[(String, Option<String>)], timeout: Duration) -> Result<(), WireError> {
+    alter_or_validate(address, resource, configs, false, timeout).await
+}
+
+/// As [`alter_broker_configs`] with `validate_only`: Kafka checks the values as it would for a
+/// change and stores nothing.
+pub async fn validate_broker_configs(address: &str, resource: &str, configs: &[(String, Option<String>)], timeout: Duration) -> Result<(), WireError> {
+    alter_or_validate(address, resource, configs, true, timeout).await
+}
+
+async fn alter_or_validate(address: &str, resource: &str, configs: &[(String, Option<String>)], validate_only: bool, timeout: Duration) -> Result<(), WireError> {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    const SET: i8 = 0;
+    const DELETE: i8 = 1;
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(k.clone()))
+                .with_config_operation(if v.is_some() { SET } else { DELETE })
+                .with_value(v.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(BROKER_RESOURCE)
+        .with_resource_name(StrBytes::from_string(resource.to_string()))
+        .with_configs(configs)])
+        .with_validate_only(validate_only);
+    let mut c = Connection::open(address, timeout).await?;
+    let (answer, _) = c.call(&request).await?;
+    for r in answer.responses.iter().filter(|r| r.error_code != 0) {
+        return Err(WireError::Kafka {
+            address: address.to_string(),
+            api: ApiKey::IncrementalAlterConfigs,
+            code: r.error_code,
+            message: r.error_message.as_ref().map(|m| m.to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// The named configs of broker `resource` (an ID, or `""` for the dynamic defaults only) as
+/// the broker at `address` reports them (DescribeConfigs). A key the broker does not report is
+/// left out.
+pub async fn describe_broker_configs(address: &str, resource: &str, keys: &[String], timeout: Duration) -> Result<BTreeMap<String, BrokerConfigEntry>, WireError> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(BROKER_RESOURCE)
+        .with_resource_name(StrBytes::from_string(resource.to_string()))
+        .with_configuration_keys(Some(keys.iter().map(|k| StrBytes::from_string(k.clone())).collect()))]);
+    let mut c = Connection::open(address, timeout).await?;
+    let (answer, _) = c.call(&request).await?;
+    let mut out = BTreeMap::new();
+    for r in &answer.results {
+        if r.error_code != 0 {
+            return Err(WireError::Kafka {
+                address: address.to_string(),
+                api: ApiKey::DescribeConfigs,
+                code: r.error_code,
+                message: r.error_message.as_ref().map(|m| m.to_string()),
+            });
+        }
+        for e in &r.configs {
+            out.insert(e.name.to_string(), BrokerConfigEntry { value: e.value.as_ref().map(|v| v.to_string()), source: e.config_source });
+        }
+    }
+    Ok(out)
+}
+
 /// A broker ID as the protocol carries it.
 pub fn broker_id(id: i32) -> BrokerId {
     BrokerId(id)

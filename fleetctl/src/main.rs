@@ -161,15 +161,25 @@ enum Command {
         timeout: Duration,
     },
     /// Add brokers and put new partitions on them in one atomic ZooKeeper commit (an operation).
+    #[command(after_help = "Examples:\n  fleetctl scale-up demo --brokers 6 --dry-run\n  fleetctl scale-up demo --brokers 6 --class high --wait\n  fleetctl scale-up demo --brokers 6 --hold")]
     ScaleUp(operations::ScaleUpArgs),
     /// Move every replica off brokers at a controlled pace, then retire them (hosts, DNS, IDs).
+    #[command(after_help = "Examples:\n  fleetctl decommission demo --brokers 4,5 --throttle 10MiB/s --dry-run\n  fleetctl decommission demo --count 1 --wait")]
     Decommission(operations::DecommissionArgs),
     /// Spread replicas and leaders evenly over every broker at a controlled pace.
+    #[command(after_help = "Examples:\n  fleetctl rebalance demo --dry-run\n  fleetctl rebalance demo --throttle 20MiB/s --hold")]
     Rebalance(operations::RebalanceArgs),
+    /// Restart every broker of a cluster, one at a time: a controlled shutdown, then the next
+    /// once every broker is back, every partition in sync and the healthcheck finds nothing (the
+    /// controller last). A ConfigRollout operation, as a brokerConfig change makes.
+    #[command(after_help = "Examples:\n  fleetctl roll demo --dry-run\n  fleetctl roll demo --reason 'JDK security update' --wait\n  fleetctl describe operation rollout-demo-9")]
+    Roll(operations::RollArgs),
     /// Move a route's producers, then consumers, to a healthy standby (--to) or a fresh,
     /// immutable build of its cluster (--build, the default).
+    #[command(after_help = "Examples:\n  fleetctl failover events --reason 'AZ outage' --dry-run\n  fleetctl failover events --to demo-standby --wait\n  fleetctl failover events --build --deadline 2m")]
     Failover(operations::FailoverArgs),
     /// Move a failed-over route back to its original cluster (or, with --rebuild, a fresh build of it).
+    #[command(after_help = "Examples:\n  fleetctl fallback events --dry-run\n  fleetctl fallback events --wait")]
     Fallback(operations::FallbackArgs),
     /// Stop a route's automatic failover and fallback (maintenance) until released.
     #[command(after_help = "Examples:\n  fleetctl hold events --reason 'broker maintenance, CHG-1234'\n  fleetctl release events")]
@@ -183,11 +193,14 @@ enum Command {
         overwrite: bool,
     },
     /// Resume a held route's automation.
+    #[command(after_help = "Examples:\n  fleetctl release events")]
     Release { route: String },
     /// Drop a route's warm standby (left by a failover or fallback): it is torn down once no
     /// client of the route uses it or has not drained it.
+    #[command(after_help = "Examples:\n  fleetctl release-standby events")]
     ReleaseStandby { route: String },
     /// Approve an operation held at ProposalReady (`scale-up --hold`).
+    #[command(after_help = "Examples:\n  fleetctl describe operation rebalance-demo-7\n  fleetctl approve operation rebalance-demo-7")]
     Approve {
         #[arg(value_enum)]
         what: OperationWord,
@@ -210,8 +223,10 @@ enum Command {
         id: String,
     },
     /// Send stdin lines to a route's current cluster (a client-scope token is enough).
+    #[command(after_help = "Examples:\n  echo hello | fleetctl produce events --topic events\n  fleetctl produce events --topic events < lines.txt")]
     Produce(stream::ProduceArgs),
     /// Print a route's records, following it across clusters (Ctrl-C stops and commits).
+    #[command(after_help = "Examples:\n  fleetctl consume events --topic events --group audit --idle 5s\n  fleetctl consume events --topic events -o json")]
     Consume(stream::ConsumeArgs),
     /// What was done, newest first (oldest first with --since or --follow).
     #[command(after_help = "Examples:\n  fleetctl journal --cluster demo --limit 100\n  fleetctl journal --since 15m\n  fleetctl journal --cluster demo --follow")]
@@ -616,7 +631,16 @@ struct Deleted {
 fn plan_text(plans: &[Plan]) -> String {
     let mut out = String::new();
     for plan in plans {
-        out.push_str(&format!("cluster {}: {}\n", plan.cluster, if plan.steps.is_empty() && plan.waiting.is_empty() { "no changes" } else { "" }));
+        out.push_str(&format!("cluster {}: {}\n", plan.cluster, if plan.converged() { "no changes" } else { "" }));
+        if !plan.config_changes.is_empty() {
+            out.push_str("  brokerConfig (a ConfigRollout carries it to the running brokers once applied):\n");
+            for c in &plan.config_changes {
+                out.push_str(&format!("  ~ {}: {} -> {}  [{}]\n", c.key, c.from.as_deref().unwrap_or("(not set)"), c.to.as_deref().unwrap_or("(not set)"), c.effect.describe()));
+                if let Some(n) = &c.note {
+                    out.push_str(&format!("      {n}\n"));
+                }
+            }
+        }
         for st in &plan.steps {
             out.push_str(&format!("  + {}\n", st.describe()));
         }
@@ -662,7 +686,16 @@ async fn run(cli: Cli) -> Result<()> {
                         vec![r.kind.as_str().to_string(), r.name.clone(), format!("{outcome}{}", if dry_run { " (dry run)" } else { "" }), r.generation.to_string()]
                     })
                     .collect();
-                table(&["KIND", "NAME", "OUTCOME", "GENERATION"], rows)
+                let mut text = table(&["KIND", "NAME", "OUTCOME", "GENERATION"], rows);
+                // What the apply started besides (a decommission, a config rollout), or would.
+                for op in &a.operations {
+                    if dry_run {
+                        text.push_str(&format!("{op}\n"));
+                    } else {
+                        text.push_str(&format!("operation {op} started (fleetctl describe operation {op})\n"));
+                    }
+                }
+                text
             })?;
             if wait && !dry_run {
                 let started = Instant::now();
@@ -694,6 +727,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ScaleUp(args) => operations::scale_up(&client, args, output).await,
         Command::Decommission(args) => operations::decommission(&client, args, output).await,
         Command::Rebalance(args) => operations::rebalance(&client, args, output).await,
+        Command::Roll(args) => operations::roll(&client, args, output).await,
         Command::Failover(args) => operations::failover(&client, args, output).await,
         Command::Fallback(args) => operations::fallback(&client, args, output).await,
         Command::Hold { route, reason, overwrite } => {
@@ -1007,7 +1041,7 @@ async fn status(client: &Client, output: Output) -> Result<()> {
         })).collect::<Vec<_>>(),
         "activeOperations": ops.iter().map(|o| json!({
             "id": o.id, "cluster": o.cluster, "kind": o.spec.kind(), "phase": o.status.phase.as_str(),
-            "progress": o.status.progress.map(|p| format!("{}/{}", p.done, p.total)), "message": o.status.message,
+            "progress": operations::progress_text(o), "message": o.status.message,
             "since": format_time(o.status.since_ms()),
         })).collect::<Vec<_>>(),
         "routes": routes.len(),

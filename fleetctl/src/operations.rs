@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use fleet_api::operation::{
-    DecommissionRequest, MovePlan, Operation, OperationResponse, OperationSpec, PaceRequest, Phase, PlacementPlan, RebalanceRequest, ScaleUpRequest,
+    DecommissionRequest, MovePlan, Operation, OperationResponse, OperationSpec, PaceRequest, Phase, PlacementPlan, RebalanceRequest, RollRequest, ScaleUpRequest,
 };
 use serde_json::json;
 
@@ -98,7 +98,7 @@ fn from_brokers(op: &Operation) -> u32 {
     match &op.spec {
         OperationSpec::ScaleUp(s) => s.from_brokers,
         OperationSpec::Decommission(s) | OperationSpec::Rebalance(s) => s.from_brokers,
-        OperationSpec::Failover(_) | OperationSpec::Fallback(_) => 0,
+        OperationSpec::Failover(_) | OperationSpec::Fallback(_) | OperationSpec::ConfigRollout(_) => 0,
     }
 }
 
@@ -145,6 +145,32 @@ pub struct DecommissionArgs {
     pub count: Option<i64>,
     #[command(flatten)]
     pub pace: PaceArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RollArgs {
+    pub cluster: String,
+    /// Why (kept with the operation and in the journal).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Check that it may start (the cluster, no other operation on it); start nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait until every broker has restarted, showing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (e.g. 90s, 10m, 1h).
+    #[arg(long, default_value = "1h", value_parser = crate::parse_duration)]
+    pub timeout: Duration,
+}
+
+pub async fn roll(client: &Client, args: RollArgs, output: Output) -> Result<()> {
+    let body = serde_json::to_value(RollRequest { cluster: args.cluster.clone(), reason: args.reason.clone() }).map_err(|e| Failure::new(1, e.to_string()))?;
+    let answer: OperationResponse = client.send(reqwest::Method::POST, &format!("/v1/operations/roll?dryRun={}", args.dry_run), Some(body)).await?;
+    if args.dry_run {
+        return print_value(output, &answer, |_| format!("roll of {} (dry run: nothing started): every broker restarts, one at a time, the controller last\n", args.cluster));
+    }
+    created(client, answer, args.wait.then_some(args.timeout), output).await
 }
 
 #[derive(clap::Args, Debug)]
@@ -256,7 +282,12 @@ pub async fn wait(client: &Client, id: &str, timeout: Duration, output: Output) 
     let mut last = String::new();
     loop {
         let op: Operation = client.get(&format!("/v1/operations/{id}")).await?;
-        let progress = op.status.progress.map(|p| format!(" [{}/{}]", p.done, p.total)).unwrap_or_default();
+        let progress = op
+            .status
+            .progress
+            .map(|p| format!(" [{}/{}]", p.done, p.total))
+            .or_else(|| op.status.roll.as_ref().filter(|r| !r.registrations.is_empty()).map(|r| format!(" [{}/{} brokers]", r.restarted.len(), r.registrations.len())))
+            .unwrap_or_default();
         let bytes = op.status.bytes.filter(|b| b.total > 0).map(|b| format!(" {} of {}", mib(b.done), mib(b.total))).unwrap_or_default();
         let eta = op.status.eta_seconds.map(|s| format!(" ETA {s}s")).unwrap_or_default();
         let progress = format!("{progress}{bytes}{eta}");
@@ -309,7 +340,7 @@ pub async fn list(client: &Client, cluster: Option<&str>, id: Option<&str>, acti
                         o.cluster.clone(),
                         o.spec.kind().to_string(),
                         o.status.phase.as_str().to_string(),
-                        o.status.progress.map(|p| format!("{}/{}", p.done, p.total)).unwrap_or_else(|| "-".into()),
+                        progress_text(o).unwrap_or_else(|| "-".into()),
                         crate::age(o.created_ms),
                         o.status.message.clone().unwrap_or_default(),
                     ]
@@ -348,6 +379,14 @@ fn plan_text(p: &PlacementPlan) -> String {
     let atomic = if p.commits > 1 { format!("{} ZooKeeper multis (split: NOT atomic)", p.commits) } else { "one ZooKeeper multi (atomic)".into() };
     out.push_str(&format!("  commit: {} new partitions in {atomic}, {} bytes\n", p.new_partition_count(), p.commit_bytes));
     out
+}
+
+/// `done/total` of what the operation counts: partitions, or brokers restarted.
+pub fn progress_text(o: &Operation) -> Option<String> {
+    o.status
+        .progress
+        .map(|p| format!("{}/{}", p.done, p.total))
+        .or_else(|| o.status.roll.as_ref().filter(|r| !r.registrations.is_empty()).map(|r| format!("{}/{} brokers", r.restarted.len(), r.registrations.len())))
 }
 
 fn describe_text(o: &Operation) -> String {
@@ -391,6 +430,35 @@ fn describe_text(o: &Operation) -> String {
             }
             if !o.status.stragglers.is_empty() {
                 out.push_str(&format!("Stragglers: {}\n", o.status.stragglers.join(", ")));
+            }
+        }
+        OperationSpec::ConfigRollout(s) => {
+            if let Some(r) = &s.reason {
+                out.push_str(&format!("Reason: {r}\n"));
+            }
+            if s.changes.is_empty() {
+                out.push_str("Changes: none (a rolling restart)\n");
+            } else {
+                out.push_str("Changes:\n");
+                for c in &s.changes {
+                    out.push_str(&format!("  {}: {} -> {}  [{}]\n", c.key, c.from.as_deref().unwrap_or("(not set)"), c.to.as_deref().unwrap_or("(not set)"), c.effect.describe()));
+                if let Some(n) = &c.note {
+                    out.push_str(&format!("      {n}\n"));
+                }
+                }
+            }
+            if let Some(r) = &o.status.roll {
+                if !r.registrations.is_empty() {
+                    let took = |b: &i32| r.millis.get(b).map(|ms| format!(" ({:.0}s)", *ms as f64 / 1000.0)).unwrap_or_default();
+                    let done: Vec<String> = r.restarted.iter().map(|b| format!("{b}{}", took(b))).collect();
+                    out.push_str(&format!("Restarted: {} of {} brokers: {}\n", r.restarted.len(), r.registrations.len(), if done.is_empty() { "-".into() } else { done.join(", ") }));
+                }
+                if let Some(c) = r.current.filter(|_| !o.status.phase.is_terminal()) {
+                    out.push_str(&format!("Restarting now: broker {c}\n"));
+                }
+                if let Some(p) = &r.paused_by {
+                    out.push_str(&format!("Paused: {p} (the next restart waits until it clears)\n"));
+                }
             }
         }
     }

@@ -112,6 +112,8 @@ async fn fleetctl_behaves_as_kubectl_users_expect() {
         vec!["get", "topics", "--cluster", "nosuch"],
         vec!["journal", "--cluster", "nosuch"],
         vec!["get", "operation", "nosuch-1"],
+        vec!["roll", "nosuch"],
+        vec!["roll", "nosuch", "--dry-run"],
     ] {
         let out = fm.fleetctl(&args).await;
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", text(&out));
@@ -244,7 +246,10 @@ async fn fleetctl_behaves_as_kubectl_users_expect() {
         let out = fm.fleetctl(&["completion", shell]).await;
         assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("fleetctl"), "{shell}: {}", text(&out));
     }
-    for verb in ["apply", "get", "describe", "delete", "cancel", "journal", "status", "completion"] {
+    for verb in [
+        "apply", "plan", "get", "describe", "delete", "scale-up", "decommission", "rebalance", "roll", "failover", "fallback", "hold", "release",
+        "release-standby", "approve", "cancel", "produce", "consume", "journal", "status", "completion",
+    ] {
         let out = fm.fleetctl(&[verb, "--help"]).await;
         assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"), "{verb} --help has examples: {}", text(&out));
     }

@@ -291,11 +291,11 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
     info(title = "kafka-fleet fleet manager", description = "Declarative control plane for a fleet of Kafka clusters."),
     paths(health, apply, plan_preview, plan_current, list_clusters, get_cluster, delete_cluster, list_topics, list_cluster_topics,
           get_topic, delete_topic, list_routes, get_route, delete_route, journal, broker_properties,
-          operations::scale_up, operations::decommission, operations::rebalance, operations::list, operations::get, operations::approve, operations::cancel, failover::failover, failover::fallback, failover::hold, failover::release, failover::release_standby,
+          operations::scale_up, operations::decommission, operations::rebalance, operations::roll, operations::list, operations::get, operations::approve, operations::cancel, failover::failover, failover::fallback, failover::hold, failover::release, failover::release_standby,
           clients::binding, clients::report, clients::list),
     components(schemas(ErrorBody, ApplyResult, ResourceView, JournalEntry, Plan, spec::ClusterSpec, spec::TopicSpec, ApplyResponse, Health,
           fleet_api::operation::Operation, fleet_api::operation::OperationResponse, fleet_api::operation::ScaleUpRequest,
-          fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest,
+          fleet_api::operation::DecommissionRequest, fleet_api::operation::RebalanceRequest, fleet_api::operation::RollRequest,
           fleet_api::operation::FailoverRequest, fleet_api::operation::FallbackRequest, fleet_api::route::RouteStatus,
           fleet_api::route::Hold, failover::HoldRequest, failover::ReleasedStandby, fleet_api::spec::SpecOverride,
           fleet_api::client::RouteBinding, fleet_api::client::ClientReport, fleet_api::client::ClientView)),
@@ -334,6 +334,7 @@ pub fn router(state: Shared) -> Router {
         .route("/operations/scale-up", post(operations::scale_up))
         .route("/operations/decommission", post(operations::decommission))
         .route("/operations/rebalance", post(operations::rebalance))
+        .route("/operations/roll", post(operations::roll))
         .route("/operations/failover", post(failover::failover))
         .route("/operations/fallback", post(failover::fallback))
         .route("/operations/{id}", get(operations::get))
@@ -629,13 +630,16 @@ async fn apply(
         confirm_class_change: query.confirm_class_change.unwrap_or(false),
         confirm_decommission: query.confirm_decommission.unwrap_or(false),
     };
+    // A brokerConfig value Kafka would refuse is refused here, naming the key, before anything is
+    // written (Kafka's own check, through a broker of the cluster; skipped when none answers).
+    validate_broker_config(&state, &batch).await?;
     // Fewer brokers (confirmed): planned first; the decommission is created with the spec, in the
     // same write, and the count is held until it has retired the brokers.
     let decommissions = if options.confirm_decommission { operations::decommissions_for_apply(&state, &batch).await? } else { Vec::new() };
     let effects = crate::store::ApplyEffects { decommissions: if dry_run { Vec::new() } else { decommissions.clone() } };
     let (results, ids) = state.store.apply_with(&batch, &actor, options, effects).await?;
     let started = if dry_run {
-        decommissions.iter().map(|(c, s)| format!("(dry run) decommission of {c}: brokers {:?} leave", s.leaving)).collect()
+        decommissions.iter().map(|(c, s)| format!("(dry run) decommission of {c}: brokers {:?} leave", s.leaving)).chain(ids).collect()
     } else {
         state.reconciler.wake.notify_one();
         ids
@@ -646,6 +650,35 @@ async fn apply(
         *e = (*e).max(r.revision);
     }
     Ok(Json(ApplyResponse { dry_run, results, revisions, operations: started }))
+}
+
+/// Asks Kafka to check (validate only) each dynamic brokerConfig value the batch changes.
+async fn validate_broker_config(state: &AppState, batch: &[spec::Declared]) -> Result<(), ApiError> {
+    for d in batch {
+        let DeclaredSpec::KafkaCluster(new) = &d.spec else { continue };
+        let Ok(stored) = state.store.get(Kind::KafkaCluster, &d.name).await else { continue };
+        let DeclaredSpec::KafkaCluster(was) = &stored.declared.spec else { continue };
+        let Some(rollout) = fleet_api::operation::RolloutSpec::between(&spec::effective_cluster(&d.name, was).broker_config, &spec::effective_cluster(&d.name, new).broker_config) else {
+            continue;
+        };
+        let writes = crate::operations::rollout::admin_writes(&rollout);
+        if writes.iter().all(|w| w.value.is_none()) {
+            continue;
+        }
+        let Some(zk) = preview_client(state).await else { continue };
+        let kafka = state.reconciler.paths.cluster(&d.name).kafka();
+        let Ok(brokers) = crate::operations::rollout::live::registered(&zk, &kafka).await else { continue };
+        match crate::operations::rollout::live::validate(&brokers, &writes).await {
+            Ok(Some((key, why))) => {
+                let mut e = ApiError::field(FieldError::new(format!("spec.brokerConfig.{key}"), format!("Kafka refuses it: {why}")));
+                e.body.resource = Some(d.display());
+                return Err(e);
+            }
+            Ok(None) => {}
+            Err(why) => tracing::warn!(cluster = %d.name, error = %why, "brokerConfig not checked with Kafka; the rollout checks it"),
+        }
+    }
+    Ok(())
 }
 
 async fn preview_client(state: &AppState) -> Option<zookeeper_client::Client> {
@@ -675,6 +708,7 @@ async fn plan_preview(State(state): State<Shared>, headers: HeaderMap, body: Res
     let batch = parse_body(&headers, body)?;
     // Validate as apply would, then plan the stored state with the batch laid over it.
     state.store.apply(&batch, "plan", true).await?;
+    validate_broker_config(&state, &batch).await?;
     let mut all = state.store.list(None, None).await?;
     let clusters: Vec<String> = batch
         .iter()
@@ -684,6 +718,15 @@ async fn plan_preview(State(state): State<Shared>, headers: HeaderMap, body: Res
             DeclaredSpec::Route(r) => r.cluster.clone(),
         })
         .collect();
+    // What a changed brokerConfig would do to the running brokers, per key.
+    let mut config_changes: BTreeMap<String, Vec<fleet_api::operation::ConfigChange>> = BTreeMap::new();
+    for d in &batch {
+        let DeclaredSpec::KafkaCluster(new) = &d.spec else { continue };
+        let Some(DeclaredSpec::KafkaCluster(was)) = all.iter().find(|r| r.kind() == Kind::KafkaCluster && r.key() == d.key()).map(|r| &r.declared.spec) else { continue };
+        if let Some(r) = fleet_api::operation::RolloutSpec::between(&spec::effective_cluster(&d.name, was).broker_config, &spec::effective_cluster(&d.name, new).broker_config) {
+            config_changes.insert(d.name.clone(), r.changes);
+        }
+    }
     for d in batch {
         all.retain(|r| !(r.kind() == d.kind() && r.key() == d.key()));
         all.push(StoredResource {
@@ -701,7 +744,13 @@ async fn plan_preview(State(state): State<Shared>, headers: HeaderMap, body: Res
     }
     let desired: Vec<_> = controller::desired_from(&all).into_iter().filter(|d| clusters.contains(&d.spec.name)).collect();
     let zk = preview_client(&state).await;
-    Ok(Json(state.reconciler.preview(zk.as_ref(), desired).await))
+    let mut plans = state.reconciler.preview(zk.as_ref(), desired).await;
+    for p in plans.iter_mut() {
+        if let Some(changes) = config_changes.remove(&p.cluster) {
+            p.config_changes = changes;
+        }
+    }
+    Ok(Json(plans))
 }
 
 #[utoipa::path(get, path = "/v1/plan", responses((status = 200, body = [Plan])), security(("bearer" = [])))]

@@ -18,8 +18,8 @@ use crate::operations::live_brokers;
 use crate::spec::FieldError;
 use crate::store::OperationCommand;
 use fleet_api::operation::{
-    DecommissionRequest, MovePlan, MoveSpec, Operation, OperationResponse, OperationSpec, PaceRequest, PlacementPlan, RebalanceRequest, ScaleUpRequest,
-    ScaleUpSpec,
+    DecommissionRequest, MovePlan, MoveSpec, Operation, OperationResponse, OperationSpec, PaceRequest, PlacementPlan, RebalanceRequest, RollRequest,
+    RolloutSpec, ScaleUpRequest, ScaleUpSpec,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,16 +79,7 @@ pub(super) async fn scale_up(
         };
         return Ok(Json(OperationResponse { dry_run: true, operation: None, spec: Some(OperationSpec::ScaleUp(spec)), plan, moves: None, plan_error }));
     }
-    let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
-    let op = state.store.create_operation(&req.cluster, &OperationSpec::ScaleUp(spec), &actor).await.map_err(|e| {
-        let mut e = ApiError::from(e);
-        if e.status == StatusCode::CONFLICT {
-            e.body.field = Some("cluster".into());
-        }
-        e
-    })?;
-    state.reconciler.wake.notify_one();
-    Ok(Json(OperationResponse { dry_run: false, operation: Some(op), spec: None, plan: None, moves: None, plan_error: None }))
+    store_started(&state, &req.cluster, OperationSpec::ScaleUp(spec), actor).await
 }
 
 /// The declared cluster, or 404/409 naming `cluster`.
@@ -110,11 +101,64 @@ async fn declared_cluster(state: &super::AppState, cluster: &str) -> Result<crat
 
 async fn refuse_if_running(state: &super::AppState, cluster: &str) -> Result<(), ApiError> {
     if let Some(running) = state.store.operations(Some(cluster), true).await?.first() {
-        let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", format!("cluster: operation {} is still running on it; wait for it or cancel it", running.id));
+        let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", format!("cluster: operation {} is still running on {cluster}; wait for it or cancel it (fleetctl cancel operation {})", running.id, running.id));
         e.body.field = Some("cluster".into());
         return Err(e);
     }
     Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/operations/roll", params(("dryRun" = Option<bool>, Query, description = "check, write nothing")),
+    request_body(content = RollRequest), responses((status = 200, body = OperationResponse), (status = 404, body = super::ErrorBody),
+    (status = 409, body = super::ErrorBody), (status = 422, body = super::ErrorBody)), security(("bearer" = [])))]
+/// A rolling restart with no change (`fleetctl roll`): every broker, one at a time, each once
+/// the cluster is whole, in sync and healthy; the controller last.
+pub(super) async fn roll(
+    State(state): State<Shared>,
+    query: Result<Query<DryRunQuery>, axum::extract::rejection::QueryRejection>,
+    actor: Option<axum::Extension<Actor>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<OperationResponse> {
+    let Query(query) = query.map_err(bad_query)?;
+    let req: RollRequest = parse_json(body)?;
+    declared_cluster(&state, &req.cluster).await?;
+    let stored = state.store.get(crate::spec::Kind::KafkaCluster, &req.cluster).await?;
+    if let crate::spec::DeclaredSpec::KafkaCluster(c) = &stored.declared.spec {
+        if c.is_immutable() {
+            let mut e = ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("cluster: `{}` is immutable (built by a failover): it is replaced, not restarted; build another one (fleetctl failover ROUTE --build)", req.cluster),
+            );
+            e.body.field = Some("cluster".into());
+            return Err(e);
+        }
+    }
+    if let Some(reason) = &req.reason {
+        if reason.chars().count() > 500 || fleet_common::kafka_config::control_character(reason).is_some() {
+            return Err(ApiError::field(FieldError::new("reason", "give at most 500 printable characters")));
+        }
+    }
+    refuse_if_running(&state, &req.cluster).await?;
+    let spec = RolloutSpec { changes: Vec::new(), restart: true, reason: req.reason.clone() };
+    if query.dry_run.unwrap_or(false) {
+        return Ok(Json(OperationResponse { dry_run: true, operation: None, spec: Some(OperationSpec::ConfigRollout(spec)), plan: None, moves: None, plan_error: None }));
+    }
+    store_started(&state, &req.cluster, OperationSpec::ConfigRollout(spec), actor).await
+}
+
+/// Stores a new operation and wakes the leader; a conflict names the `cluster` field.
+async fn store_started(state: &super::AppState, cluster: &str, spec: OperationSpec, actor: Option<axum::Extension<Actor>>) -> ApiResult<OperationResponse> {
+    let actor = actor.map(|a| a.0 .0).unwrap_or_else(|| "api".into());
+    let op = state.store.create_operation(cluster, &spec, &actor).await.map_err(|e| {
+        let mut e = ApiError::from(e);
+        if e.status == StatusCode::CONFLICT {
+            e.body.field = Some("cluster".into());
+        }
+        e
+    })?;
+    state.reconciler.wake.notify_one();
+    Ok(Json(OperationResponse { dry_run: false, operation: Some(op), spec: None, plan: None, moves: None, plan_error: None }))
 }
 
 /// Defaults: 5 moves per broker and 50 in flight (Cruise Control's per-broker default is 5).
@@ -368,6 +412,7 @@ async fn command(state: &super::AppState, id: &str, command: OperationCommand, a
                 OperationSpec::Failover(_) | OperationSpec::Fallback(_) => {
                     "the route has been switched (or it has ended): undo it with fleetctl fallback, or fail over again"
                 }
+                OperationSpec::ConfigRollout(_) => "it has ended",
                 _ => "its brokers are being retired (or it has ended)",
             };
             return Err(refuse(format!("it is {}: {why}", op.status.phase.as_str())));

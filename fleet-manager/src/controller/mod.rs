@@ -137,6 +137,7 @@ pub fn desired_from(all: &[crate::store::StoredResource]) -> Vec<DesiredCluster>
                     leaving: BTreeMap::new(),
                     frozen: None,
                     sealed_for: Vec::new(),
+                    restarting: Default::default(),
                 },
             );
         }
@@ -206,6 +207,7 @@ impl Reconciler {
             if let Ok(ops) = self.store.operations(Some(&d.spec.name), true).await {
                 d.leaving = crate::operations::leaving_brokers(&ops);
                 d.frozen = crate::operations::frozen_by(&ops, &d.spec.name);
+                d.restarting = crate::operations::restarting_brokers(&ops, &d.spec.name, crate::store::now_ms());
             }
             if let Ok(routes) = seals(&self.store, &d.spec.name).await {
                 d.sealed_for = routes;
@@ -533,6 +535,7 @@ impl Reconciler {
             moves: self.settings.moves,
             metrics: &self.metrics,
             health: self.health.as_ref(),
+            hosts: &self.hosts,
             backoff: &self.op_backoff,
             step_timeout: self.settings.step_timeout,
             touched: &self.touched,
@@ -580,6 +583,7 @@ impl Reconciler {
             Ok(ops) => {
                 desired.leaving = crate::operations::leaving_brokers(&ops);
                 desired.frozen = crate::operations::frozen_by(&ops, cluster);
+                desired.restarting = crate::operations::restarting_brokers(&ops, cluster, crate::store::now_ms());
             }
             Err(e) => {
                 tracing::error!(cluster, error = %e, "operations unreadable");

@@ -157,6 +157,12 @@ async fn read_topics(zk: &zk::Client, paths: &ClusterPaths, names: &[&str]) -> R
 /// Every live broker's registration (`/brokers/ids/<id>`); a broker gone between the listing
 /// and its read is left out.
 pub async fn registrations(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) -> Result<BTreeMap<i32, BrokerRegistration>, String> {
+    Ok(registrations_with_zxid(zk, kafka).await?.into_iter().map(|(id, (reg, _))| (id, reg)).collect())
+}
+
+/// [`registrations`] with each znode's creation zxid: new at every registration, so it tells a
+/// broker that registered again (restarted) from one that stayed.
+pub async fn registrations_with_zxid(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) -> Result<BTreeMap<i32, (BrokerRegistration, i64)>, String> {
     let children = match zk.list_children(&kafka.broker_ids()).await {
         Ok(c) => c,
         Err(zk::Error::NoNode) => Vec::new(),
@@ -167,9 +173,9 @@ pub async fn registrations(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) ->
         let Ok(id) = child.parse::<i32>() else { continue };
         let path = kafka.broker(id);
         match zk.get_data(&path).await {
-            Ok((data, _)) => {
+            Ok((data, stat)) => {
                 let reg = fleet_common::znodes::decode::<BrokerRegistration>(&path, "a broker registration", &data).map_err(|e| e.to_string())?;
-                out.insert(id, reg);
+                out.insert(id, (reg, stat.czxid));
             }
             Err(zk::Error::NoNode) => {}
             Err(e) => return Err(format!("read {path}: {e}")),
@@ -178,7 +184,7 @@ pub async fn registrations(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) ->
     Ok(out)
 }
 
-fn endpoint_of(reg: &BrokerRegistration) -> Option<String> {
+pub(crate) fn endpoint_of(reg: &BrokerRegistration) -> Option<String> {
     if let Some(ep) = reg.endpoints.first() {
         if let Some((_, hostport)) = ep.split_once("://") {
             return Some(hostport.to_string());

@@ -10,6 +10,7 @@
 pub mod failover;
 pub mod machine;
 pub mod reassign;
+pub mod rollout;
 pub mod scale_up;
 
 use std::time::Duration;
@@ -62,6 +63,11 @@ pub fn frozen_by(ops: &[Operation], cluster: &str) -> Option<String> {
         .find_map(|o| o.spec.route().map(|route| format!("{} moves route {route} off it", o.id)))
 }
 
+/// Brokers a rolling restart has stopped and waits for: their hosts are not replaced meanwhile.
+pub fn restarting_brokers(ops: &[Operation], cluster: &str, now_ms: i64) -> std::collections::BTreeMap<i32, String> {
+    rollout::restarting(ops, cluster, now_ms)
+}
+
 /// Whether a maintenance operation is to step aside, as observed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Pause {
@@ -87,6 +93,8 @@ pub struct Driver<'a> {
     pub moves: reassign::MoveSettings,
     pub metrics: &'a crate::metrics::Metrics,
     pub health: &'a dyn crate::observe::health::HealthJudge,
+    /// Where hosts come from (a rolling restart restarts them).
+    pub hosts: &'a crate::providers::HostProviders,
     pub backoff: &'a Backoff,
     /// The longest one action may take before it counts as a retry.
     pub step_timeout: Duration,
@@ -124,6 +132,7 @@ impl Driver<'_> {
             OperationSpec::Decommission(spec) => machine::run(self, &reassign::Moves { spec, decommission: true, settings: self.moves }, op).await,
             OperationSpec::Rebalance(spec) => machine::run(self, &reassign::Moves { spec, decommission: false, settings: self.moves }, op).await,
             OperationSpec::Failover(spec) | OperationSpec::Fallback(spec) => machine::run(self, &failover::Switch { spec, settings: self.failover }, op).await,
+            OperationSpec::ConfigRollout(spec) => machine::run(self, &rollout::Rollout { spec }, op).await,
         }
     }
 

@@ -91,7 +91,12 @@ pub fn plan_cluster(
                 }
                 let since = intent.missing_since.get(broker_id).copied().unwrap_or(settings.now_ms);
                 let missing_ms = settings.now_ms - since;
-                if let Some(why) = &desired.frozen {
+                if let Some(op) = desired.restarting.get(broker_id) {
+                    plan.waiting.push(format!("broker {broker_id} not in /brokers/ids: {op} restarts it; its host is not replaced meanwhile"));
+                    // The grace counts from when the hold ends, not from before it.
+                    next.missing_since.insert(*broker_id, settings.now_ms);
+                    plan.wake_after(PROGRESS_POLL_MS);
+                } else if let Some(why) = &desired.frozen {
                     plan.waiting.push(format!("broker {broker_id} not in /brokers/ids; its host is not replaced while {why}"));
                     next.missing_since.insert(*broker_id, since);
                     plan.wake_after(PROGRESS_POLL_MS);
@@ -442,6 +447,7 @@ mod tests {
             leaving: BTreeMap::new(),
             frozen: None,
             sealed_for: Vec::new(),
+            restarting: Default::default(),
             topics: vec![DesiredTopic {
                 spec: TopicSpec {
                     cluster: "blue".into(),

@@ -113,10 +113,16 @@ impl Ec2Hosts {
         // No instance ID here: kafka-bootstrap reads it from the instance metadata service itself,
         // through IMDSv2 (session token), which instances requiring IMDSv2 demand. No secret
         // either: the file names the secrets kafka-bootstrap reads with the host's role.
+        // cloud-init runs user-data at the first boot only: the broker's start is also put among
+        // its per-boot scripts, so a reboot (a rolling restart) starts the broker again.
         format!(
             "#!/bin/bash\nset -euo pipefail\ninstall -d -m 0700 /etc/kafka-fleet\numask 077\ncat > /etc/kafka-fleet/cluster.yaml <<'EOF'\n{yaml}EOF\n\
+             cat > /etc/kafka-fleet/start-broker.sh <<'EOF'\n#!/bin/bash\n\
              exec /opt/kafka-fleet/bin/kafka-bootstrap run --cluster-file /etc/kafka-fleet/cluster.yaml \\\n  \
-             --data-dir /var/lib/kafka --kafka-libs /opt/kafka/libs --mode exec\n",
+             --data-dir /var/lib/kafka --kafka-libs /opt/kafka/libs --mode exec\nEOF\n\
+             chmod 0700 /etc/kafka-fleet/start-broker.sh\ninstall -d /var/lib/cloud/scripts/per-boot\n\
+             ln -sf /etc/kafka-fleet/start-broker.sh /var/lib/cloud/scripts/per-boot/50-kafka-broker.sh\n\
+             exec /etc/kafka-fleet/start-broker.sh\n",
         )
     }
 
@@ -310,6 +316,13 @@ impl HostProvider for Ec2Hosts {
             .send()
             .await
             .map_err(ec2_err("ec2:TerminateInstances"))?;
+        Ok(())
+    }
+
+    /// A reboot: systemd stops `kafka-bootstrap` with SIGTERM (Kafka's controlled shutdown) and
+    /// starts it at boot, which fetches the cluster's properties again; the EBS data stays.
+    async fn restart(&self, _cluster: &str, instance_id: &str) -> Result<(), ProviderError> {
+        self.client.reboot_instances().instance_ids(instance_id).send().await.map_err(ec2_err("ec2:RebootInstances"))?;
         Ok(())
     }
 }

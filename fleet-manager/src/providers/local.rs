@@ -99,6 +99,58 @@ impl LocalHosts {
     fn pid_file(&self, instance_id: &str) -> PathBuf {
         local::instance_dir(&self.hosts_root(), instance_id).join("host.pid")
     }
+
+    /// Starts the host's `kafka-bootstrap` (and so its broker), logging to `host.log` (appended
+    /// to on a restart, truncated on a launch).
+    fn spawn(&self, cluster: &str, instance: &LocalInstance, fresh: bool) -> Result<(), ProviderError> {
+        let instance_id = &instance.instance_id;
+        let port = instance.port.ok_or_else(|| ProviderError::Call {
+            call: "start kafka-bootstrap",
+            message: format!("local host {instance_id} has no port recorded"),
+            class: super::ErrorClass::Terminal,
+        })?;
+        let cluster_file = self.cluster_file(cluster);
+        let host_dir = local::instance_dir(&self.hosts_root(), instance_id);
+        let data_dir = host_dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(call_err("create data dir"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(!fresh)
+            .truncate(fresh)
+            .open(host_dir.join("host.log"))
+            .map_err(call_err("create host log"))?;
+        let log2 = log.try_clone().map_err(call_err("create host log"))?;
+        let mut cmd = std::process::Command::new(&self.config.bootstrap_bin);
+        cmd.arg("run")
+            .arg("--cluster-file")
+            .arg(&cluster_file)
+            .args(["--instance-id", instance_id, "--port", &port.to_string()])
+            .args(["--bind-host", "127.0.0.1", "--advertised-host", "127.0.0.1", "--mode", "child"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--kafka-libs")
+            .arg(&self.config.kafka_libs)
+            .env("KAFKA_HEAP_OPTS", &self.config.heap_opts)
+            .env("KAFKA_JVM_OPTS", &self.config.jvm_opts)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // Its own process group: a host outlives the fleet manager, as a machine would.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().map_err(|e| ProviderError::Call {
+            class: super::ErrorClass::Terminal,
+            call: "start kafka-bootstrap",
+            message: format!("{}: {e}", self.config.bootstrap_bin.display()),
+        })?;
+        std::fs::write(self.pid_file(instance_id), child.id().to_string()).map_err(call_err("write host.pid"))?;
+        // Reap it when it exits, so no zombie lingers while the fleet manager runs.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -165,40 +217,8 @@ impl HostProvider for LocalHosts {
         // The record comes first: a crash after it leaves a host the next pass sees (and replaces
         // if its broker never shows), never an invisible process.
         local::write_instance(&self.hosts_root(), &instance).map_err(call_err("write local host"))?;
-        let cluster_file = self.write_cluster_file(&cluster.name, cluster_uid)?;
-        let host_dir = local::instance_dir(&self.hosts_root(), &instance_id);
-        let data_dir = host_dir.join("data");
-        std::fs::create_dir_all(&data_dir).map_err(call_err("create data dir"))?;
-        let log = std::fs::File::create(host_dir.join("host.log")).map_err(call_err("create host log"))?;
-        let log2 = log.try_clone().map_err(call_err("create host log"))?;
-        let mut cmd = std::process::Command::new(&self.config.bootstrap_bin);
-        cmd.arg("run")
-            .arg("--cluster-file")
-            .arg(&cluster_file)
-            .args(["--instance-id", &instance_id, "--port", &port.to_string()])
-            .args(["--bind-host", "127.0.0.1", "--advertised-host", "127.0.0.1", "--mode", "child"])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--kafka-libs")
-            .arg(&self.config.kafka_libs)
-            .env("KAFKA_HEAP_OPTS", &self.config.heap_opts)
-            .env("KAFKA_JVM_OPTS", &self.config.jvm_opts)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        // Its own process group: a host outlives the fleet manager, as a machine would.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().map_err(|e| ProviderError::Call {
-            class: super::ErrorClass::Terminal,
-            call: "start kafka-bootstrap",
-            message: format!("{}: {e}", self.config.bootstrap_bin.display()),
-        })?;
-        std::fs::write(self.pid_file(&instance_id), child.id().to_string()).map_err(call_err("write host.pid"))?;
-        // Reap it when it exits, so no zombie lingers while the fleet manager runs.
-        std::thread::spawn(move || {
-            let mut child = child;
-            let _ = child.wait();
-        });
+        self.write_cluster_file(&cluster.name, cluster_uid)?;
+        self.spawn(&cluster.name, &instance, true)?;
         Ok(instance_id)
     }
 
@@ -212,6 +232,47 @@ impl HostProvider for LocalHosts {
         local::write_instance(&root, &instance).map_err(call_err("write local host"))?;
         Ok(())
     }
+
+    async fn restart(&self, cluster: &str, instance_id: &str) -> Result<(), ProviderError> {
+        let root = self.hosts_root();
+        let instance = match local::read_instance(&root, instance_id).map_err(call_err("read local host"))? {
+            Some(i) if i.state == LocalInstanceState::Running => i,
+            _ => {
+                return Err(ProviderError::Call {
+                    call: "restart local host",
+                    message: format!("host {instance_id} is not running (terminated or unknown; its replacement boots with the new properties)"),
+                    class: super::ErrorClass::Retryable,
+                })
+            }
+        };
+        let host_dir = local::instance_dir(&root, instance_id);
+        stop_local_host(&host_dir);
+        // Kafka's controlled shutdown moves leadership away first; bootstrap kills it after its
+        // own grace (30 s). Waited for here so the new broker never starts beside the old one.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(45);
+        while running_pids(&host_dir).next().is_some() {
+            if std::time::Instant::now() > deadline {
+                return Err(ProviderError::Call {
+                    call: "restart local host",
+                    message: format!("host {instance_id} did not stop within 45 s of SIGTERM"),
+                    class: super::ErrorClass::Retryable,
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        self.spawn(cluster, &instance, false)
+    }
+}
+
+/// The host's bootstrap and Kafka processes still alive (a zombie counts as gone).
+fn running_pids(host_dir: &Path) -> impl Iterator<Item = i32> + '_ {
+    ["host.pid", "data/kafka.pid"].into_iter().filter_map(move |file| {
+        let pid = std::fs::read_to_string(host_dir.join(file)).ok()?.trim().parse::<i32>().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The state follows the command's closing parenthesis: `Z` is a zombie, `X` dead.
+        let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+        (pid > 1 && state != 'Z' && state != 'X').then_some(pid)
+    })
 }
 
 /// Signals a local host's process group (bootstrap and its JVM) to stop.

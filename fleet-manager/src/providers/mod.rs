@@ -67,6 +67,10 @@ pub trait HostProvider: Send + Sync {
     /// Launches one host, or finds the one already launched with this token; returns its ID.
     async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError>;
     async fn terminate(&self, cluster: &str, instance_id: &str) -> Result<(), ProviderError>;
+    /// Restarts the host's broker: Kafka stops (SIGTERM: a controlled shutdown) and starts again
+    /// with the cluster's properties as they are now, keeping its broker ID and its data. Asked
+    /// again, it restarts again (a retry after a crash is harmless: the broker was down anyway).
+    async fn restart(&self, cluster: &str, instance_id: &str) -> Result<(), ProviderError>;
 }
 
 /// The host providers this fleet manager has, by kind: one place maps a cluster's `provider` to

@@ -649,9 +649,22 @@ impl Store {
                 }
             }
         }
+        // A changed `brokerConfig` reaches the running brokers through a ConfigRollout, created
+        // with the spec in this transaction (what changed, and how each key takes effect).
+        let mut rollouts = Vec::new();
+        for d in batch {
+            let DeclaredSpec::KafkaCluster(new) = &d.spec else { continue };
+            let Some(old) = existing.get(&(d.kind(), d.key())) else { continue };
+            let DeclaredSpec::KafkaCluster(was) = &old.declared.spec else { continue };
+            let (was, now) = (spec::effective_cluster(&d.name, was), spec::effective_cluster(&d.name, new));
+            if let Some(rollout) = fleet_api::operation::RolloutSpec::between(&was.broker_config, &now.broker_config) {
+                rollouts.push((d.name.clone(), rollout));
+            }
+        }
         if dry_run {
             tx.rollback().await?;
-            return Ok((results, Vec::new()));
+            let previews = rollouts.iter().map(|(c, r)| format!("(dry run) ConfigRollout of {c}: {}", describe_rollout(r))).collect();
+            return Ok((results, previews));
         }
         // A hand-moved route (its spec's cluster changed, which check_batch allows only while it
         // is Normal and no operation moves it) takes its traffic along, recorded as a move: the
@@ -698,6 +711,10 @@ impl Store {
                 at_ms: now,
             };
             Self::set_override_in(&mut tx, Kind::KafkaCluster, &cluster, held).await?;
+            started.push(op);
+        }
+        for (cluster, rollout) in rollouts {
+            let op = Self::create_operation_in(&mut tx, &cluster, &fleet_api::operation::OperationSpec::ConfigRollout(rollout), actor).await?;
             started.push(op);
         }
         let changed: Vec<&ApplyResult> = results.iter().filter(|r| r.outcome != ApplyOutcome::Unchanged).collect();
@@ -1220,6 +1237,29 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
                     }
                 }
                 let (was_spec, new_spec) = (spec::effective_cluster(&d.name, was), spec::effective_cluster(&d.name, new));
+                if was_spec.broker_config != new_spec.broker_config {
+                    // Against the count the cluster has (an exported document carries what a
+                    // scale-up raised it to: no change, no operation).
+                    if new.brokers != was.brokers {
+                        return Err(invalid(FieldError::new(
+                            "spec.brokerConfig",
+                            format!(
+                                "changes in the same apply as spec.brokers ({} -> {}): each starts an operation and a cluster runs one at a time; apply the broker count first, then brokerConfig",
+                                was.brokers, new.brokers
+                            ),
+                        )));
+                    }
+                    if let Some(op) = context.active.iter().find(|o| o.cluster == d.name) {
+                        return Err(StoreError::Conflict {
+                            resource: d.display(),
+                            message: format!(
+                                "spec.brokerConfig: operation {} ({}) is running on this cluster; a config change rolls its brokers: wait for it to end (fleetctl get operations) or cancel it, then apply",
+                                op.id,
+                                op.spec.kind()
+                            ),
+                        });
+                    }
+                }
                 if was_spec.priority_class != new_spec.priority_class {
                     let effects = class_change_effects(&d.name, &was_spec, &new_spec, batch, existing);
                     let listed = |only_rf: bool| -> String {
@@ -1387,6 +1427,20 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// One line for a rollout: each key, its change and how it takes effect.
+pub fn describe_rollout(r: &fleet_api::operation::RolloutSpec) -> String {
+    let keys: Vec<String> = r
+        .changes
+        .iter()
+        .map(|c| format!("{} {} -> {} ({})", c.key, c.from.as_deref().unwrap_or("(not set)"), c.to.as_deref().unwrap_or("(not set)"), c.effect.describe()))
+        .collect();
+    if keys.is_empty() {
+        "a rolling restart of every broker".into()
+    } else {
+        keys.join("; ")
+    }
+}
 
 /// How an apply left a resource, as the journal says it.
 fn outcome_word(outcome: ApplyOutcome) -> &'static str {

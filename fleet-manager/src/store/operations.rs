@@ -450,6 +450,7 @@ fn kind_slug(kind: &str) -> &'static str {
         "Fallback" => "fallback",
         "Decommission" => "decommission",
         "Rebalance" => "rebalance",
+        "ConfigRollout" => "rollout",
         _ => "operation",
     }
 }

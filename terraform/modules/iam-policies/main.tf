@@ -99,7 +99,7 @@ locals {
       {
         Sid      = "TerminateOnlyTaggedInstances"
         Effect   = "Allow"
-        Action   = ["ec2:TerminateInstances"]
+        Action   = ["ec2:TerminateInstances", "ec2:RebootInstances"]
         Resource = ["${local.arn_prefix}:instance/*"]
         Condition = {
           StringEquals = { "aws:ResourceTag/${local.tag_key}" = local.tag_value }
