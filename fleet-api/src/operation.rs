@@ -382,6 +382,13 @@ pub struct RollStatus {
     pub configured_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub configure_attempts: u32,
+    /// Partitions whose replication factor is at or below their `min.insync.replicas` (found
+    /// when the roll began): acks=all writes to each fail while one of its brokers restarts, in
+    /// whatever order the roll goes. At most 20 named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unprotected: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unprotected_count: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

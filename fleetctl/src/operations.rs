@@ -459,6 +459,15 @@ fn describe_text(o: &Operation) -> String {
                 if let Some(p) = &r.paused_by {
                     out.push_str(&format!("Paused: {p} (the next restart waits until it clears)\n"));
                 }
+                if r.unprotected_count > 0 {
+                    let more = r.unprotected_count as usize - r.unprotected.len();
+                    out.push_str(&format!(
+                        "Unprotected: {} partitions have a replication factor at or below min.insync.replicas: acks=all writes to each fail while one of its brokers restarts (raise their replication factor to avoid it): {}{}\n",
+                        r.unprotected_count,
+                        r.unprotected.join(", "),
+                        if more > 0 { format!(" and {more} more") } else { String::new() }
+                    ));
+                }
             }
         }
     }

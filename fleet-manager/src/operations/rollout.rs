@@ -113,6 +113,9 @@ pub struct RolloutObserved {
     /// Registered brokers that do not answer Kafka's ApiVersions: a broker killed stays
     /// registered until its ZooKeeper session expires, and must not count as up meanwhile.
     pub unreachable: Seen<Vec<i32>>,
+    /// Partitions whose replication factor is at or below their min ISR (`topic-p (RF r, min ISR
+    /// m)`), read when the roll begins.
+    pub unprotected: Seen<Vec<String>>,
     /// The healthcheck's findings (`None`: healthy), read only when a restart could start.
     pub health: Seen<Option<String>>,
 }
@@ -258,6 +261,10 @@ fn rolling(op: &Operation, mut st: OperationStatus, o: &RolloutObserved) -> Step
         match &o.declared {
             Seen::Known(n) if brokers.len() >= *n as usize && !brokers.is_empty() => {
                 roll.registrations = brokers.iter().map(|(id, r)| (*id, r.czxid)).collect();
+                if let Some(u) = o.unprotected.known() {
+                    roll.unprotected_count = u.len() as u32;
+                    roll.unprotected = u.iter().take(20).cloned().collect();
+                }
             }
             Seen::Known(n) => {
                 set_message(&mut st, format!("waiting for every broker to register before the roll begins ({} of {n})", brokers.len()));

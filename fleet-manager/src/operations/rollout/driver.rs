@@ -52,6 +52,16 @@ impl<'a> Machine<Driver<'a>> for Rollout {
                 o.brokers = seen(live::registered(zk, &kafka).await);
                 o.controller = seen(live::controller(zk, &kafka).await);
                 let roll = op.status.roll.clone().unwrap_or_default();
+                if roll.registrations.is_empty() {
+                    let default_min_isr = match cx.store.get(Kind::KafkaCluster, &op.cluster).await {
+                        Ok(r) => match &r.declared.spec {
+                            DeclaredSpec::KafkaCluster(c) => crate::spec::effective_cluster(&op.cluster, c).broker_config.get("min.insync.replicas").and_then(|v| v.trim().parse().ok()).unwrap_or(1),
+                            _ => 1,
+                        },
+                        Err(_) => 1,
+                    };
+                    o.unprotected = seen(live::unprotected(zk, &kafka, default_min_isr).await);
+                }
                 // ISR and health matter once no restart is under way, or once it is back.
                 let current_back = roll.current.is_none_or(|c| {
                     o.brokers.known().and_then(|b| b.get(&c)).is_some_and(|r| roll.registrations.get(&c).is_some_and(|was| *was != r.czxid))

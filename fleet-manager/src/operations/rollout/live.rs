@@ -64,6 +64,37 @@ pub async fn lagging(zk: &zk::Client, kafka: &KafkaPaths) -> Result<Vec<String>,
     Ok(out)
 }
 
+/// Partitions whose replication factor is at or below their `min.insync.replicas` (the topic's
+/// own, else `default_min_isr`): no restart order keeps acks=all writes to them going.
+pub async fn unprotected(zk: &zk::Client, kafka: &KafkaPaths, default_min_isr: usize) -> Result<Vec<String>, String> {
+    let assigned = crate::operations::reassign::live::partitions(zk, kafka, None).await?;
+    let topics: std::collections::BTreeSet<&String> = assigned.keys().map(|(t, _)| t).collect();
+    let reads = topics.into_iter().map(|t| async move {
+        let path = kafka.topic_config(t);
+        match zk.get_data(&path).await {
+            Ok((data, _)) => {
+                let v: serde_json::Value = serde_json::from_slice(&data).map_err(|e| format!("{path}: {e}"))?;
+                let m = v.get("config").and_then(|c| c.get("min.insync.replicas")).and_then(|m| m.as_str()).and_then(|m| m.trim().parse().ok());
+                Ok((t.clone(), m.unwrap_or(default_min_isr)))
+            }
+            Err(zk::Error::NoNode) => Ok((t.clone(), default_min_isr)),
+            Err(e) => Err(format!("read {path}: {e}")),
+        }
+    });
+    let mut min_isr = BTreeMap::new();
+    for r in futures::future::join_all(reads).await {
+        let (t, m) = r?;
+        min_isr.insert(t, m);
+    }
+    Ok(assigned
+        .iter()
+        .filter_map(|((t, p), now)| {
+            let m = min_isr.get(t).copied().unwrap_or(default_min_isr);
+            (now.replicas.len() <= m).then(|| format!("{t}-{p} (RF {}, min ISR {m})", now.replicas.len()))
+        })
+        .collect())
+}
+
 /// Partitions whose preferred leader (first replica) is `broker`, led by another broker now.
 pub async fn led_elsewhere(zk: &zk::Client, kafka: &KafkaPaths, broker: i32) -> Result<Vec<(String, u32)>, String> {
     let assigned = crate::operations::reassign::live::partitions(zk, kafka, None).await?;

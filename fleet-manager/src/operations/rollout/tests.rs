@@ -233,6 +233,17 @@ fn a_restart_not_taken_is_asked_again_and_a_restarting_host_is_not_replaced() {
 }
 
 #[test]
+fn partitions_no_order_can_protect_are_named_when_the_roll_begins() {
+    let spec = RolloutSpec { changes: Vec::new(), restart: true, reason: None };
+    let op = op(&spec, Phase::Rolling);
+    let mut o = observed(0, &[], &[]);
+    o.unprotected = Seen::Known(vec!["t-0 (RF 2, min ISR 2)".into()]);
+    let step = next(&spec, &op, &o);
+    let roll = step.status.roll.clone().unwrap_or_default();
+    assert_eq!((roll.unprotected_count, roll.unprotected), (1, vec!["t-0 (RF 2, min ISR 2)".to_string()]));
+}
+
+#[test]
 fn the_roll_begins_only_with_every_broker_registered() {
     let spec = RolloutSpec { changes: Vec::new(), restart: true, reason: None };
     let op = op(&spec, Phase::Rolling);
