@@ -1,5 +1,5 @@
-//! The one operation machine every kind runs on (scale-up, decommission, rebalance, failover,
-//! fallback), Netflix's "state machine goal state driver":
+//! The one operation machine every kind runs on (scale-up, decommission, rebalance, config
+//! rollout, failover, fallback), Netflix's "state machine goal state driver":
 //!
 //! observe what the phase needs -> pure `next` -> record (status and effects, one fenced write)
 //! -> at most one idempotent action -> pure `after` -> record.

@@ -2,7 +2,8 @@
 //! machine ([`machine`]): observe what the phase needs, a pure `next`, one idempotent action at a
 //! time, each phase recorded with its effects on specs in one fenced write. A crash or a change
 //! of leader resumes from the stored phase. The kinds: [`scale_up`], [`reassign`] (decommission
-//! and rebalance), [`failover`] (failover and fallback).
+//! and rebalance), [`rollout`] (config changes and rolling restarts), [`failover`] (failover and
+//! fallback).
 //!
 //! Emergencies come first: a failover or fallback of a route on a cluster makes the cluster's
 //! maintenance operation step aside (its `pausedBy`); it plans again once the emergency has ended.
