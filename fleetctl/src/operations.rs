@@ -454,7 +454,8 @@ fn describe_text(o: &Operation) -> String {
                     out.push_str(&format!("Restarted: {} of {} brokers: {}\n", r.restarted.len(), r.registrations.len(), if done.is_empty() { "-".into() } else { done.join(", ") }));
                 }
                 if let Some(c) = r.current.filter(|_| !o.status.phase.is_terminal()) {
-                    out.push_str(&format!("Restarting now: broker {c}\n"));
+                    let since = r.requested_ms.map(|at| format!(" (asked for at {}, {}s ago)", format_ms(at), (crate::now_ms() - at).max(0) / 1000)).unwrap_or_default();
+                    out.push_str(&format!("Restarting now: broker {c}{since}\n"));
                 }
                 if let Some(p) = &r.paused_by {
                     out.push_str(&format!("Paused: {p} (the next restart waits until it clears)\n"));

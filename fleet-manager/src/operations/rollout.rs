@@ -160,7 +160,7 @@ pub fn next(spec: &RolloutSpec, op: &Operation, o: &RolloutObserved) -> Step<Rol
             let waited = now - roll.requested_ms.unwrap_or(now);
             if waited < BROKER_DEADLINE_MS {
                 if !back {
-                    set_message(&mut st, format!("cancel asked: waiting for broker {c} to come back ({}s), then no other restarts", waited / 1000));
+                    set_message(&mut st, format!("cancel asked: waiting for broker {c} to come back, then no other restarts"));
                     return Step::to(st);
                 }
                 match &o.lagging {
@@ -309,7 +309,7 @@ fn rolling(op: &Operation, mut st: OperationStatus, o: &RolloutObserved) -> Step
                     } else {
                         None
                     };
-                    let waiting = format!("broker {c} is back after {}s; waiting for {} partitions to catch up ({})", waited / 1000, l.len(), listed(l, 3));
+                    let waiting = format!("broker {c} is back; waiting for {} partitions to catch up ({})", l.len(), listed(l, 3));
                     match &why {
                         Some(why) => set_message(&mut st, format!("paused: {why}; {waiting}")),
                         None => set_message(&mut st, waiting),
@@ -351,7 +351,9 @@ fn rolling(op: &Operation, mut st: OperationStatus, o: &RolloutObserved) -> Step
                 step.effects = effects;
                 return step;
             }
-            set_message(&mut st, format!("broker {c} restarting ({}s)", waited / 1000));
+            // No running count of seconds here: the status is written only when it changes
+            // (`describe operation` shows when the restart was asked for).
+            set_message(&mut st, format!("broker {c} restarting"));
             st.roll = Some(roll);
             return Step::with(st, effects);
         }
