@@ -12,6 +12,10 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// The largest producer buffer, in records and in bytes.
+pub const MAX_BUFFER_RECORDS: usize = 10_000_000;
+pub const MAX_BUFFER_BYTES: u64 = 256 << 30;
+
 fn bad(field: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError { field, message: message.into() }
 }
@@ -143,6 +147,14 @@ impl ClientConfig {
         if self.drain_timeout > Duration::from_secs(600) {
             return Err(bad("drain_timeout", "at most 10m (what is left is re-sent to the new cluster then)"));
         }
+        // The buffer's count and bytes share one counter word (24 and 40 bits): these bounds
+        // keep what is buffered exact with room for senders racing past the limit.
+        if self.buffer_records > MAX_BUFFER_RECORDS {
+            return Err(bad("buffer_records", format!("at most {MAX_BUFFER_RECORDS} (the buffer's count has 24 bits, with room for senders racing past the limit)")));
+        }
+        if self.buffer_bytes as u64 > MAX_BUFFER_BYTES {
+            return Err(bad("buffer_bytes", format!("at most {MAX_BUFFER_BYTES} (256 GiB)")));
+        }
         Ok(())
     }
 
@@ -215,5 +227,11 @@ mod tests {
         let mut c = ClientConfig::new("orders", &["http://a"]);
         c.kafka.insert("linger.ms".into(), "5".into());
         assert_eq!(c.check(), Ok(()), "tuning is the caller's");
+        let mut c = ClientConfig::new("orders", &["http://a"]);
+        c.buffer_records = MAX_BUFFER_RECORDS + 1;
+        assert_eq!(c.check_producer().err().map(|e| e.field), Some("buffer_records"));
+        c.buffer_records = MAX_BUFFER_RECORDS;
+        c.buffer_bytes = MAX_BUFFER_BYTES as usize + 1;
+        assert_eq!(c.check_producer().err().map(|e| e.field), Some("buffer_bytes"));
     }
 }

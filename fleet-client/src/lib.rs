@@ -25,7 +25,7 @@ mod follow;
 mod metrics;
 mod producer;
 
-pub use config::{ClientConfig, ConfigError, FullBuffer, RESERVED_KAFKA_KEYS};
+pub use config::{ClientConfig, ConfigError, FullBuffer, MAX_BUFFER_BYTES, MAX_BUFFER_RECORDS, RESERVED_KAFKA_KEYS};
 pub use consumer::{ConsumedRecord, FleetConsumer, RecordStream};
 pub use fleet_api::client::{ClientCounters, ClientRole, RouteBinding};
 pub use follow::{error_chain, BindingCache};

@@ -37,7 +37,7 @@ use rdkafka::{ClientContext, Message};
 
 use crate::config::{ClientConfig, ConfigError, FullBuffer};
 use crate::follow::{self, BindingSource, Follower, Follows};
-use crate::metrics::ClientMetrics;
+use crate::metrics::{ClientMetrics, ClusterReports};
 use prometheus_client::metrics::counter::Counter;
 
 /// A record for a topic of the route's cluster, borrowed: librdkafka copies what it sends, so
@@ -344,11 +344,9 @@ struct LinkContext {
     link: u64,
     cluster: String,
     generation: Arc<AtomicI64>,
-    /// This cluster's counters, resolved once (not per record). `records` counts every record
-    /// the cluster's link reported on (acknowledged, failed or purged): each record handed to a
+    /// This cluster's report counts, resolved once (not per record): each record handed to a
     /// link gets exactly one report, and counting it there keeps an atomic off `send`'s path.
-    acknowledged: Counter,
-    records: Counter,
+    reports: Arc<ClusterReports>,
 }
 
 impl ClientContext for LinkContext {
@@ -362,12 +360,12 @@ impl ProducerContext for LinkContext {
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let inner = &self.inner;
         let tag = Tag(opaque);
-        self.records.inc();
         match result {
             Ok(m) => {
+                // Two atomic adds a record: the buffer, then this cluster's count (in that
+                // order: see `Inner::counters`).
                 inner.resolved(tag.size_of(m));
-                inner.counters.acknowledged.0.fetch_add(1, Ordering::Relaxed);
-                self.acknowledged.inc();
+                self.reports.acknowledged.fetch_add(1, Ordering::Release);
                 if let Some(slot) = tag.slot() {
                     let delivered = Delivered {
                         cluster: self.cluster.clone(),
@@ -379,7 +377,10 @@ impl ProducerContext for LinkContext {
                     inner.answer(slot, Ok(delivered));
                 }
             }
-            Err((e, m)) => inner.not_delivered(self, e, m, tag),
+            Err((e, m)) => {
+                self.reports.other.fetch_add(1, Ordering::Relaxed);
+                inner.not_delivered(self, e, m, tag)
+            }
         }
     }
 }
@@ -431,20 +432,44 @@ impl State {
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// Records and bytes in one word, so one atomic add moves both: the count in the top 24 bits,
+/// bytes in the low 40. Totals wrap; the difference of two (what is buffered) is exact while
+/// fewer than 2^24 records and 2^40 bytes are buffered, which the buffer's bounds keep
+/// (`MAX_BUFFER_RECORDS`, `MAX_BUFFER_BYTES`, with room for senders racing past them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Units(u64);
+
+impl Units {
+    const BYTES_BITS: u32 = 40;
+    const BYTES_MASK: u64 = (1 << Self::BYTES_BITS) - 1;
+    fn one(size: usize) -> u64 {
+        (1 << Self::BYTES_BITS) + (size as u64 & Self::BYTES_MASK)
+    }
+    /// `self - earlier` as (records, bytes). An `earlier` that is in fact later (a racing
+    /// read) gives a huge count or byte figure, never a small one: read as full, then checked.
+    fn since(self, earlier: Units) -> (u64, u64) {
+        let d = self.0.wrapping_sub(earlier.0);
+        (d >> Self::BYTES_BITS, d & Self::BYTES_MASK)
+    }
+    /// A difference only a racing read gives: a negative one wraps to near the top of its
+    /// field, above what any bounded buffer (10,000,000 records, 256 GiB) holds.
+    fn racing((records, bytes): (u64, u64)) -> bool {
+        records > (1 << 24) - (1 << 22) || bytes > 1 << 39
+    }
+}
+
 #[derive(Default)]
 struct Counters {
-    /// Accepted (and bytes): written by senders only.
+    /// Accepted, as `Units` (less those taken back): written by senders only.
     sent: Padded<AtomicU64>,
-    sent_bytes: Padded<AtomicU64>,
-    /// Acknowledged or failed (and bytes): written by the delivery thread mostly.
+    /// Acknowledged or failed, as `Units`: written by the delivery thread mostly.
     resolved: Padded<AtomicU64>,
-    resolved_bytes: Padded<AtomicU64>,
-    /// The last `resolved` a sender read: the buffer is full only if `sent - this` says so and
+    /// A `resolved` a sender read lately: the buffer is full only if `sent - this` says so and
     /// then `sent - resolved` agrees (so a sender seldom reads the delivery thread's line).
     seen_resolved: Padded<AtomicU64>,
-    seen_resolved_bytes: Padded<AtomicU64>,
-    acknowledged: Padded<AtomicU64>,
     failed: AtomicU64,
+    /// The highest `sent` `counters` has shown.
+    sent_shown: AtomicU64,
     dropped: AtomicU64,
     returned: AtomicU64,
     resent: AtomicU64,
@@ -654,18 +679,30 @@ impl Inner {
     /// Records and bytes accepted and not resolved.
     fn buffered(&self) -> (u64, u64) {
         let c = &self.counters;
-        let resolved = c.resolved.0.load(Ordering::Acquire);
-        let resolved_bytes = c.resolved_bytes.0.load(Ordering::Acquire);
-        (c.sent.0.load(Ordering::Acquire).saturating_sub(resolved), c.sent_bytes.0.load(Ordering::Acquire).saturating_sub(resolved_bytes))
+        // `resolved` first: every record it counts was accepted before, so `sent` read after
+        // counts it too, and the difference is never negative.
+        let resolved = Units(c.resolved.0.load(Ordering::Acquire));
+        let buffered = Units(c.sent.0.load(Ordering::Acquire)).since(resolved);
+        // Only a counting bug (a record resolved twice, or with another size) could give this.
+        debug_assert!(!Units::racing(buffered), "buffer accounting broken: {buffered:?}");
+        buffered
     }
 
     fn counters(&self) -> ClientCounters {
         let c = &self.counters;
+        // Every record accepted is acknowledged, failed or still buffered. A record is counted
+        // acknowledged or failed only after it left the buffer, and these are read before the
+        // buffer: one in between is missed, never counted twice, so the sum is at most the
+        // truth and exact when nothing moves. Shown as the highest sum yet: it never goes down.
+        let failed = c.failed.load(Ordering::Acquire);
+        let acknowledged = self.metrics.reports.acknowledged();
         let (buffered, _) = self.buffered();
+        let sent = acknowledged + failed + buffered;
+        let sent = c.sent_shown.fetch_max(sent, Ordering::Relaxed).max(sent);
         ClientCounters {
-            sent: c.sent.0.load(Ordering::Relaxed),
-            acknowledged: c.acknowledged.0.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
+            sent,
+            acknowledged,
+            failed,
             dropped: c.dropped.load(Ordering::Relaxed),
             buffered,
             possible_duplicates: c.possible_duplicates.load(Ordering::Relaxed),
@@ -680,19 +717,27 @@ impl Inner {
         let c = &self.counters;
         let limit = self.config.buffer_records as u64;
         let byte_limit = self.config.buffer_bytes as u64;
-        let sent = c.sent.0.fetch_add(1, Ordering::AcqRel);
-        let bytes = c.sent_bytes.0.fetch_add(size as u64, Ordering::AcqRel);
-        let over = |sent: u64, bytes: u64, resolved: u64, resolved_bytes: u64| sent.saturating_sub(resolved) >= limit || bytes.saturating_sub(resolved_bytes) + size as u64 > byte_limit;
-        if over(sent, bytes, c.seen_resolved.0.load(Ordering::Relaxed), c.seen_resolved_bytes.0.load(Ordering::Relaxed)) {
-            // Full by the last figures read: read the delivery thread's own.
-            let (resolved, resolved_bytes) = (c.resolved.0.load(Ordering::Acquire), c.resolved_bytes.0.load(Ordering::Acquire));
-            c.seen_resolved.0.fetch_max(resolved, Ordering::Relaxed);
-            c.seen_resolved_bytes.0.fetch_max(resolved_bytes, Ordering::Relaxed);
-            if over(sent, bytes, resolved, resolved_bytes) {
-                c.sent.0.fetch_sub(1, Ordering::AcqRel);
-                c.sent_bytes.0.fetch_sub(size as u64, Ordering::AcqRel);
-                let records = sent.saturating_sub(resolved) as usize;
-                let held = bytes.saturating_sub(resolved_bytes) as usize;
+        let one = Units::one(size);
+        // What is buffered with this record counted: full if the others reach the limit in
+        // records, or all with it exceed it in bytes.
+        let over = |(records, bytes): (u64, u64)| records > limit || bytes > byte_limit;
+        let sent = Units(c.sent.0.fetch_add(one, Ordering::AcqRel).wrapping_add(one));
+        let seen = c.seen_resolved.0.load(Ordering::Acquire);
+        if over(sent.since(Units(seen))) {
+            // Full by a figure read lately: read the delivery thread's own. Kept as the hint
+            // only if no newer one was kept meanwhile (a stalled sender must not set it back).
+            let resolved = Units(c.resolved.0.load(Ordering::Acquire));
+            let _ = c.seen_resolved.0.compare_exchange(seen, resolved.0, Ordering::Release, Ordering::Relaxed);
+            let mut buffered = sent.since(resolved);
+            if Units::racing(buffered) {
+                // Records accepted after this one were resolved before it was read: `sent`
+                // again, which counts them too.
+                buffered = Units(c.sent.0.load(Ordering::Acquire)).since(resolved);
+            }
+            if over(buffered) {
+                c.sent.0.fetch_sub(one, Ordering::AcqRel);
+                let records = buffered.0.saturating_sub(1) as usize;
+                let held = buffered.1.saturating_sub(size as u64) as usize;
                 let dropped = self.config.full_buffer == FullBuffer::Drop;
                 if dropped {
                     c.dropped.fetch_add(1, Ordering::Relaxed);
@@ -707,13 +752,11 @@ impl Inner {
     }
 
     fn unadmit(&self, size: usize) {
-        self.counters.sent.0.fetch_sub(1, Ordering::AcqRel);
-        self.counters.sent_bytes.0.fetch_sub(size as u64, Ordering::AcqRel);
+        self.counters.sent.0.fetch_sub(Units::one(size), Ordering::AcqRel);
     }
 
     fn resolved(&self, size: usize) {
-        self.counters.resolved.0.fetch_add(1, Ordering::AcqRel);
-        self.counters.resolved_bytes.0.fetch_add(size as u64, Ordering::AcqRel);
+        self.counters.resolved.0.fetch_add(Units::one(size), Ordering::AcqRel);
     }
 
     fn accept(&self, record: &Record<'_>, tracker: Option<Tracker>) -> Result<(), SendError> {
@@ -809,9 +852,7 @@ impl Inner {
 
     fn fail_all(&self, failed: Vec<(Owned, DeliveryError)>) {
         for (o, e) in failed {
-            self.counters.failed.fetch_add(1, Ordering::Relaxed);
-            self.metrics.failed.get_or_create(&self.metrics.labels).inc();
-            self.finish(o.tag, o.size, Err(e));
+            self.fail(o.tag, o.size, e);
         }
     }
 
@@ -822,18 +863,19 @@ impl Inner {
         }
     }
 
-    /// Resolves a record that did not reach a cluster (failed or closed).
-    fn finish(&self, tag: Tag, size: usize, outcome: Result<Delivered, DeliveryError>) {
+    /// Resolves a record that did not reach a cluster (failed or closed), then counts it in
+    /// `count` (in that order: see `counters`).
+    fn finish(&self, tag: Tag, size: usize, outcome: Result<Delivered, DeliveryError>, count: &AtomicU64) {
         self.resolved(size);
+        count.fetch_add(1, Ordering::Release);
         if let Some(slot) = tag.slot() {
             self.answer(slot, outcome);
         }
     }
 
     fn fail(&self, tag: Tag, size: usize, error: DeliveryError) {
-        self.counters.failed.fetch_add(1, Ordering::Relaxed);
         self.metrics.failed.get_or_create(&self.metrics.labels).inc();
-        self.finish(tag, size, Err(error));
+        self.finish(tag, size, Err(error), &self.counters.failed);
     }
 
     /// A record a cluster did not acknowledge, with librdkafka's word on its fate.
@@ -870,8 +912,8 @@ impl Inner {
         if !resend || fate == Fate::Persisted {
             if fate == Fate::Persisted {
                 // Written, though the report says otherwise (rare): not sent twice.
-                self.counters.acknowledged.0.fetch_add(1, Ordering::Relaxed);
-                self.finish(tag, size, Ok(Delivered { cluster: link.cluster.clone(), generation: link.generation.load(Ordering::Relaxed), partition: m.partition(), offset: m.offset(), timestamp: None }));
+                let delivered = Delivered { cluster: link.cluster.clone(), generation: link.generation.load(Ordering::Relaxed), partition: m.partition(), offset: m.offset(), timestamp: None };
+                self.finish(tag, size, Ok(delivered), &link.reports.persisted);
             } else {
                 self.fail(tag, size, kafka());
             }
@@ -933,8 +975,7 @@ impl Inner {
                 link: id,
                 cluster: cluster.to_string(),
                 generation: generation.clone(),
-                acknowledged: self.metrics.acknowledged.get_or_create(&self.metrics.cluster(cluster)).clone(),
-                records: self.metrics.records.get_or_create(&self.metrics.cluster(cluster)).clone(),
+                reports: self.metrics.reports.cluster(self.metrics.cluster(cluster)),
             };
             let p: KafkaProducer = c.create_with_context(context).map_err(|e| format!("cannot create a producer for {cluster}: {e}"))?;
             producers.insert(level, p);
@@ -1253,6 +1294,7 @@ impl Follows for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{MAX_BUFFER_BYTES, MAX_BUFFER_RECORDS};
 
     #[test]
     fn a_tag_carries_its_slot_and_flags() {
@@ -1267,6 +1309,24 @@ mod tests {
             assert_eq!(d.0 >> Tag::SIZE_SHIFT, 1234, "the size rides along");
             assert_eq!(Tag::new(None, false, 1 << 30).0 >> Tag::SIZE_SHIFT, 0, "too large: read from the report");
         }
+    }
+
+    #[test]
+    fn buffered_units_survive_wrapping_and_flag_a_racing_read() {
+        let one = Units::one(100);
+        // Totals far past the 24-bit count: the difference is still exact.
+        let resolved = Units(0u64.wrapping_sub(3 * one));
+        let sent = Units(resolved.0.wrapping_add(5 * one).wrapping_add(Units::one(7)));
+        assert_eq!(sent.since(resolved), (6, 507));
+        // A `resolved` read after more records were resolved than this `sent` counts: flagged
+        // as huge (checked again), never as a small buffer.
+        let behind = Units(one).since(Units(one + Units::one(1)));
+        assert!(Units::racing(behind) && behind.0 > MAX_BUFFER_RECORDS as u64, "{behind:?}");
+        let fewer_bytes = Units(2 * one).since(Units(Units::one(5000)));
+        assert!(Units::racing(fewer_bytes) && fewer_bytes.1 > MAX_BUFFER_BYTES, "{fewer_bytes:?}");
+        // A full buffer at its bounds, with senders racing past them, is not a racing read.
+        let full = Units((MAX_BUFFER_RECORDS as u64 + 64) << Units::BYTES_BITS | (MAX_BUFFER_BYTES + (64 << 20))).since(Units(0));
+        assert!(!Units::racing(full), "{full:?}");
     }
 
     #[test]

@@ -299,7 +299,7 @@ async fn alter_or_validate(address: &str, resource: &str, configs: &[(String, Op
         .with_validate_only(validate_only);
     let mut c = Connection::open(address, timeout).await?;
     let (answer, _) = c.call(&request).await?;
-    for r in answer.responses.iter().filter(|r| r.error_code != 0) {
+    if let Some(r) = answer.responses.iter().find(|r| r.error_code != 0) {
         return Err(WireError::Kafka {
             address: address.to_string(),
             api: ApiKey::IncrementalAlterConfigs,

@@ -34,6 +34,9 @@ struct Args {
     records: usize,
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Uncounted rounds of each producer first.
+    #[arg(long, default_value_t = 3)]
+    warmup_rounds: usize,
     #[arg(long, default_value_t = 2_000_000)]
     latency_sends: usize,
     #[arg(long, default_value_t = 10)]
@@ -46,12 +49,27 @@ struct Args {
     /// Skip the switch measurement (it starts a fleet manager and two clusters).
     #[arg(long)]
     no_switch: bool,
+    /// For profiling one side: run only this producer's rounds (`fleet` or `raw`), printing
+    /// its figures; no comparison.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 const TOPIC: &str = "bench";
 
 /// How often a sender found the buffer full and waited (printed per round).
 static FULL_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// CPU seconds this process (every thread, live or ended) has used: the producers' side of the
+/// machine, without the broker's.
+fn process_cpu_secs() -> f64 {
+    // utime and stime, fields 14 and 15, in USER_HZ (100 a second on Linux); after the command
+    // name, which may hold spaces, so counted from its closing parenthesis.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
 
 fn binding(servers: &str) -> RouteBinding {
     RouteBinding {
@@ -115,7 +133,14 @@ fn send_latency(args: &Args, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
+/// A round's figures: records a second, and the producer side's CPU per record (ns, every
+/// thread of this process) while the clock ran.
+struct Round {
+    rate: f64,
+    cpu_ns: f64,
+}
+
+fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<Round> {
     let mut c = config(cache, args);
     // The same queue bounds as the raw producer below.
     c.buffer_records = 500_000;
@@ -134,7 +159,13 @@ fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
         ensure!(Instant::now() < deadline + Duration::from_secs(20), "warm-up record not acknowledged: {:?}", producer.counters());
         std::thread::sleep(Duration::from_millis(1));
     }
-    let start = Instant::now();
+    // Its follower started too: HTTP client built (TLS roots read) and the fleet manager tried,
+    // one-off start-up work that must not land inside the clock.
+    while producer.last_error().is_none() {
+        ensure!(Instant::now() < deadline + Duration::from_secs(20), "the follower never tried the fleet manager");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (start, cpu) = (Instant::now(), process_cpu_secs());
     for _ in 0..args.records {
         loop {
             match producer.send(Record::new(TOPIC, &payload)) {
@@ -151,10 +182,10 @@ fn fleet_round(args: &Args, cache: &std::path::Path) -> Result<f64> {
         ensure!(start.elapsed() < Duration::from_secs(300), "not acknowledged: {:?}", producer.counters());
         std::thread::sleep(Duration::from_millis(2));
     }
-    let secs = start.elapsed().as_secs_f64();
+    let (secs, cpu) = (start.elapsed().as_secs_f64(), process_cpu_secs() - cpu);
     ensure!(producer.counters().failed == 0, "failures: {:?}", producer.counters());
     let _ = producer.close(Duration::from_secs(5));
-    Ok(args.records as f64 / secs)
+    Ok(Round { rate: args.records as f64 / secs, cpu_ns: cpu * 1e9 / args.records as f64 })
 }
 
 /// The baseline: librdkafka's threaded producer with a delivery callback that counts.
@@ -175,7 +206,7 @@ impl ProducerContext for Counting {
     }
 }
 
-fn raw_round(args: &Args, servers: &str) -> Result<f64> {
+fn raw_round(args: &Args, servers: &str) -> Result<Round> {
     let delivered = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let producer: ThreadedProducer<Counting> = rdkafka::ClientConfig::new()
@@ -198,7 +229,7 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
         ensure!(Instant::now() < warm_deadline && failed.load(Ordering::Relaxed) == 0, "warm-up record not delivered");
         std::thread::sleep(Duration::from_millis(1));
     }
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process_cpu_secs());
     for _ in 0..args.records {
         let mut record = BaseRecord::<(), [u8]>::to(TOPIC).payload(&payload[..]);
         loop {
@@ -216,10 +247,10 @@ fn raw_round(args: &Args, servers: &str) -> Result<f64> {
         ensure!(start.elapsed() < Duration::from_secs(300), "not delivered");
         std::thread::sleep(Duration::from_millis(2));
     }
-    let secs = start.elapsed().as_secs_f64();
+    let (secs, cpu) = (start.elapsed().as_secs_f64(), process_cpu_secs() - cpu);
     ensure!(failed.load(Ordering::Relaxed) == 0, "failures");
     producer.flush(Duration::from_secs(5))?;
-    Ok(args.records as f64 / secs)
+    Ok(Round { rate: args.records as f64 / secs, cpu_ns: cpu * 1e9 / args.records as f64 })
 }
 
 fn java_round(args: &Args, servers: &str) -> Result<f64> {
@@ -344,22 +375,38 @@ async fn main() -> Result<()> {
         let cache = dir.path().join("bench.json");
         BindingCache::new(&cache).store(&binding(&servers))?;
 
-        // One round of each first, not counted: the broker's JIT and page cache warm up on it,
-        // not on whichever producer happens to go first.
-        let warm_fleet = tokio::task::block_in_place(|| fleet_round(&args, &cache))?;
-        let warm_raw = tokio::task::block_in_place(|| raw_round(&args, &servers))?;
-        eprintln!("warm-up (not counted): FleetProducer {warm_fleet:.0}  ThreadedProducer+counting {warm_raw:.0} records/s");
+        if let Some(only) = &args.only {
+            for round in 0..args.rounds {
+                let r = match only.as_str() {
+                    "fleet" => tokio::task::block_in_place(|| fleet_round(&args, &cache))?,
+                    "raw" => tokio::task::block_in_place(|| raw_round(&args, &servers))?,
+                    other => anyhow::bail!("--only {other}: use fleet or raw"),
+                };
+                println!("{only} round {}: {:.0} records/s, producer-side CPU {:.0} ns/record", round + 1, r.rate, r.cpu_ns);
+            }
+            return Ok(());
+        }
+        // Rounds of each first, not counted: the broker's JIT (its compiler threads take a core
+        // for the first rounds) and page cache warm up on them, not on whichever producer
+        // happens to go first.
+        for _ in 0..args.warmup_rounds {
+            let warm_fleet = tokio::task::block_in_place(|| fleet_round(&args, &cache))?.rate;
+            let warm_raw = tokio::task::block_in_place(|| raw_round(&args, &servers))?.rate;
+            eprintln!("warm-up (not counted): FleetProducer {warm_fleet:.0}  ThreadedProducer+counting {warm_raw:.0} records/s");
+        }
         let (mut fleet, mut raw, mut java) = (Vec::new(), Vec::new(), Vec::new());
+        // Producer-side CPU per record (ns, every thread of this process), per round.
+        let (mut fleet_cpu, mut raw_cpu) = (Vec::new(), Vec::new());
         for round in 0..args.rounds {
             let a = args.records;
             let s = servers.clone();
             // Alternate which producer goes first (the broker warms up, the page cache fills).
-            let fleet_round_waits = |args: &Args| -> Result<(f64, u64)> {
+            let fleet_round_waits = |args: &Args| -> Result<(Round, u64)> {
                 let before = FULL_WAITS.load(Ordering::Relaxed);
                 let f = tokio::task::block_in_place(|| fleet_round(args, &cache))?;
                 Ok((f, FULL_WAITS.load(Ordering::Relaxed) - before))
             };
-            let raw_round_waits = |args: &Args| -> Result<(f64, u64)> {
+            let raw_round_waits = |args: &Args| -> Result<(Round, u64)> {
                 let before = FULL_WAITS.load(Ordering::Relaxed);
                 let r = tokio::task::block_in_place(|| raw_round(args, &s))?;
                 Ok((r, FULL_WAITS.load(Ordering::Relaxed) - before))
@@ -371,11 +418,19 @@ async fn main() -> Result<()> {
                 let r = raw_round_waits(&args)?;
                 (fleet_round_waits(&args)?, r)
             };
-            eprintln!("  full-buffer waits: FleetProducer {fw}, ThreadedProducer {rw}");
-            let j = tokio::task::block_in_place(|| java_round(&args, &s))?;
-            eprintln!("round {}/{}: FleetProducer {f:.0}  ThreadedProducer+counting {r:.0}  perf-test {j:.0} records/s ({a} records)", round + 1, args.rounds);
+            eprintln!("  full-buffer waits: FleetProducer {fw}, ThreadedProducer {rw}; producer-side CPU per record: FleetProducer {:.0} ns, ThreadedProducer {:.0} ns", f.cpu_ns, r.cpu_ns);
+            fleet_cpu.push(f.cpu_ns);
+            raw_cpu.push(r.cpu_ns);
+            let (f, r) = (f.rate, r.rate);
+            eprintln!("round {}/{}: FleetProducer {f:.0}  ThreadedProducer+counting {r:.0} records/s ({a} records)", round + 1, args.rounds);
             fleet.push(f);
             raw.push(r);
+        }
+        // Kafka's own producer for reference, after the pairs: its JVM's start would otherwise
+        // sit between them and share the cores with the broker's compiler.
+        for round in 0..args.rounds.min(3) {
+            let j = tokio::task::block_in_place(|| java_round(&args, &servers))?;
+            eprintln!("perf-test round {}: {j:.0} records/s", round + 1);
             java.push(j);
         }
         let median = |v: &mut Vec<f64>| {
@@ -394,6 +449,7 @@ async fn main() -> Result<()> {
         println!("{:<40} {:>10.0} records/s  (FleetProducer at {:.1}%)", "rdkafka ThreadedProducer, counting", r, 100.0 * f / r);
         println!("{:<40} {:>10.0} records/s  (FleetProducer at {:.1}%)", "kafka-producer-perf-test", j, 100.0 * f / j);
         println!("FleetProducer / ThreadedProducer, median of the rounds' ratios: {:.1}%", 100.0 * ratio);
+        println!("producer-side CPU per record while the clock ran (this process, every thread), median: FleetProducer {:.0} ns, ThreadedProducer {:.0} ns", median(&mut fleet_cpu), median(&mut raw_cpu));
     }
     if !args.no_switch {
         switch_latency(&args, &zk).await?;
