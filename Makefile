@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 CACHE := dev/.cache
 LIBS := $(CACHE)/lib
+LIBS4 := $(CACHE)/lib-4.4
 VENV := dev/.venv
 ST_VENV := dev/.venv-st
 CARGO ?= cargo
@@ -19,12 +20,18 @@ deps: system jars moto schemathesis
 system:
 	@dev/install-system.sh
 
-# Kafka 3.9 (ZooKeeper mode), its tools and a logging binding, pinned in dev/pom.xml.
-jars: $(LIBS)/.stamp
+# Kafka 3.9 (ZooKeeper mode), its tools and a logging binding, pinned in dev/pom.xml; Kafka 4.4
+# (KRaft) beside it, pinned in dev/pom-kafka4.xml.
+jars: $(LIBS)/.stamp $(LIBS4)/.stamp
 $(LIBS)/.stamp: dev/pom.xml
-	@echo "fetching Kafka jars with Maven (pinned in dev/pom.xml)"
+	@echo "fetching Kafka 3.9 jars with Maven (pinned in dev/pom.xml)"
 	@rm -rf $(LIBS)
 	mvn -B -q -f dev/pom.xml dependency:copy-dependencies -DoutputDirectory=.cache/lib -DincludeScope=runtime
+	@touch $@
+$(LIBS4)/.stamp: dev/pom-kafka4.xml
+	@echo "fetching Kafka 4.4 jars with Maven (pinned in dev/pom-kafka4.xml)"
+	@rm -rf $(LIBS4)
+	mvn -B -q -f dev/pom-kafka4.xml dependency:copy-dependencies -DoutputDirectory=.cache/lib-4.4 -DincludeScope=runtime
 	@touch $@
 
 # moto in server mode (EC2 + Route53 APIs) in a virtualenv.

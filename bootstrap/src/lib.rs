@@ -10,6 +10,7 @@
 pub mod broker_id;
 pub mod cluster_file;
 pub mod dns;
+pub mod kraft;
 pub mod launch;
 pub mod persisted;
 pub mod properties;

@@ -43,6 +43,11 @@ pub fn kafka_libs() -> PathBuf {
     std::env::var_os("KAFKA_LIBS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("dev/.cache/lib"))
 }
 
+/// Kafka 4.4's jars (KRaft only), fetched by `make jars` beside the 3.9 ones.
+pub fn kafka4_libs() -> PathBuf {
+    std::env::var_os("KAFKA4_LIBS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("dev/.cache/lib-4.4"))
+}
+
 /// A binary of this workspace, built by `cargo build --bins` (the Makefile does it before tests).
 pub fn workspace_bin(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("FLEET_BIN_DIR") {
