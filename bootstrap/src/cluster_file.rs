@@ -11,6 +11,7 @@
 //! fleetApi: { url: http://fleet-manager:8080, timeoutMs: 2000 }   # optional
 //! properties:
 //!   log.retention.hours: 24
+//! kraft: { clusterId: eQvrPUjrRymCAlRuff_Z7g, controllers: 3 }   # Kafka 4.x; absent: 3.9 (ZooKeeper mode)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use fleet_common::ZkAddress;
 
 use crate::properties::{self, Source};
 
-pub use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawProvider, ScalarValue};
+pub use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawKraft, RawProvider, ScalarValue};
 
 /// A validated cluster file.
 #[derive(Clone, Debug)]
@@ -42,6 +43,15 @@ pub struct ClusterFile {
     pub insecure_zookeeper: bool,
     /// Layer 2 of the broker properties, already checked against Kafka's catalog.
     pub properties: Vec<(String, String)>,
+    /// Kafka 4.x in KRaft mode; `None`: 3.9 in ZooKeeper mode.
+    pub kraft: Option<KraftConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KraftConfig {
+    pub cluster_id: String,
+    /// Voters of the quorum's first formation.
+    pub controllers: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -294,6 +304,21 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
                 .map_err(|e| field(&format!("properties.{key}"), e.to_string()))?;
             properties.push((key.clone(), value));
         }
+        let kraft = match this.kraft {
+            None => None,
+            Some(k) => {
+                if !crate::kraft::is_kafka_uuid(&k.cluster_id) {
+                    return Err(field(
+                        "kraft.clusterId",
+                        format!("`{}` is not a Kafka cluster ID: 22 characters of URL-safe base64, as `kafka-storage random-uuid` prints (the fleet manager mints it)", k.cluster_id),
+                    ));
+                }
+                if ![1, 3, 5].contains(&k.controllers) {
+                    return Err(field("kraft.controllers", format!("{} voters cannot form a sound quorum: use 1, 3 or 5", k.controllers)));
+                }
+                Some(KraftConfig { cluster_id: k.cluster_id, controllers: k.controllers as usize })
+            }
+        };
         Ok(ClusterFile {
             cluster: this.cluster,
             zookeeper,
@@ -307,6 +332,7 @@ pub fn resolve(raw: RawClusterFile, path: &Path) -> Result<ClusterFile, ClusterF
             zk_identity: None,
             insecure_zookeeper: this.insecure_zookeeper,
             properties,
+            kraft,
         })
     }
 }
@@ -339,6 +365,9 @@ mod tests {
         assert!(f.properties.contains(&("auto.create.topics.enable".into(), "false".into())));
         let open = parse(&GOOD.replace("zookeeperIdentityFile: /etc/kafka-fleet/zk-identity\n", "insecureZookeeper: true\n")).expect("open znodes, said");
         assert!(open.insecure_zookeeper);
+        assert_eq!(f.kraft, None, "no kraft section: ZooKeeper mode");
+        let kraft = parse(&format!("{GOOD}kraft: {{ clusterId: eQvrPUjrRymCAlRuff_Z7g, controllers: 3 }}\n")).expect("kraft");
+        assert_eq!(kraft.kraft, Some(KraftConfig { cluster_id: "eQvrPUjrRymCAlRuff_Z7g".into(), controllers: 3 }));
     }
 
     #[test]
@@ -357,6 +386,9 @@ mod tests {
             // Secure by default: no identity is refused unless said.
             (GOOD.replace("zookeeperIdentityFile: /etc/kafka-fleet/zk-identity\n", ""), "insecureZookeeper: true"),
             (format!("{GOOD}insecureZookeeper: true\n"), "not both"),
+            (format!("{GOOD}kraft: {{ clusterId: blue, controllers: 3 }}\n"), "kraft.clusterId"),
+            (format!("{GOOD}kraft: {{ clusterId: eQvrPUjrRymCAlRuff_Z7g, controllers: 4 }}\n"), "kraft.controllers"),
+            (format!("{GOOD}kraft: {{ clusterId: eQvrPUjrRymCAlRuff_Z7g }}\n"), "controllers"),
         ] {
             let err = parse(&text).expect_err(&text).to_string();
             assert!(err.contains(needle), "expected `{needle}` in: {err}");

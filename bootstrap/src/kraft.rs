@@ -136,6 +136,26 @@ impl StorageTool {
         cmd
     }
 
+    /// A fresh Kafka UUID from the tool (`random-uuid`: never a reserved one, never starting
+    /// with `-`), e.g. a controller's directory ID.
+    pub fn random_uuid(&self) -> Result<String, KraftError> {
+        let out = Command::new(&self.java)
+            .args(["-Xmx64m", "-cp"])
+            .arg(format!("{}/*", self.libs.display()))
+            .args(["kafka.tools.StorageTool", "random-uuid"])
+            .output()
+            .map_err(|source| KraftError::Spawn { java: self.java.clone(), source })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.lines().map(str::trim).rfind(|l| is_kafka_uuid(l)) {
+            Some(id) if out.status.success() => Ok(id.to_string()),
+            _ => Err(KraftError::Format {
+                dir: self.libs.clone(),
+                code: out.status.code().unwrap_or(-1),
+                output: format!("`kafka-storage random-uuid` gave no UUID: {}{}", text.trim(), String::from_utf8_lossy(&out.stderr).trim()),
+            }),
+        }
+    }
+
     /// Formats `dir` unless it is formatted for this cluster and node already; refuses one
     /// formatted for another. Returns what the directory holds afterwards.
     pub fn ensure_formatted(&self, dir: &Path, properties_file: &Path, cluster_id: &str, node_id: i32, formation: &Formation) -> Result<MetaProperties, KraftError> {

@@ -24,6 +24,8 @@ pub const LOG4J_PROPERTIES: &str = include_str!("../defaults/log4j.properties");
 pub enum LaunchError {
     #[error("Kafka's jars are not in {0} (run `make jars`, or set --kafka-libs / KAFKA_LIBS)")]
     NoJars(PathBuf),
+    #[error("{libs} holds Kafka {found}, and this cluster runs Kafka {wanted}: give the other line's jars (--kafka-libs / KAFKA_LIBS; `make jars` puts 3.9 in dev/.cache/lib and 4.4 in dev/.cache/lib-4.4)")]
+    WrongLine { libs: PathBuf, found: String, wanted: &'static str },
     #[error("could not start {java}: {source}")]
     Spawn {
         java: PathBuf,
@@ -56,6 +58,27 @@ impl KafkaCommand {
             Ok(())
         } else {
             Err(LaunchError::NoJars(self.libs.clone()))
+        }
+    }
+
+    /// The jars are of the line the cluster runs: 4.x for KRaft, 3.x for ZooKeeper mode (4.x
+    /// has no ZooKeeper mode; 3.x cannot format a dynamic quorum's storage).
+    pub fn check_line(&self, kraft: bool) -> Result<(), LaunchError> {
+        let found: Option<String> = std::fs::read_dir(&self.libs).ok().and_then(|d| {
+            d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find_map(|n| {
+                n.strip_prefix("kafka_2.13-").and_then(|v| v.strip_suffix(".jar")).filter(|v| !v.contains("test")).map(str::to_string)
+            })
+        });
+        let Some(version) = found else { return Err(LaunchError::NoJars(self.libs.clone())) };
+        let is_4x = version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 4);
+        if is_4x == kraft {
+            Ok(())
+        } else {
+            Err(LaunchError::WrongLine {
+                libs: self.libs.clone(),
+                found: version,
+                wanted: if kraft { "4.x (the cluster file has `kraft`: KRaft mode)" } else { "3.x (no `kraft` in the cluster file: ZooKeeper mode)" },
+            })
         }
     }
 

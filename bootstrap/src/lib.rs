@@ -5,7 +5,9 @@
 //! 3. Take a broker ID under a ZooKeeper lock ([`broker_id`]).
 //! 4. Layer the properties ([`properties`]), fetching the persisted ones from the fleet manager.
 //! 5. Register the broker's DNS records ([`dns`]).
-//! 6. Start Kafka ([`launch`]).
+//! 6. KRaft (Kafka 4.x): form or find the controller quorum ([`quorum`]) and format the log
+//!    directory once ([`kraft`]).
+//! 7. Start Kafka ([`launch`]).
 
 pub mod broker_id;
 pub mod cluster_file;
@@ -15,6 +17,7 @@ pub mod launch;
 pub mod persisted;
 pub mod properties;
 pub mod provider;
+pub mod quorum;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +41,39 @@ pub struct BootOptions {
     pub lock_timeout: Duration,
     /// Read and decide, but write nothing (no ID, no DNS, no files).
     pub dry_run: bool,
+    /// What this host runs: a broker (the only role in ZooKeeper mode), a KRaft controller, or
+    /// both in one process.
+    pub role: NodeRole,
+    /// A combined node's controller listener (a controller's is `port`).
+    pub controller_port: Option<u16>,
+    /// Kafka's storage tool, from the node's own jars (KRaft).
+    pub storage: Option<kraft::StorageTool>,
+    /// How long a KRaft node waits for the cluster's first controllers to form the quorum.
+    pub quorum_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Broker,
+    Controller,
+    Combined,
+}
+
+impl NodeRole {
+    pub fn process_roles(self) -> &'static str {
+        match self {
+            NodeRole::Broker => "broker",
+            NodeRole::Controller => "controller",
+            NodeRole::Combined => "broker,controller",
+        }
+    }
+    pub fn is_controller(self) -> bool {
+        self != NodeRole::Broker
+    }
+    pub fn is_broker(self) -> bool {
+        self != NodeRole::Controller
+    }
 }
 
 /// What a boot did, for logs and `--output json`.
@@ -46,7 +82,9 @@ pub struct BootReport {
     pub cluster: String,
     pub instance_id: String,
     pub availability_zone: String,
+    /// The node's ID (a broker's `broker.id`; a KRaft node's `node.id`).
     pub broker_id: i32,
+    pub role: NodeRole,
     pub how: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_instance_id: Option<String>,
@@ -54,7 +92,19 @@ pub struct BootReport {
     pub persisted_properties: bool,
     pub dns_names: Vec<String>,
     pub properties_file: Option<PathBuf>,
+    /// KRaft: the cluster ID and this node's directory ID, as its log directory holds them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kraft: Option<KraftReport>,
     pub dry_run: bool,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KraftReport {
+    pub cluster_id: String,
+    pub directory_id: Option<String>,
+    /// `kept` (formatted before), `initial` (one of the quorum's first voters), `joined`.
+    pub storage: &'static str,
+    pub quorum_bootstrap_servers: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +125,14 @@ pub enum BootError {
     PersistedProperty(properties::PropertyError),
     #[error(transparent)]
     Dns(#[from] dns::DnsError),
+    #[error(transparent)]
+    Kraft(#[from] kraft::KraftError),
+    #[error(transparent)]
+    Quorum(#[from] quorum::QuorumError),
+    #[error("--role {0:?}: this cluster runs Kafka 3.9 in ZooKeeper mode, where every host is a broker (a controller role needs a KRaft cluster: `kraft` in the cluster file)")]
+    RoleWithoutKraft(NodeRole),
+    #[error("--role combined needs --controller-port (the controller's listener; --port is the broker's)")]
+    NoControllerPort,
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -127,30 +185,96 @@ pub async fn prepare(
     }
 
     let advertised_host = opts.advertised_host.clone().unwrap_or_else(|| me.private_ip.clone());
-    let advertised_listener = format!("PLAINTEXT://{}:{}", host_for_url(&advertised_host), opts.port);
-    props.set_derived("broker.id", broker_id.to_string());
-    props.set_derived("listeners", format!("PLAINTEXT://{}:{}", host_for_url(&opts.bind_host), opts.port));
-    props.set_derived("advertised.listeners", advertised_listener.clone());
-    props.set_derived(
-        "zookeeper.connect",
-        format!("{}{}", file.zookeeper.hosts_string(), paths.kafka_chroot()),
-    );
-    if !me.availability_zone.is_empty() {
+    let log_dir = opts.data_dir.join("kafka-logs");
+    let mut advertised_listener = format!("PLAINTEXT://{}:{}", host_for_url(&advertised_host), opts.port);
+    // KRaft: the quorum (formed or found) and how this node's storage joins it.
+    let mut kraft_plan = None;
+    match &file.kraft {
+        None => {
+            if opts.role != NodeRole::Broker {
+                return Err(BootError::RoleWithoutKraft(opts.role));
+            }
+            props.set_derived("broker.id", broker_id.to_string());
+            props.set_derived("listeners", format!("PLAINTEXT://{}:{}", host_for_url(&opts.bind_host), opts.port));
+            props.set_derived("advertised.listeners", advertised_listener.clone());
+            props.set_derived("zookeeper.connect", format!("{}{}", file.zookeeper.hosts_string(), paths.kafka_chroot()));
+        }
+        Some(k) => {
+            // A directory formatted for another cluster or node is refused before anything is
+            // registered anywhere.
+            let storage = kraft::check(&log_dir, &k.cluster_id, broker_id)?;
+            let controller_port = match opts.role {
+                NodeRole::Broker => None,
+                NodeRole::Controller => Some(opts.port),
+                NodeRole::Combined => Some(opts.controller_port.ok_or(BootError::NoControllerPort)?),
+            };
+            let (formation, how) = if opts.dry_run {
+                (None, "dry run: quorum not asked")
+            } else if let Some(port) = controller_port {
+                let directory_id = match (&storage, &opts.storage) {
+                    (kraft::Storage::Formatted(meta), _) if meta.directory_id.is_some() => meta.directory_id.clone().unwrap_or_default(),
+                    (_, Some(tool)) => tool.random_uuid()?,
+                    (_, None) => String::new(),
+                };
+                let me = quorum::Voter { node_id: broker_id, host: advertised_host.clone(), port, directory_id };
+                let f = quorum::form(&zk, &paths, &file.cluster, &k.cluster_id, k.controllers, &me, connector.fleet_acl(), opts.quorum_timeout).await?;
+                let how = if f.voter(broker_id).is_some() { "initial" } else { "joined" };
+                (Some(f), how)
+            } else {
+                let f = quorum::wait_formation(&zk, &paths, &file.cluster, &k.cluster_id, opts.quorum_timeout).await?;
+                (Some(f), "joined")
+            };
+            let how = if matches!(storage, kraft::Storage::Formatted(_)) { "kept" } else { how };
+            // ZooKeeper's settings mean nothing to a KRaft node.
+            props.remove_where(|k| k.starts_with("zookeeper.") || k == "controlled.shutdown.max.retries");
+            props.set_derived("node.id", broker_id.to_string());
+            props.set_derived("process.roles", opts.role.process_roles());
+            props.set_derived("controller.listener.names", "CONTROLLER");
+            let bind = host_for_url(&opts.bind_host);
+            let adv = host_for_url(&advertised_host);
+            let (mut listeners, mut advertised) = (Vec::new(), Vec::new());
+            if opts.role.is_broker() {
+                listeners.push(format!("PLAINTEXT://{bind}:{}", opts.port));
+                advertised.push(format!("PLAINTEXT://{adv}:{}", opts.port));
+                props.set_derived("inter.broker.listener.name", "PLAINTEXT");
+            }
+            if let Some(port) = controller_port {
+                listeners.push(format!("CONTROLLER://{bind}:{port}"));
+                advertised.push(format!("CONTROLLER://{adv}:{port}"));
+            }
+            advertised_listener = advertised.join(",");
+            props.set_derived("listeners", listeners.join(","));
+            props.set_derived("advertised.listeners", advertised_listener.clone());
+            if !props.iter().any(|(k, _, _)| k == "listener.security.protocol.map") {
+                props.set_derived("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT");
+            }
+            let servers = formation.as_ref().map(quorum::Formation::bootstrap_servers).unwrap_or_default();
+            props.set_derived("controller.quorum.bootstrap.servers", servers.clone());
+            let kind = match &formation {
+                Some(f) if f.voter(broker_id).is_some() => kraft::Formation::InitialControllers(f.initial_controllers()),
+                _ => kraft::Formation::Join,
+            };
+            kraft_plan = Some((k.cluster_id.clone(), kind, KraftReport { cluster_id: k.cluster_id.clone(), directory_id: None, storage: how, quorum_bootstrap_servers: servers }));
+        }
+    }
+    if !me.availability_zone.is_empty() && opts.role.is_broker() {
         props.set_derived("broker.rack", me.availability_zone.clone());
     }
-    props.set_derived("log.dirs", opts.data_dir.join("kafka-logs").display().to_string());
+    props.set_derived("log.dirs", log_dir.display().to_string());
 
     let mut report = BootReport {
         cluster: file.cluster.clone(),
         instance_id: opts.instance_id.clone(),
         availability_zone: me.availability_zone.clone(),
         broker_id,
+        role: opts.role,
         how: assignment.how,
         previous_instance_id: assignment.previous_instance_id,
         advertised_listener,
         persisted_properties: persisted.is_some(),
         dns_names: Vec::new(),
         properties_file: None,
+        kraft: kraft_plan.as_ref().map(|(_, _, r)| r.clone()),
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
@@ -163,9 +287,18 @@ pub async fn prepare(
         host: advertised_host,
         port: opts.port,
     };
-    report.dns_names = registry.register(&endpoint).await?;
+    // Controllers serve no clients: only brokers are in the cluster's names (controllers find
+    // each other through the quorum's formation).
+    if opts.role.is_broker() {
+        report.dns_names = registry.register(&endpoint).await?;
+    }
 
     let properties_file = write_files(&opts.data_dir, &props)?;
+    if let (Some((cluster_id, kind, mut kraft_report)), Some(tool)) = (kraft_plan, &opts.storage) {
+        let meta = tool.ensure_formatted(&log_dir, &properties_file, &cluster_id, broker_id, &kind)?;
+        kraft_report.directory_id = meta.directory_id;
+        report.kraft = Some(kraft_report);
+    }
     report.properties_file = Some(properties_file);
     Ok((report, props))
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kafka_bootstrap::cluster_file::{ClusterFile, ProviderConfig};
 use kafka_bootstrap::launch::KafkaCommand;
-use kafka_bootstrap::{dns, early_properties, prepare, provider, BootOptions, BootReport};
+use kafka_bootstrap::{dns, early_properties, kraft, prepare, provider, BootOptions, BootReport, NodeRole};
 
 /// Runs on a broker host before Kafka: takes a broker ID, renders the broker's properties,
 /// registers DNS, then starts Kafka.
@@ -71,6 +71,34 @@ struct RunArgs {
     stop_grace_secs: u64,
     #[arg(long)]
     dry_run: bool,
+    /// What this host runs. ZooKeeper-mode clusters (3.9) have brokers only; a KRaft cluster
+    /// (4.x, `kraft` in the cluster file) has controllers too, or nodes that are both.
+    #[arg(long, env = "FLEET_NODE_ROLE", value_enum, default_value_t = Role::Broker)]
+    role: Role,
+    /// A combined node's controller listener (`--port` is its broker listener; a controller's
+    /// only listener is `--port`).
+    #[arg(long, env = "FLEET_CONTROLLER_PORT")]
+    controller_port: Option<u16>,
+    /// KRaft: how long to wait for the cluster's first controllers to form the quorum.
+    #[arg(long, default_value_t = 600)]
+    quorum_timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Role {
+    Broker,
+    Controller,
+    Combined,
+}
+
+impl From<Role> for NodeRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Broker => NodeRole::Broker,
+            Role::Controller => NodeRole::Controller,
+            Role::Combined => NodeRole::Combined,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -171,7 +199,10 @@ async fn run_broker(args: RunArgs) -> Result<u8> {
     );
     if !args.dry_run {
         kafka.check()?;
+        // The jars must be of the cluster's line: 4.x for KRaft, 3.x for ZooKeeper mode.
+        kafka.check_line(file.kraft.is_some())?;
     }
+    let storage = file.kraft.as_ref().map(|_| kraft::StorageTool { java: kafka.java.clone(), libs: args.kafka_libs.clone() });
     let opts = BootOptions {
         instance_id,
         data_dir: args.data_dir.clone(),
@@ -181,6 +212,10 @@ async fn run_broker(args: RunArgs) -> Result<u8> {
         zk_timeout: Duration::from_secs(args.common.zk_timeout_secs),
         lock_timeout: Duration::from_secs(args.common.lock_timeout_secs),
         dry_run: args.dry_run,
+        role: args.role.into(),
+        controller_port: args.controller_port,
+        storage,
+        quorum_timeout: Duration::from_secs(args.quorum_timeout_secs),
     };
     let provider = provider::from_config(&file.provider).await;
     let registry = dns::from_config(&file.dns).await;

@@ -76,6 +76,11 @@ impl LayeredProperties {
         self.apply(layer.iter().map(|(k, v, s)| (k.as_str(), v.as_str(), s.clone())))
     }
 
+    /// Drops the keys a mode does not have (ZooKeeper's, on a KRaft node).
+    pub fn remove_where(&mut self, unused: impl Fn(&str) -> bool) {
+        self.values.retain(|k, _| !unused(k));
+    }
+
     /// The derived keys, last; they bypass validation on purpose.
     pub fn set_derived(&mut self, key: &str, value: impl Into<String>) {
         self.values.insert(key.to_string(), (value.into(), Source::Derived));

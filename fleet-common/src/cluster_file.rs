@@ -47,6 +47,19 @@ pub struct RawClusterFile {
     pub insecure_zookeeper: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, ScalarValue>,
+    /// Kafka 4.x in KRaft mode: the cluster's ID and its controller quorum. Absent: Kafka 3.9 in
+    /// ZooKeeper mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kraft: Option<RawKraft>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawKraft {
+    /// Minted once, when the cluster is declared (22 characters of URL-safe base64).
+    pub cluster_id: String,
+    /// Voters of the quorum's first formation: 1, 3 or 5.
+    pub controllers: i64,
 }
 
 /// A YAML scalar; Kafka properties are strings in the end.
@@ -150,6 +163,7 @@ mod tests {
             zookeeper_identity_secret: None,
             insecure_zookeeper: false,
             properties: BTreeMap::new(),
+            kraft: Some(RawKraft { cluster_id: "eQvrPUjrRymCAlRuff_Z7g".into(), controllers: 3 }),
         };
         let text = file.to_yaml().expect("yaml");
         let back: RawClusterFile = serde_saphyr::from_str(&text).expect("parse");

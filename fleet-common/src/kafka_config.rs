@@ -18,8 +18,21 @@ pub const ENV_PREFIX: &str = "KAFKA_CFG_";
 const CATALOG: &str = include_str!("kafka_config_catalog.tsv");
 
 /// Keys that kafka-bootstrap derives; setting them in any layer is an error.
-pub const DERIVED_KEYS: &[&str] =
-    &["broker.id", "listeners", "advertised.listeners", "zookeeper.connect", "broker.rack", "log.dirs", "log.dir"];
+pub const DERIVED_KEYS: &[&str] = &[
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "zookeeper.connect",
+    "broker.rack",
+    "log.dirs",
+    "log.dir",
+    // KRaft (Kafka 4.x): the node's identity and its quorum come from the fleet.
+    "node.id",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+];
 
 /// `listener.name.<listener>.<config>`: configs Kafka lets a listener override.
 const LISTENER_PREFIX: &str = "listener.name.";
@@ -403,7 +416,11 @@ pub fn validate(key: &str, value: &str, source: &Source) -> Result<(), PropertyE
     check_text(key, value, &source_desc)?;
     if DERIVED_KEYS.contains(&key) {
         let why = match key {
-            "broker.id" => "IDs come from the fleet's ZooKeeper registry",
+            "broker.id" | "node.id" => "IDs come from the fleet's ZooKeeper registry",
+            "process.roles" => "a host's role is its launch's (kafka-bootstrap --role)",
+            "controller.quorum.voters" | "controller.quorum.bootstrap.servers" | "controller.listener.names" => {
+                "the quorum is formed through the fleet's ZooKeeper (a dynamic quorum: no static voter list)"
+            }
             "broker.rack" => "the rack is the host's availability zone",
             "zookeeper.connect" => "it comes from the cluster file's `zookeeper` and the cluster's chroot",
             "log.dirs" | "log.dir" => "use --data-dir",

@@ -113,6 +113,8 @@ pub struct ClusterSpec {
     pub zk_identity_file: Option<PathBuf>,
     /// `fleetApi.tokenSecret`: the host token read from Secrets Manager (moto).
     pub fleet_api_token_secret: Option<String>,
+    /// Kafka 4.x (KRaft): the cluster ID and the quorum's size; `None`: 3.9 in ZooKeeper mode.
+    pub kraft: Option<fleet_common::cluster_file::RawKraft>,
 }
 
 impl ClusterSpec {
@@ -127,6 +129,7 @@ impl ClusterSpec {
             fleet_root: None,
             zk_identity_file: Some(crate::zk_identity_file()),
             fleet_api_token_secret: None,
+            kraft: None,
         }
     }
 }
@@ -165,6 +168,7 @@ impl LocalCluster {
             zookeeper_identity_secret: None,
             insecure_zookeeper: spec.zk_identity_file.is_none(),
             properties: spec.properties.iter().map(|(k, v)| (k.clone(), ScalarValue::Str(v.clone()))).collect(),
+            kraft: spec.kraft.clone(),
         };
         let text = file.to_yaml().expect("cluster file yaml");
         let cluster_file = run.path.join("cluster.yaml");
@@ -382,6 +386,22 @@ pub async fn kafka_tool(class: &str, args: &[&str]) -> std::process::Output {
         .arg(format!("-Dlog4j.configuration=file:{}", crate::log4j_config().display()))
         .arg("-cp")
         .arg(format!("{}/*", kafka_libs().display()))
+        .arg(class)
+        .args(args)
+        .output()
+        .await
+        .expect("java for Kafka's tools")
+}
+
+/// One of Kafka 4.4's own tools (`kafka-metadata-quorum` is
+/// `org.apache.kafka.tools.MetadataQuorumCommand`), for KRaft clusters.
+pub async fn kafka4_tool(class: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("java")
+        .kill_on_drop(true)
+        .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto"])
+        .arg(format!("-Dlog4j.configuration=file:{}", crate::log4j_config().display()))
+        .arg("-cp")
+        .arg(format!("{}/*", crate::kafka4_libs().display()))
         .arg(class)
         .args(args)
         .output()

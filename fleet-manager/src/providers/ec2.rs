@@ -107,6 +107,7 @@ impl Ec2Hosts {
             zookeeper_identity_secret: self.config.zk_identity_secret.clone(),
             insecure_zookeeper: self.config.zk_identity_secret.is_none() && self.fleet.insecure_zookeeper,
             properties: Default::default(),
+            kraft: None,
         };
         // The definition is plain data: serializing it cannot fail short of a serde bug.
         let yaml = file.to_yaml().unwrap_or_else(|e| format!("# {e}\n"));

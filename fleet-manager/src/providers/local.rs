@@ -85,6 +85,7 @@ impl LocalHosts {
             zookeeper_identity_secret: None,
             insecure_zookeeper: self.fleet.zk_identity_file.is_none() && self.fleet.insecure_zookeeper,
             properties: Default::default(),
+            kraft: None,
         };
         let text = file.to_yaml().map_err(|message| ProviderError::Call { call: "write cluster file", message, class: super::ErrorClass::Terminal })?;
         let text = format!("# Written by the fleet manager for the cluster's local hosts.\n{text}");

@@ -1,0 +1,243 @@
+//! A KRaft cluster's controller quorum, formed through the fleet's ZooKeeper (the fleet's own
+//! coordination service, not Kafka's: KRaft clusters keep no state there).
+//!
+//! `<cluster>/kraft/candidates/<node-id>`: a controller that found no quorum yet, with its
+//! endpoint and the directory ID it will format with. `<cluster>/kraft/formation`: the quorum's
+//! first voters, created once (an atomic create: whoever loses reads the winner's), as soon as
+//! there are as many candidates as the cluster's `controllers`; the lowest node IDs win.
+//!
+//! - A controller listed in the formation formats with `--initial-controllers` (the list, the
+//!   same on every one of them), so the first quorum is whole from its first election.
+//! - A controller not listed (one added later, or replacing a lost one) formats with
+//!   `--no-initial-controllers`: it starts as an observer, and the fleet manager adds it as a
+//!   voter once it has caught up (dynamic quorum, `kraft.version` 1).
+//! - Brokers wait for the formation and bootstrap from its voters' endpoints.
+
+use std::time::{Duration, Instant};
+
+use fleet_common::paths::ClusterPaths;
+use fleet_common::zk::{ensure_path, FleetAcl};
+use serde::{Deserialize, Serialize};
+use zookeeper_client as zk;
+
+/// One controller of the quorum's first voters (or a candidate to be one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Voter {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub directory_id: String,
+}
+
+/// The quorum's first voters, as formed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Formation {
+    pub cluster_id: String,
+    pub voters: Vec<Voter>,
+}
+
+impl Formation {
+    /// `--initial-controllers`: `id@host:port:directory-id`, comma-separated.
+    pub fn initial_controllers(&self) -> String {
+        self.voters.iter().map(|v| format!("{}@{}:{}:{}", v.node_id, v.host, v.port, v.directory_id)).collect::<Vec<_>>().join(",")
+    }
+
+    /// `controller.quorum.bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.voters.iter().map(|v| format!("{}:{}", host_for_url(&v.host), v.port)).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn voter(&self, node_id: i32) -> Option<&Voter> {
+        self.voters.iter().find(|v| v.node_id == node_id)
+    }
+}
+
+fn host_for_url(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// The first `size` candidates by node ID, once there are that many.
+pub fn choose(cluster_id: &str, mut candidates: Vec<Voter>, size: usize) -> Option<Formation> {
+    if candidates.len() < size || size == 0 {
+        return None;
+    }
+    candidates.sort_by_key(|v| v.node_id);
+    candidates.truncate(size);
+    Some(Formation { cluster_id: cluster_id.to_string(), voters: candidates })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("zookeeper operation `{op}` on {path} failed: {source}")]
+    Zk {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: zk::Error,
+    },
+    #[error("{path} does not hold a quorum formation: {source}")]
+    Decode {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "the quorum of cluster {cluster} was formed for cluster ID {formed}, and this host boots cluster ID {expected}: \
+         Kafka is not started (the cluster file is stale, or the cluster was declared again: remove {path} only if no node of the old one is left)"
+    )]
+    OtherClusterId { cluster: String, formed: String, expected: String, path: String },
+    #[error("no controller quorum of cluster {cluster} after {waited:?}: {waiting}")]
+    Timeout { cluster: String, waited: Duration, waiting: String },
+}
+
+fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(zk::Error) -> QuorumError + 'a {
+    move |source| QuorumError::Zk { op, path: path.to_string(), source }
+}
+
+/// ZooKeeper paths of a cluster's quorum formation.
+pub fn formation_path(paths: &ClusterPaths) -> String {
+    format!("{}/kraft/formation", paths.base())
+}
+
+pub fn candidates_path(paths: &ClusterPaths) -> String {
+    format!("{}/kraft/candidates", paths.base())
+}
+
+/// The formation, if the quorum has been formed.
+pub async fn read_formation(client: &zk::Client, paths: &ClusterPaths) -> Result<Option<Formation>, QuorumError> {
+    let path = formation_path(paths);
+    match client.get_data(&path).await {
+        Ok((data, _)) => serde_json::from_slice(&data).map(Some).map_err(|source| QuorumError::Decode { path, source }),
+        Err(zk::Error::NoNode) => Ok(None),
+        Err(e) => Err(zk_err("get", &path)(e)),
+    }
+}
+
+fn check_cluster_id(formation: Formation, cluster: &str, cluster_id: &str, paths: &ClusterPaths) -> Result<Formation, QuorumError> {
+    if formation.cluster_id != cluster_id {
+        return Err(QuorumError::OtherClusterId {
+            cluster: cluster.to_string(),
+            formed: formation.cluster_id,
+            expected: cluster_id.to_string(),
+            path: formation_path(paths),
+        });
+    }
+    Ok(formation)
+}
+
+/// A controller's part: the formation, joining the candidates (as `me`) until there is one.
+/// `directory_id` of `me` is used only if this controller ends up among the first voters.
+pub async fn form(
+    client: &zk::Client,
+    paths: &ClusterPaths,
+    cluster: &str,
+    cluster_id: &str,
+    size: usize,
+    me: &Voter,
+    acl: FleetAcl,
+    within: Duration,
+) -> Result<Formation, QuorumError> {
+    if let Some(f) = read_formation(client, paths).await? {
+        return check_cluster_id(f, cluster, cluster_id, paths);
+    }
+    let dir = candidates_path(paths);
+    ensure_path(client, &dir, acl).await.map_err(zk_err("mkdir", &dir))?;
+    let mine = format!("{dir}/{}", me.node_id);
+    let data = serde_json::to_vec(me).unwrap_or_default();
+    let options = zk::CreateMode::Persistent.with_acls(acl.acls());
+    match client.create(&mine, &data, &options).await {
+        Ok(_) => {}
+        // A candidate from an earlier boot of this node: its directory ID is what counts (the
+        // formation may already list it), so it is kept, not replaced.
+        Err(zk::Error::NodeExists) => {}
+        Err(e) => return Err(zk_err("create", &mine)(e)),
+    }
+    let started = Instant::now();
+    let mut logged = 0;
+    loop {
+        if let Some(f) = read_formation(client, paths).await? {
+            return check_cluster_id(f, cluster, cluster_id, paths);
+        }
+        let names = client.list_children(&dir).await.map_err(zk_err("list", &dir))?;
+        let mut candidates = Vec::new();
+        for name in &names {
+            let path = format!("{dir}/{name}");
+            match client.get_data(&path).await {
+                Ok((data, _)) => candidates.extend(serde_json::from_slice::<Voter>(&data).ok()),
+                Err(zk::Error::NoNode) => {}
+                Err(e) => return Err(zk_err("get", &path)(e)),
+            }
+        }
+        if let Some(f) = choose(cluster_id, candidates.clone(), size) {
+            let path = formation_path(paths);
+            let data = serde_json::to_vec(&f).unwrap_or_default();
+            match client.create(&path, &data, &options).await {
+                Ok(_) => {
+                    tracing::info!(voters = %f.initial_controllers(), "controller quorum formed");
+                    return Ok(f);
+                }
+                Err(zk::Error::NodeExists) => continue,
+                Err(e) => return Err(zk_err("create", &path)(e)),
+            }
+        }
+        if started.elapsed() >= within {
+            let have: Vec<String> = candidates.iter().map(|c| c.node_id.to_string()).collect();
+            return Err(QuorumError::Timeout {
+                cluster: cluster.to_string(),
+                waited: within,
+                waiting: format!("{} of {size} controllers are up (nodes {}): start the others", candidates.len(), have.join(", ")),
+            });
+        }
+        let secs = started.elapsed().as_secs();
+        if secs / 10 > logged {
+            logged = secs / 10;
+            tracing::info!(have = candidates.len(), want = size, "waiting for the cluster's first controllers to form the quorum");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A broker's part: waits for the quorum's formation.
+pub async fn wait_formation(client: &zk::Client, paths: &ClusterPaths, cluster: &str, cluster_id: &str, within: Duration) -> Result<Formation, QuorumError> {
+    let started = Instant::now();
+    loop {
+        if let Some(f) = read_formation(client, paths).await? {
+            return check_cluster_id(f, cluster, cluster_id, paths);
+        }
+        if started.elapsed() >= within {
+            return Err(QuorumError::Timeout {
+                cluster: cluster.to_string(),
+                waited: within,
+                waiting: "the cluster's first controllers have not formed the quorum yet: start them".into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn voter(id: i32) -> Voter {
+        Voter { node_id: id, host: "10.0.0.1".into(), port: 9093, directory_id: format!("dir{id}") }
+    }
+
+    #[test]
+    fn the_lowest_node_ids_form_the_quorum_once_there_are_enough() {
+        assert_eq!(choose("c", vec![voter(4), voter(2)], 3), None);
+        let f = choose("c", vec![voter(7), voter(2), voter(4), voter(3)], 3).expect("formed");
+        assert_eq!(f.voters.iter().map(|v| v.node_id).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(f.initial_controllers(), "2@10.0.0.1:9093:dir2,3@10.0.0.1:9093:dir3,4@10.0.0.1:9093:dir4");
+        assert_eq!(f.bootstrap_servers(), "10.0.0.1:9093,10.0.0.1:9093,10.0.0.1:9093");
+        assert!(f.voter(3).is_some() && f.voter(7).is_none());
+        let v6 = Formation { cluster_id: "c".into(), voters: vec![Voter { node_id: 1, host: "fd00::1".into(), port: 9093, directory_id: "d".into() }] };
+        assert_eq!(v6.bootstrap_servers(), "[fd00::1]:9093");
+    }
+}
