@@ -143,63 +143,83 @@ pub async fn form(
     acl: FleetAcl,
     within: Duration,
 ) -> Result<Formation, QuorumError> {
-    if let Some(f) = read_formation(client, paths).await? {
-        return check_cluster_id(f, cluster, cluster_id, paths);
-    }
-    let dir = candidates_path(paths);
-    ensure_path(client, &dir, acl).await.map_err(zk_err("mkdir", &dir))?;
-    let mine = format!("{dir}/{}", me.node_id);
-    let data = serde_json::to_vec(me).unwrap_or_default();
-    let options = zk::CreateMode::Persistent.with_acls(acl.acls());
-    match client.create(&mine, &data, &options).await {
-        Ok(_) => {}
-        // A candidate from an earlier boot of this node: its directory ID is what counts (the
-        // formation may already list it), so it is kept, not replaced.
-        Err(zk::Error::NodeExists) => {}
-        Err(e) => return Err(zk_err("create", &mine)(e)),
-    }
     let started = Instant::now();
     let mut logged = 0;
+    let mut registered = false;
     loop {
-        if let Some(f) = read_formation(client, paths).await? {
-            return check_cluster_id(f, cluster, cluster_id, paths);
-        }
-        let names = client.list_children(&dir).await.map_err(zk_err("list", &dir))?;
-        let mut candidates = Vec::new();
-        for name in &names {
-            let path = format!("{dir}/{name}");
-            match client.get_data(&path).await {
-                Ok((data, _)) => candidates.extend(serde_json::from_slice::<Voter>(&data).ok()),
-                Err(zk::Error::NoNode) => {}
-                Err(e) => return Err(zk_err("get", &path)(e)),
-            }
-        }
-        if let Some(f) = choose(cluster_id, candidates.clone(), size) {
-            let path = formation_path(paths);
-            let data = serde_json::to_vec(&f).unwrap_or_default();
-            match client.create(&path, &data, &options).await {
-                Ok(_) => {
-                    tracing::info!(voters = %f.initial_controllers(), "controller quorum formed");
-                    return Ok(f);
+        match form_step(client, paths, cluster_id, size, me, acl, &mut registered).await {
+            Ok(Step::Formed(f)) => return check_cluster_id(f, cluster, cluster_id, paths),
+            Ok(Step::Waiting(have)) => {
+                if started.elapsed() >= within {
+                    let ids: Vec<String> = have.iter().map(i32::to_string).collect();
+                    return Err(QuorumError::Timeout {
+                        cluster: cluster.to_string(),
+                        waited: within,
+                        waiting: format!("{} of {size} controllers are up (nodes {}): start the others", have.len(), ids.join(", ")),
+                    });
                 }
-                Err(zk::Error::NodeExists) => continue,
-                Err(e) => return Err(zk_err("create", &path)(e)),
+                let secs = started.elapsed().as_secs();
+                if secs / 10 > logged {
+                    logged = secs / 10;
+                    tracing::info!(have = have.len(), want = size, "waiting for the cluster's first controllers to form the quorum");
+                }
             }
-        }
-        if started.elapsed() >= within {
-            let have: Vec<String> = candidates.iter().map(|c| c.node_id.to_string()).collect();
-            return Err(QuorumError::Timeout {
-                cluster: cluster.to_string(),
-                waited: within,
-                waiting: format!("{} of {size} controllers are up (nodes {}): start the others", candidates.len(), have.join(", ")),
-            });
-        }
-        let secs = started.elapsed().as_secs();
-        if secs / 10 > logged {
-            logged = secs / 10;
-            tracing::info!(have = candidates.len(), want = size, "waiting for the cluster's first controllers to form the quorum");
+            // ZooKeeper slow or reconnecting (a host booting under load): asked again, until
+            // the deadline.
+            Err(e @ QuorumError::Zk { .. }) if started.elapsed() < within => tracing::warn!(error = %e, "quorum formation: retrying"),
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+enum Step {
+    Formed(Formation),
+    /// Node IDs of the candidates so far.
+    Waiting(Vec<i32>),
+}
+
+/// One look at the formation: registers `me` as a candidate (once), and forms the quorum when
+/// there are enough candidates.
+async fn form_step(client: &zk::Client, paths: &ClusterPaths, cluster_id: &str, size: usize, me: &Voter, acl: FleetAcl, registered: &mut bool) -> Result<Step, QuorumError> {
+    if let Some(f) = read_formation(client, paths).await? {
+        return Ok(Step::Formed(f));
+    }
+    let dir = candidates_path(paths);
+    let options = zk::CreateMode::Persistent.with_acls(acl.acls());
+    if !*registered {
+        ensure_path(client, &dir, acl).await.map_err(zk_err("mkdir", &dir))?;
+        let mine = format!("{dir}/{}", me.node_id);
+        let data = serde_json::to_vec(me).unwrap_or_default();
+        match client.create(&mine, &data, &options).await {
+            // NodeExists: a candidate from an earlier boot of this node; its directory ID is what
+            // counts (the formation may already list it), so it is kept, not replaced.
+            Ok(_) | Err(zk::Error::NodeExists) => *registered = true,
+            Err(e) => return Err(zk_err("create", &mine)(e)),
+        }
+    }
+    let names = client.list_children(&dir).await.map_err(zk_err("list", &dir))?;
+    let mut candidates = Vec::new();
+    for name in &names {
+        let path = format!("{dir}/{name}");
+        match client.get_data(&path).await {
+            Ok((data, _)) => candidates.extend(serde_json::from_slice::<Voter>(&data).ok()),
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(zk_err("get", &path)(e)),
+        }
+    }
+    let have = candidates.iter().map(|c| c.node_id).collect();
+    let Some(f) = choose(cluster_id, candidates, size) else { return Ok(Step::Waiting(have)) };
+    let path = formation_path(paths);
+    let data = serde_json::to_vec(&f).unwrap_or_default();
+    match client.create(&path, &data, &options).await {
+        Ok(_) => {
+            tracing::info!(voters = %f.initial_controllers(), "controller quorum formed");
+            Ok(Step::Formed(f))
+        }
+        // Another controller formed it first: its formation is the one.
+        Err(zk::Error::NodeExists) => Ok(read_formation(client, paths).await?.map_or(Step::Waiting(have), Step::Formed)),
+        Err(e) => Err(zk_err("create", &path)(e)),
     }
 }
 
@@ -207,8 +227,11 @@ pub async fn form(
 pub async fn wait_formation(client: &zk::Client, paths: &ClusterPaths, cluster: &str, cluster_id: &str, within: Duration) -> Result<Formation, QuorumError> {
     let started = Instant::now();
     loop {
-        if let Some(f) = read_formation(client, paths).await? {
-            return check_cluster_id(f, cluster, cluster_id, paths);
+        match read_formation(client, paths).await {
+            Ok(Some(f)) => return check_cluster_id(f, cluster, cluster_id, paths),
+            Ok(None) => {}
+            Err(e @ QuorumError::Zk { .. }) if started.elapsed() < within => tracing::warn!(error = %e, "waiting for the quorum's formation: retrying"),
+            Err(e) => return Err(e),
         }
         if started.elapsed() >= within {
             return Err(QuorumError::Timeout {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, BrokerId, DescribeLogDirsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
-    RequestHeader, ResponseHeader, TopicName,
+    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, BrokerId, DescribeClusterRequest, DescribeLogDirsRequest, DescribeQuorumRequest,
+    ListPartitionReassignmentsRequest, MetadataRequest, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{encode_request_header_into_buffer, Decodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -163,6 +163,144 @@ pub async fn controller(bootstrap: &[String], timeout: Duration) -> Result<Conne
         return Ok(any);
     }
     Connection::open(&address, timeout).await
+}
+
+/// One replica of the KRaft metadata log, as the quorum's leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumReplica {
+    pub node_id: i32,
+    /// Its log directory's ID (Kafka's base64 form), when the quorum is dynamic (`kraft.version` 1).
+    pub directory_id: Option<String>,
+    pub log_end_offset: i64,
+    /// Milliseconds since the epoch; -1 when unknown.
+    pub last_caught_up_ms: i64,
+}
+
+/// A KRaft cluster's controller quorum (DescribeQuorum on `__cluster_metadata`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumInfo {
+    /// -1 while there is no leader.
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
+}
+
+impl QuorumInfo {
+    /// How many records `r` is behind the high watermark.
+    pub fn lag(&self, r: &QuorumReplica) -> i64 {
+        (self.high_watermark - r.log_end_offset).max(0)
+    }
+}
+
+/// Kafka's NOT_LEADER_OR_FOLLOWER: a controller that is not the quorum's leader.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+/// The quorum of the KRaft cluster `address` belongs to: asked of the quorum's leader (a
+/// follower controller points to it; a broker forwards the request to it).
+pub async fn describe_quorum(address: &str, timeout: Duration) -> Result<QuorumInfo, WireError> {
+    match describe_quorum_at(address, timeout).await {
+        Err(WireError::Kafka { code: NOT_LEADER_OR_FOLLOWER, .. }) => {
+            // A follower: the active controller, as the controllers' DescribeCluster names it.
+            let controllers = describe_controllers(address, timeout).await?;
+            let leader = controllers.brokers.iter().find(|b| b.broker_id == controllers.controller_id).ok_or_else(|| WireError::Protocol {
+                address: address.to_string(),
+                what: format!("no active controller among the controllers (controller id {})", controllers.controller_id),
+            })?;
+            describe_quorum_at(&format!("{}:{}", leader.host, leader.port), timeout).await
+        }
+        other => other,
+    }
+}
+
+/// The controllers, as a controller describes them (DescribeCluster with the controller
+/// endpoint type): `brokers` are the controllers, `controller_id` the active one.
+pub async fn describe_controllers(address: &str, timeout: Duration) -> Result<ClusterInfo, WireError> {
+    const CONTROLLER_ENDPOINTS: i8 = 2;
+    describe_cluster_as(address, false, CONTROLLER_ENDPOINTS, timeout).await
+}
+
+async fn describe_quorum_at(address: &str, timeout: Duration) -> Result<QuorumInfo, WireError> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let mut c = Connection::open(address, timeout).await?;
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let (answer, _) = c.call(&request).await?;
+    let refused = |code: i16, message: Option<String>| WireError::Kafka { address: address.to_string(), api: ApiKey::DescribeQuorum, code, message };
+    if answer.error_code != 0 {
+        return Err(refused(answer.error_code, answer.error_message.as_ref().map(|m| m.to_string())));
+    }
+    let partition = answer.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| WireError::Protocol {
+        address: address.to_string(),
+        what: "DescribeQuorum answered without the metadata partition".into(),
+    })?;
+    if partition.error_code != 0 {
+        return Err(refused(partition.error_code, partition.error_message.as_ref().map(|m| m.to_string())));
+    }
+    let replica = |r: &kafka_protocol::messages::describe_quorum_response::ReplicaState| QuorumReplica {
+        node_id: r.replica_id.0,
+        directory_id: (!r.replica_directory_id.is_nil()).then(|| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r.replica_directory_id.as_bytes())
+        }),
+        log_end_offset: r.log_end_offset,
+        last_caught_up_ms: r.last_caught_up_timestamp,
+    };
+    Ok(QuorumInfo {
+        leader_id: partition.leader_id.0,
+        leader_epoch: partition.leader_epoch,
+        high_watermark: partition.high_watermark,
+        voters: partition.current_voters.iter().map(replica).collect(),
+        observers: partition.observers.iter().map(replica).collect(),
+    })
+}
+
+/// One broker as the cluster's controller registered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredBroker {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    /// Registered but fenced: not serving (shut down, or its heartbeats stopped).
+    pub fenced: bool,
+}
+
+/// The cluster behind `address` (DescribeCluster): its ID, active controller and brokers,
+/// fenced ones included when asked (KRaft brokers stay registered while fenced).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    pub brokers: Vec<RegisteredBroker>,
+}
+
+pub async fn describe_cluster(address: &str, include_fenced: bool, timeout: Duration) -> Result<ClusterInfo, WireError> {
+    const BROKER_ENDPOINTS: i8 = 1;
+    describe_cluster_as(address, include_fenced, BROKER_ENDPOINTS, timeout).await
+}
+
+async fn describe_cluster_as(address: &str, include_fenced: bool, endpoint_type: i8, timeout: Duration) -> Result<ClusterInfo, WireError> {
+    let mut c = Connection::open(address, timeout).await?;
+    // Fenced brokers are reported from v2 (Kafka 4.0); an older broker answers without them.
+    let request = DescribeClusterRequest::default()
+        .with_include_fenced_brokers(include_fenced && c.version_of::<DescribeClusterRequest>()? >= 2)
+        .with_endpoint_type(endpoint_type);
+    let (answer, _) = c.call(&request).await?;
+    if answer.error_code != 0 {
+        return Err(WireError::Kafka { address: address.to_string(), api: ApiKey::DescribeCluster, code: answer.error_code, message: answer.error_message.as_ref().map(|m| m.to_string()) });
+    }
+    Ok(ClusterInfo {
+        cluster_id: answer.cluster_id.to_string(),
+        controller_id: answer.controller_id.0,
+        brokers: answer
+            .brokers
+            .iter()
+            .map(|b| RegisteredBroker { broker_id: b.broker_id.0, host: b.host.to_string(), port: b.port, rack: b.rack.as_ref().map(|r| r.to_string()), fenced: b.is_fenced })
+            .collect(),
+    })
 }
 
 /// `(topic, partition) -> bytes` on one broker (future replicas of an intra-broker move left out).

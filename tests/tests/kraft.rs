@@ -124,6 +124,41 @@ async fn a_kraft_cluster_boots_forms_its_quorum_and_refuses_foreign_storage() {
     .await;
     eprintln!("quorum: leader {leader}, voters {voters:?}, observers {observers:?}");
 
+    // The fleet's own observation, through the Kafka protocol (DescribeQuorum, DescribeCluster),
+    // agrees with Kafka's tool.
+    let wire = Duration::from_secs(5);
+    let quorum = fleet_common::kafka_wire::describe_quorum(&controller, wire).await.expect("DescribeQuorum to a controller");
+    assert_eq!(quorum.voters.iter().map(|v| i64::from(v.node_id)).collect::<BTreeSet<_>>(), voters);
+    assert!(broker_ids.is_subset(&quorum.observers.iter().map(|v| i64::from(v.node_id)).collect()), "{quorum:?}");
+    assert!(controller_ids.contains(&i64::from(quorum.leader_id)), "{quorum:?}");
+    for v in &quorum.voters {
+        let dir = v.directory_id.as_deref().expect("a dynamic quorum's voters carry directory IDs");
+        assert!(kafka_bootstrap::kraft::is_kafka_uuid(dir), "{dir}");
+        let report = reports.iter().find(|r| r["broker_id"].as_i64() == Some(i64::from(v.node_id))).expect("a voter's boot report");
+        assert_eq!(report["kraft"]["directory_id"].as_str(), Some(dir), "the voter's directory is the one its boot formatted");
+    }
+    // Asked of any controller (followers point to the leader), the same answer.
+    for n in &nodes[..3] {
+        let q = fleet_common::kafka_wire::describe_quorum(&format!("127.0.0.1:{}", n.port), wire).await.expect("DescribeQuorum to each controller");
+        assert_eq!((q.leader_id, q.voters.len()), (quorum.leader_id, 3), "asked of {}: {q:?}", n.instance_id);
+    }
+    // A broker observing the metadata log may not serve yet: its listener opens once it has
+    // caught up and been unfenced.
+    let first_broker = format!("127.0.0.1:{}", nodes[3].port);
+    let described = wait_until("the 3 brokers registered and unfenced, per DescribeCluster", Duration::from_secs(90), || {
+        let (first_broker, broker_ids) = (first_broker.clone(), broker_ids.clone());
+        async move {
+            let c = fleet_common::kafka_wire::describe_cluster(&first_broker, true, wire).await.map_err(|e| e.to_string())?;
+            let ids: BTreeSet<i64> = c.brokers.iter().filter(|b| !b.fenced).map(|b| i64::from(b.broker_id)).collect();
+            Ok((ids == broker_ids).then_some(c))
+        }
+    })
+    .await;
+    assert_eq!(described.cluster_id, cluster_id);
+    assert!(described.brokers.iter().all(|b| b.rack.is_some()), "{described:?}");
+    let via_broker = fleet_common::kafka_wire::describe_quorum(&first_broker, wire).await.expect("DescribeQuorum through a broker");
+    assert_eq!(via_broker.voters.len(), 3);
+
     // A topic over the 3 brokers with Kafka's own kafka-topics, and a kcat round trip.
     let brokers: String = nodes[3..].iter().map(|n| format!("127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",");
     wait_until("kafka-topics --create on the KRaft brokers", Duration::from_secs(90), || {
@@ -155,6 +190,16 @@ async fn a_kraft_cluster_boots_forms_its_quorum_and_refuses_foreign_storage() {
     let victim = nodes.pop().expect("brk-3");
     let mut victim = victim;
     victim.process.terminate(Duration::from_secs(30));
+    // Stopped, it stays registered, fenced: what DescribeCluster with fenced brokers shows.
+    let gone = node_id(5) as i32;
+    wait_until("brk-3 fenced per DescribeCluster", Duration::from_secs(60), || {
+        let first_broker = first_broker.clone();
+        async move {
+            let c = fleet_common::kafka_wire::describe_cluster(&first_broker, true, wire).await.map_err(|e| e.to_string())?;
+            Ok(c.brokers.iter().any(|b| b.broker_id == gone && b.fenced).then_some(()))
+        }
+    })
+    .await;
     let meta = victim.data_dir.join("kafka-logs/meta.properties");
     let before = std::fs::read_to_string(&meta).expect("brk-3 formatted");
     let mut cmd = other.bootstrap_command(&["run"]);
