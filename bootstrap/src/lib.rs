@@ -217,7 +217,7 @@ pub async fn prepare(
                     (_, None) => String::new(),
                 };
                 let me = quorum::Voter { node_id: broker_id, host: advertised_host.clone(), port, directory_id };
-                let f = quorum::form(&zk, &paths, &file.cluster, &k.cluster_id, k.controllers, &me, connector.fleet_acl(), opts.quorum_timeout).await?;
+                let f = quorum::form(&zk, &paths, &file.cluster, k, &me, connector.fleet_acl(), opts.quorum_timeout).await?;
                 let how = if f.voter(broker_id).is_some() { "initial" } else { "joined" };
                 (Some(f), how)
             } else {

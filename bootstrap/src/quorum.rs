@@ -137,12 +137,12 @@ pub async fn form(
     client: &zk::Client,
     paths: &ClusterPaths,
     cluster: &str,
-    cluster_id: &str,
-    size: usize,
+    kraft: &crate::cluster_file::KraftConfig,
     me: &Voter,
     acl: FleetAcl,
     within: Duration,
 ) -> Result<Formation, QuorumError> {
+    let (cluster_id, size) = (kraft.cluster_id.as_str(), kraft.controllers);
     let started = Instant::now();
     let mut logged = 0;
     let mut registered = false;
