@@ -63,6 +63,8 @@ pub enum KraftError {
     },
     #[error("{path} has no cluster.id: it is not a Kafka meta.properties file (move it away)")]
     NoClusterId { path: PathBuf },
+    #[error("{path} is not a KRaft node's (version {version:?}, node.id {node_id:?}): a ZooKeeper-mode broker's directory, or a damaged one. Kafka is not started: move it away (a 3.9 cluster moves to 4.x by a fresh build and a failover, not on its disks)")]
+    NotKraft { path: PathBuf, version: Option<u32>, node_id: Option<i32> },
     #[error("could not run Kafka's storage tool ({java}): {source}")]
     Spawn {
         java: PathBuf,
@@ -91,13 +93,13 @@ pub fn read_meta(dir: &Path) -> Result<Option<MetaProperties>, KraftError> {
         Err(source) => return Err(KraftError::Read { path, source }),
     };
     let values: BTreeMap<String, String> = crate::properties::parse_properties(&text).into_iter().collect();
-    let cluster_id = values.get("cluster.id").cloned().ok_or(KraftError::NoClusterId { path })?;
-    Ok(Some(MetaProperties {
-        cluster_id,
-        node_id: values.get("node.id").and_then(|v| v.parse().ok()),
-        directory_id: values.get("directory.id").cloned(),
-        version: values.get("version").and_then(|v| v.parse().ok()),
-    }))
+    let cluster_id = values.get("cluster.id").cloned().ok_or_else(|| KraftError::NoClusterId { path: path.clone() })?;
+    let node_id = values.get("node.id").and_then(|v| v.parse().ok());
+    let version = values.get("version").and_then(|v| v.parse().ok());
+    if version != Some(1) || node_id.is_none() {
+        return Err(KraftError::NotKraft { path, version, node_id });
+    }
+    Ok(Some(MetaProperties { cluster_id, node_id, directory_id: values.get("directory.id").cloned(), version }))
 }
 
 /// What a boot does with this log directory: start on it, format it, or refuse.
@@ -212,5 +214,8 @@ mod tests {
         assert_eq!(meta.directory_id.as_deref(), Some("MvDxzVmcRsaTz33bUuRU6A"));
         std::fs::write(dir.path().join("meta.properties"), "version=1\n").expect("write");
         assert!(matches!(check(dir.path(), "07R5amHmR32VDA6jHkGbTA", 4), Err(KraftError::NoClusterId { .. })));
+        // A ZooKeeper-mode broker's directory with the same cluster ID: not taken for a node's.
+        std::fs::write(dir.path().join("meta.properties"), "version=0\nbroker.id=4\ncluster.id=07R5amHmR32VDA6jHkGbTA\n").expect("write");
+        assert!(matches!(check(dir.path(), "07R5amHmR32VDA6jHkGbTA", 4), Err(KraftError::NotKraft { .. })));
     }
 }

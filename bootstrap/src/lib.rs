@@ -162,6 +162,13 @@ pub async fn prepare(
     registry: &dyn dns::ServiceRegistry,
 ) -> Result<(BootReport, LayeredProperties), BootError> {
     let me: InstanceInfo = provider.whoami(&opts.instance_id).await?;
+    let log_dir = opts.data_dir.join("kafka-logs");
+    if let Some(k) = &file.kraft {
+        // Another cluster's storage is refused before an ID is taken in this one's registry.
+        if let Some(meta) = kraft::read_meta(&log_dir)?.filter(|m| m.cluster_id != k.cluster_id) {
+            return Err(kraft::KraftError::OtherCluster { dir: log_dir, found: meta.cluster_id, expected: k.cluster_id.clone() }.into());
+        }
+    }
     let paths = FleetPaths::new(&file.fleet_root).cluster(&file.cluster);
     let connector = ZkConnector::default().with_deadline(opts.zk_timeout).with_identity(file.zk_identity.clone());
     let zk = connector.connect(&file.zookeeper).await?;
@@ -185,7 +192,6 @@ pub async fn prepare(
     }
 
     let advertised_host = opts.advertised_host.clone().unwrap_or_else(|| me.private_ip.clone());
-    let log_dir = opts.data_dir.join("kafka-logs");
     let mut advertised_listener = format!("PLAINTEXT://{}:{}", host_for_url(&advertised_host), opts.port);
     // KRaft: the quorum (formed or found) and how this node's storage joins it.
     let mut kraft_plan = None;
@@ -200,8 +206,7 @@ pub async fn prepare(
             props.set_derived("zookeeper.connect", format!("{}{}", file.zookeeper.hosts_string(), paths.kafka_chroot()));
         }
         Some(k) => {
-            // A directory formatted for another cluster or node is refused before anything is
-            // registered anywhere.
+            // A directory formatted for another node is refused before the quorum is touched.
             let storage = kraft::check(&log_dir, &k.cluster_id, broker_id)?;
             let controller_port = match opts.role {
                 NodeRole::Broker => None,
@@ -213,10 +218,10 @@ pub async fn prepare(
             } else if let Some(port) = controller_port {
                 let directory_id = match (&storage, &opts.storage) {
                     (kraft::Storage::Formatted(meta), _) if meta.directory_id.is_some() => meta.directory_id.clone().unwrap_or_default(),
-                    (_, Some(tool)) => tool.random_uuid()?,
+                    (_, Some(tool)) => off_runtime(tool.clone(), |t| t.random_uuid()).await?,
                     (_, None) => String::new(),
                 };
-                let me = quorum::Voter { node_id: broker_id, host: advertised_host.clone(), port, directory_id };
+                let me = quorum::Voter { node_id: broker_id, host: advertised_host.clone(), port, directory_id, cluster_id: k.cluster_id.clone() };
                 let f = quorum::form(&zk, &paths, &file.cluster, k, &me, connector.fleet_acl(), opts.quorum_timeout).await?;
                 let how = if f.voter(broker_id).is_some() { "initial" } else { "joined" };
                 (Some(f), how)
@@ -245,15 +250,31 @@ pub async fn prepare(
             advertised_listener = advertised.join(",");
             props.set_derived("listeners", listeners.join(","));
             props.set_derived("advertised.listeners", advertised_listener.clone());
-            if !props.iter().any(|(k, _, _)| k == "listener.security.protocol.map") {
-                props.set_derived("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT");
+            // The operator's map (e.g. SSL listeners) with the two listeners this node needs.
+            let mut map: Vec<String> = props.get("listener.security.protocol.map").map(|m| m.split(',').map(|e| e.trim().to_string()).filter(|e| !e.is_empty()).collect()).unwrap_or_default();
+            for (name, entry) in [("CONTROLLER:", "CONTROLLER:PLAINTEXT"), ("PLAINTEXT:", "PLAINTEXT:PLAINTEXT")] {
+                if !map.iter().any(|e| e.starts_with(name)) {
+                    map.push(entry.to_string());
+                }
             }
+            props.set_derived("listener.security.protocol.map", map.join(","));
             let servers = formation.as_ref().map(quorum::Formation::bootstrap_servers).unwrap_or_default();
             props.set_derived("controller.quorum.bootstrap.servers", servers.clone());
+            // A listed voter formats with the first list only if it never formatted before: one
+            // that lost its disk (or a host that took over its ID) must not come back under the
+            // old directory ID with an empty log; it joins with a new one instead.
+            let formatted_before = match (&storage, &formation) {
+                (kraft::Storage::Unformatted, Some(f)) if f.voter(broker_id).is_some() => quorum::formatted_before(&zk, &paths, broker_id).await?,
+                _ => None,
+            };
+            if let Some(previous) = &formatted_before {
+                tracing::warn!(node = broker_id, previous_directory = %previous, "this node formatted its storage before and it is gone: it joins the quorum with a new directory (an observer until promoted)");
+            }
             let kind = match &formation {
-                Some(f) if f.voter(broker_id).is_some() => kraft::Formation::InitialControllers(f.initial_controllers()),
+                Some(f) if f.voter(broker_id).is_some() && formatted_before.is_none() => kraft::Formation::InitialControllers(f.initial_controllers()),
                 _ => kraft::Formation::Join,
             };
+            let how = if formatted_before.is_some() { "joined" } else { how };
             kraft_plan = Some((k.cluster_id.clone(), kind, KraftReport { cluster_id: k.cluster_id.clone(), directory_id: None, storage: how, quorum_bootstrap_servers: servers }));
         }
     }
@@ -295,12 +316,38 @@ pub async fn prepare(
 
     let properties_file = write_files(&opts.data_dir, &props)?;
     if let (Some((cluster_id, kind, mut kraft_report)), Some(tool)) = (kraft_plan, &opts.storage) {
-        let meta = tool.ensure_formatted(&log_dir, &properties_file, &cluster_id, broker_id, &kind)?;
+        let (dir, file) = (log_dir.clone(), properties_file.clone());
+        let meta = off_runtime(tool.clone(), move |t| t.ensure_formatted(&dir, &file, &cluster_id, broker_id, &kind)).await?;
+        if let (true, Some(dir)) = (opts.role.is_controller(), &meta.directory_id) {
+            // Without this record a later loss of the disk could not be told from a first boot:
+            // asked again while ZooKeeper reconnects, and the boot fails if it cannot be kept.
+            let mut attempt = 0;
+            loop {
+                match quorum::record_formatted(&zk, &paths, broker_id, dir, connector.fleet_acl()).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 10 => {
+                        tracing::warn!(error = %e, "recording the formatted directory: retrying");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         kraft_report.directory_id = meta.directory_id;
         report.kraft = Some(kraft_report);
     }
     report.properties_file = Some(properties_file);
     Ok((report, props))
+}
+
+/// Runs Kafka's storage tool (a JVM, seconds) off the async runtime, whose single thread keeps
+/// the ZooKeeper session alive meanwhile.
+async fn off_runtime<T: Send + 'static>(tool: kraft::StorageTool, run: impl FnOnce(&kraft::StorageTool) -> Result<T, kraft::KraftError> + Send + 'static) -> Result<T, BootError> {
+    match tokio::task::spawn_blocking(move || run(&tool)).await {
+        Ok(result) => result.map_err(BootError::from),
+        Err(e) => Err(kraft::KraftError::Spawn { java: "java".into(), source: std::io::Error::other(e.to_string()) }.into()),
+    }
 }
 
 fn host_for_url(host: &str) -> String {

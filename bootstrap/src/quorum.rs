@@ -28,6 +28,10 @@ pub struct Voter {
     pub host: String,
     pub port: u16,
     pub directory_id: String,
+    /// The cluster ID the candidate boots (a candidate of an earlier cluster of the same name
+    /// is not counted).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster_id: String,
 }
 
 /// The quorum's first voters, as formed.
@@ -39,9 +43,10 @@ pub struct Formation {
 }
 
 impl Formation {
-    /// `--initial-controllers`: `id@host:port:directory-id`, comma-separated.
+    /// `--initial-controllers`: `id@host:port:directory-id`, comma-separated (an IPv6 host
+    /// in brackets).
     pub fn initial_controllers(&self) -> String {
-        self.voters.iter().map(|v| format!("{}@{}:{}:{}", v.node_id, v.host, v.port, v.directory_id)).collect::<Vec<_>>().join(",")
+        self.voters.iter().map(|v| format!("{}@{}:{}:{}", v.node_id, host_for_url(&v.host), v.port, v.directory_id)).collect::<Vec<_>>().join(",")
     }
 
     /// `controller.quorum.bootstrap.servers`.
@@ -107,6 +112,38 @@ pub fn formation_path(paths: &ClusterPaths) -> String {
 
 pub fn candidates_path(paths: &ClusterPaths) -> String {
     format!("{}/kraft/candidates", paths.base())
+}
+
+/// `<cluster>/kraft/formatted/<node-id>`: the directory ID a controller formatted, written
+/// once it has: a listed voter whose storage is later gone is then known not to be new.
+pub fn formatted_path(paths: &ClusterPaths, node_id: i32) -> String {
+    format!("{}/kraft/formatted/{node_id}", paths.base())
+}
+
+/// The directory ID this controller formatted before, if it did.
+pub async fn formatted_before(client: &zk::Client, paths: &ClusterPaths, node_id: i32) -> Result<Option<String>, QuorumError> {
+    let path = formatted_path(paths, node_id);
+    match client.get_data(&path).await {
+        Ok((data, _)) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
+        Err(zk::Error::NoNode) => Ok(None),
+        Err(e) => Err(zk_err("get", &path)(e)),
+    }
+}
+
+/// Records the directory this controller formatted (kept as it is when already recorded).
+pub async fn record_formatted(client: &zk::Client, paths: &ClusterPaths, node_id: i32, directory_id: &str, acl: FleetAcl) -> Result<(), QuorumError> {
+    let dir = format!("{}/kraft/formatted", paths.base());
+    ensure_path(client, &dir, acl).await.map_err(zk_err("mkdir", &dir))?;
+    let path = formatted_path(paths, node_id);
+    let options = zk::CreateMode::Persistent.with_acls(acl.acls());
+    match client.create(&path, directory_id.as_bytes(), &options).await {
+        Ok(_) => Ok(()),
+        Err(zk::Error::NodeExists) => {
+            // A new directory (the node joined again after losing its disk): the latest counts.
+            client.set_data(&path, directory_id.as_bytes(), None).await.map(|_| ()).map_err(zk_err("set", &path))
+        }
+        Err(e) => Err(zk_err("create", &path)(e)),
+    }
 }
 
 /// The formation, if the quorum has been formed.
@@ -190,11 +227,19 @@ async fn form_step(client: &zk::Client, paths: &ClusterPaths, cluster_id: &str, 
     if !*registered {
         ensure_path(client, &dir, acl).await.map_err(zk_err("mkdir", &dir))?;
         let mine = format!("{dir}/{}", me.node_id);
-        let data = serde_json::to_vec(me).unwrap_or_default();
-        match client.create(&mine, &data, &options).await {
-            // NodeExists: a candidate from an earlier boot of this node; its directory ID is what
-            // counts (the formation may already list it), so it is kept, not replaced.
-            Ok(_) | Err(zk::Error::NodeExists) => *registered = true,
+        let me = Voter { cluster_id: cluster_id.to_string(), ..me.clone() };
+        let data = serde_json::to_vec(&me).unwrap_or_default();
+        // Ephemeral: a host that dies before the quorum forms stops being a candidate with its
+        // session, so the quorum is never formed around a voter that will not come.
+        let ephemeral = zk::CreateMode::Ephemeral.with_acls(acl.acls());
+        match client.create(&mine, &data, &ephemeral).await {
+            Ok(_) => *registered = true,
+            // An earlier boot of this node whose session has not expired yet: replaced by this
+            // boot's (no formation lists either yet).
+            Err(zk::Error::NodeExists) => {
+                let _ = client.delete(&mine, None).await;
+                return Ok(Step::Waiting(Vec::new()));
+            }
             Err(e) => return Err(zk_err("create", &mine)(e)),
         }
     }
@@ -203,7 +248,7 @@ async fn form_step(client: &zk::Client, paths: &ClusterPaths, cluster_id: &str, 
     for name in &names {
         let path = format!("{dir}/{name}");
         match client.get_data(&path).await {
-            Ok((data, _)) => candidates.extend(serde_json::from_slice::<Voter>(&data).ok()),
+            Ok((data, _)) => candidates.extend(serde_json::from_slice::<Voter>(&data).ok().filter(|v| v.cluster_id == cluster_id)),
             Err(zk::Error::NoNode) => {}
             Err(e) => return Err(zk_err("get", &path)(e)),
         }
@@ -249,7 +294,7 @@ mod tests {
     use super::*;
 
     fn voter(id: i32) -> Voter {
-        Voter { node_id: id, host: "10.0.0.1".into(), port: 9093, directory_id: format!("dir{id}") }
+        Voter { node_id: id, host: "10.0.0.1".into(), port: 9093, directory_id: format!("dir{id}"), cluster_id: "c".into() }
     }
 
     #[test]
@@ -260,7 +305,8 @@ mod tests {
         assert_eq!(f.initial_controllers(), "2@10.0.0.1:9093:dir2,3@10.0.0.1:9093:dir3,4@10.0.0.1:9093:dir4");
         assert_eq!(f.bootstrap_servers(), "10.0.0.1:9093,10.0.0.1:9093,10.0.0.1:9093");
         assert!(f.voter(3).is_some() && f.voter(7).is_none());
-        let v6 = Formation { cluster_id: "c".into(), voters: vec![Voter { node_id: 1, host: "fd00::1".into(), port: 9093, directory_id: "d".into() }] };
+        let v6 = Formation { cluster_id: "c".into(), voters: vec![Voter { node_id: 1, host: "fd00::1".into(), port: 9093, directory_id: "d".into(), cluster_id: "c".into() }] };
         assert_eq!(v6.bootstrap_servers(), "[fd00::1]:9093");
+        assert_eq!(v6.initial_controllers(), "1@[fd00::1]:9093:d");
     }
 }

@@ -32,6 +32,7 @@ pub const DERIVED_KEYS: &[&str] = &[
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "controller.listener.names",
+    "metadata.log.dir",
 ];
 
 /// `listener.name.<listener>.<config>`: configs Kafka lets a listener override.
@@ -423,7 +424,7 @@ pub fn validate(key: &str, value: &str, source: &Source) -> Result<(), PropertyE
             }
             "broker.rack" => "the rack is the host's availability zone",
             "zookeeper.connect" => "it comes from the cluster file's `zookeeper` and the cluster's chroot",
-            "log.dirs" | "log.dir" => "use --data-dir",
+            "log.dirs" | "log.dir" | "metadata.log.dir" => "use --data-dir",
             _ => "use --port / --advertised-host",
         };
         return Err(PropertyError::Derived { key: key.to_string(), source_desc, why });

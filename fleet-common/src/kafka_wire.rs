@@ -208,7 +208,8 @@ pub async fn describe_quorum(address: &str, timeout: Duration) -> Result<QuorumI
                 address: address.to_string(),
                 what: format!("no active controller among the controllers (controller id {})", controllers.controller_id),
             })?;
-            describe_quorum_at(&format!("{}:{}", leader.host, leader.port), timeout).await
+            let host = if leader.host.contains(':') { format!("[{}]", leader.host) } else { leader.host.to_string() };
+            describe_quorum_at(&format!("{host}:{}", leader.port), timeout).await
         }
         other => other,
     }

@@ -137,10 +137,17 @@ async fn a_kraft_cluster_boots_forms_its_quorum_and_refuses_foreign_storage() {
         let report = reports.iter().find(|r| r["broker_id"].as_i64() == Some(i64::from(v.node_id))).expect("a voter's boot report");
         assert_eq!(report["kraft"]["directory_id"].as_str(), Some(dir), "the voter's directory is the one its boot formatted");
     }
-    // Asked of any controller (followers point to the leader), the same answer.
+    // Asked of any controller (followers point to the leader), the same voters.
     for n in &nodes[..3] {
-        let q = fleet_common::kafka_wire::describe_quorum(&format!("127.0.0.1:{}", n.port), wire).await.expect("DescribeQuorum to each controller");
-        assert_eq!((q.leader_id, q.voters.len()), (quorum.leader_id, 3), "asked of {}: {q:?}", n.instance_id);
+        let (address, voters) = (format!("127.0.0.1:{}", n.port), voters.clone());
+        wait_until(&format!("DescribeQuorum asked of {}", n.instance_id), Duration::from_secs(30), || {
+            let (address, voters) = (address.clone(), voters.clone());
+            async move {
+                let q = fleet_common::kafka_wire::describe_quorum(&address, wire).await.map_err(|e| e.to_string())?;
+                Ok((q.voters.iter().map(|v| i64::from(v.node_id)).collect::<BTreeSet<_>>() == voters).then_some(()))
+            }
+        })
+        .await;
     }
     // A broker observing the metadata log may not serve yet: its listener opens once it has
     // caught up and been unfenced.
@@ -202,6 +209,8 @@ async fn a_kraft_cluster_boots_forms_its_quorum_and_refuses_foreign_storage() {
     .await;
     let meta = victim.data_dir.join("kafka-logs/meta.properties");
     let before = std::fs::read_to_string(&meta).expect("brk-3 formatted");
+    // Left behind if the stop ended in SIGKILL; its absence below must mean Kafka never started.
+    let _ = std::fs::remove_file(victim.data_dir.join("kafka.pid"));
     let mut cmd = other.bootstrap_command(&["run"]);
     cmd.args(["--instance-id", "brk-3", "--port", &victim.port.to_string(), "--role", "broker"])
         .args(["--bind-host", "127.0.0.1", "--advertised-host", "127.0.0.1", "--mode", "child", "--quorum-timeout-secs", "5"])
@@ -215,6 +224,7 @@ async fn a_kraft_cluster_boots_forms_its_quorum_and_refuses_foreign_storage() {
     assert!(text.contains(&cluster_id) && text.contains(&other_id) && text.contains("is formatted for cluster"), "{text}");
     assert!(!victim.data_dir.join("kafka.pid").exists(), "Kafka was started: {text}");
     assert_eq!(std::fs::read_to_string(&meta).expect("meta.properties"), before, "the refused boot changed the directory");
+    assert!(other.registry().await.is_empty(), "the refused boot took an ID in the other cluster's registry");
 
     // Booted again as itself: the same node ID, its storage kept, back in the cluster.
     let mut again = spawn(&cluster, "brk-3", "broker");
@@ -229,6 +239,32 @@ async fn a_kraft_cluster_boots_forms_its_quorum_and_refuses_foreign_storage() {
     })
     .await;
     nodes.push(again);
+
+    // A first voter whose disk is gone: not formatted again under its old directory ID (it
+    // would vote with an empty log); it joins with a new directory, an observer until promoted.
+    let lost = nodes.remove(0);
+    let mut lost = lost;
+    let (lost_id, old_dir) = (node_id(0), reports[0]["kraft"]["directory_id"].as_str().unwrap_or_default().to_string());
+    lost.process.terminate(Duration::from_secs(30));
+    std::fs::remove_dir_all(lost.data_dir.join("kafka-logs")).expect("wipe the controller's disk");
+    let mut back = spawn(&cluster, &lost.instance_id, "controller");
+    let report = booted(&mut back).await;
+    assert_eq!(report["broker_id"].as_i64(), Some(lost_id), "{report}");
+    assert_eq!(report["kraft"]["storage"], "joined", "{report}");
+    let new_dir = report["kraft"]["directory_id"].as_str().unwrap_or_default().to_string();
+    assert!(kafka_bootstrap::kraft::is_kafka_uuid(&new_dir) && new_dir != old_dir, "old {old_dir}, new {new_dir}");
+    let other_controller = format!("127.0.0.1:{}", nodes[0].port);
+    wait_until("the wiped controller observing with its new directory", Duration::from_secs(90), || {
+        let (address, new_dir) = (other_controller.clone(), new_dir.clone());
+        async move {
+            let q = fleet_common::kafka_wire::describe_quorum(&address, wire).await.map_err(|e| e.to_string())?;
+            let observing = q.observers.iter().any(|o| i64::from(o.node_id) == lost_id && o.directory_id.as_deref() == Some(new_dir.as_str()));
+            let voter_kept_old = q.voters.iter().all(|v| v.directory_id.as_deref() != Some(new_dir.as_str()));
+            Ok((observing && voter_kept_old).then_some(()))
+        }
+    })
+    .await;
+    nodes.push(back);
     for n in &mut nodes {
         n.process.terminate(Duration::from_secs(20));
     }
