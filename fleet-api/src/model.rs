@@ -95,6 +95,47 @@ impl HostState {
     }
 }
 
+/// What a host runs: ZooKeeper-mode clusters have brokers only; a KRaft cluster has
+/// controllers too, or nodes that are both (combined mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HostRole {
+    #[default]
+    Broker,
+    Controller,
+    Combined,
+}
+
+impl HostRole {
+    pub fn is_broker(&self) -> bool {
+        *self == HostRole::Broker
+    }
+    /// What messages call one.
+    pub fn noun(self) -> &'static str {
+        match self {
+            HostRole::Broker => "broker",
+            HostRole::Controller => "controller",
+            HostRole::Combined => "node",
+        }
+    }
+    /// As `kafka-bootstrap --role` and tags spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostRole::Broker => "broker",
+            HostRole::Controller => "controller",
+            HostRole::Combined => "combined",
+        }
+    }
+    pub fn parse(s: &str) -> Option<HostRole> {
+        match s {
+            "broker" => Some(HostRole::Broker),
+            "controller" => Some(HostRole::Controller),
+            "combined" => Some(HostRole::Combined),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObservedHost {
@@ -108,9 +149,12 @@ pub struct ObservedHost {
     /// Its private address, as the provider knows it: a broker must advertise this host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_ip: Option<String>,
-    /// The broker port the provider gave it (local hosts share one address).
+    /// The broker port the provider gave it (local hosts share one address); a controller's
+    /// controller listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "HostRole::is_broker")]
+    pub role: HostRole,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -154,6 +198,47 @@ pub struct ObservedCluster {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub zk_state: Seen<bool>,
+    /// KRaft: the controller quorum as its leader describes it (`Unknown` in ZooKeeper mode).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub quorum: Seen<ObservedQuorum>,
+}
+
+/// A KRaft controller quorum (DescribeQuorum).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedQuorum {
+    pub leader_id: Option<i32>,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumMember>,
+    pub observers: Vec<QuorumMember>,
+}
+
+impl ObservedQuorum {
+    /// Nodes that took part lately: the leader, and every voter or observer (brokers observe
+    /// too) that fetched from it within `window_ms` of `now_ms`. A dead voter stays listed as a
+    /// voter, so listing alone proves nothing.
+    pub fn live_ids(&self, now_ms: i64, window_ms: i64) -> BTreeSet<i32> {
+        let mut out: BTreeSet<i32> = self.leader_id.into_iter().collect();
+        for m in self.voters.iter().chain(&self.observers) {
+            if m.last_fetch_ms >= now_ms - window_ms {
+                out.insert(m.node_id);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuorumMember {
+    pub node_id: i32,
+    /// Its metadata log directory's ID (base64url): a voter is a node ID and a directory.
+    pub directory_id: String,
+    pub log_end_offset: i64,
+    /// When it last fetched from the leader (ms since the epoch; -1 unknown).
+    pub last_fetch_ms: i64,
 }
 
 
@@ -167,6 +252,7 @@ impl ObservedCluster {
             topics: Seen::Unknown(why.into()),
             dns: Seen::Unknown(why.into()),
             zk_state: Seen::Unknown(why.into()),
+            quorum: Seen::Unknown(why.into()),
         }
     }
 }
@@ -199,7 +285,7 @@ impl ClusterIntent {
         for (instance_id, at_ms) in std::mem::take(&mut self.launched) {
             self.launches.insert(
                 format!("legacy-{instance_id}"),
-                LaunchIntent { availability_zone: String::new(), at_ms, instance_id: Some(instance_id) },
+                LaunchIntent { availability_zone: String::new(), at_ms, instance_id: Some(instance_id), role: HostRole::Broker },
             );
         }
         self
@@ -215,6 +301,8 @@ pub struct LaunchIntent {
     /// The host the provider answered with; `None` while no answer was received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "HostRole::is_broker")]
+    pub role: HostRole,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -226,6 +314,8 @@ pub enum Step {
         reason: String,
         /// Idempotency token: asking again with it never makes a second host.
         token: String,
+        #[serde(default, skip_serializing_if = "HostRole::is_broker")]
+        role: HostRole,
     },
     TerminateHost {
         instance_id: String,
@@ -280,8 +370,8 @@ pub enum Step {
 impl Step {
     pub fn describe(&self) -> String {
         match self {
-            Step::LaunchHost { availability_zone, instance_type, reason, .. } => {
-                format!("launch a {instance_type} broker host in {availability_zone} ({reason})")
+            Step::LaunchHost { availability_zone, instance_type, reason, role, .. } => {
+                format!("launch a {instance_type} {} host in {availability_zone} ({reason})", role.as_str())
             }
             Step::TerminateHost { instance_id, reason } => format!("terminate host {instance_id} ({reason})"),
             Step::CreateTopic { topic, partitions, replication_factor, .. } => {

@@ -13,7 +13,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub const API_VERSION: &str = "kafka-fleet.io/v1";
-pub const SUPPORTED_KAFKA_VERSIONS: &[&str] = &["3.9"];
+/// Release lines a cluster may run: 3.9 in ZooKeeper mode, 4.4 in KRaft mode.
+pub const SUPPORTED_KAFKA_VERSIONS: &[&str] = &["3.9", "4.4"];
+/// The 4.x line pinned beside 3.9 (`dev/pom-kafka4.xml`).
+pub const KRAFT_KAFKA_VERSION: &str = "4.4";
+/// A KRaft cluster's controller quorum when `controllers` is not written.
+pub const DEFAULT_CONTROLLERS: i64 = 3;
+/// Combined mode (each node both broker and controller) runs at most this many nodes.
+pub const MAX_COMBINED_NODES: i64 = 3;
 pub const MAX_BROKERS: i64 = 200;
 pub const MAX_PARTITIONS: i64 = 10_000;
 pub const MAX_REPLICATION: i64 = 7;
@@ -180,11 +187,61 @@ pub struct DeclaredClusterSpec {
     /// change (a change means building another cluster); its size may.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub immutable: Option<bool>,
+    /// KRaft (4.x): the controller quorum's size, 1, 3 (default) or 5, on hosts of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controllers: Option<i64>,
+    /// KRaft (4.x): the controllers' instance type (default: `instanceType`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_instance_type: Option<String>,
+    /// KRaft (4.x): every node is both broker and controller (at most 3 nodes; for small
+    /// clusters only: a broker's load then slows the quorum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined: Option<bool>,
 }
 
 impl DeclaredClusterSpec {
     pub fn is_immutable(&self) -> bool {
         self.immutable == Some(true)
+    }
+    /// Runs in KRaft mode (a 4.x line).
+    pub fn is_kraft(&self) -> bool {
+        is_kraft_version(&self.kafka_version)
+    }
+    /// What no apply may change on any cluster, immutable or not: the release line (ZooKeeper
+    /// mode and KRaft mode are different clusters), combined mode, and (until quorum resizing is
+    /// built) the controller count. Returns the field and how to move instead.
+    pub fn in_place_difference(&self, other: &DeclaredClusterSpec) -> Option<(&'static str, String)> {
+        let line = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+        if line(&self.kafka_version) != line(&other.kafka_version) {
+            return Some((
+                "spec.kafkaVersion",
+                format!(
+                    "{} -> {}: a cluster does not change release line in place ({} is {}, {} is {}); build a cluster of the new version and \
+                     move the route to it (fleetctl failover ROUTE --to NEW), then delete this one",
+                    self.kafka_version,
+                    other.kafka_version,
+                    self.kafka_version,
+                    if self.is_kraft() { "KRaft mode" } else { "ZooKeeper mode" },
+                    other.kafka_version,
+                    if other.is_kraft() { "KRaft mode" } else { "ZooKeeper mode" },
+                ),
+            ));
+        }
+        if self.combined.unwrap_or(false) != other.combined.unwrap_or(false) {
+            return Some(("spec.combined", "a cluster's nodes keep their roles: build another cluster with the other layout and fail over to it".into()));
+        }
+        if self.is_kraft() && self.controllers.unwrap_or(DEFAULT_CONTROLLERS) != other.controllers.unwrap_or(DEFAULT_CONTROLLERS) && !self.combined.unwrap_or(false) {
+            return Some((
+                "spec.controllers",
+                format!(
+                    "{} -> {}: resizing a controller quorum in place is not built yet; build a cluster with {} controllers and fail over to it",
+                    self.controllers.unwrap_or(DEFAULT_CONTROLLERS),
+                    other.controllers.unwrap_or(DEFAULT_CONTROLLERS),
+                    other.controllers.unwrap_or(DEFAULT_CONTROLLERS)
+                ),
+            ));
+        }
+        None
     }
     /// The fields an immutable cluster keeps for life: the first one that differs.
     pub fn immutable_difference(&self, other: &DeclaredClusterSpec) -> Option<&'static str> {
@@ -202,6 +259,8 @@ impl DeclaredClusterSpec {
             Some("spec.provider")
         } else if self.immutable != other.immutable {
             Some("spec.immutable")
+        } else if self.controller_instance_type != other.controller_instance_type {
+            Some("spec.controllerInstanceType")
         } else {
             None
         }
@@ -575,14 +634,16 @@ fn check_cluster(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
     if !(1..=MAX_BROKERS).contains(&s.brokers) {
         return Err(FieldError::new("spec.brokers", format!("{} is out of range: use 1..={MAX_BROKERS}", s.brokers)));
     }
-    if let Some(t) = &s.instance_type {
+    for (field, t) in [("spec.instanceType", &s.instance_type), ("spec.controllerInstanceType", &s.controller_instance_type)] {
+        let Some(t) = t else { continue };
         let ok = t.split_once('.').is_some_and(|(a, b)| {
             !a.is_empty() && !b.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         });
         if !ok {
-            return Err(FieldError::new("spec.instanceType", format!("`{t}` is not an EC2 instance type, e.g. r5.xlarge")));
+            return Err(FieldError::new(field, format!("`{t}` is not an EC2 instance type, e.g. r5.xlarge")));
         }
     }
+    check_kraft_layout(s)?;
     if s.availability_zones.is_empty() {
         return Err(FieldError::new("spec.availabilityZones", "list at least one availability zone (rack)"));
     }
@@ -619,6 +680,88 @@ fn check_cluster(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
             .map_err(|e| FieldError::new(format!("spec.brokerConfig.{}", fleet_common::kafka_config::shown(k)), e.to_string()))?;
     }
     Ok(())
+}
+
+/// The controller quorum's fields: only on KRaft lines, an odd size, combined mode small.
+fn check_kraft_layout(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
+    if !s.is_kraft() {
+        let zk_mode = |field: &str| {
+            FieldError::new(
+                field.to_string(),
+                format!(
+                    "a {} cluster runs in ZooKeeper mode and has no controller quorum: remove it, or use kafkaVersion \"{KRAFT_KAFKA_VERSION}\" (KRaft mode)",
+                    s.kafka_version
+                ),
+            )
+        };
+        if s.controllers.is_some() {
+            return Err(zk_mode("spec.controllers"));
+        }
+        if s.controller_instance_type.is_some() {
+            return Err(zk_mode("spec.controllerInstanceType"));
+        }
+        if s.combined.is_some() {
+            return Err(zk_mode("spec.combined"));
+        }
+        return Ok(());
+    }
+    let combined = s.combined.unwrap_or(false);
+    if let Some(c) = s.controllers {
+        if c % 2 == 0 && (0..=5).contains(&c) && c > 0 {
+            return Err(FieldError::new(
+                "spec.controllers",
+                format!("{c} is even: a quorum of {c} survives no more failures than one of {}, and splits evenly; use 1, 3 or 5", c - 1),
+            ));
+        }
+        if ![1, 3, 5].contains(&c) {
+            return Err(FieldError::new("spec.controllers", format!("{c} is not a quorum size: use 1, 3 or 5")));
+        }
+    }
+    if combined {
+        if s.brokers > MAX_COMBINED_NODES {
+            return Err(FieldError::new(
+                "spec.combined",
+                format!(
+                    "combined mode runs at most {MAX_COMBINED_NODES} nodes, and {} brokers were declared: drop `combined` (controllers get hosts of their own), or declare at most {MAX_COMBINED_NODES} brokers",
+                    s.brokers
+                ),
+            ));
+        }
+        if s.brokers % 2 == 0 {
+            return Err(FieldError::new(
+                "spec.brokers",
+                format!("{} combined nodes would be an even quorum: use 1 or 3 brokers in combined mode", s.brokers),
+            ));
+        }
+        if let Some(c) = s.controllers {
+            if c != s.brokers {
+                return Err(FieldError::new(
+                    "spec.controllers",
+                    format!("in combined mode every node is a controller: leave it out, or write {} (the brokers)", s.brokers),
+                ));
+            }
+        }
+        if s.controller_instance_type.is_some() {
+            return Err(FieldError::new("spec.controllerInstanceType", "combined nodes are brokers' hosts (spec.instanceType): remove it"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a release line runs in KRaft mode (4.0 removed ZooKeeper).
+pub fn is_kraft_version(version: &str) -> bool {
+    version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= 4)
+}
+
+/// A KRaft cluster's ID, minted with the cluster resource: its UID (a UUID the store mints at
+/// declaration and never reuses) as Kafka writes cluster IDs (base64url, 22 characters). The top
+/// bit is cleared so the ID never starts with `-` or `_` (which Kafka's own tools refuse as an
+/// option value). `None` for a UID that is not a UUID.
+pub fn kafka_cluster_id(uid: &str) -> Option<String> {
+    use base64::Engine;
+    let mut bytes = *uuid::Uuid::parse_str(uid).ok()?.as_bytes();
+    bytes[0] &= 0x7f;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn check_topic(s: &DeclaredTopicSpec) -> Result<(), FieldError> {
@@ -690,6 +833,29 @@ pub struct ClusterSpec {
     pub priority_class: PriorityClass,
     pub broker_config: BTreeMap<String, String>,
     pub provider: ProviderKind,
+    /// KRaft: controller hosts (0: ZooKeeper mode, or combined nodes).
+    #[serde(default)]
+    pub controllers: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub controller_instance_type: String,
+    /// KRaft: every broker host is also a controller.
+    #[serde(default)]
+    pub combined: bool,
+}
+
+impl ClusterSpec {
+    /// Runs in KRaft mode (a 4.x line).
+    pub fn is_kraft(&self) -> bool {
+        is_kraft_version(&self.kafka_version)
+    }
+    /// The size of the controller quorum (0 in ZooKeeper mode).
+    pub fn quorum_size(&self) -> u32 {
+        if self.combined {
+            self.brokers
+        } else {
+            self.controllers
+        }
+    }
 }
 
 /// A topic with its defaults filled in.
@@ -723,6 +889,15 @@ pub fn effective_cluster(name: &str, s: &DeclaredClusterSpec) -> ClusterSpec {
             Some("ec2") => ProviderKind::Ec2,
             _ => ProviderKind::Local,
         },
+        controllers: match (s.is_kraft(), s.combined.unwrap_or(false)) {
+            (true, false) => u32::try_from(s.controllers.unwrap_or(DEFAULT_CONTROLLERS)).unwrap_or(3),
+            _ => 0,
+        },
+        controller_instance_type: match (s.is_kraft(), s.combined.unwrap_or(false)) {
+            (true, false) => s.controller_instance_type.clone().or_else(|| s.instance_type.clone()).unwrap_or_else(|| DEFAULT_INSTANCE_TYPE.to_string()),
+            _ => String::new(),
+        },
+        combined: s.is_kraft() && s.combined.unwrap_or(false),
     }
 }
 
@@ -839,5 +1014,73 @@ mod tests {
         };
         assert_eq!(effective_topic("t", &t, Some(&c)).expect_err("too many").field, "spec.replicationFactor");
         assert_eq!(effective_topic("t", &t, None).expect_err("no cluster").field, "spec.cluster");
+    }
+    fn kraft(extra: &str) -> String {
+        format!("apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata: {{ name: k }}\nspec: {{ kafkaVersion: \"4.4\", brokers: 3, availabilityZones: [a, b, c]{extra} }}")
+    }
+
+    #[test]
+    fn kraft_layouts_are_checked_naming_the_field() {
+        let d = doc(&kraft("")).expect("a 4.4 cluster");
+        let DeclaredSpec::KafkaCluster(s) = &d.spec else { panic!("cluster") };
+        let c = effective_cluster("k", s);
+        assert!(c.is_kraft());
+        assert_eq!((c.controllers, c.quorum_size(), c.combined), (3, 3, false), "3 controllers of their own by default");
+        assert_eq!(c.controller_instance_type, DEFAULT_INSTANCE_TYPE);
+        let combined = doc(&kraft(", combined: true")).expect("combined, 3 nodes");
+        let DeclaredSpec::KafkaCluster(s) = &combined.spec else { panic!("cluster") };
+        let c = effective_cluster("k", s);
+        assert_eq!((c.controllers, c.quorum_size(), c.combined), (0, 3, true));
+        let cases = [
+            (kraft(", controllers: 2"), "spec.controllers", "even"),
+            (kraft(", controllers: 4"), "spec.controllers", "even"),
+            (kraft(", controllers: 0"), "spec.controllers", "1, 3 or 5"),
+            (kraft(", controllers: 7"), "spec.controllers", "1, 3 or 5"),
+            (kraft(", combined: true, controllers: 1"), "spec.controllers", "every node"),
+            (kraft(", controllerInstanceType: huge"), "spec.controllerInstanceType", "instance type"),
+            (kraft(", combined: true").replace("brokers: 3", "brokers: 5"), "spec.combined", "at most 3"),
+            (kraft(", combined: true").replace("brokers: 3", "brokers: 2"), "spec.brokers", "even"),
+            (kraft("").replace("4.4", "4.0"), "spec.kafkaVersion", "3.9, 4.4"),
+            (kraft(", controllers: 3").replace("4.4", "3.9"), "spec.controllers", "ZooKeeper mode"),
+            (kraft(", combined: false").replace("4.4", "3.9"), "spec.combined", "ZooKeeper mode"),
+        ];
+        for (yaml, field, why) in &cases {
+            let e = doc(yaml).expect_err(yaml);
+            assert_eq!(e.field, *field, "{yaml}: {e}");
+            assert!(e.message.contains(why), "{yaml}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_keeps_its_release_line_and_layout() {
+        let spec = |yaml: &str| match doc(yaml).expect("valid").spec {
+            DeclaredSpec::KafkaCluster(s) => s,
+            _ => panic!("cluster"),
+        };
+        let zk = spec(CLUSTER);
+        let k = spec(&kraft(""));
+        let (field, message) = zk.in_place_difference(&k).expect("3.9 -> 4.4 refused");
+        assert_eq!(field, "spec.kafkaVersion");
+        assert!(message.contains("failover") && message.contains("KRaft mode") && message.contains("ZooKeeper mode"), "{message}");
+        assert!(k.in_place_difference(&zk).is_some(), "4.4 -> 3.9 refused");
+        assert_eq!(k.in_place_difference(&spec(&kraft("").replace("4.4", "4.4.0"))), None, "a patch release of the line is the same line");
+        assert_eq!(k.in_place_difference(&spec(&kraft(", controllers: 5"))).map(|d| d.0), Some("spec.controllers"));
+        assert_eq!(k.in_place_difference(&spec(&kraft(", controllers: 3"))), None, "the default written out is no change");
+        assert_eq!(k.in_place_difference(&spec(&kraft(", combined: true"))).map(|d| d.0), Some("spec.combined"));
+        assert_eq!(zk.in_place_difference(&spec(&CLUSTER.replace("brokers: 3", "brokers: 5"))), None, "size is not layout");
+    }
+
+    #[test]
+    fn the_kafka_cluster_id_is_the_uid_in_kafkas_form() {
+        let uid = "f3c1e0a2-9b7d-4c55-8e21-0d4b6a9f7e13";
+        let id = kafka_cluster_id(uid).expect("a UUID");
+        assert_eq!(id.len(), 22);
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{id}");
+        assert!(!id.starts_with('-') && !id.starts_with('_'), "{id}");
+        assert_eq!(kafka_cluster_id(uid), Some(id.clone()), "the same resource, the same ID");
+        assert_ne!(kafka_cluster_id("f3c1e0a2-9b7d-4c55-8e21-0d4b6a9f7e14"), Some(id));
+        assert_eq!(kafka_cluster_id("not-a-uuid"), None);
+        // A UID whose first byte has its top bit set still gives an ID Kafka's tools take.
+        assert!(kafka_cluster_id("ffffffff-ffff-4fff-bfff-ffffffffffff").is_some_and(|id| !id.starts_with('_') && !id.starts_with('-')));
     }
 }

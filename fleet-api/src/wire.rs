@@ -138,6 +138,13 @@ pub struct ClusterStatus {
     pub topics: Seen<BTreeMap<String, ObservedTopic>>,
     #[schema(value_type = Object)]
     pub dns: Seen<Vec<DnsRecordSet>>,
+    /// KRaft clusters: the controller quorum (absent in ZooKeeper mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub quorum: Option<Seen<crate::model::ObservedQuorum>>,
+    /// KRaft clusters: the Kafka cluster ID (the one its storage is formatted with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_cluster_id: Option<String>,
     pub plan: Plan,
     pub last_steps: Vec<StepResult>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -174,6 +174,8 @@ pub struct QuorumReplica {
     pub log_end_offset: i64,
     /// Milliseconds since the epoch; -1 when unknown.
     pub last_caught_up_ms: i64,
+    /// When it last fetched from the leader (ms since the epoch; -1 unknown).
+    pub last_fetch_ms: i64,
 }
 
 /// A KRaft cluster's controller quorum (DescribeQuorum on `__cluster_metadata`).
@@ -248,6 +250,7 @@ async fn describe_quorum_at(address: &str, timeout: Duration) -> Result<QuorumIn
         }),
         log_end_offset: r.log_end_offset,
         last_caught_up_ms: r.last_caught_up_timestamp,
+        last_fetch_ms: r.last_fetch_timestamp,
     };
     Ok(QuorumInfo {
         leader_id: partition.leader_id.0,
@@ -302,6 +305,79 @@ async fn describe_cluster_as(address: &str, include_fenced: bool, endpoint_type:
             .map(|b| RegisteredBroker { broker_id: b.broker_id.0, host: b.host.to_string(), port: b.port, rack: b.rack.as_ref().map(|r| r.to_string()), fenced: b.is_fenced })
             .collect(),
     })
+}
+
+/// A topic as the cluster's metadata has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicState {
+    /// Replicas of each partition, by partition index.
+    pub partitions: BTreeMap<i32, Vec<i32>>,
+    /// The topic's own configs (set on the topic, not inherited defaults).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const TOPIC_RESOURCE: i8 = 2;
+/// DescribeConfigs' source of a config set on the topic itself.
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+
+/// The named topics (absent ones left out) through Metadata and DescribeConfigs on one broker
+/// of `bootstrap`: what KRaft clusters have in place of ZooKeeper's topic znodes.
+pub async fn describe_topics(bootstrap: &[String], names: &[&str], timeout: Duration) -> Result<BTreeMap<String, TopicState>, WireError> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    let mut out = BTreeMap::new();
+    if names.is_empty() {
+        return Ok(out);
+    }
+    let mut c = any_broker(bootstrap, timeout).await?;
+    let address = c.address().to_string();
+    let request = MetadataRequest::default()
+        .with_topics(Some(names.iter().map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(n.to_string()))))).collect()))
+        .with_allow_auto_topic_creation(false);
+    let (answer, _) = c.call(&request).await?;
+    for t in &answer.topics {
+        let Some(name) = t.name.as_ref().map(|n| n.to_string()) else { continue };
+        match t.error_code {
+            0 => {}
+            UNKNOWN_TOPIC_OR_PARTITION => continue,
+            code => return Err(WireError::Kafka { address, api: ApiKey::Metadata, code, message: Some(format!("topic {name}")) }),
+        }
+        let partitions = t.partitions.iter().map(|p| (p.partition_index, p.replica_nodes.iter().map(|b| b.0).collect())).collect();
+        out.insert(name, TopicState { partitions, configs: BTreeMap::new() });
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let request = DescribeConfigsRequest::default().with_resources(
+        out.keys()
+            .map(|n| DescribeConfigsResource::default().with_resource_type(TOPIC_RESOURCE).with_resource_name(StrBytes::from_string(n.clone())).with_configuration_keys(None))
+            .collect(),
+    );
+    let (answer, _) = c.call(&request).await?;
+    for r in &answer.results {
+        let name = r.resource_name.to_string();
+        match r.error_code {
+            0 => {}
+            // Deleted between the two calls.
+            UNKNOWN_TOPIC_OR_PARTITION => {
+                out.remove(&name);
+                continue;
+            }
+            code => return Err(WireError::Kafka { address, api: ApiKey::DescribeConfigs, code, message: r.error_message.as_ref().map(|m| m.to_string()) }),
+        }
+        if let Some(topic) = out.get_mut(&name) {
+            topic.configs = r
+                .configs
+                .iter()
+                .filter(|e| e.config_source == DYNAMIC_TOPIC_CONFIG)
+                .filter_map(|e| Some((e.name.to_string(), e.value.as_ref()?.to_string())))
+                .collect();
+        }
+    }
+    Ok(out)
 }
 
 /// `(topic, partition) -> bytes` on one broker (future replicas of an intra-broker move left out).

@@ -34,6 +34,15 @@ pub struct LocalInstance {
     /// The launch token it was made for: a launch retried with the same token finds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_token: Option<String>,
+    /// KRaft: `broker` (absent), `controller` or `combined`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// A combined node's controller listener (`port` is its broker listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_port: Option<u16>,
+    /// Runs Kafka 4.x in KRaft mode (its jars are 4.x's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kraft: bool,
 }
 
 pub const INSTANCE_FILE: &str = "instance.json";

@@ -135,6 +135,7 @@ impl FleetManager {
             .env_remove("FLEET_MANAGER_TOKENS");
         if self.options.local_hosts {
             cmd.arg("--kafka-libs").arg(kafka_libs());
+            cmd.arg("--kafka4-libs").arg(crate::kafka4_libs());
         }
         if let Some(db) = &self.options.database {
             cmd.args(["--database", db]);

@@ -1,6 +1,6 @@
 //! Kafka brokers on loopback, each booted the way a host boots: by `kafka-bootstrap run`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -201,6 +201,9 @@ impl LocalCluster {
             port: None,
             launched_ms: None,
             launch_token: None,
+            role: None,
+            controller_port: None,
+            kraft: false,
         };
         local::write_instance(&self.hosts_root, &instance).expect("local instance");
     }
@@ -445,13 +448,37 @@ pub struct DescribedTopic {
     pub partitions: std::collections::BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)>,
 }
 
+/// `kafka-metadata-quorum describe --status`, as (leader, voter IDs, observer IDs).
+pub async fn quorum_status(bootstrap_controller: &str) -> Result<(i64, BTreeSet<i64>, BTreeSet<i64>), String> {
+    let out = kafka4_tool("org.apache.kafka.tools.MetadataQuorumCommand", &["--bootstrap-controller", bootstrap_controller, "describe", "--status"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!("kafka-metadata-quorum: {}{}", text, String::from_utf8_lossy(&out.stderr)));
+    }
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string())).unwrap_or_default();
+    let ids = |list: String| -> BTreeSet<i64> {
+        let parsed: serde_json::Value = serde_json::from_str(&list).unwrap_or_default();
+        parsed.as_array().map(|a| a.iter().filter_map(|v| v["id"].as_i64()).collect()).unwrap_or_default()
+    };
+    let leader = field("LeaderId:").parse().map_err(|_| format!("no LeaderId in: {text}"))?;
+    Ok((leader, ids(field("CurrentVoters:")), ids(field("CurrentObservers:"))))
+}
+
 /// `kafka-topics --describe` (every topic, or those matching `topic`), parsed from its text.
 pub async fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<BTreeMap<String, DescribedTopic>, String> {
+    describe_topics_as(false, bootstrap, topic, &[]).await
+}
+
+/// `kafka-topics --describe` of Kafka 4.x (`kafka4`) or 3.9, with `extra` options (e.g.
+/// `--under-replicated-partitions`).
+pub async fn describe_topics_as(kafka4: bool, bootstrap: &str, topic: Option<&str>, extra: &[&str]) -> Result<BTreeMap<String, DescribedTopic>, String> {
     let mut args = vec!["--bootstrap-server", bootstrap, "--describe"];
     if let Some(t) = topic {
         args.extend(["--topic", t]);
     }
-    let out = kafka_tool("org.apache.kafka.tools.TopicCommand", &args).await;
+    args.extend(extra);
+    let class = "org.apache.kafka.tools.TopicCommand";
+    let out = if kafka4 { kafka4_tool(class, &args).await } else { kafka_tool(class, &args).await };
     if !out.status.success() {
         return Err(format!("kafka-topics --describe failed: {}", String::from_utf8_lossy(&out.stderr)));
     }

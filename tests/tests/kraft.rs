@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fleet_common::cluster_file::RawKraft;
-use fleet_tests::kafka::{kafka4_tool, ClusterSpec, LocalCluster};
+use fleet_tests::kafka::{kafka4_tool, quorum_status, ClusterSpec, LocalCluster};
 use fleet_tests::process::ManagedProcess;
 use fleet_tests::{free_port, kafka4_libs, wait_until, ZkEnsemble};
 use kafka_bootstrap::kraft::StorageTool;
@@ -61,22 +61,6 @@ async fn booted(node: &mut Node) -> serde_json::Value {
     let report = result.unwrap_or_else(|e| panic!("{what}: {e}\n{}", node.process.log_tail(30)));
     assert!(report.get("exited").is_none(), "{what}: kafka-bootstrap exited:\n{}", report["exited"].as_str().unwrap_or_default());
     report
-}
-
-/// `kafka-metadata-quorum describe --status`, as (leader, voter IDs, observer IDs).
-async fn quorum_status(bootstrap_controller: &str) -> Result<(i64, BTreeSet<i64>, BTreeSet<i64>), String> {
-    let out = kafka4_tool("org.apache.kafka.tools.MetadataQuorumCommand", &["--bootstrap-controller", bootstrap_controller, "describe", "--status"]).await;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    if !out.status.success() {
-        return Err(format!("kafka-metadata-quorum: {}{}", text, String::from_utf8_lossy(&out.stderr)));
-    }
-    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string())).unwrap_or_default();
-    let ids = |list: String| -> BTreeSet<i64> {
-        let parsed: serde_json::Value = serde_json::from_str(&list).unwrap_or_default();
-        parsed.as_array().map(|a| a.iter().filter_map(|v| v["id"].as_i64()).collect()).unwrap_or_default()
-    };
-    let leader = field("LeaderId:").parse().map_err(|_| format!("no LeaderId in: {text}"))?;
-    Ok((leader, ids(field("CurrentVoters:")), ids(field("CurrentObservers:"))))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,14 +156,17 @@ pub fn documents_schema() -> serde_json::Value {
     };
     let classes = json!({"type": "string", "enum": ["low", "medium", "high"]});
     let cluster = json!({"type": "object", "additionalProperties": false, "required": ["kafkaVersion", "brokers", "availabilityZones"], "properties": {
-        "kafkaVersion": {"type": "string", "pattern": "^3\\.9(\\.[\\s\\S]*)?$"},
+        "kafkaVersion": {"type": "string", "pattern": "^(3\\.9|4\\.4)(\\.[\\s\\S]*)?$"},
         "brokers": {"type": "integer", "minimum": 1, "maximum": MAX_BROKERS},
         "instanceType": {"type": "string", "pattern": "^[a-zA-Z0-9-]+\\.[a-zA-Z0-9.-]+$"},
         "availabilityZones": {"type": "array", "minItems": 1, "uniqueItems": true, "items": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"}},
         "priorityClass": classes,
         "brokerConfig": {"type": "object", "additionalProperties": false, "properties": broker_config},
         "provider": {"type": "string", "enum": ["local", "ec2"]},
-        "immutable": {"type": "boolean"}
+        "immutable": {"type": "boolean"},
+        "controllers": {"type": "integer", "enum": [1, 3, 5]},
+        "controllerInstanceType": {"type": "string", "pattern": "^[a-zA-Z0-9-]+\\.[a-zA-Z0-9.-]+$"},
+        "combined": {"type": "boolean"}
     }});
     let topic = json!({"type": "object", "additionalProperties": false, "required": ["cluster", "partitions"], "properties": {
         "cluster": {"type": "string", "pattern": NAME_PATTERN},

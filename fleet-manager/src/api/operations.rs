@@ -65,6 +65,7 @@ pub(super) async fn scale_up(
         e.body.field = Some("cluster".into());
         return Err(e);
     }
+    refuse_kraft(&desired.spec, "a scale-up")?;
     let topics: Vec<_> = desired.topics.iter().filter(|t| !t.deleting).map(|t| t.spec.clone()).collect();
     let spec = scale_up::resolve(&req, &desired.spec, &topics).map_err(ApiError::field)?;
     if query.dry_run.unwrap_or(false) {
@@ -96,7 +97,17 @@ async fn declared_cluster(state: &super::AppState, cluster: &str) -> Result<crat
         e.body.field = Some("cluster".into());
         return Err(e);
     }
+    refuse_kraft(&desired.spec, "this operation")?;
     Ok(desired.spec)
+}
+
+fn refuse_kraft(spec: &crate::spec::ClusterSpec, what: &str) -> Result<(), ApiError> {
+    if spec.is_kraft() {
+        let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", format!("cluster: {}", crate::operations::kraft_refusal(what, &spec.name, &spec.kafka_version)));
+        e.body.field = Some("cluster".into());
+        return Err(e);
+    }
+    Ok(())
 }
 
 async fn refuse_if_running(state: &super::AppState, cluster: &str) -> Result<(), ApiError> {
@@ -347,6 +358,14 @@ pub(super) async fn decommissions_for_apply(state: &super::AppState, batch: &[cr
             continue;
         }
         let field = |msg: String| ApiError::field(FieldError::new("spec.brokers", msg).on(format!("KafkaCluster/{}", d.name)));
+        if was.is_kraft() {
+            return Err(field(format!(
+                "{} -> {}: {}",
+                was.brokers,
+                new.brokers,
+                crate::operations::kraft_refusal("lowering brokers (a decommission)", &d.name, &was.kafka_version)
+            )));
+        }
         refuse_if_running(state, &d.name).await?;
         let now = cluster_now(state, &d.name).await?;
         let ids: BTreeSet<i32> = now.live.keys().chain(now.registry.iter()).copied().collect();

@@ -73,9 +73,12 @@ struct Args {
     replace_grace_secs: u64,
     #[arg(long, default_value_t = 60)]
     step_timeout_secs: u64,
-    /// Local hosts: Kafka's jars.
+    /// Local hosts: Kafka 3.9's jars (ZooKeeper-mode clusters).
     #[arg(long, env = "KAFKA_LIBS")]
     kafka_libs: Option<PathBuf>,
+    /// Local hosts: Kafka 4.x's jars (KRaft clusters; `make jars` fills dev/.cache/lib-4.4).
+    #[arg(long, env = "KAFKA4_LIBS")]
+    kafka4_libs: Option<PathBuf>,
     /// Local hosts: the kafka-bootstrap binary (default: next to this one).
     #[arg(long)]
     bootstrap_bin: Option<PathBuf>,
@@ -282,6 +285,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     root: local_root.clone(),
                     bootstrap_bin,
                     kafka_libs: libs.clone(),
+                    kafka4_libs: args.kafka4_libs.clone(),
                     heap_opts: args.local_heap_opts.clone(),
                     jvm_opts: args.local_jvm_opts.clone(),
                     max_hosts: args.local_max_hosts,

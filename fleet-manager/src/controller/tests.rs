@@ -43,6 +43,7 @@ impl Observer for SimWorld {
             topics: Seen::Known(BTreeMap::new()),
             dns: Seen::Known(Vec::new()),
             zk_state: Seen::Known(true),
+            quorum: Seen::Unknown("ZooKeeper mode".into()),
         }
     }
 }
@@ -66,6 +67,7 @@ impl Executor for SimWorld {
                     launch_token: Some(token.clone()),
                     private_ip: None,
                     port: None,
+                    role: Default::default(),
                 });
                 if s.new_hosts_invisible {
                     s.invisible.insert(id.clone());

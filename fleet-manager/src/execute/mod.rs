@@ -13,7 +13,7 @@ use zookeeper_client as zk;
 
 use crate::metrics::Metrics;
 use crate::observe;
-use crate::plan::{DesiredCluster, DnsRecordSet, Step};
+use crate::plan::{DesiredCluster, DnsRecordSet, HostRole, Step};
 use crate::providers::{DnsZone, ErrorClass, HostProvider, HostProviders, LaunchRequest, ProviderError};
 use crate::spec::ProviderKind;
 
@@ -85,11 +85,11 @@ impl Executor for LiveExecutor<'_> {
     async fn apply(&self, desired: &DesiredCluster, step: &Step) -> Result<String, StepError> {
         let cluster = desired.spec.name.as_str();
         match step {
-            Step::LaunchHost { availability_zone, instance_type, token, .. } => {
+            Step::LaunchHost { availability_zone, instance_type, token, role, .. } => {
                 self.metrics.provider_call("hosts:launch");
-                let request = LaunchRequest { cluster: &desired.spec, cluster_uid: &desired.uid, availability_zone, instance_type, token };
+                let request = LaunchRequest { cluster: &desired.spec, cluster_uid: &desired.uid, availability_zone, instance_type, token, role: *role };
                 let id = self.provider(desired.spec.provider)?.launch(request).await?;
-                tracing::info!(instance = %id, az = %availability_zone, token = %token, "launched broker host");
+                tracing::info!(instance = %id, az = %availability_zone, token = %token, role = role.as_str(), "launched host");
                 if crate::failpoints::lose_launch_answer() {
                     return Err(StepError::Retryable("failpoint: launch answer lost (connection reset)".into()));
                 }
@@ -115,7 +115,13 @@ impl Executor for LiveExecutor<'_> {
                 let admin = self
                     .admin
                     .get_or_try_init(|| async {
-                        let servers = observe::bootstrap_servers(self.zk, &self.paths.cluster(cluster)).await.map_err(StepError::Retryable)?;
+                        let servers = if desired.spec.is_kraft() {
+                            // No ZooKeeper registrations: the provider's running broker hosts.
+                            let hosts = self.provider(desired.spec.provider)?.list(cluster).await?;
+                            observe::host_endpoints(&hosts, &[HostRole::Broker, HostRole::Combined])
+                        } else {
+                            observe::bootstrap_servers(self.zk, &self.paths.cluster(cluster)).await.map_err(StepError::Retryable)?
+                        };
                         if servers.is_empty() {
                             return Err(StepError::Retryable("no live broker to talk to".into()));
                         }

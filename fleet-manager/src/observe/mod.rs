@@ -14,7 +14,7 @@ use fleet_common::{ClusterPaths, FleetPaths};
 use zookeeper_client as zk;
 
 use crate::metrics::Metrics;
-use crate::plan::{DesiredCluster, ObservedCluster, ObservedTopic, Seen};
+use crate::plan::{DesiredCluster, HostRole, HostState, ObservedCluster, ObservedHost, ObservedQuorum, ObservedTopic, QuorumMember, Seen};
 use crate::providers::{DnsZone, HostProvider, HostProviders};
 use crate::store::now_ms;
 
@@ -81,16 +81,25 @@ pub async fn observe_cluster(
         Ok(stat) => Seen::Known(stat.is_some()),
         Err(e) => Seen::Unknown(format!("check {}: {e}", paths.base())),
     };
-    let live_brokers = match zk.list_children(&kafka.broker_ids()).await {
-        Ok(children) => Seen::Known(children.iter().filter_map(|c| c.parse::<i32>().ok()).collect::<BTreeSet<i32>>()),
-        Err(zk::Error::NoNode) => Seen::Known(BTreeSet::new()),
-        Err(e) => Seen::Unknown(format!("list {}: {e}", kafka.broker_ids())),
-    };
     let registry = match fleet_common::registry::read_registry(zk, paths).await {
         Ok(r) => Seen::Known(r.into_iter().map(|(id, e)| (id, e.lease.instance_id)).collect::<BTreeMap<i32, String>>()),
         Err(e) => Seen::Unknown(e.to_string()),
     };
     let names: Vec<&str> = if desired.deleting { Vec::new() } else { desired.topics.iter().map(|t| t.spec.name.as_str()).collect() };
+    if desired.spec.is_kraft() {
+        // Kafka's own state is in the controllers, not ZooKeeper: asked through the protocol.
+        let (live_brokers, quorum, topics) = observe_kraft(&hosts, &names).await;
+        if let Some(m) = metrics {
+            let registry_reads = if registry.known().is_some_and(|r| !r.is_empty()) { 2 } else { 1 };
+            m.zookeeper_reads.inc_by((1 + registry_reads) as u64);
+        }
+        return ObservedCluster { at_ms: now_ms(), hosts, live_brokers, registry, topics, dns, zk_state, quorum };
+    }
+    let live_brokers = match zk.list_children(&kafka.broker_ids()).await {
+        Ok(children) => Seen::Known(children.iter().filter_map(|c| c.parse::<i32>().ok()).collect::<BTreeSet<i32>>()),
+        Err(zk::Error::NoNode) => Seen::Known(BTreeSet::new()),
+        Err(e) => Seen::Unknown(format!("list {}: {e}", kafka.broker_ids())),
+    };
     let topics = match read_topics(zk, paths, &names).await {
         Ok(t) => Seen::Known(t),
         Err(e) => Seen::Unknown(e),
@@ -100,7 +109,114 @@ pub async fn observe_cluster(
         let registry_reads = if registry.known().is_some_and(|r| !r.is_empty()) { 2 } else { 1 };
         m.zookeeper_reads.inc_by((2 + registry_reads + 3 * names.len()) as u64);
     }
-    ObservedCluster { at_ms: now_ms(), hosts, live_brokers, registry, topics, dns, zk_state }
+    ObservedCluster { at_ms: now_ms(), hosts, live_brokers, registry, topics, dns, zk_state, quorum: Seen::Unknown("ZooKeeper mode: no controller quorum".into()) }
+}
+
+/// How long one Kafka protocol call of an observation may take.
+const KRAFT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `ip:port` of the running hosts with one of `roles`.
+pub fn host_endpoints(hosts: &[ObservedHost], roles: &[HostRole]) -> Vec<String> {
+    hosts
+        .iter()
+        .filter(|h| h.state == HostState::Running && roles.contains(&h.role))
+        .filter_map(|h| {
+            let ip = h.private_ip.as_deref()?;
+            let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+            Some(format!("{ip}:{}", h.port.unwrap_or(9092)))
+        })
+        .collect()
+}
+
+/// A KRaft cluster through the Kafka protocol: unfenced brokers (DescribeCluster), the quorum
+/// (DescribeQuorum) and the declared topics (Metadata, DescribeConfigs), each asked of the
+/// provider's running hosts in turn. No running broker host means no live broker (known); hosts
+/// that do not answer leave it unknown.
+async fn observe_kraft(hosts: &Seen<Vec<ObservedHost>>, names: &[&str]) -> (Seen<BTreeSet<i32>>, Seen<ObservedQuorum>, Seen<BTreeMap<String, ObservedTopic>>) {
+    let Some(hosts) = hosts.known() else {
+        let why = format!("hosts unknown: {}", hosts.reason().unwrap_or_default());
+        return (Seen::Unknown(why.clone()), Seen::Unknown(why.clone()), Seen::Unknown(why));
+    };
+    let brokers = host_endpoints(hosts, &[HostRole::Broker, HostRole::Combined]);
+    let controllers = host_endpoints(hosts, &[HostRole::Controller]);
+    let live = if brokers.is_empty() {
+        Seen::Known(BTreeSet::new())
+    } else {
+        let mut last = String::new();
+        let mut seen = None;
+        for address in &brokers {
+            match fleet_common::kafka_wire::describe_cluster(address, true, KRAFT_CALL_TIMEOUT).await {
+                Ok(info) => {
+                    seen = Some(info.brokers.iter().filter(|b| !b.fenced).map(|b| b.broker_id).collect());
+                    break;
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        match seen {
+            Some(ids) => Seen::Known(ids),
+            None => Seen::Unknown(format!("no broker answered DescribeCluster ({last})")),
+        }
+    };
+    let quorum = if controllers.is_empty() && brokers.is_empty() {
+        Seen::Unknown("no running controller or broker host to ask".into())
+    } else {
+        let mut last = String::new();
+        let mut seen = None;
+        for address in controllers.iter().chain(&brokers) {
+            match fleet_common::kafka_wire::describe_quorum(address, KRAFT_CALL_TIMEOUT).await {
+                Ok(q) => {
+                    seen = Some(observed_quorum(&q));
+                    break;
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        match seen {
+            Some(q) => Seen::Known(q),
+            None => Seen::Unknown(format!("no node answered DescribeQuorum ({last})")),
+        }
+    };
+    let topics = if names.is_empty() {
+        Seen::Known(BTreeMap::new())
+    } else if brokers.is_empty() {
+        Seen::Unknown("no running broker host to ask for topics".into())
+    } else {
+        match fleet_common::kafka_wire::describe_topics(&brokers, names, KRAFT_CALL_TIMEOUT).await {
+            Ok(t) => Seen::Known(
+                t.into_iter()
+                    .map(|(name, t)| {
+                        let topic = ObservedTopic {
+                            partitions: t.partitions.len() as u32,
+                            replication_factor: t.partitions.values().map(|r| r.len()).min().unwrap_or(0) as u16,
+                            configs: t.configs,
+                            // KRaft deletes a topic in one metadata record: there is no pending state.
+                            marked_for_deletion: false,
+                        };
+                        (name, topic)
+                    })
+                    .collect(),
+            ),
+            Err(e) => Seen::Unknown(format!("topics: {e}")),
+        }
+    };
+    (live, quorum, topics)
+}
+
+fn observed_quorum(q: &fleet_common::kafka_wire::QuorumInfo) -> ObservedQuorum {
+    let member = |r: &fleet_common::kafka_wire::QuorumReplica| QuorumMember {
+        node_id: r.node_id,
+        directory_id: r.directory_id.clone().unwrap_or_default(),
+        log_end_offset: r.log_end_offset,
+        last_fetch_ms: r.last_fetch_ms,
+    };
+    ObservedQuorum {
+        leader_id: (q.leader_id >= 0).then_some(q.leader_id),
+        leader_epoch: q.leader_epoch,
+        high_watermark: q.high_watermark,
+        voters: q.voters.iter().map(member).collect(),
+        observers: q.observers.iter().map(member).collect(),
+    }
 }
 
 /// The declared topics as Kafka has them (absent ones left out).
@@ -260,7 +376,7 @@ mod tests {
     }
 
     fn host(id: &str, state: HostState, port: u16) -> ObservedHost {
-        ObservedHost { instance_id: id.into(), availability_zone: "a".into(), state, launched_ms: 0, launch_token: None, private_ip: Some("127.0.0.1".into()), port: Some(port) }
+        ObservedHost { instance_id: id.into(), availability_zone: "a".into(), state, launched_ms: 0, launch_token: None, private_ip: Some("127.0.0.1".into()), port: Some(port), role: Default::default() }
     }
 
     #[test]

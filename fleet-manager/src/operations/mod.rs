@@ -28,6 +28,15 @@ use scale_up::ScaleUpSettings;
 pub use machine::{ActionResult, Backoff, Machine, Recorder, Step};
 
 /// Live broker -> rack (empty when the broker has none).
+/// Why an operation is refused on a KRaft cluster: operations move replicas and configs through
+/// ZooKeeper, which a 4.x cluster does not have (their KRaft actions are not built yet).
+pub fn kraft_refusal(what: &str, cluster: &str, version: &str) -> String {
+    format!(
+        "cluster `{cluster}` runs Kafka {version} in KRaft mode: {what} is not supported on KRaft clusters yet (operations speak ZooKeeper); \
+         declare brokers and topics with fleetctl apply, which works on both"
+    )
+}
+
 pub async fn live_brokers(zk: &zk::Client, kafka: &fleet_common::KafkaPaths) -> Result<std::collections::BTreeMap<i32, String>, String> {
     Ok(crate::observe::registrations(zk, kafka).await?.into_iter().map(|(id, reg)| (id, reg.rack.unwrap_or_default())).collect())
 }

@@ -42,129 +42,30 @@ pub fn plan_cluster(
         return (plan, intent.clone());
     };
     let alive: Vec<&ObservedHost> = hosts.iter().filter(|h| h.state.is_alive()).collect();
-    let seen_ids: BTreeSet<&str> = hosts.iter().map(|h| h.instance_id.as_str()).collect();
-    let seen_tokens: BTreeSet<&str> = hosts.iter().filter_map(|h| h.launch_token.as_deref()).collect();
-    // Launches not yet visible still count, for a while, in the zone they were asked for.
-    let in_flight: Vec<(&String, &LaunchIntent)> = intent
-        .launches
-        .iter()
-        .filter(|(token, l)| {
-            !seen_tokens.contains(token.as_str())
-                && !l.instance_id.as_deref().is_some_and(|id| seen_ids.contains(id))
-                && settings.now_ms - l.at_ms < settings.launch_visibility_ms
-        })
-        .collect();
-    for (token, l) in &in_flight {
-        next.launches.insert((*token).clone(), (*l).clone());
-        plan.wake_after(l.at_ms + settings.launch_visibility_ms - settings.now_ms);
-        if l.instance_id.is_none() {
-            // Decided, but no answer was received (cut off, timed out, crashed): ask again with
-            // the same token, which finds the host if the first call made one.
-            plan.steps.push(Step::LaunchHost {
-                availability_zone: l.availability_zone.clone(),
-                instance_type: host_type(desired),
-                reason: "launch retried with its token".into(),
-                token: (*token).clone(),
-            });
-        }
-    }
-    let mut terminations: Vec<(String, String, String)> = Vec::new(); // (instance, az, reason)
-    let mut retirements: Vec<(String, String)> = Vec::new(); // (instance, reason)
-
-    // Replace hosts whose broker stays missing.
-    match (observed.registry.known(), observed.live_brokers.known()) {
-        (Some(registry), Some(live)) => {
-            for (broker_id, instance_id) in registry {
-                let Some(host) = alive.iter().find(|h| &h.instance_id == instance_id) else { continue };
-                match desired.leaving.get(broker_id) {
-                    // Retired by its operation: the host goes, no replacement.
-                    Some(true) => {
-                        retirements.push((host.instance_id.clone(), format!("broker {broker_id} retired (decommissioned)")));
-                        continue;
-                    }
-                    // Its replicas are moving off: the host is left alone, missing or not.
-                    Some(false) => continue,
-                    None => {}
-                }
-                if live.contains(broker_id) {
-                    continue;
-                }
-                let since = intent.missing_since.get(broker_id).copied().unwrap_or(settings.now_ms);
-                let missing_ms = settings.now_ms - since;
-                if let Some(op) = desired.restarting.get(broker_id) {
-                    plan.waiting.push(format!("broker {broker_id} not in /brokers/ids: {op} restarts it; its host is not replaced meanwhile"));
-                    // The grace counts from when the hold ends, not from before it.
-                    next.missing_since.insert(*broker_id, settings.now_ms);
-                    plan.wake_after(PROGRESS_POLL_MS);
-                } else if let Some(why) = &desired.frozen {
-                    plan.waiting.push(format!("broker {broker_id} not in /brokers/ids; its host is not replaced while {why}"));
-                    next.missing_since.insert(*broker_id, since);
-                    plan.wake_after(PROGRESS_POLL_MS);
-                } else if missing_ms >= settings.replace_grace_ms {
-                    terminations.push((
-                        host.instance_id.clone(),
-                        host.availability_zone.clone(),
-                        format!("broker {broker_id} missing from /brokers/ids for {}s", missing_ms / 1000),
-                    ));
-                } else {
-                    next.missing_since.insert(*broker_id, since);
-                    plan.wake_after(since + settings.replace_grace_ms - settings.now_ms);
-                    plan.waiting.push(format!(
-                        "broker {broker_id} (host {instance_id}) not in /brokers/ids for {}s; the host is replaced after {}s",
-                        missing_ms / 1000,
-                        settings.replace_grace_ms / 1000
-                    ));
-                }
-            }
-        }
-        _ => plan.waiting.push("broker registrations unknown: host replacement paused".into()),
-    }
-
-    let wanted = desired.spec.brokers as usize;
-    let remaining = alive.len() - terminations.len() - retirements.len() + in_flight.len();
-    if remaining > wanted {
-        // More hosts than brokers declared: only after a crash between launch and bookkeeping,
-        // or a manual launch. Terminate the newest that hold no broker ID; never one that does.
-        let holders: BTreeSet<&String> = observed.registry.known().map(|r| r.values().collect()).unwrap_or_default();
-        let mut spare: Vec<&&ObservedHost> = alive
-            .iter()
-            .filter(|h| !holders.contains(&h.instance_id) && !terminations.iter().any(|t| t.0 == h.instance_id) && !retirements.iter().any(|t| t.0 == h.instance_id))
-            .collect();
-        spare.sort_by_key(|h| std::cmp::Reverse(h.launched_ms));
-        let extra = remaining - wanted;
-        if observed.registry.known().is_some() {
-            for h in spare.into_iter().take(extra) {
-                // A host younger than the grace period may be about to take an ID; wait.
-                if settings.now_ms - h.launched_ms < settings.replace_grace_ms {
-                    plan.wake_after(h.launched_ms + settings.replace_grace_ms - settings.now_ms);
-                    plan.waiting.push(format!("host {} is extra but young; terminated if it stays extra", h.instance_id));
-                    continue;
-                }
-                plan.steps.push(Step::TerminateHost { instance_id: h.instance_id.clone(), reason: "more hosts than declared brokers".into() });
-            }
-        }
-        plan.warnings.push(format!("{remaining} hosts for {wanted} declared brokers"));
-    }
-    // Each replacement goes to the zone of the host it replaces (its rack).
-    let mut per_az: BTreeMap<String, usize> = desired.spec.availability_zones.iter().map(|az| (az.clone(), 0)).collect();
-    for h in &alive {
-        if !terminations.iter().any(|t| t.0 == h.instance_id) && !retirements.iter().any(|t| t.0 == h.instance_id) {
-            *per_az.entry(h.availability_zone.clone()).or_default() += 1;
-        }
-    }
-    for (_, l) in &in_flight {
-        if !l.availability_zone.is_empty() {
-            *per_az.entry(l.availability_zone.clone()).or_default() += 1;
-        }
-    }
-    let new_launch = |plan: &mut Plan, next: &mut ClusterIntent, az: String, reason: String| {
-        next.launch_seq += 1;
-        let token = launch_token(&desired.uid, &desired.spec.name, next.launch_seq);
-        next.launches.insert(token.clone(), LaunchIntent { availability_zone: az.clone(), at_ms: settings.now_ms, instance_id: None });
-        plan.steps.push(Step::LaunchHost { availability_zone: az, instance_type: host_type(desired), reason, token });
+    let now = settings.now_ms;
+    let quorum_live = observed.quorum.known().map(|q| q.live_ids(now, QUORUM_FETCH_WINDOW_MS));
+    let roles: Vec<RoleHosts> = if !desired.spec.is_kraft() {
+        vec![RoleHosts { role: HostRole::Broker, wanted: desired.spec.brokers as usize, live: observed.live_brokers.known(), live_source: "/brokers/ids", instance_type: host_type(desired, HostRole::Broker) }]
+    } else if desired.spec.combined {
+        vec![RoleHosts { role: HostRole::Combined, wanted: desired.spec.brokers as usize, live: observed.live_brokers.known(), live_source: "the cluster's unfenced brokers", instance_type: host_type(desired, HostRole::Combined) }]
+    } else {
+        vec![
+            // Controllers first: brokers cannot register before a quorum has a leader.
+            RoleHosts { role: HostRole::Controller, wanted: desired.spec.controllers as usize, live: quorum_live.as_ref(), live_source: "the controller quorum", instance_type: host_type(desired, HostRole::Controller) },
+            // A broker cannot register while the quorum has no leader: none is replaced then
+            // (while the controllers boot or form, a broker waiting for them is not missing).
+            RoleHosts {
+                role: HostRole::Broker,
+                wanted: desired.spec.brokers as usize,
+                live: observed.quorum.known().and_then(|q| q.leader_id).and(observed.live_brokers.known()),
+                live_source: "the cluster's unfenced brokers",
+                instance_type: host_type(desired, HostRole::Broker),
+            },
+        ]
     };
-    for (instance_id, reason) in &retirements {
-        plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
+    let mut in_flight = 0;
+    for r in &roles {
+        in_flight += plan_role_hosts(desired, observed, intent, settings, hosts, r, &mut plan, &mut next);
     }
     // A retired broker's ID is released once its host is gone and it left /brokers/ids.
     if let (Some(registry), Some(live)) = (observed.registry.known(), observed.live_brokers.known()) {
@@ -175,25 +76,12 @@ pub fn plan_cluster(
             }
         }
     }
-    for (instance_id, az, reason) in &terminations {
-        plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
-        new_launch(&mut plan, &mut next, az.clone(), format!("replaces {instance_id}"));
-        *per_az.entry(az.clone()).or_default() += 1;
-    }
-    let count_after = remaining + terminations.len();
-    for i in count_after..wanted.max(count_after) {
-        // The least-populated declared zone, first in declaration order on ties.
-        let Some(az) = desired.spec.availability_zones.iter().min_by_key(|az| per_az.get(*az).copied().unwrap_or(0)).cloned() else {
-            break;
-        };
-        *per_az.entry(az.clone()).or_default() += 1;
-        new_launch(&mut plan, &mut next, az, format!("broker {} of {wanted}", i + 1));
-    }
-    if !in_flight.is_empty() {
-        plan.waiting.push(format!("{} launched host(s) not yet visible to the provider", in_flight.len()));
+    if in_flight > 0 {
+        plan.waiting.push(format!("{in_flight} launched host(s) not yet visible to the provider"));
     }
 
     // ---- topics: acted on once every declared broker is live, so partitions spread over all.
+    let wanted = desired.spec.brokers as usize;
     let live_count = observed.live_brokers.known().map(|l| l.len()).unwrap_or(0);
     let topics_known = observed.topics.known();
     // Topics already as declared have nothing to wait for (a broker out for its grace period
@@ -276,17 +164,192 @@ pub fn plan_cluster(
             .collect();
         // While a host is being replaced or launched its ID is about to be (re)taken: leave
         // records alone until the hosts settle, so DNS does not flap.
-        let settled = in_flight.is_empty() && !plan.steps.iter().any(|s| matches!(s, Step::LaunchHost { .. } | Step::TerminateHost { .. }));
+        let settled = in_flight == 0 && !plan.steps.iter().any(|s| matches!(s, Step::LaunchHost { .. } | Step::TerminateHost { .. }));
         for r in records {
             if settled && r.set_identifier.starts_with("broker-") && !held.contains(&r.set_identifier) {
                 plan.steps.push(Step::DeleteDnsRecord { name: r.name.clone(), set_identifier: r.set_identifier.clone() });
             }
         }
     }
-    if !in_flight.is_empty() {
+    if in_flight > 0 {
         plan.wake_after(PROGRESS_POLL_MS);
     }
     (plan, next)
+}
+
+/// How long a controller may go without fetching from the quorum's leader and still count as
+/// live (Kafka's own fetch timeout is 2 s; a voter listed with an old fetch is a dead one).
+pub const QUORUM_FETCH_WINDOW_MS: i64 = 15_000;
+
+/// One role's hosts in a cluster, and where its nodes are seen alive.
+struct RoleHosts<'a> {
+    role: HostRole,
+    wanted: usize,
+    /// Node IDs seen alive (`None`: unknown, so no host is replaced).
+    live: Option<&'a BTreeSet<i32>>,
+    /// Where they were looked for, for messages.
+    live_source: &'static str,
+    instance_type: String,
+}
+
+/// One role's hosts: those whose node stays missing are replaced (in their zone), hosts beyond the
+/// declared count that hold no ID terminated, launches cut off retried with their token, and new
+/// ones launched up to the count in the least-populated zones. Returns the launches in flight.
+#[allow(clippy::too_many_arguments)]
+fn plan_role_hosts(
+    desired: &DesiredCluster,
+    observed: &ObservedCluster,
+    intent: &ClusterIntent,
+    settings: PlanSettings,
+    hosts: &[ObservedHost],
+    r: &RoleHosts,
+    plan: &mut Plan,
+    next: &mut ClusterIntent,
+) -> usize {
+    let alive: Vec<&ObservedHost> = hosts.iter().filter(|h| h.state.is_alive() && h.role == r.role).collect();
+    let seen_ids: BTreeSet<&str> = hosts.iter().map(|h| h.instance_id.as_str()).collect();
+    let seen_tokens: BTreeSet<&str> = hosts.iter().filter_map(|h| h.launch_token.as_deref()).collect();
+    // Launches not yet visible still count, for a while, in the zone they were asked for.
+    let in_flight: Vec<(&String, &LaunchIntent)> = intent
+        .launches
+        .iter()
+        .filter(|(token, l)| {
+            l.role == r.role
+                && !seen_tokens.contains(token.as_str())
+                && !l.instance_id.as_deref().is_some_and(|id| seen_ids.contains(id))
+                && settings.now_ms - l.at_ms < settings.launch_visibility_ms
+        })
+        .collect();
+    for (token, l) in &in_flight {
+        next.launches.insert((*token).clone(), (*l).clone());
+        plan.wake_after(l.at_ms + settings.launch_visibility_ms - settings.now_ms);
+        if l.instance_id.is_none() {
+            // Decided, but no answer was received (cut off, timed out, crashed): ask again with
+            // the same token, which finds the host if the first call made one.
+            plan.steps.push(Step::LaunchHost {
+                availability_zone: l.availability_zone.clone(),
+                instance_type: r.instance_type.clone(),
+                reason: "launch retried with its token".into(),
+                token: (*token).clone(),
+                role: r.role,
+            });
+        }
+    }
+    let mut terminations: Vec<(String, String, String)> = Vec::new(); // (instance, az, reason)
+    let mut retirements: Vec<(String, String)> = Vec::new(); // (instance, reason)
+
+    // Replace hosts whose broker stays missing.
+    let noun = r.role.noun();
+    let source = r.live_source;
+    match (observed.registry.known(), r.live) {
+        (Some(registry), Some(live)) => {
+            for (broker_id, instance_id) in registry {
+                let Some(host) = alive.iter().find(|h| &h.instance_id == instance_id) else { continue };
+                match desired.leaving.get(broker_id) {
+                    // Retired by its operation: the host goes, no replacement.
+                    Some(true) => {
+                        retirements.push((host.instance_id.clone(), format!("broker {broker_id} retired (decommissioned)")));
+                        continue;
+                    }
+                    // Its replicas are moving off: the host is left alone, missing or not.
+                    Some(false) => continue,
+                    None => {}
+                }
+                if live.contains(broker_id) {
+                    continue;
+                }
+                let since = intent.missing_since.get(broker_id).copied().unwrap_or(settings.now_ms);
+                let missing_ms = settings.now_ms - since;
+                if let Some(op) = desired.restarting.get(broker_id) {
+                    plan.waiting.push(format!("{noun} {broker_id} not in {source}: {op} restarts it; its host is not replaced meanwhile"));
+                    // The grace counts from when the hold ends, not from before it.
+                    next.missing_since.insert(*broker_id, settings.now_ms);
+                    plan.wake_after(PROGRESS_POLL_MS);
+                } else if let Some(why) = &desired.frozen {
+                    plan.waiting.push(format!("{noun} {broker_id} not in {source}; its host is not replaced while {why}"));
+                    next.missing_since.insert(*broker_id, since);
+                    plan.wake_after(PROGRESS_POLL_MS);
+                } else if missing_ms >= settings.replace_grace_ms {
+                    terminations.push((
+                        host.instance_id.clone(),
+                        host.availability_zone.clone(),
+                        format!("{noun} {broker_id} missing from {source} for {}s", missing_ms / 1000),
+                    ));
+                } else {
+                    next.missing_since.insert(*broker_id, since);
+                    plan.wake_after(since + settings.replace_grace_ms - settings.now_ms);
+                    plan.waiting.push(format!(
+                        "{noun} {broker_id} (host {instance_id}) not in {source} for {}s; the host is replaced after {}s",
+                        missing_ms / 1000,
+                        settings.replace_grace_ms / 1000
+                    ));
+                }
+            }
+        }
+        _ => plan.waiting.push(format!("{noun} registrations unknown ({source}): host replacement paused")),
+    }
+
+    let wanted = r.wanted;
+    let remaining = alive.len() - terminations.len() - retirements.len() + in_flight.len();
+    if remaining > wanted {
+        // More hosts than brokers declared: only after a crash between launch and bookkeeping,
+        // or a manual launch. Terminate the newest that hold no broker ID; never one that does.
+        let holders: BTreeSet<&String> = observed.registry.known().map(|r| r.values().collect()).unwrap_or_default();
+        let mut spare: Vec<&&ObservedHost> = alive
+            .iter()
+            .filter(|h| !holders.contains(&h.instance_id) && !terminations.iter().any(|t| t.0 == h.instance_id) && !retirements.iter().any(|t| t.0 == h.instance_id))
+            .collect();
+        spare.sort_by_key(|h| std::cmp::Reverse(h.launched_ms));
+        let extra = remaining - wanted;
+        if observed.registry.known().is_some() {
+            for h in spare.into_iter().take(extra) {
+                // A host younger than the grace period may be about to take an ID; wait.
+                if settings.now_ms - h.launched_ms < settings.replace_grace_ms {
+                    plan.wake_after(h.launched_ms + settings.replace_grace_ms - settings.now_ms);
+                    plan.waiting.push(format!("host {} is extra but young; terminated if it stays extra", h.instance_id));
+                    continue;
+                }
+                plan.steps.push(Step::TerminateHost { instance_id: h.instance_id.clone(), reason: "more hosts than declared brokers".into() });
+            }
+        }
+        plan.warnings.push(format!("{remaining} {noun} hosts for {wanted} declared"));
+    }
+    // Each replacement goes to the zone of the host it replaces (its rack).
+    let mut per_az: BTreeMap<String, usize> = desired.spec.availability_zones.iter().map(|az| (az.clone(), 0)).collect();
+    for h in &alive {
+        if !terminations.iter().any(|t| t.0 == h.instance_id) && !retirements.iter().any(|t| t.0 == h.instance_id) {
+            *per_az.entry(h.availability_zone.clone()).or_default() += 1;
+        }
+    }
+    for (_, l) in &in_flight {
+        if !l.availability_zone.is_empty() {
+            *per_az.entry(l.availability_zone.clone()).or_default() += 1;
+        }
+    }
+    let new_launch = |plan: &mut Plan, next: &mut ClusterIntent, az: String, reason: String| {
+        next.launch_seq += 1;
+        let token = launch_token(&desired.uid, &desired.spec.name, next.launch_seq);
+        next.launches.insert(token.clone(), LaunchIntent { availability_zone: az.clone(), at_ms: settings.now_ms, instance_id: None, role: r.role });
+        plan.steps.push(Step::LaunchHost { availability_zone: az, instance_type: r.instance_type.clone(), reason, token, role: r.role });
+    };
+    for (instance_id, reason) in &retirements {
+        plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
+    }
+    for (instance_id, az, reason) in &terminations {
+        plan.steps.push(Step::TerminateHost { instance_id: instance_id.clone(), reason: reason.clone() });
+        new_launch(plan, next, az.clone(), format!("replaces {instance_id}"));
+        *per_az.entry(az.clone()).or_default() += 1;
+    }
+    let count_after = remaining + terminations.len();
+    for i in count_after..wanted.max(count_after) {
+        // The least-populated declared zone, first in declaration order on ties.
+        let Some(az) = desired.spec.availability_zones.iter().min_by_key(|az| per_az.get(*az).copied().unwrap_or(0)).cloned() else {
+            break;
+        };
+        *per_az.entry(az.clone()).or_default() += 1;
+        new_launch(plan, next, az, format!("{noun} {} of {wanted}", i + 1));
+    }
+    in_flight.len()
 }
 
 /// The step that makes `observed`'s declared configs `t`'s, if they differ.
@@ -396,10 +459,11 @@ fn unknown_reason<T>(seen: &Seen<T>) -> &str {
 
 /// The kind of host a launch asks for: an EC2 instance type, or `local` (a process on this
 /// machine, whatever the spec's instance type says).
-fn host_type(desired: &DesiredCluster) -> String {
-    match desired.spec.provider {
-        fleet_api::spec::ProviderKind::Local => "local".into(),
-        fleet_api::spec::ProviderKind::Ec2 => desired.spec.instance_type.clone(),
+fn host_type(desired: &DesiredCluster, role: HostRole) -> String {
+    match (desired.spec.provider, role) {
+        (fleet_api::spec::ProviderKind::Local, _) => "local".into(),
+        (fleet_api::spec::ProviderKind::Ec2, HostRole::Controller) => desired.spec.controller_instance_type.clone(),
+        (fleet_api::spec::ProviderKind::Ec2, _) => desired.spec.instance_type.clone(),
     }
 }
 
@@ -442,6 +506,9 @@ mod tests {
                 priority_class: PriorityClass::Medium,
                 broker_config: BTreeMap::new(),
                 provider: ProviderKind::Local,
+                controllers: 0,
+                controller_instance_type: String::new(),
+                combined: false,
             },
             deleting: false,
             leaving: BTreeMap::new(),
@@ -466,7 +533,7 @@ mod tests {
     }
 
     fn host(id: &str, az: &str) -> ObservedHost {
-        ObservedHost { instance_id: id.into(), availability_zone: az.into(), state: HostState::Running, launched_ms: 0, launch_token: None, private_ip: None, port: None }
+        ObservedHost { instance_id: id.into(), availability_zone: az.into(), state: HostState::Running, launched_ms: 0, launch_token: None, private_ip: None, port: None, role: Default::default() }
     }
 
     fn settings(now_ms: i64) -> PlanSettings {
@@ -483,6 +550,7 @@ mod tests {
             topics: Seen::Known(BTreeMap::new()),
             dns: Seen::Known(Vec::new()),
             zk_state: Seen::Known(false),
+            quorum: Seen::Unknown("ZooKeeper mode".into()),
         }
     }
 
@@ -494,6 +562,85 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn kraft_cluster(brokers: u32) -> DesiredCluster {
+        let mut c = cluster(brokers);
+        c.spec.kafka_version = "4.4".into();
+        c.spec.controllers = 3;
+        c.spec.controller_instance_type = "m5.large".into();
+        c
+    }
+
+    fn launches(plan: &Plan) -> Vec<(HostRole, &str)> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::LaunchHost { availability_zone, role, .. } => Some((*role, availability_zone.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_kraft_cluster_launches_its_controllers_first_then_its_brokers_over_the_zones() {
+        let (plan, next) = plan_cluster(&kraft_cluster(3), &observed(vec![], &[]), &ClusterIntent::default(), settings(0));
+        use HostRole::{Broker, Controller};
+        assert_eq!(launches(&plan), [(Controller, "a"), (Controller, "b"), (Controller, "c"), (Broker, "a"), (Broker, "b"), (Broker, "c")]);
+        assert_eq!(next.launches.values().filter(|l| l.role == Controller).count(), 3, "each launch remembers its role");
+        // No answer yet: each launch retried with its own token as the same kind of host, no new one.
+        let (plan, again) = plan_cluster(&kraft_cluster(3), &observed(vec![], &[]), &next, settings(1_000));
+        let retried: BTreeSet<(String, HostRole)> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::LaunchHost { token, role, .. } => Some((token.clone(), *role)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(retried, next.launches.iter().map(|(t, l)| (t.clone(), l.role)).collect(), "{plan:?}");
+        assert_eq!(again.launch_seq, next.launch_seq);
+        // Three controllers up: only the brokers are missing.
+        let mut hosts: Vec<ObservedHost> = ["a", "b", "c"].iter().enumerate().map(|(i, az)| ObservedHost { role: Controller, ..host(&format!("c{i}"), az) }).collect();
+        let (plan, _) = plan_cluster(&kraft_cluster(3), &observed(hosts.clone(), &[]), &ClusterIntent::default(), settings(0));
+        assert_eq!(launches(&plan), [(Broker, "a"), (Broker, "b"), (Broker, "c")]);
+        hosts.extend(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)));
+        let (plan, _) = plan_cluster(&kraft_cluster(3), &observed(hosts, &[4, 5, 6]), &ClusterIntent::default(), settings(0));
+        assert!(launches(&plan).is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn a_controller_gone_from_the_quorum_is_replaced_in_its_zone_after_the_grace() {
+        let desired = kraft_cluster(3);
+        let hosts: Vec<ObservedHost> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, az)| ObservedHost { role: HostRole::Controller, ..host(&format!("c{i}"), az) })
+            .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
+            .collect();
+        // Registry: controllers 1-3, brokers 4-6 (the helper numbers hosts in order).
+        let mut o = observed(hosts, &[4, 5, 6]);
+        let now = 1_000_000;
+        let member = |id: i32, fetched: i64| QuorumMember { node_id: id, directory_id: format!("dir{id}"), log_end_offset: 10, last_fetch_ms: fetched };
+        // Voter 2 last fetched long ago: dead, though still listed as a voter.
+        o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), leader_epoch: 3, high_watermark: 10, voters: vec![member(1, -1), member(2, now - 60_000), member(3, now - 500)], observers: vec![] });
+        let at = |ms: i64| PlanSettings { now_ms: ms, ..settings(0) };
+        let (plan, next) = plan_cluster(&desired, &o, &ClusterIntent::default(), at(now));
+        assert!(launches(&plan).is_empty(), "within the grace: {plan:?}");
+        assert!(plan.waiting.iter().any(|w| w.contains("controller 2") && w.contains("controller quorum")), "{:?}", plan.waiting);
+        let (plan, _) = plan_cluster(&desired, &o, &next, at(now + settings(0).replace_grace_ms));
+        assert!(plan.steps.iter().any(|s| matches!(s, Step::TerminateHost { instance_id, .. } if instance_id == "c1")), "{plan:?}");
+        assert_eq!(launches(&plan), [(HostRole::Controller, "b")], "a controller replaces it, in its zone");
+        // A broker missing while the quorum has no leader is waited for, not replaced.
+        let mut leaderless = o.clone();
+        leaderless.live_brokers = Seen::Known([4, 5].into());
+        leaderless.quorum = Seen::Known(ObservedQuorum { leader_id: None, ..Default::default() });
+        let (plan, _) = plan_cluster(&desired, &leaderless, &next, at(now + 10 * settings(0).replace_grace_ms));
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::TerminateHost { instance_id, .. } if instance_id == "b2")), "{plan:?}");
+        // The quorum unknown: no controller is replaced on a guess.
+        o.quorum = Seen::Unknown("no node answered".into());
+        let (plan, _) = plan_cluster(&desired, &o, &next, at(now + 10 * settings(0).replace_grace_ms));
+        assert!(launches(&plan).is_empty() && !plan.steps.iter().any(|s| matches!(s, Step::TerminateHost { .. })), "{plan:?}");
     }
 
     #[test]
@@ -574,7 +721,7 @@ mod tests {
 
     #[test]
     fn launched_but_invisible_hosts_are_not_launched_twice() {
-        let launch = LaunchIntent { availability_zone: "a".into(), at_ms: 0, instance_id: Some("h9".into()) };
+        let launch = LaunchIntent { availability_zone: "a".into(), at_ms: 0, instance_id: Some("h9".into()), role: Default::default() };
         let intent = ClusterIntent { launches: [("t1".to_string(), launch)].into(), ..Default::default() };
         let (plan, next) = plan_cluster(&cluster(1), &observed(vec![], &[]), &intent, settings(10_000));
         assert!(plan.steps.iter().all(|s| !matches!(s, Step::LaunchHost { .. })));
@@ -605,7 +752,7 @@ mod tests {
     fn in_flight_launches_count_in_their_zone() {
         // One host in b; a launch into a is in flight (answered, not yet visible): the third
         // broker goes to c, not to a again.
-        let launch = LaunchIntent { availability_zone: "a".into(), at_ms: 0, instance_id: Some("h9".into()) };
+        let launch = LaunchIntent { availability_zone: "a".into(), at_ms: 0, instance_id: Some("h9".into()), role: Default::default() };
         let intent = ClusterIntent { launches: [("t1".to_string(), launch)].into(), launch_seq: 1, ..Default::default() };
         let (plan, next) = plan_cluster(&cluster(3), &observed(vec![host("h2", "b")], &[]), &intent, settings(1_000));
         assert_eq!(launch_zones(&plan), ["c"]);
@@ -615,7 +762,7 @@ mod tests {
 
     #[test]
     fn unanswered_launch_is_retried_with_its_own_token() {
-        let launch = LaunchIntent { availability_zone: "b".into(), at_ms: 0, instance_id: None };
+        let launch = LaunchIntent { availability_zone: "b".into(), at_ms: 0, instance_id: None, role: Default::default() };
         let intent = ClusterIntent { launches: [("uid-blue-7".to_string(), launch)].into(), launch_seq: 7, ..Default::default() };
         let (plan, next) = plan_cluster(&cluster(1), &observed(vec![], &[]), &intent, settings(1_000));
         assert!(matches!(&plan.steps[..], [Step::LaunchHost { token, availability_zone, .. }] if token == "uid-blue-7" && availability_zone == "b"), "{plan:?}");

@@ -5,8 +5,8 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use base64::Engine;
 use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawProvider};
 
-use super::{ErrorClass, FleetCoordinates, HostProvider, LaunchRequest, ProviderError, TAG_CLUSTER, TAG_LAUNCH_TOKEN, TAG_MANAGED_BY};
-use crate::plan::{HostState, ObservedHost};
+use super::{ErrorClass, FleetCoordinates, HostProvider, LaunchRequest, ProviderError, TAG_CLUSTER, TAG_LAUNCH_TOKEN, TAG_MANAGED_BY, TAG_ROLE};
+use crate::plan::{HostRole, HostState, ObservedHost};
 
 
 /// What hosts are launched from: a launch template (terraform's `brokers` module: image,
@@ -83,7 +83,17 @@ impl Ec2Hosts {
     }
 
     /// The user-data a host boots with: its cluster file, then `kafka-bootstrap run` as a service.
-    pub fn user_data(&self, cluster: &str) -> String {
+    /// A KRaft cluster's file carries its cluster ID and quorum size; its hosts run Kafka 4.x's
+    /// jars (`/opt/kafka4/libs` in the image) in the role they were launched for.
+    pub fn user_data(&self, spec: &crate::spec::ClusterSpec, uid: &str, role: HostRole) -> String {
+        let cluster = spec.name.as_str();
+        let kraft = if spec.is_kraft() {
+            fleet_api::spec::kafka_cluster_id(uid).map(|cluster_id| fleet_common::cluster_file::RawKraft { cluster_id, controllers: i64::from(spec.quorum_size()) })
+        } else {
+            None
+        };
+        let libs = if spec.is_kraft() { "/opt/kafka4/libs" } else { "/opt/kafka/libs" };
+        let role = role.as_str();
         let file = RawClusterFile {
             cluster: cluster.to_string(),
             zookeeper: self.fleet.zookeeper.clone(),
@@ -107,7 +117,7 @@ impl Ec2Hosts {
             zookeeper_identity_secret: self.config.zk_identity_secret.clone(),
             insecure_zookeeper: self.config.zk_identity_secret.is_none() && self.fleet.insecure_zookeeper,
             properties: Default::default(),
-            kraft: None,
+            kraft,
         };
         // The definition is plain data: serializing it cannot fail short of a serde bug.
         let yaml = file.to_yaml().unwrap_or_else(|e| format!("# {e}\n"));
@@ -120,7 +130,7 @@ impl Ec2Hosts {
             "#!/bin/bash\nset -euo pipefail\ninstall -d -m 0700 /etc/kafka-fleet\numask 077\ncat > /etc/kafka-fleet/cluster.yaml <<'EOF'\n{yaml}EOF\n\
              cat > /etc/kafka-fleet/start-broker.sh <<'EOF'\n#!/bin/bash\n\
              exec /opt/kafka-fleet/bin/kafka-bootstrap run --cluster-file /etc/kafka-fleet/cluster.yaml \\\n  \
-             --data-dir /var/lib/kafka --kafka-libs /opt/kafka/libs --mode exec\nEOF\n\
+             --data-dir /var/lib/kafka --kafka-libs {libs} --role {role} --mode exec\nEOF\n\
              chmod 0700 /etc/kafka-fleet/start-broker.sh\ninstall -d /var/lib/cloud/scripts/per-boot\n\
              ln -sf /etc/kafka-fleet/start-broker.sh /var/lib/cloud/scripts/per-boot/50-kafka-broker.sh\n\
              exec /etc/kafka-fleet/start-broker.sh\n",
@@ -242,6 +252,7 @@ impl HostProvider for Ec2Hosts {
                         launch_token: i.tags().iter().find(|t| t.key() == Some(TAG_LAUNCH_TOKEN)).and_then(|t| t.value()).map(str::to_string),
                         private_ip: i.private_ip_address().map(str::to_string),
                         port: None,
+                        role: i.tags().iter().find(|t| t.key() == Some(TAG_ROLE)).and_then(|t| t.value()).and_then(HostRole::parse).unwrap_or_default(),
                     });
                 }
             }
@@ -252,7 +263,7 @@ impl HostProvider for Ec2Hosts {
 
     async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError> {
         use aws_sdk_ec2::types::{InstanceType, Placement, ResourceType, Tag, TagSpecification};
-        let LaunchRequest { cluster, cluster_uid, availability_zone, instance_type, token } = request;
+        let LaunchRequest { cluster, cluster_uid, availability_zone, instance_type, token, role } = request;
         // A retry of a launch whose answer was lost: the instance made for this token is the
         // answer. (ClientToken below gives the same guarantee on AWS within its idempotency
         // window, including while DescribeInstances has not caught up.)
@@ -266,7 +277,8 @@ impl HostProvider for Ec2Hosts {
             .tags(Tag::builder().key(TAG_CLUSTER).value(&cluster.name).build())
             .tags(Tag::builder().key(TAG_MANAGED_BY).value("kafka-fleet").build())
             .tags(Tag::builder().key(TAG_LAUNCH_TOKEN).value(token).build())
-            .tags(Tag::builder().key("Name").value(format!("{}-broker", cluster.name)).build())
+            .tags(Tag::builder().key(TAG_ROLE).value(role.as_str()).build())
+            .tags(Tag::builder().key("Name").value(format!("{}-{}", cluster.name, role.as_str())).build())
             .build();
         let mut request = self.client.run_instances();
         request = match &self.config.source {
@@ -281,7 +293,7 @@ impl HostProvider for Ec2Hosts {
             .min_count(1)
             .max_count(1)
             .placement(Placement::builder().availability_zone(availability_zone).build())
-            .user_data(base64::engine::general_purpose::STANDARD.encode(self.user_data(&cluster.name)))
+            .user_data(base64::engine::general_purpose::STANDARD.encode(self.user_data(cluster, cluster_uid, role)))
             .tag_specifications(tags)
             .client_token(token);
         match self.config.subnet_ids.get(availability_zone) {

@@ -9,7 +9,7 @@ use fleet_common::cluster_file::{RawClusterFile, RawDns, RawFleetApi, RawProvide
 use fleet_common::local::{self, LocalInstance, LocalInstanceState};
 
 use super::{call_err, FleetCoordinates, HostProvider, LaunchRequest, ProviderError};
-use crate::plan::{HostState, ObservedHost};
+use crate::plan::{HostRole, HostState, ObservedHost};
 use crate::store::now_ms;
 
 
@@ -18,7 +18,10 @@ pub struct LocalHostsConfig {
     /// `<root>/hosts/<instance>` (instance.json + data), `<root>/dns`, `<root>/clusters/<c>.yaml`.
     pub root: PathBuf,
     pub bootstrap_bin: PathBuf,
+    /// Kafka 3.9's jars (ZooKeeper-mode clusters).
     pub kafka_libs: PathBuf,
+    /// Kafka 4.x's jars (KRaft clusters); without them a 4.x cluster's launches fail, saying so.
+    pub kafka4_libs: Option<PathBuf>,
     pub heap_opts: String,
     pub jvm_opts: String,
     /// Running local hosts allowed at once (each is a JVM): a declared fleet larger than this
@@ -71,8 +74,19 @@ impl LocalHosts {
         self.config.root.join("clusters").join(format!("{cluster}.yaml"))
     }
 
-    fn write_cluster_file(&self, cluster: &str, uid: &str) -> Result<PathBuf, ProviderError> {
+    fn write_cluster_file(&self, spec: &crate::spec::ClusterSpec, uid: &str) -> Result<PathBuf, ProviderError> {
+        let cluster = spec.name.as_str();
         let path = self.cluster_file(cluster);
+        let kraft = if spec.is_kraft() {
+            let cluster_id = fleet_api::spec::kafka_cluster_id(uid).ok_or_else(|| ProviderError::Call {
+                call: "write cluster file",
+                message: format!("cluster {cluster}'s UID `{uid}` is not a UUID: no Kafka cluster ID can be made of it"),
+                class: super::ErrorClass::Terminal,
+            })?;
+            Some(fleet_common::cluster_file::RawKraft { cluster_id, controllers: i64::from(spec.quorum_size()) })
+        } else {
+            None
+        };
         let file = RawClusterFile {
             cluster: cluster.to_string(),
             zookeeper: self.fleet.zookeeper.clone(),
@@ -85,7 +99,7 @@ impl LocalHosts {
             zookeeper_identity_secret: None,
             insecure_zookeeper: self.fleet.zk_identity_file.is_none() && self.fleet.insecure_zookeeper,
             properties: Default::default(),
-            kraft: None,
+            kraft,
         };
         let text = file.to_yaml().map_err(|message| ProviderError::Call { call: "write cluster file", message, class: super::ErrorClass::Terminal })?;
         let text = format!("# Written by the fleet manager for the cluster's local hosts.\n{text}");
@@ -122,6 +136,15 @@ impl LocalHosts {
             .open(host_dir.join("host.log"))
             .map_err(call_err("create host log"))?;
         let log2 = log.try_clone().map_err(call_err("create host log"))?;
+        let role = instance.role.as_deref().unwrap_or("broker");
+        let libs = match instance.kraft {
+            false => &self.config.kafka_libs,
+            true => self.config.kafka4_libs.as_ref().ok_or_else(|| ProviderError::Call {
+                call: "start kafka-bootstrap",
+                message: "a Kafka 4.x (KRaft) host needs Kafka 4.x's jars: start the fleet manager with --kafka4-libs DIR (make jars fills dev/.cache/lib-4.4)".into(),
+                class: super::ErrorClass::Terminal,
+            })?,
+        };
         let mut cmd = std::process::Command::new(&self.config.bootstrap_bin);
         cmd.arg("run")
             .arg("--cluster-file")
@@ -131,12 +154,16 @@ impl LocalHosts {
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--kafka-libs")
-            .arg(&self.config.kafka_libs)
+            .arg(libs)
+            .args(["--role", role])
             .env("KAFKA_HEAP_OPTS", &self.config.heap_opts)
             .env("KAFKA_JVM_OPTS", &self.config.jvm_opts)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
+        if let Some(port) = instance.controller_port {
+            cmd.args(["--controller-port", &port.to_string()]);
+        }
         // Its own process group: a host outlives the fleet manager, as a machine would.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().map_err(|e| ProviderError::Call {
@@ -172,12 +199,23 @@ impl HostProvider for LocalHosts {
                 launch_token: i.launch_token,
                 private_ip: Some(i.private_ip),
                 port: i.port,
+                role: i.role.as_deref().and_then(HostRole::parse).unwrap_or_default(),
             })
             .collect())
     }
 
     async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError> {
-        let LaunchRequest { cluster, cluster_uid, availability_zone, token, .. } = request;
+        let LaunchRequest { cluster, cluster_uid, availability_zone, token, role, .. } = request;
+        if cluster.is_kraft() && self.config.kafka4_libs.is_none() {
+            return Err(ProviderError::Call {
+                class: super::ErrorClass::Terminal,
+                call: "launch local host",
+                message: format!(
+                    "cluster {} runs Kafka {} (KRaft): start the fleet manager with --kafka4-libs DIR (make jars fills dev/.cache/lib-4.4)",
+                    cluster.name, cluster.kafka_version
+                ),
+            });
+        }
         let prefix = format!("{}-", cluster.name);
         let all = self.read_all()?;
         // A retried launch: the host made for this token is the answer.
@@ -205,6 +243,10 @@ impl HostProvider for LocalHosts {
             + 1;
         let instance_id = format!("{}{next:04}", prefix);
         let port = free_port().map_err(call_err("pick a broker port"))?;
+        let controller_port = match role {
+            HostRole::Combined => Some(free_port().map_err(call_err("pick a controller port"))?),
+            _ => None,
+        };
         let instance = LocalInstance {
             instance_id: instance_id.clone(),
             availability_zone: availability_zone.to_string(),
@@ -214,11 +256,14 @@ impl HostProvider for LocalHosts {
             port: Some(port),
             launched_ms: Some(now_ms()),
             launch_token: Some(token.to_string()),
+            role: (!role.is_broker()).then(|| role.as_str().to_string()),
+            controller_port,
+            kraft: cluster.is_kraft(),
         };
         // The record comes first: a crash after it leaves a host the next pass sees (and replaces
         // if its broker never shows), never an invisible process.
         local::write_instance(&self.hosts_root(), &instance).map_err(call_err("write local host"))?;
-        self.write_cluster_file(&cluster.name, cluster_uid)?;
+        self.write_cluster_file(cluster, cluster_uid)?;
         self.spawn(&cluster.name, &instance, true)?;
         Ok(instance_id)
     }

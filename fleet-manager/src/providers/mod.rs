@@ -23,6 +23,8 @@ pub const TAG_CLUSTER: &str = "fleet:cluster";
 pub const TAG_MANAGED_BY: &str = "fleet:managed-by";
 /// The launch token a host was made for (what makes a retried launch find it).
 pub const TAG_LAUNCH_TOKEN: &str = "fleet:launch-token";
+/// What the host runs: broker (KRaft clusters also have controller or combined hosts).
+pub const TAG_ROLE: &str = "fleet:role";
 
 pub use fleet_api::wire::ErrorClass;
 
@@ -58,6 +60,7 @@ pub struct LaunchRequest<'a> {
     pub instance_type: &'a str,
     /// Minted by the planner and persisted before the call: the same token never makes two hosts.
     pub token: &'a str,
+    pub role: crate::plan::HostRole,
 }
 
 #[async_trait]

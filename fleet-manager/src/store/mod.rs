@@ -1197,6 +1197,9 @@ fn check_batch(batch: &[Declared], existing: &BTreeMap<(Kind, String), StoredRes
         };
         match (&d.spec, old.map(|o| &o.declared.spec)) {
             (DeclaredSpec::KafkaCluster(new), Some(DeclaredSpec::KafkaCluster(was))) => {
+                if let Some((field, message)) = was.in_place_difference(new) {
+                    return Err(invalid(FieldError::new(field, message)));
+                }
                 if was.is_immutable() {
                     if let Some(field) = was.immutable_difference(new) {
                         return Err(invalid(FieldError::new(

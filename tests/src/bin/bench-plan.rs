@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
                         launch_token: None,
                         private_ip: None,
                         port: None,
+                        role: Default::default(),
                     })
                     .collect()
             } else {
@@ -112,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
                 topics: Seen::Known(topics),
                 dns: Seen::Known(Vec::new()),
                 zk_state: Seen::Known(true),
+                quorum: Seen::Unknown("ZooKeeper mode".into()),
             }
         })
         .collect();

@@ -68,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
                     port: None,
                     launched_ms: Some(now),
                     launch_token: None,
+                    role: None,
+                    controller_port: None,
+                    kraft: false,
                 },
             )?;
             let lease = serde_json::json!({ "instanceId": instance, "assignedAtMs": now });

@@ -55,6 +55,7 @@ async fn cluster(store: &Store, field: &str, name: &str) -> Result<DeclaredClust
         return Err(Refusal::Conflict(FieldError::new(field, format!("cluster `{name}` is being deleted"))));
     }
     match r.declared.spec {
+        DeclaredSpec::KafkaCluster(s) if s.is_kraft() => Err(Refusal::Conflict(FieldError::new(field, crate::operations::kraft_refusal("a failover or fallback", name, &s.kafka_version)))),
         DeclaredSpec::KafkaCluster(s) => Ok(s),
         _ => Err(Refusal::NotFound(FieldError::new(field, format!("`{name}` is not a cluster")))),
     }

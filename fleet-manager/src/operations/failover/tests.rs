@@ -17,6 +17,9 @@ fn cluster_spec(brokers: i64) -> DeclaredClusterSpec {
         broker_config: BTreeMap::new(),
         provider: None,
         immutable: None,
+        controllers: None,
+        controller_instance_type: None,
+        combined: None,
     }
 }
 

@@ -15,6 +15,9 @@ fn cluster(brokers: u32) -> ClusterSpec {
         priority_class: PriorityClass::Medium,
         broker_config: BTreeMap::new(),
         provider: ProviderKind::Local,
+        controllers: 0,
+        controller_instance_type: String::new(),
+        combined: false,
     }
 }
 
