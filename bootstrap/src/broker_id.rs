@@ -56,12 +56,16 @@ impl Decision {
 /// which case nothing is reused.
 pub type ProviderView = Option<HashMap<String, InstanceStatus>>;
 
+/// The role of a node registered without one (every ZooKeeper-mode broker).
+pub const ROLE_BROKER: &str = "broker";
+
 pub fn decide(
     instance_id: &str,
     registry: &BTreeMap<i32, RegistryEntry>,
     provider: &ProviderView,
     live_brokers: &BTreeSet<i32>,
     base: i32,
+    role: &str,
 ) -> Decision {
     if let Some((id, _)) = registry.iter().find(|(_, e)| e.lease.instance_id == instance_id) {
         return Decision::Keep { id: *id };
@@ -69,7 +73,8 @@ pub fn decide(
     if let Some(statuses) = provider {
         let reusable = registry.iter().find(|(id, e)| {
             let gone = !matches!(statuses.get(&e.lease.instance_id), Some(InstanceStatus::Alive));
-            gone && !live_brokers.contains(id)
+            let same_role = e.lease.role.as_deref().unwrap_or(ROLE_BROKER) == role;
+            gone && same_role && !live_brokers.contains(id)
         });
         if let Some((id, e)) = reusable {
             return Decision::Reuse { id: *id, previous_instance_id: e.lease.instance_id.clone(), version: e.version };
@@ -146,7 +151,9 @@ pub async fn ensure_cluster_tree(client: &zk::Client, paths: &ClusterPaths, acl:
     Ok(())
 }
 
-/// Takes the lock, decides, writes (fenced), releases.
+/// Takes the lock, decides, writes (fenced), releases. `role` is what the node runs (an ID
+/// is reused only by a node of the same role).
+#[allow(clippy::too_many_arguments)]
 #[tracing::instrument(skip(client, paths, provider), fields(instance = instance_id))]
 pub async fn assign(
     client: &zk::Client,
@@ -156,6 +163,7 @@ pub async fn assign(
     base: i32,
     lock_timeout: Duration,
     acl: FleetAcl,
+    role: &str,
 ) -> Result<Assignment, AssignError> {
     ensure_cluster_tree(client, paths, acl).await?;
     let lock_dir = paths.broker_id_lock();
@@ -166,7 +174,7 @@ pub async fn assign(
         Ok(Ok(lock)) => lock,
     };
     let lock_path = lock.lock_path().to_string();
-    let outcome = assign_locked(&lock, paths, instance_id, provider, base, acl).await;
+    let outcome = assign_locked(&lock, paths, instance_id, provider, base, acl, role).await;
     // Release now rather than in the background: the process may exec Kafka right after.
     if let Err(e) = client.delete(&lock_path, None).await {
         tracing::warn!(error = %e, path = %lock_path, "could not delete lock node; it goes with the session");
@@ -183,6 +191,7 @@ pub async fn plan(
     instance_id: &str,
     provider: &dyn InfraProvider,
     base: i32,
+    role: &str,
 ) -> Result<Decision, AssignError> {
     let (registry, live) = tokio::try_join!(read_registry(client, paths), live_broker_ids(client, paths))?;
     let is_restart = registry.values().any(|e| e.lease.instance_id == instance_id);
@@ -199,7 +208,7 @@ pub async fn plan(
             }
         }
     };
-    Ok(decide(instance_id, &registry, &provider_view, &live, base))
+    Ok(decide(instance_id, &registry, &provider_view, &live, base, role))
 }
 
 async fn assign_locked(
@@ -209,8 +218,10 @@ async fn assign_locked(
     provider: &dyn InfraProvider,
     base: i32,
     acl: FleetAcl,
+    role: &str,
 ) -> Result<Assignment, AssignError> {
-    let decision = plan(lock.client(), paths, instance_id, provider, base).await?;
+    let decision = plan(lock.client(), paths, instance_id, provider, base, role).await?;
+    let lease_role = (role != ROLE_BROKER).then(|| role.to_string());
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let fenced = |e: zk::Error| match e {
         zk::Error::RuntimeInconsistent | zk::Error::SessionExpired => AssignError::LockLost,
@@ -219,7 +230,7 @@ async fn assign_locked(
     match &decision {
         Decision::Keep { .. } => {}
         Decision::New { id } => {
-            let lease = BrokerIdLease { instance_id: instance_id.to_string(), assigned_at_ms: now_ms, previous_instance_id: None };
+            let lease = BrokerIdLease { instance_id: instance_id.to_string(), assigned_at_ms: now_ms, previous_instance_id: None, role: lease_role };
             let data = serde_json::to_vec(&lease).unwrap_or_default();
             let options = zk::CreateMode::Persistent.with_acls(acl.acls());
             lock.create(&paths.broker_id(*id), &data, &options).await.map_err(fenced)?;
@@ -229,6 +240,7 @@ async fn assign_locked(
                 instance_id: instance_id.to_string(),
                 assigned_at_ms: now_ms,
                 previous_instance_id: Some(previous_instance_id.clone()),
+                role: lease_role,
             };
             let data = serde_json::to_vec(&lease).unwrap_or_default();
             lock.set_data(&paths.broker_id(*id), &data, Some(*version)).await.map_err(fenced)?;
@@ -247,7 +259,7 @@ mod tests {
         entries
             .iter()
             .map(|(id, inst)| {
-                let lease = BrokerIdLease { instance_id: inst.to_string(), assigned_at_ms: 0, previous_instance_id: None };
+                let lease = BrokerIdLease { instance_id: inst.to_string(), assigned_at_ms: 0, previous_instance_id: None, role: None };
                 (*id, RegistryEntry { lease, version: 0 })
             })
             .collect()
@@ -259,14 +271,14 @@ mod tests {
 
     #[test]
     fn first_instance_gets_the_base() {
-        assert_eq!(decide("a", &BTreeMap::new(), &view(&[]), &BTreeSet::new(), 1), Decision::New { id: 1 });
-        assert_eq!(decide("a", &BTreeMap::new(), &view(&[]), &BTreeSet::new(), 0), Decision::New { id: 0 });
+        assert_eq!(decide("a", &BTreeMap::new(), &view(&[]), &BTreeSet::new(), 1, "broker"), Decision::New { id: 1 });
+        assert_eq!(decide("a", &BTreeMap::new(), &view(&[]), &BTreeSet::new(), 0, "broker"), Decision::New { id: 0 });
     }
 
     #[test]
     fn restart_keeps_its_id_even_if_provider_is_unknown() {
         let r = registry(&[(1, "a"), (2, "b")]);
-        assert_eq!(decide("b", &r, &None, &BTreeSet::from([1, 2]), 1), Decision::Keep { id: 2 });
+        assert_eq!(decide("b", &r, &None, &BTreeSet::from([1, 2]), 1, "broker"), Decision::Keep { id: 2 });
     }
 
     #[test]
@@ -275,22 +287,37 @@ mod tests {
         let v = view(&[("a", InstanceStatus::Alive), ("b", InstanceStatus::Terminated)]);
         // b (2) is terminated and c (3) is absent: the lowest wins.
         assert_eq!(
-            decide("d", &r, &v, &BTreeSet::from([1]), 1),
+            decide("d", &r, &v, &BTreeSet::from([1]), 1, "broker"),
             Decision::Reuse { id: 2, previous_instance_id: "b".into(), version: 0 }
         );
+    }
+
+    #[test]
+    fn an_id_is_reused_only_by_a_node_of_the_same_role() {
+        // KRaft: controller 2 and broker 5 died together. The broker's replacement must not take
+        // node ID 2 (the dead voter's) nor the controller's take 5 (the broker's replicas).
+        let mut r = registry(&[(1, "c1"), (2, "c2"), (3, "c3"), (4, "b1"), (5, "b2"), (6, "b3")]);
+        for id in [1, 2, 3] {
+            r.get_mut(&id).expect("entry").lease.role = Some("controller".into());
+        }
+        let v = view(&[("c1", InstanceStatus::Alive), ("c2", InstanceStatus::Terminated), ("c3", InstanceStatus::Alive), ("b1", InstanceStatus::Alive), ("b2", InstanceStatus::Terminated), ("b3", InstanceStatus::Alive)]);
+        assert_eq!(decide("b9", &r, &v, &BTreeSet::new(), 1, "broker"), Decision::Reuse { id: 5, previous_instance_id: "b2".into(), version: 0 });
+        assert_eq!(decide("c9", &r, &v, &BTreeSet::new(), 1, "controller"), Decision::Reuse { id: 2, previous_instance_id: "c2".into(), version: 0 });
+        // No dead node of its role: a new ID, never another role's.
+        assert_eq!(decide("x9", &r, &v, &BTreeSet::new(), 1, "combined"), Decision::New { id: 7 });
     }
 
     #[test]
     fn never_reuses_an_id_whose_broker_is_live() {
         let r = registry(&[(1, "a"), (2, "b")]);
         let v = view(&[("a", InstanceStatus::Terminated), ("b", InstanceStatus::Alive)]);
-        assert_eq!(decide("c", &r, &v, &BTreeSet::from([1, 2]), 1), Decision::New { id: 3 });
+        assert_eq!(decide("c", &r, &v, &BTreeSet::from([1, 2]), 1, "broker"), Decision::New { id: 3 });
     }
 
     #[test]
     fn unknown_provider_reuses_nothing() {
         let r = registry(&[(1, "a")]);
-        assert_eq!(decide("c", &r, &None, &BTreeSet::new(), 1), Decision::New { id: 2 });
+        assert_eq!(decide("c", &r, &None, &BTreeSet::new(), 1, "broker"), Decision::New { id: 2 });
     }
 
     #[test]
@@ -298,6 +325,6 @@ mod tests {
         // A broker started by hand with ID 2 must not be collided with.
         let r = registry(&[(1, "a")]);
         let v = view(&[("a", InstanceStatus::Alive)]);
-        assert_eq!(decide("c", &r, &v, &BTreeSet::from([1, 2]), 1), Decision::New { id: 3 });
+        assert_eq!(decide("c", &r, &v, &BTreeSet::from([1, 2]), 1, "broker"), Decision::New { id: 3 });
     }
 }

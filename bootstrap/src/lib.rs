@@ -71,6 +71,14 @@ impl NodeRole {
     pub fn is_controller(self) -> bool {
         self != NodeRole::Broker
     }
+    /// As `--role` and the registry's leases name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeRole::Broker => "broker",
+            NodeRole::Controller => "controller",
+            NodeRole::Combined => "combined",
+        }
+    }
     pub fn is_broker(self) -> bool {
         self != NodeRole::Controller
     }
@@ -174,9 +182,9 @@ pub async fn prepare(
     let zk = connector.connect(&file.zookeeper).await?;
 
     let assignment = if opts.dry_run {
-        broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base).await?.assignment()
+        broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.role.name()).await?.assignment()
     } else {
-        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout, connector.fleet_acl()).await?
+        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout, connector.fleet_acl(), opts.role.name()).await?
     };
     let broker_id = assignment.broker_id;
     tracing::Span::current().record("broker", broker_id);

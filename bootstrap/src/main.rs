@@ -160,6 +160,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 file.broker_id_base,
                 Duration::from_secs(common.lock_timeout_secs),
                 connector.fleet_acl(),
+                kafka_bootstrap::broker_id::ROLE_BROKER,
             )
             .await?;
             match common.output {

@@ -216,6 +216,11 @@ pub struct ObservedQuorum {
 }
 
 impl ObservedQuorum {
+    /// The leader's clock as of this description: the freshest fetch time it reports (its own
+    /// entry carries its current time). `None` when no member has fetched.
+    pub fn clock_ms(&self) -> Option<i64> {
+        self.voters.iter().chain(&self.observers).map(|m| m.last_fetch_ms).filter(|t| *t > 0).max()
+    }
     /// Nodes that took part lately: the leader, and every voter or observer (brokers observe
     /// too) that fetched from it within `window_ms` of `now_ms`. A dead voter stays listed as a
     /// voter, so listing alone proves nothing.
@@ -365,6 +370,22 @@ pub enum Step {
     ReleaseBrokerId {
         broker_id: i32,
     },
+    /// KRaft: a voter whose node now runs another metadata directory (its host was replaced and
+    /// the new one joined as an observer) leaves the voter set (RemoveRaftVoter).
+    RemoveVoter {
+        node_id: i32,
+        directory_id: String,
+        reason: String,
+    },
+    /// KRaft: a controller that joined as an observer and caught up becomes a voter
+    /// (AddRaftVoter), reached at its controller listener.
+    AddVoter {
+        node_id: i32,
+        directory_id: String,
+        host: String,
+        port: u16,
+        reason: String,
+    },
 }
 
 impl Step {
@@ -385,6 +406,8 @@ impl Step {
             Step::ForgetCluster => "forget the cluster (teardown done)".into(),
             Step::ForgetTopic { topic } => format!("forget topic {topic} (deleted)"),
             Step::ReleaseBrokerId { broker_id } => format!("release broker ID {broker_id} (decommissioned)"),
+            Step::RemoveVoter { node_id, directory_id, reason } => format!("remove voter {node_id} (directory {directory_id}) from the controller quorum ({reason})"),
+            Step::AddVoter { node_id, directory_id, reason, .. } => format!("add controller {node_id} (directory {directory_id}) to the quorum's voters ({reason})"),
         }
     }
     pub fn name(&self) -> &'static str {
@@ -400,6 +423,8 @@ impl Step {
             Step::ForgetCluster => "forget-cluster",
             Step::ForgetTopic { .. } => "forget-topic",
             Step::ReleaseBrokerId { .. } => "release-broker-id",
+            Step::RemoveVoter { .. } => "remove-voter",
+            Step::AddVoter { .. } => "add-voter",
         }
     }
 }

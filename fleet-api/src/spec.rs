@@ -216,8 +216,8 @@ impl DeclaredClusterSpec {
             return Some((
                 "spec.kafkaVersion",
                 format!(
-                    "{} -> {}: a cluster does not change release line in place ({} is {}, {} is {}); build a cluster of the new version and \
-                     move the route to it (fleetctl failover ROUTE --to NEW), then delete this one",
+                    "{} -> {}: a cluster does not change release line in place ({} is {}, {} is {}); declare a new cluster of that version \
+                     under another name, move the route to it (apply the route with spec.cluster: NEW), then delete this one",
                     self.kafka_version,
                     other.kafka_version,
                     self.kafka_version,
@@ -228,13 +228,31 @@ impl DeclaredClusterSpec {
             ));
         }
         if self.combined.unwrap_or(false) != other.combined.unwrap_or(false) {
-            return Some(("spec.combined", "a cluster's nodes keep their roles: build another cluster with the other layout and fail over to it".into()));
+            return Some(("spec.combined", "a cluster's nodes keep their roles: declare another cluster with the other layout and move the route to it".into()));
+        }
+        if self.is_kraft() && self.combined.unwrap_or(false) && self.brokers != other.brokers {
+            return Some((
+                "spec.brokers",
+                format!(
+                    "{} -> {}: in combined mode every node is a voter, and resizing a controller quorum in place is not built yet; \
+                     declare a cluster of the new size (or with controllers of their own) and move the route to it",
+                    self.brokers, other.brokers
+                ),
+            ));
+        }
+        if self.is_kraft() && self.broker_config != other.broker_config {
+            return Some((
+                "spec.brokerConfig",
+                "changing a KRaft cluster's broker configs is not supported yet (config rollouts speak ZooKeeper); \
+                 declare the configs with the cluster, or declare a new cluster with them and move the route to it"
+                    .into(),
+            ));
         }
         if self.is_kraft() && self.controllers.unwrap_or(DEFAULT_CONTROLLERS) != other.controllers.unwrap_or(DEFAULT_CONTROLLERS) && !self.combined.unwrap_or(false) {
             return Some((
                 "spec.controllers",
                 format!(
-                    "{} -> {}: resizing a controller quorum in place is not built yet; build a cluster with {} controllers and fail over to it",
+                    "{} -> {}: resizing a controller quorum in place is not built yet; declare a cluster with {} controllers and move the route to it",
                     self.controllers.unwrap_or(DEFAULT_CONTROLLERS),
                     other.controllers.unwrap_or(DEFAULT_CONTROLLERS),
                     other.controllers.unwrap_or(DEFAULT_CONTROLLERS)
@@ -706,6 +724,15 @@ fn check_kraft_layout(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
         return Ok(());
     }
     let combined = s.combined.unwrap_or(false);
+    if s.provider.as_deref() == Some("ec2") {
+        return Err(FieldError::new(
+            "spec.provider",
+            format!(
+                "KRaft clusters (kafkaVersion {}) run on local hosts only for now: the EC2 image has no Kafka 4.x jars and no controller role yet; use provider local, or kafkaVersion \"3.9\" on ec2",
+                s.kafka_version
+            ),
+        ));
+    }
     if let Some(c) = s.controllers {
         if c % 2 == 0 && (0..=5).contains(&c) && c > 0 {
             return Err(FieldError::new(
@@ -1043,6 +1070,7 @@ mod tests {
             (kraft("").replace("4.4", "4.0"), "spec.kafkaVersion", "3.9, 4.4"),
             (kraft(", controllers: 3").replace("4.4", "3.9"), "spec.controllers", "ZooKeeper mode"),
             (kraft(", combined: false").replace("4.4", "3.9"), "spec.combined", "ZooKeeper mode"),
+            (kraft(", provider: ec2"), "spec.provider", "local hosts only"),
         ];
         for (yaml, field, why) in &cases {
             let e = doc(yaml).expect_err(yaml);
@@ -1061,12 +1089,16 @@ mod tests {
         let k = spec(&kraft(""));
         let (field, message) = zk.in_place_difference(&k).expect("3.9 -> 4.4 refused");
         assert_eq!(field, "spec.kafkaVersion");
-        assert!(message.contains("failover") && message.contains("KRaft mode") && message.contains("ZooKeeper mode"), "{message}");
+        assert!(message.contains("move the route") && message.contains("KRaft mode") && message.contains("ZooKeeper mode"), "{message}");
         assert!(k.in_place_difference(&zk).is_some(), "4.4 -> 3.9 refused");
         assert_eq!(k.in_place_difference(&spec(&kraft("").replace("4.4", "4.4.0"))), None, "a patch release of the line is the same line");
         assert_eq!(k.in_place_difference(&spec(&kraft(", controllers: 5"))).map(|d| d.0), Some("spec.controllers"));
         assert_eq!(k.in_place_difference(&spec(&kraft(", controllers: 3"))), None, "the default written out is no change");
         assert_eq!(k.in_place_difference(&spec(&kraft(", combined: true"))).map(|d| d.0), Some("spec.combined"));
+        let combined = spec(&kraft(", combined: true"));
+        assert_eq!(combined.in_place_difference(&spec(&kraft(", combined: true").replace("brokers: 3", "brokers: 1"))).map(|d| d.0), Some("spec.brokers"));
+        assert_eq!(k.in_place_difference(&spec(&kraft("").replace("brokers: 3", "brokers: 5"))), None, "brokers of their own may grow");
+        assert_eq!(k.in_place_difference(&spec(&kraft(", brokerConfig: { num.io.threads: 4 }"))).map(|d| d.0), Some("spec.brokerConfig"));
         assert_eq!(zk.in_place_difference(&spec(&CLUSTER.replace("brokers: 3", "brokers: 5"))), None, "size is not layout");
     }
 

@@ -380,6 +380,90 @@ pub async fn describe_topics(bootstrap: &[String], names: &[&str], timeout: Dura
     Ok(out)
 }
 
+/// A controller listener a new voter is reached at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterListener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A directory ID in Kafka's base64 form as the protocol carries it.
+fn directory_uuid(address: &str, directory_id: &str) -> Result<uuid::Uuid, WireError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(directory_id).ok().and_then(|b| <[u8; 16]>::try_from(b).ok());
+    bytes.map(uuid::Uuid::from_bytes).ok_or_else(|| WireError::Protocol { address: address.to_string(), what: format!("`{directory_id}` is not a directory ID (22 characters of base64url)") })
+}
+
+/// The active controller's connection, found through the controllers' DescribeCluster asked of
+/// any of `controllers` (voter changes are the quorum leader's to make).
+async fn active_controller(controllers: &[String], timeout: Duration) -> Result<Connection, WireError> {
+    let mut last = None;
+    for address in controllers {
+        match describe_controllers(address, timeout).await {
+            Ok(info) => {
+                let Some(active) = info.brokers.iter().find(|b| b.broker_id == info.controller_id) else {
+                    last = Some(WireError::Protocol { address: address.clone(), what: format!("no active controller (controller id {})", info.controller_id) });
+                    continue;
+                };
+                let host = if active.host.contains(':') { format!("[{}]", active.host) } else { active.host.clone() };
+                return Connection::open(&format!("{host}:{}", active.port), timeout).await;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| WireError::NoBroker(controllers.to_vec())))
+}
+
+/// Adds a caught-up observer to the controller quorum's voters (AddRaftVoter, KIP-853: what
+/// `kafka-metadata-quorum add-controller` sends), asked of the active controller.
+pub async fn add_raft_voter(
+    controllers: &[String],
+    cluster_id: Option<&str>,
+    voter_id: i32,
+    directory_id: &str,
+    listeners: &[VoterListener],
+    timeout: Duration,
+) -> Result<(), WireError> {
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    use kafka_protocol::messages::AddRaftVoterRequest;
+    let mut c = active_controller(controllers, timeout).await?;
+    let address = c.address().to_string();
+    let request = AddRaftVoterRequest::default()
+        .with_cluster_id(cluster_id.map(|id| StrBytes::from_string(id.to_string())))
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_voter_id(voter_id)
+        .with_voter_directory_id(directory_uuid(&address, directory_id)?)
+        .with_listeners(
+            listeners
+                .iter()
+                .map(|l| Listener::default().with_name(StrBytes::from_string(l.name.clone())).with_host(StrBytes::from_string(l.host.clone())).with_port(l.port))
+                .collect(),
+        );
+    let (answer, _) = c.call(&request).await?;
+    if answer.error_code != 0 {
+        return Err(WireError::Kafka { address, api: ApiKey::AddRaftVoter, code: answer.error_code, message: answer.error_message.as_ref().map(|m| m.to_string()) });
+    }
+    Ok(())
+}
+
+/// Removes one voter, named by node ID and directory ID, from the controller quorum
+/// (RemoveRaftVoter: `kafka-metadata-quorum remove-controller`), asked of the active controller.
+pub async fn remove_raft_voter(controllers: &[String], cluster_id: Option<&str>, voter_id: i32, directory_id: &str, timeout: Duration) -> Result<(), WireError> {
+    use kafka_protocol::messages::RemoveRaftVoterRequest;
+    let mut c = active_controller(controllers, timeout).await?;
+    let address = c.address().to_string();
+    let request = RemoveRaftVoterRequest::default()
+        .with_cluster_id(cluster_id.map(|id| StrBytes::from_string(id.to_string())))
+        .with_voter_id(voter_id)
+        .with_voter_directory_id(directory_uuid(&address, directory_id)?);
+    let (answer, _) = c.call(&request).await?;
+    if answer.error_code != 0 {
+        return Err(WireError::Kafka { address, api: ApiKey::RemoveRaftVoter, code: answer.error_code, message: answer.error_message.as_ref().map(|m| m.to_string()) });
+    }
+    Ok(())
+}
+
 /// `(topic, partition) -> bytes` on one broker (future replicas of an intra-broker move left out).
 pub type BrokerSizes = BTreeMap<(String, u32), u64>;
 

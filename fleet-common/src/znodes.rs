@@ -74,6 +74,11 @@ pub struct BrokerIdLease {
     /// The instance that held the ID before, when it was reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_instance_id: Option<String>,
+    /// KRaft: what the holder runs (`controller`, `combined`; absent: a broker). An ID is reused
+    /// only by a node of the same role: a broker taking a dead controller's ID would leave the
+    /// controller's voter entry and the broker's replicas both pointing at the wrong node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

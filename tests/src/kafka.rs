@@ -464,6 +464,21 @@ pub async fn quorum_status(bootstrap_controller: &str) -> Result<(i64, BTreeSet<
     Ok((leader, ids(field("CurrentVoters:")), ids(field("CurrentObservers:"))))
 }
 
+/// `kafka-metadata-quorum describe --status`'s current voters: node ID -> directory ID.
+pub async fn quorum_voter_directories(bootstrap_controller: &str) -> Result<BTreeMap<i64, String>, String> {
+    let out = kafka4_tool("org.apache.kafka.tools.MetadataQuorumCommand", &["--bootstrap-controller", bootstrap_controller, "describe", "--status"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() {
+        return Err(format!("kafka-metadata-quorum: {}{}", text, String::from_utf8_lossy(&out.stderr)));
+    }
+    let list = text.lines().find_map(|l| l.strip_prefix("CurrentVoters:")).ok_or_else(|| format!("no CurrentVoters in: {text}"))?;
+    let parsed: serde_json::Value = serde_json::from_str(list.trim()).map_err(|e| format!("CurrentVoters {list}: {e}"))?;
+    Ok(parsed
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| Some((v["id"].as_i64()?, v["directoryId"].as_str().unwrap_or_default().to_string()))).collect())
+        .unwrap_or_default())
+}
+
 /// `kafka-topics --describe` (every topic, or those matching `topic`), parsed from its text.
 pub async fn describe_topics(bootstrap: &str, topic: Option<&str>) -> Result<BTreeMap<String, DescribedTopic>, String> {
     describe_topics_as(false, bootstrap, topic, &[]).await

@@ -111,6 +111,31 @@ impl Executor for LiveExecutor<'_> {
             Step::ForgetCluster => Ok("forgotten".into()),
             Step::ForgetTopic { topic } => Ok(format!("forgot {topic}")),
             Step::ReleaseBrokerId { broker_id } => release_broker_id(self.zk, self.leader_znode, &self.paths.cluster(cluster).broker_id(*broker_id)).await,
+            Step::RemoveVoter { node_id, directory_id, .. } | Step::AddVoter { node_id, directory_id, .. } => {
+                use fleet_common::kafka_wire::{add_raft_voter, remove_raft_voter, VoterListener, WireError};
+                let hosts = self.provider(desired.spec.provider)?.list(cluster).await?;
+                let controllers = observe::host_endpoints(&hosts, &[HostRole::Controller]);
+                let cluster_id = crate::spec::kafka_cluster_id(&desired.uid);
+                let timeout = self.step_timeout.min(Duration::from_secs(30));
+                let result = match step {
+                    Step::AddVoter { host, port, .. } => {
+                        let listener = VoterListener { name: "CONTROLLER".into(), host: host.clone(), port: *port };
+                        add_raft_voter(&controllers, cluster_id.as_deref(), *node_id, directory_id, &[listener], timeout).await
+                    }
+                    _ => remove_raft_voter(&controllers, cluster_id.as_deref(), *node_id, directory_id, timeout).await,
+                };
+                match result {
+                    Ok(()) => {
+                        tracing::info!(node = node_id, directory = %directory_id, step = step.name(), "controller quorum changed");
+                        Ok(format!("{} {node_id} ({directory_id})", if matches!(step, Step::AddVoter { .. }) { "added voter" } else { "removed voter" }))
+                    }
+                    // A broker or controller too old for dynamic quorums: no retry helps.
+                    Err(e @ WireError::Unsupported { .. }) => Err(StepError::Terminal(e.to_string())),
+                    // Refusals (one change at a time, not caught up, a leader change) pass: the
+                    // next observation decides again.
+                    Err(e) => Err(StepError::Retryable(e.to_string())),
+                }
+            }
             Step::CreateTopic { .. } | Step::CreatePartitions { .. } | Step::AlterTopicConfigs { .. } | Step::DeleteTopic { .. } => {
                 let admin = self
                     .admin

@@ -43,23 +43,61 @@ pub fn plan_cluster(
     };
     let alive: Vec<&ObservedHost> = hosts.iter().filter(|h| h.state.is_alive()).collect();
     let now = settings.now_ms;
-    let quorum_live = observed.quorum.known().map(|q| q.live_ids(now, QUORUM_FETCH_WINDOW_MS));
+    // Liveness in the quorum, judged on the leader's clock (the freshest fetch it reports), not
+    // this process's: a skewed clock or a slow observation must not make voters look dead. With
+    // no leader nothing is judged (every voter looks silent then): no host is replaced.
+    let quorum = observed.quorum.known().filter(|q| q.leader_id.is_some());
+    let quorum_live = quorum.map(|q| q.live_ids(q.clock_ms().unwrap_or(now), QUORUM_FETCH_WINDOW_MS));
+    // A voter change in flight (a replaced controller not yet a voter again): no other
+    // controller is replaced until the set is whole.
+    let voters_short = quorum
+        .filter(|q| q.voters.len() < desired.spec.quorum_size() as usize)
+        .map(|q| format!("the quorum has {} of {} voters (a replaced controller is joining)", q.voters.len(), desired.spec.quorum_size()));
+    // A combined node is live as a broker (unfenced) or as a voter (fetching): a fenced broker
+    // whose controller votes keeps its host, and its log.
+    let combined_live: Option<BTreeSet<i32>> = quorum_live.as_ref().zip(observed.live_brokers.known()).map(|(q, b)| q | b);
     let roles: Vec<RoleHosts> = if !desired.spec.is_kraft() {
-        vec![RoleHosts { role: HostRole::Broker, wanted: desired.spec.brokers as usize, live: observed.live_brokers.known(), live_source: "/brokers/ids", instance_type: host_type(desired, HostRole::Broker) }]
+        vec![RoleHosts {
+            role: HostRole::Broker,
+            wanted: desired.spec.brokers as usize,
+            live: observed.live_brokers.known(),
+            live_source: "/brokers/ids",
+            instance_type: host_type(desired, HostRole::Broker),
+            max_replacements: None,
+            replace_held: None,
+        }]
     } else if desired.spec.combined {
-        vec![RoleHosts { role: HostRole::Combined, wanted: desired.spec.brokers as usize, live: observed.live_brokers.known(), live_source: "the cluster's unfenced brokers", instance_type: host_type(desired, HostRole::Combined) }]
+        vec![RoleHosts {
+            role: HostRole::Combined,
+            wanted: desired.spec.brokers as usize,
+            live: combined_live.as_ref(),
+            live_source: "the cluster's unfenced brokers and fetching voters",
+            instance_type: host_type(desired, HostRole::Combined),
+            max_replacements: Some(1),
+            replace_held: voters_short.clone(),
+        }]
     } else {
         vec![
             // Controllers first: brokers cannot register before a quorum has a leader.
-            RoleHosts { role: HostRole::Controller, wanted: desired.spec.controllers as usize, live: quorum_live.as_ref(), live_source: "the controller quorum", instance_type: host_type(desired, HostRole::Controller) },
+            RoleHosts {
+                role: HostRole::Controller,
+                wanted: desired.spec.controllers as usize,
+                live: quorum_live.as_ref(),
+                live_source: "the controller quorum",
+                instance_type: host_type(desired, HostRole::Controller),
+                max_replacements: Some(1),
+                replace_held: voters_short.clone(),
+            },
             // A broker cannot register while the quorum has no leader: none is replaced then
             // (while the controllers boot or form, a broker waiting for them is not missing).
             RoleHosts {
                 role: HostRole::Broker,
                 wanted: desired.spec.brokers as usize,
-                live: observed.quorum.known().and_then(|q| q.leader_id).and(observed.live_brokers.known()),
+                live: quorum.and(observed.live_brokers.known()),
                 live_source: "the cluster's unfenced brokers",
                 instance_type: host_type(desired, HostRole::Broker),
+                max_replacements: Some(1),
+                replace_held: None,
             },
         ]
     };
@@ -78,6 +116,9 @@ pub fn plan_cluster(
     }
     if in_flight > 0 {
         plan.waiting.push(format!("{in_flight} launched host(s) not yet visible to the provider"));
+    }
+    if desired.spec.is_kraft() && !desired.spec.combined {
+        plan_voters(desired, observed, hosts, settings, &mut plan);
     }
 
     // ---- topics: acted on once every declared broker is live, so partitions spread over all.
@@ -190,6 +231,10 @@ struct RoleHosts<'a> {
     /// Where they were looked for, for messages.
     live_source: &'static str,
     instance_type: String,
+    /// Hosts replaced at most this many per pass (`None`: every one past its grace).
+    max_replacements: Option<usize>,
+    /// Why no host of this role is replaced now (a voter change in flight).
+    replace_held: Option<String>,
 }
 
 /// One role's hosts: those whose node stays missing are replaced (in their zone), hosts beyond the
@@ -265,8 +310,14 @@ fn plan_role_hosts(
                     // The grace counts from when the hold ends, not from before it.
                     next.missing_since.insert(*broker_id, settings.now_ms);
                     plan.wake_after(PROGRESS_POLL_MS);
-                } else if let Some(why) = &desired.frozen {
+                } else if let Some(why) = desired.frozen.as_ref().or(r.replace_held.as_ref()) {
                     plan.waiting.push(format!("{noun} {broker_id} not in {source}; its host is not replaced while {why}"));
+                    next.missing_since.insert(*broker_id, since);
+                    plan.wake_after(PROGRESS_POLL_MS);
+                } else if missing_ms >= settings.replace_grace_ms && r.max_replacements.is_some_and(|m| terminations.len() >= m) {
+                    // One at a time: a verdict of "missing" from one controller is not trusted to
+                    // take several hosts (and their logs) at once.
+                    plan.waiting.push(format!("{noun} {broker_id} (host {instance_id}) missing from {source}: replaced after the one being replaced now"));
                     next.missing_since.insert(*broker_id, since);
                     plan.wake_after(PROGRESS_POLL_MS);
                 } else if missing_ms >= settings.replace_grace_ms {
@@ -350,6 +401,84 @@ fn plan_role_hosts(
         new_launch(plan, next, az, format!("{noun} {} of {wanted}", i + 1));
     }
     in_flight.len()
+}
+
+/// How far behind the quorum's high watermark a joining controller may be and count as caught up
+/// (the leader writes a no-op record every 500 ms, so the watermark never stands still).
+pub const VOTER_CATCH_UP_RECORDS: i64 = 1_000;
+
+/// The voter set, repaired as Kafka's dynamic quorum allows (KIP-853): a controller host replaced
+/// keeps its node ID and boots a new metadata directory, joining as an observer; the old
+/// directory's voter is removed, then the new one added once it caught up. One change per pass
+/// (the leader refuses a second while one is uncommitted), never the leader's own entry, and
+/// nothing while the quorum is unknown or leaderless.
+fn plan_voters(desired: &DesiredCluster, observed: &ObservedCluster, hosts: &[ObservedHost], settings: PlanSettings, plan: &mut Plan) {
+    let (Some(q), Some(registry)) = (observed.quorum.known(), observed.registry.known()) else { return };
+    let Some(leader) = q.leader_id else {
+        plan.waiting.push("the controller quorum has no leader".into());
+        plan.wake_after(PROGRESS_POLL_MS);
+        return;
+    };
+    // Node IDs held by running controller hosts: only those are added or repaired.
+    let controller_host = |id: i32| {
+        let instance = registry.get(&id)?;
+        hosts.iter().find(|h| &h.instance_id == instance && h.role == HostRole::Controller && h.state == HostState::Running)
+    };
+    let clock = q.clock_ms().unwrap_or(settings.now_ms);
+    // The leader keeps listing nodes that fetched a while ago (a removed voter's old directory,
+    // a replaced broker's old incarnation) as observers: only fresh fetches count.
+    let fresh = |m: &QuorumMember| m.last_fetch_ms >= clock - QUORUM_FETCH_WINDOW_MS;
+    let caught_up = |m: &QuorumMember| q.high_watermark - m.log_end_offset <= VOTER_CATCH_UP_RECORDS;
+    for v in &q.voters {
+        // Replaced: the voter's directory has been silent a while (a voter just added has no
+        // fetch time yet: unknown, not silent), and its node ID fetches, caught up, with another
+        // directory. The leader lists a removed voter's directory as an observer with a recent
+        // time for a while, but with its old log end: never mistaken for the live one.
+        let silent = v.last_fetch_ms > 0 && v.last_fetch_ms < clock - 2 * QUORUM_FETCH_WINDOW_MS;
+        let replaced = silent
+            && q.observers.iter().any(|o| o.node_id == v.node_id && !o.directory_id.is_empty() && o.directory_id != v.directory_id && fresh(o) && caught_up(o));
+        if replaced && v.node_id != leader && controller_host(v.node_id).is_some() {
+            plan.steps.push(Step::RemoveVoter {
+                node_id: v.node_id,
+                directory_id: v.directory_id.clone(),
+                reason: format!("controller {} runs a new directory now; this one is gone with its old host", v.node_id),
+            });
+            plan.wake_after(PROGRESS_POLL_MS);
+            return;
+        }
+    }
+    // A voter that stopped fetching weakens the quorum: said while it lasts (not converged).
+    for v in q.voters.iter().filter(|v| v.node_id != leader && !fresh(v)) {
+        let silent = if v.last_fetch_ms > 0 { format!("for {}s", (clock - v.last_fetch_ms) / 1000) } else { "ever".to_string() };
+        plan.waiting.push(format!("voter {} (directory {}) has not fetched from the leader {silent}", v.node_id, v.directory_id));
+        plan.wake_after(PROGRESS_POLL_MS);
+    }
+    let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
+    if voters.len() >= desired.spec.controllers as usize {
+        return;
+    }
+    for o in q.observers.iter().filter(|o| fresh(o)) {
+        let Some(host) = controller_host(o.node_id) else { continue };
+        if voters.contains(&o.node_id) || o.directory_id.is_empty() {
+            continue;
+        }
+        let lag = (q.high_watermark - o.log_end_offset).max(0);
+        if lag <= VOTER_CATCH_UP_RECORDS {
+            plan.steps.push(Step::AddVoter {
+                node_id: o.node_id,
+                directory_id: o.directory_id.clone(),
+                host: host.private_ip.clone().unwrap_or_default(),
+                port: host.port.unwrap_or(9093),
+                reason: format!("{} of {} voters; it caught up (lag {lag})", voters.len(), desired.spec.controllers),
+            });
+        } else {
+            plan.waiting.push(format!("controller {} joins the voters once caught up (lag {lag} records)", o.node_id));
+        }
+        plan.wake_after(PROGRESS_POLL_MS);
+        return;
+    }
+    plan.waiting.push(format!("{} of {} voters: waiting for a controller to join as an observer", voters.len(), desired.spec.controllers));
+    plan.wake_after(PROGRESS_POLL_MS);
 }
 
 /// The step that makes `observed`'s declared configs `t`'s, if they differ.
@@ -623,7 +752,7 @@ mod tests {
         let now = 1_000_000;
         let member = |id: i32, fetched: i64| QuorumMember { node_id: id, directory_id: format!("dir{id}"), log_end_offset: 10, last_fetch_ms: fetched };
         // Voter 2 last fetched long ago: dead, though still listed as a voter.
-        o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), leader_epoch: 3, high_watermark: 10, voters: vec![member(1, -1), member(2, now - 60_000), member(3, now - 500)], observers: vec![] });
+        o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), leader_epoch: 3, high_watermark: 10, voters: vec![member(1, now), member(2, now - 60_000), member(3, now - 500)], observers: vec![] });
         let at = |ms: i64| PlanSettings { now_ms: ms, ..settings(0) };
         let (plan, next) = plan_cluster(&desired, &o, &ClusterIntent::default(), at(now));
         assert!(launches(&plan).is_empty(), "within the grace: {plan:?}");
@@ -641,6 +770,76 @@ mod tests {
         o.quorum = Seen::Unknown("no node answered".into());
         let (plan, _) = plan_cluster(&desired, &o, &next, at(now + 10 * settings(0).replace_grace_ms));
         assert!(launches(&plan).is_empty() && !plan.steps.iter().any(|s| matches!(s, Step::TerminateHost { .. })), "{plan:?}");
+    }
+
+    #[test]
+    fn a_replaced_controllers_old_directory_leaves_the_voters_and_its_new_one_joins_once_caught_up() {
+        let desired = kraft_cluster(3);
+        let now = 1_000_000;
+        let at = PlanSettings { now_ms: now, ..settings(0) };
+        let hosts: Vec<ObservedHost> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, az)| ObservedHost { role: HostRole::Controller, private_ip: Some("10.0.0.9".into()), port: Some(9093), ..host(&format!("c{i}"), az) })
+            .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
+            .collect();
+        let member = |id: i32, dir: &str, leo: i64| QuorumMember { node_id: id, directory_id: dir.into(), log_end_offset: leo, last_fetch_ms: now - 100 };
+        let silent = |id: i32, dir: &str, leo: i64| QuorumMember { last_fetch_ms: now - 60_000, ..member(id, dir, leo) };
+        let mut o = observed(hosts, &[4, 5, 6]);
+        // Controller 2's host was replaced: its node ID runs directory "new2" as an observer.
+        let quorum = ObservedQuorum {
+            leader_id: Some(1),
+            leader_epoch: 5,
+            high_watermark: 5_000,
+            voters: vec![member(1, "d1", 5_000), silent(2, "old2", 3_000), member(3, "d3", 5_000)],
+            observers: vec![member(2, "new2", 4_990), member(4, "b4", 5_000)],
+        };
+        o.quorum = Seen::Known(quorum.clone());
+        let voter_steps = |plan: &Plan| plan.steps.iter().filter(|s| matches!(s, Step::RemoveVoter { .. } | Step::AddVoter { .. })).cloned().collect::<Vec<_>>();
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 2, directory_id, .. }] if directory_id == "old2"), "{plan:?}");
+        // A voter still fetching is never removed for a stale observer entry of its node ID (the
+        // leader lists an old directory as an observer for a while after it left the voters).
+        let mut healthy = quorum.clone();
+        healthy.voters[1] = member(2, "new2", 5_000);
+        healthy.observers = vec![QuorumMember { last_fetch_ms: now - 300_000, ..member(2, "old2", 3_000) }];
+        o.quorum = Seen::Known(healthy.clone());
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty(), "{plan:?}");
+        // Just added (no fetch time yet), with the removed directory listed as a fresh observer
+        // at its old log end: left alone (this flapped remove/add before).
+        healthy.voters[1] = QuorumMember { last_fetch_ms: -1, ..member(2, "new2", 5_000) };
+        healthy.observers = vec![member(2, "old2", 3_000)];
+        o.quorum = Seen::Known(healthy);
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty(), "{plan:?}");
+        // Removed: the new directory, caught up, is added at its controller listener, even with
+        // the old directory still listed (stale) among the observers, ahead of it.
+        let mut removed = quorum.clone();
+        removed.voters.retain(|v| v.node_id != 2);
+        removed.observers.insert(0, QuorumMember { last_fetch_ms: now - 300_000, ..member(2, "old2", 3_000) });
+        o.quorum = Seen::Known(removed.clone());
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(
+            matches!(&voter_steps(&plan)[..], [Step::AddVoter { node_id: 2, directory_id, host, port: 9093, .. }] if directory_id == "new2" && host == "10.0.0.9"),
+            "{plan:?}"
+        );
+        // Still far behind: waited for, not added. A broker observer is never added.
+        removed.observers[1].log_end_offset = 100;
+        o.quorum = Seen::Known(removed);
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty() && plan.waiting.iter().any(|w| w.contains("controller 2") && w.contains("lag")), "{plan:?}");
+        // The leader's own entry is never removed; nothing is changed without a leader.
+        let mut odd = quorum.clone();
+        odd.observers.push(member(1, "other1", 5_000));
+        odd.voters.retain(|v| v.node_id != 2);
+        odd.observers.retain(|m| m.node_id != 2);
+        o.quorum = Seen::Known(odd);
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(!voter_steps(&plan).iter().any(|s| matches!(s, Step::RemoveVoter { node_id: 1, .. })), "{plan:?}");
+        o.quorum = Seen::Known(ObservedQuorum { leader_id: None, ..quorum });
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty(), "{plan:?}");
     }
 
     #[test]

@@ -93,7 +93,9 @@ impl Ec2Hosts {
             None
         };
         let libs = if spec.is_kraft() { "/opt/kafka4/libs" } else { "/opt/kafka/libs" };
-        let role = role.as_str();
+        // Only KRaft hosts are told their role: an image whose bootstrap predates `--role` keeps
+        // booting ZooKeeper-mode brokers.
+        let role = if spec.is_kraft() { format!(" --role {}", role.as_str()) } else { String::new() };
         let file = RawClusterFile {
             cluster: cluster.to_string(),
             zookeeper: self.fleet.zookeeper.clone(),
@@ -130,7 +132,7 @@ impl Ec2Hosts {
             "#!/bin/bash\nset -euo pipefail\ninstall -d -m 0700 /etc/kafka-fleet\numask 077\ncat > /etc/kafka-fleet/cluster.yaml <<'EOF'\n{yaml}EOF\n\
              cat > /etc/kafka-fleet/start-broker.sh <<'EOF'\n#!/bin/bash\n\
              exec /opt/kafka-fleet/bin/kafka-bootstrap run --cluster-file /etc/kafka-fleet/cluster.yaml \\\n  \
-             --data-dir /var/lib/kafka --kafka-libs {libs} --role {role} --mode exec\nEOF\n\
+             --data-dir /var/lib/kafka --kafka-libs {libs}{role} --mode exec\nEOF\n\
              chmod 0700 /etc/kafka-fleet/start-broker.sh\ninstall -d /var/lib/cloud/scripts/per-boot\n\
              ln -sf /etc/kafka-fleet/start-broker.sh /var/lib/cloud/scripts/per-boot/50-kafka-broker.sh\n\
              exec /etc/kafka-fleet/start-broker.sh\n",
