@@ -213,6 +213,11 @@ pub struct ObservedQuorum {
     pub high_watermark: i64,
     pub voters: Vec<QuorumMember>,
     pub observers: Vec<QuorumMember>,
+    /// Each controller node's current metadata directory, as its boot recorded it in the fleet's
+    /// ZooKeeper (`<cluster>/kraft/formatted/<id>`, rewritten when a node formats a new one):
+    /// what tells a replaced voter's old directory from the live one.
+    #[serde(default)]
+    pub current_directories: BTreeMap<i32, String>,
 }
 
 impl ObservedQuorum {

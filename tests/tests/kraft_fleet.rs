@@ -173,12 +173,13 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     let read = kcat::read_all(&brokers, "orders").await;
     assert!(read.iter().any(|r| r == "hello-kraft"), "the record survived the host's loss: {read:?}");
 
-    // ---- kill -9 of a controller host (a follower), its disk gone with it: replaced with the
-    // same node ID and a new directory, the voter set repaired with no manual step.
+    // ---- kill -9 of the quorum leader's host, its disk gone with it: a new leader is elected
+    // (which reports the dead voter with no fetch time at all), the host is replaced with the
+    // same node ID and a new directory, and the voter set repaired with no manual step.
     let controllers = endpoints(&fm, "controller");
     let before = quorum_voter_directories(&controllers[0]).await.expect("voters");
     let (leader, _, _) = quorum_status(&controllers[0]).await.expect("quorum");
-    let (ctl_id, ctl_instance) = registry.iter().find(|(id, i)| role_of(i) == "controller" && **id != leader).map(|(id, i)| (*id, i.clone())).expect("a follower controller");
+    let (ctl_id, ctl_instance) = registry.iter().find(|(id, i)| role_of(i) == "controller" && **id == leader).map(|(id, i)| (*id, i.clone())).expect("the leader's host");
     let old_dir = before.get(&ctl_id).cloned().expect("its directory");
     fm.kill_host(&ctl_instance);
     let after = wait_until(&format!("controller {ctl_id} a voter again with a new directory (kafka-metadata-quorum)"), Duration::from_secs(240), || {

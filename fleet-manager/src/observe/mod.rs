@@ -88,7 +88,14 @@ pub async fn observe_cluster(
     let names: Vec<&str> = if desired.deleting { Vec::new() } else { desired.topics.iter().map(|t| t.spec.name.as_str()).collect() };
     if desired.spec.is_kraft() {
         // Kafka's own state is in the controllers, not ZooKeeper: asked through the protocol.
-        let (live_brokers, quorum, topics) = observe_kraft(&hosts, &names).await;
+        let (live_brokers, mut quorum, topics) = observe_kraft(&hosts, &names).await;
+        if let Seen::Known(q) = &mut quorum {
+            match current_directories(zk, paths).await {
+                Ok(d) => q.current_directories = d,
+                // Without them no voter can be told replaced: the quorum is not known enough.
+                Err(e) => quorum = Seen::Unknown(e),
+            }
+        }
         if let Some(m) = metrics {
             let registry_reads = if registry.known().is_some_and(|r| !r.is_empty()) { 2 } else { 1 };
             m.zookeeper_reads.inc_by((1 + registry_reads) as u64);
@@ -110,6 +117,29 @@ pub async fn observe_cluster(
         m.zookeeper_reads.inc_by((2 + registry_reads + 3 * names.len()) as u64);
     }
     ObservedCluster { at_ms: now_ms(), hosts, live_brokers, registry, topics, dns, zk_state, quorum: Seen::Unknown("ZooKeeper mode: no controller quorum".into()) }
+}
+
+/// `<cluster>/kraft/formatted/<id>`: the directory each controller node formatted last.
+async fn current_directories(zk: &zk::Client, paths: &ClusterPaths) -> Result<BTreeMap<i32, String>, String> {
+    let dir = format!("{}/kraft/formatted", paths.base());
+    let children = match zk.list_children(&dir).await {
+        Ok(c) => c,
+        Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(format!("list {dir}: {e}")),
+    };
+    let mut out = BTreeMap::new();
+    for child in children {
+        let Ok(id) = child.parse::<i32>() else { continue };
+        let path = format!("{dir}/{child}");
+        match zk.get_data(&path).await {
+            Ok((data, _)) => {
+                out.insert(id, String::from_utf8_lossy(&data).trim().to_string());
+            }
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(format!("read {path}: {e}")),
+        }
+    }
+    Ok(out)
 }
 
 /// How long one Kafka protocol call of an observation may take.
@@ -216,6 +246,7 @@ fn observed_quorum(q: &fleet_common::kafka_wire::QuorumInfo) -> ObservedQuorum {
         high_watermark: q.high_watermark,
         voters: q.voters.iter().map(member).collect(),
         observers: q.observers.iter().map(member).collect(),
+        current_directories: BTreeMap::new(),
     }
 }
 

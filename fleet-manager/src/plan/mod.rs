@@ -50,9 +50,10 @@ pub fn plan_cluster(
     let quorum_live = quorum.map(|q| q.live_ids(q.clock_ms().unwrap_or(now), QUORUM_FETCH_WINDOW_MS));
     // A voter change in flight (a replaced controller not yet a voter again): no other
     // controller is replaced until the set is whole.
-    let voters_short = quorum
-        .filter(|q| q.voters.len() < desired.spec.quorum_size() as usize)
-        .map(|q| format!("the quorum has {} of {} voters (a replaced controller is joining)", q.voters.len(), desired.spec.quorum_size()));
+    let voters_short = quorum.filter(|q| q.voters.len() < desired.spec.quorum_size() as usize).map(|q| {
+        let why = format!("the quorum has {} of {} voters (a replaced controller is joining)", q.voters.len(), desired.spec.quorum_size());
+        (why, q.voters.iter().map(|v| v.node_id).collect::<BTreeSet<i32>>())
+    });
     // A combined node is live as a broker (unfenced) or as a voter (fetching): a fenced broker
     // whose controller votes keeps its host, and its log.
     let combined_live: Option<BTreeSet<i32>> = quorum_live.as_ref().zip(observed.live_brokers.known()).map(|(q, b)| q | b);
@@ -233,8 +234,9 @@ struct RoleHosts<'a> {
     instance_type: String,
     /// Hosts replaced at most this many per pass (`None`: every one past its grace).
     max_replacements: Option<usize>,
-    /// Why no host of this role is replaced now (a voter change in flight).
-    replace_held: Option<String>,
+    /// Why the hosts of these node IDs are not replaced now (the voters, while a voter change
+    /// is in flight: replacing a non-voter, such as the joining node, never weakens the quorum).
+    replace_held: Option<(String, BTreeSet<i32>)>,
 }
 
 /// One role's hosts: those whose node stays missing are replaced (in their zone), hosts beyond the
@@ -286,6 +288,14 @@ fn plan_role_hosts(
     // Replace hosts whose broker stays missing.
     let noun = r.role.noun();
     let source = r.live_source;
+    // Capped roles replace one host at a time across passes too: while a replacement (or any
+    // launch) of this role has not come up within its grace, no other host of it is taken.
+    let settling = r.max_replacements.is_some()
+        && (!in_flight.is_empty()
+            || alive.iter().any(|h| {
+                let holds_live_id = observed.registry.known().is_some_and(|reg| reg.iter().any(|(id, i)| i == &h.instance_id && r.live.is_some_and(|l| l.contains(id))));
+                settings.now_ms - h.launched_ms < settings.replace_grace_ms && !holds_live_id
+            }));
     match (observed.registry.known(), r.live) {
         (Some(registry), Some(live)) => {
             for (broker_id, instance_id) in registry {
@@ -310,14 +320,14 @@ fn plan_role_hosts(
                     // The grace counts from when the hold ends, not from before it.
                     next.missing_since.insert(*broker_id, settings.now_ms);
                     plan.wake_after(PROGRESS_POLL_MS);
-                } else if let Some(why) = desired.frozen.as_ref().or(r.replace_held.as_ref()) {
+                } else if let Some(why) = desired.frozen.as_ref().or(r.replace_held.as_ref().filter(|(_, ids)| ids.contains(broker_id)).map(|(why, _)| why)) {
                     plan.waiting.push(format!("{noun} {broker_id} not in {source}; its host is not replaced while {why}"));
                     next.missing_since.insert(*broker_id, since);
                     plan.wake_after(PROGRESS_POLL_MS);
-                } else if missing_ms >= settings.replace_grace_ms && r.max_replacements.is_some_and(|m| terminations.len() >= m) {
+                } else if missing_ms >= settings.replace_grace_ms && (settling || r.max_replacements.is_some_and(|m| terminations.len() >= m)) {
                     // One at a time: a verdict of "missing" from one controller is not trusted to
                     // take several hosts (and their logs) at once.
-                    plan.waiting.push(format!("{noun} {broker_id} (host {instance_id}) missing from {source}: replaced after the one being replaced now"));
+                    plan.waiting.push(format!("{noun} {broker_id} (host {instance_id}) missing from {source}: replaced after the one being replaced now comes up"));
                     next.missing_since.insert(*broker_id, since);
                     plan.wake_after(PROGRESS_POLL_MS);
                 } else if missing_ms >= settings.replace_grace_ms {
@@ -426,58 +436,67 @@ fn plan_voters(desired: &DesiredCluster, observed: &ObservedCluster, hosts: &[Ob
     };
     let clock = q.clock_ms().unwrap_or(settings.now_ms);
     // The leader keeps listing nodes that fetched a while ago (a removed voter's old directory,
-    // a replaced broker's old incarnation) as observers: only fresh fetches count.
+    // a replaced broker's old incarnation) as observers: only fresh fetches count. A leader
+    // elected after a voter died reports that voter with no fetch time at all (-1): silent.
     let fresh = |m: &QuorumMember| m.last_fetch_ms >= clock - QUORUM_FETCH_WINDOW_MS;
-    let caught_up = |m: &QuorumMember| q.high_watermark - m.log_end_offset <= VOTER_CATCH_UP_RECORDS;
+    // Before the first commit of a new leader the watermark is unknown (-1): nobody is caught up.
+    let caught_up = |m: &QuorumMember| q.high_watermark >= 0 && q.high_watermark - m.log_end_offset <= VOTER_CATCH_UP_RECORDS;
+    // The node's current directory, as its last boot recorded it: a voter on any other
+    // directory of that node is gone with an old disk.
+    let current = |id: i32| q.current_directories.get(&id).filter(|d| !d.is_empty());
+    // A voter that stopped fetching weakens the quorum: said while it lasts (not converged).
+    for v in q.voters.iter().filter(|v| v.node_id != leader && !fresh(v)) {
+        let silent = if v.last_fetch_ms > 0 { format!("for {}s", (clock - v.last_fetch_ms) / 1000) } else { "since the leader was elected".to_string() };
+        plan.waiting.push(format!("voter {} (directory {}) has not fetched from the leader {silent}", v.node_id, v.directory_id));
+        plan.wake_after(PROGRESS_POLL_MS);
+    }
     for v in &q.voters {
-        // Replaced: the voter's directory has been silent a while (a voter just added has no
-        // fetch time yet: unknown, not silent), and its node ID fetches, caught up, with another
-        // directory. The leader lists a removed voter's directory as an observer with a recent
-        // time for a while, but with its old log end: never mistaken for the live one.
-        let silent = v.last_fetch_ms > 0 && v.last_fetch_ms < clock - 2 * QUORUM_FETCH_WINDOW_MS;
-        let replaced = silent
-            && q.observers.iter().any(|o| o.node_id == v.node_id && !o.directory_id.is_empty() && o.directory_id != v.directory_id && fresh(o) && caught_up(o));
+        // Replaced: the node records another directory as its current one, that directory
+        // fetches, caught up, and this one does not.
+        let Some(now_dir) = current(v.node_id) else { continue };
+        let replaced = *now_dir != v.directory_id
+            && !fresh(v)
+            && q.observers.iter().any(|o| o.node_id == v.node_id && o.directory_id == *now_dir && fresh(o) && caught_up(o));
         if replaced && v.node_id != leader && controller_host(v.node_id).is_some() {
             plan.steps.push(Step::RemoveVoter {
                 node_id: v.node_id,
                 directory_id: v.directory_id.clone(),
-                reason: format!("controller {} runs a new directory now; this one is gone with its old host", v.node_id),
+                reason: format!("controller {} runs directory {now_dir} now; this one is gone with its old host", v.node_id),
             });
             plan.wake_after(PROGRESS_POLL_MS);
             return;
         }
     }
-    // A voter that stopped fetching weakens the quorum: said while it lasts (not converged).
-    for v in q.voters.iter().filter(|v| v.node_id != leader && !fresh(v)) {
-        let silent = if v.last_fetch_ms > 0 { format!("for {}s", (clock - v.last_fetch_ms) / 1000) } else { "ever".to_string() };
-        plan.waiting.push(format!("voter {} (directory {}) has not fetched from the leader {silent}", v.node_id, v.directory_id));
-        plan.wake_after(PROGRESS_POLL_MS);
-    }
     let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
     if voters.len() >= desired.spec.controllers as usize {
         return;
     }
+    let mut behind = Vec::new();
     for o in q.observers.iter().filter(|o| fresh(o)) {
         let Some(host) = controller_host(o.node_id) else { continue };
-        if voters.contains(&o.node_id) || o.directory_id.is_empty() {
+        // Only the node's current directory joins (never an old one the leader still lists).
+        if voters.contains(&o.node_id) || current(o.node_id) != Some(&o.directory_id) {
             continue;
         }
-        let lag = (q.high_watermark - o.log_end_offset).max(0);
-        if lag <= VOTER_CATCH_UP_RECORDS {
-            plan.steps.push(Step::AddVoter {
-                node_id: o.node_id,
-                directory_id: o.directory_id.clone(),
-                host: host.private_ip.clone().unwrap_or_default(),
-                port: host.port.unwrap_or(9093),
-                reason: format!("{} of {} voters; it caught up (lag {lag})", voters.len(), desired.spec.controllers),
-            });
-        } else {
-            plan.waiting.push(format!("controller {} joins the voters once caught up (lag {lag} records)", o.node_id));
+        let Some(ip) = host.private_ip.clone().filter(|ip| !ip.is_empty()) else { continue };
+        if !caught_up(o) {
+            behind.push(format!("controller {} joins the voters once caught up (lag {} records)", o.node_id, (q.high_watermark - o.log_end_offset).max(0)));
+            continue;
         }
+        plan.steps.push(Step::AddVoter {
+            node_id: o.node_id,
+            directory_id: o.directory_id.clone(),
+            host: ip,
+            port: host.port.unwrap_or(9093),
+            reason: format!("{} of {} voters; it caught up (lag {})", voters.len(), desired.spec.controllers, (q.high_watermark - o.log_end_offset).max(0)),
+        });
         plan.wake_after(PROGRESS_POLL_MS);
         return;
     }
-    plan.waiting.push(format!("{} of {} voters: waiting for a controller to join as an observer", voters.len(), desired.spec.controllers));
+    if behind.is_empty() {
+        behind.push(format!("{} of {} voters: waiting for a controller to join as an observer", voters.len(), desired.spec.controllers));
+    }
+    plan.waiting.extend(behind);
     plan.wake_after(PROGRESS_POLL_MS);
 }
 
@@ -752,7 +771,7 @@ mod tests {
         let now = 1_000_000;
         let member = |id: i32, fetched: i64| QuorumMember { node_id: id, directory_id: format!("dir{id}"), log_end_offset: 10, last_fetch_ms: fetched };
         // Voter 2 last fetched long ago: dead, though still listed as a voter.
-        o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), leader_epoch: 3, high_watermark: 10, voters: vec![member(1, now), member(2, now - 60_000), member(3, now - 500)], observers: vec![] });
+        o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), leader_epoch: 3, high_watermark: 10, voters: vec![member(1, now), member(2, now - 60_000), member(3, now - 500)], observers: vec![], ..Default::default() });
         let at = |ms: i64| PlanSettings { now_ms: ms, ..settings(0) };
         let (plan, next) = plan_cluster(&desired, &o, &ClusterIntent::default(), at(now));
         assert!(launches(&plan).is_empty(), "within the grace: {plan:?}");
@@ -773,6 +792,37 @@ mod tests {
     }
 
     #[test]
+    fn kraft_hosts_are_replaced_one_at_a_time_across_passes() {
+        let desired = kraft_cluster(3);
+        let now = 1_000_000;
+        let at = PlanSettings { now_ms: now, ..settings(0) };
+        let mut hosts: Vec<ObservedHost> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, az)| ObservedHost { role: HostRole::Controller, ..host(&format!("c{i}"), az) })
+            .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
+            .collect();
+        let mut o = observed(hosts.clone(), &[4]);
+        let member = |id: i32| QuorumMember { node_id: id, directory_id: format!("d{id}"), log_end_offset: 10, last_fetch_ms: now };
+        o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), leader_epoch: 1, high_watermark: 10, voters: vec![member(1), member(2), member(3)], ..Default::default() });
+        // Brokers 5 and 6 fenced for long past the grace: one host goes this pass.
+        let intent = ClusterIntent { missing_since: [(5, 0), (6, 0)].into(), ..Default::default() };
+        let (plan, next) = plan_cluster(&desired, &o, &intent, at);
+        let terminated: Vec<&String> = plan.steps.iter().filter_map(|s| match s { Step::TerminateHost { instance_id, .. } => Some(instance_id), _ => None }).collect();
+        assert_eq!(terminated.len(), 1, "{plan:?}");
+        // The next pass: that host gone, its replacement up but not yet registered. The other
+        // missing broker waits for it rather than going too.
+        let gone = terminated[0].clone();
+        hosts.iter_mut().filter(|h| h.instance_id == gone).for_each(|h| h.state = HostState::Terminated);
+        hosts.push(ObservedHost { launched_ms: now, launch_token: next.launches.keys().next().cloned(), ..host("b9", "b") });
+        let mut o2 = o.clone();
+        o2.hosts = Seen::Known(hosts);
+        let (plan, _) = plan_cluster(&desired, &o2, &next, PlanSettings { now_ms: now + 2_000, ..at });
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::TerminateHost { .. })), "{plan:?}");
+        assert!(plan.waiting.iter().any(|w| w.contains("replaced after")), "{:?}", plan.waiting);
+    }
+
+    #[test]
     fn a_replaced_controllers_old_directory_leaves_the_voters_and_its_new_one_joins_once_caught_up() {
         let desired = kraft_cluster(3);
         let now = 1_000_000;
@@ -780,7 +830,7 @@ mod tests {
         let hosts: Vec<ObservedHost> = ["a", "b", "c"]
             .iter()
             .enumerate()
-            .map(|(i, az)| ObservedHost { role: HostRole::Controller, private_ip: Some("10.0.0.9".into()), port: Some(9093), ..host(&format!("c{i}"), az) })
+            .map(|(i, az)| ObservedHost { role: HostRole::Controller, private_ip: Some(format!("10.0.0.{i}")), port: Some(9090 + i as u16), ..host(&format!("c{i}"), az) })
             .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
             .collect();
         let member = |id: i32, dir: &str, leo: i64| QuorumMember { node_id: id, directory_id: dir.into(), log_end_offset: leo, last_fetch_ms: now - 100 };
@@ -793,11 +843,24 @@ mod tests {
             high_watermark: 5_000,
             voters: vec![member(1, "d1", 5_000), silent(2, "old2", 3_000), member(3, "d3", 5_000)],
             observers: vec![member(2, "new2", 4_990), member(4, "b4", 5_000)],
+            current_directories: [(1, "d1".to_string()), (2, "new2".to_string()), (3, "d3".to_string())].into(),
         };
         o.quorum = Seen::Known(quorum.clone());
         let voter_steps = |plan: &Plan| plan.steps.iter().filter(|s| matches!(s, Step::RemoveVoter { .. } | Step::AddVoter { .. })).cloned().collect::<Vec<_>>();
         let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
         assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 2, directory_id, .. }] if directory_id == "old2"), "{plan:?}");
+        // A leader elected after the voter died reports it with no fetch time at all: silent.
+        let mut reelected = quorum.clone();
+        reelected.voters[1].last_fetch_ms = -1;
+        o.quorum = Seen::Known(reelected);
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 2, directory_id, .. }] if directory_id == "old2"), "{plan:?}");
+        // No record of the node's current directory: nothing is removed on a guess.
+        let mut unrecorded = quorum.clone();
+        unrecorded.current_directories.clear();
+        o.quorum = Seen::Known(unrecorded);
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty(), "{plan:?}");
         // A voter still fetching is never removed for a stale observer entry of its node ID (the
         // leader lists an old directory as an observer for a while after it left the voters).
         let mut healthy = quorum.clone();
@@ -821,17 +884,27 @@ mod tests {
         o.quorum = Seen::Known(removed.clone());
         let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
         assert!(
-            matches!(&voter_steps(&plan)[..], [Step::AddVoter { node_id: 2, directory_id, host, port: 9093, .. }] if directory_id == "new2" && host == "10.0.0.9"),
+            matches!(&voter_steps(&plan)[..], [Step::AddVoter { node_id: 2, directory_id, host, port: 9091, .. }] if directory_id == "new2" && host == "10.0.0.1"),
             "{plan:?}"
         );
+        // An old directory of the node, fresh-looking and caught up, is never the one added.
+        let mut old_listed = removed.clone();
+        old_listed.observers[0] = member(2, "old2", 5_000);
+        old_listed.observers[1].last_fetch_ms = now - 300_000;
+        o.quorum = Seen::Known(old_listed);
+        let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty(), "{plan:?}");
         // Still far behind: waited for, not added. A broker observer is never added.
         removed.observers[1].log_end_offset = 100;
         o.quorum = Seen::Known(removed);
         let (plan, _) = plan_cluster(&desired, &o, &ClusterIntent::default(), at);
         assert!(voter_steps(&plan).is_empty() && plan.waiting.iter().any(|w| w.contains("controller 2") && w.contains("lag")), "{plan:?}");
-        // The leader's own entry is never removed; nothing is changed without a leader.
+        // The leader's own entry is never removed, even silent with its node on another
+        // directory; nothing is changed without a leader.
         let mut odd = quorum.clone();
+        odd.voters[0] = silent(1, "d1", 5_000);
         odd.observers.push(member(1, "other1", 5_000));
+        odd.current_directories.insert(1, "other1".into());
         odd.voters.retain(|v| v.node_id != 2);
         odd.observers.retain(|m| m.node_id != 2);
         o.quorum = Seen::Known(odd);
