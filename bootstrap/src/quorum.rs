@@ -117,7 +117,7 @@ pub fn candidates_path(paths: &ClusterPaths) -> String {
 /// `<cluster>/kraft/formatted/<node-id>`: the directory ID a controller formatted, written
 /// once it has: a listed voter whose storage is later gone is then known not to be new.
 pub fn formatted_path(paths: &ClusterPaths, node_id: i32) -> String {
-    format!("{}/kraft/formatted/{node_id}", paths.base())
+    paths.kraft_formatted_node(node_id)
 }
 
 /// The directory ID this controller formatted before, if it did.
@@ -132,7 +132,7 @@ pub async fn formatted_before(client: &zk::Client, paths: &ClusterPaths, node_id
 
 /// Records the directory this controller formatted (kept as it is when already recorded).
 pub async fn record_formatted(client: &zk::Client, paths: &ClusterPaths, node_id: i32, directory_id: &str, acl: FleetAcl) -> Result<(), QuorumError> {
-    let dir = format!("{}/kraft/formatted", paths.base());
+    let dir = paths.kraft_formatted();
     ensure_path(client, &dir, acl).await.map_err(zk_err("mkdir", &dir))?;
     let path = formatted_path(paths, node_id);
     let options = zk::CreateMode::Persistent.with_acls(acl.acls());

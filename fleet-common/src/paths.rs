@@ -65,6 +65,16 @@ impl ClusterPaths {
         format!("{}/broker-ids/{}", self.base, id)
     }
 
+    /// KRaft: one child per controller node, holding the metadata directory it formatted last
+    /// (written by its boot, read by the fleet manager's voter repair).
+    pub fn kraft_formatted(&self) -> String {
+        format!("{}/kraft/formatted", self.base)
+    }
+
+    pub fn kraft_formatted_node(&self, node_id: i32) -> String {
+        format!("{}/kraft/formatted/{node_id}", self.base)
+    }
+
     /// Directory of the Curator-style lock that serialises ID assignment.
     pub fn broker_id_lock(&self) -> String {
         format!("{}/locks/broker-id", self.base)

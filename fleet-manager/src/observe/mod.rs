@@ -121,7 +121,7 @@ pub async fn observe_cluster(
 
 /// `<cluster>/kraft/formatted/<id>`: the directory each controller node formatted last.
 async fn current_directories(zk: &zk::Client, paths: &ClusterPaths) -> Result<BTreeMap<i32, String>, String> {
-    let dir = format!("{}/kraft/formatted", paths.base());
+    let dir = paths.kraft_formatted();
     let children = match zk.list_children(&dir).await {
         Ok(c) => c,
         Err(zk::Error::NoNode) => return Ok(BTreeMap::new()),
