@@ -15,9 +15,9 @@
 //!     recordSize: 100                   # default, bytes
 //!     replicationFactor: 1              # default: a partition's availability is its broker's
 //!     windowIntervals: 10               # default: availability over the last 10 intervals
-//!     zookeeper: zk1:2181/kafka-fleet/clusters/blue/kafka   # optional: the cluster's ZooKeeper
-//!                                       # with its Kafka chroot; lets the auditor restore preferred
-//!                                       # leaders of the monitor topic when leadership drifts
+//!     zookeeper: zk1:2181/kafka-fleet/clusters/blue/kafka   # optional, no longer needed: drifted
+//!                                       # monitor leadership is restored through the Kafka protocol
+//!                                       # (ElectLeaders), on ZooKeeper-mode and KRaft clusters alike
 //! routes:                      # optional: audit routes through the client library
 //!   - name: orders
 //!     fleetManagers: [http://fleet:8080]

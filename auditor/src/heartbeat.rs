@@ -37,8 +37,8 @@ pub struct HeartbeatSpec {
     pub window: usize,
     pub produce: bool,
     pub consume: bool,
-    /// The cluster's ZooKeeper with its Kafka chroot: when set, preferred leaders of the monitor
-    /// topic are restored when leadership drifts.
+    /// The cluster's ZooKeeper with its Kafka chroot, as older configs give it: no longer used
+    /// (drifted monitor leadership is restored through the Kafka protocol on both kinds of cluster).
     pub zookeeper: Option<fleet_common::ZkAddress>,
 }
 
@@ -463,7 +463,7 @@ pub async fn run(hb: Arc<Heartbeat>) -> anyhow::Result<()> {
             }
         }
         // Every 5 intervals, put drifted leadership back on the preferred leaders.
-        if spec.zookeeper.is_some() && round.is_multiple_of(5) {
+        if round.is_multiple_of(5) {
             if let Err(e) = restore_preferred_leaders(&spec, &producer).await {
                 tracing::warn!(cluster = %spec.cluster, error = %e, "could not restore preferred leaders");
             }
@@ -520,10 +520,10 @@ pub fn drifted(leaders: &[(i32, i32, Vec<i32>)], live: &std::collections::BTreeS
         .collect()
 }
 
-/// Asks the controller (ZooKeeper mode) for a preferred-replica election of the drifted monitor
-/// partitions, by creating `/admin/preferred_replica_election` as `kafka-leader-election` does.
+/// Asks for a preferred-replica election of the drifted monitor partitions through the Kafka
+/// protocol (ElectLeaders, as `kafka-leader-election` does): the same call for a ZooKeeper-mode
+/// and a KRaft cluster, so no ZooKeeper address is needed.
 async fn restore_preferred_leaders(spec: &HeartbeatSpec, producer: &FutureProducer) -> anyhow::Result<()> {
-    let Some(zk_address) = &spec.zookeeper else { return Ok(()) };
     let metadata = {
         let p = producer.clone();
         let topic = spec.topic.clone();
@@ -540,21 +540,12 @@ async fn restore_preferred_leaders(spec: &HeartbeatSpec, producer: &FutureProduc
     if partitions.is_empty() {
         return Ok(());
     }
-    let client = fleet_common::ZkConnector::default().with_deadline(Duration::from_secs(5)).connect(zk_address).await?;
-    let body = serde_json::json!({
-        "version": 1,
-        "partitions": partitions.iter().map(|p| serde_json::json!({"topic": spec.topic, "partition": p})).collect::<Vec<_>>(),
-    });
-    let options = zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
-    match client.create("/admin/preferred_replica_election", &serde_json::to_vec(&body)?, &options).await {
-        Ok(_) => tracing::info!(cluster = %spec.cluster, ?partitions, "preferred-leader election requested for drifted monitor partitions"),
-        // One is already running; the next check looks again.
-        Err(zookeeper_client::Error::NodeExists) => {}
-        Err(zookeeper_client::Error::NoNode) => {
-            // Kafka's own znode: open, as Kafka creates it without zookeeper.set.acl.
-            fleet_common::zk::ensure_path(&client, "/admin", fleet_common::FleetAcl::Open).await?;
-        }
-        Err(e) => return Err(e.into()),
+    let bootstrap: Vec<String> = spec.bootstrap_servers.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let refused = fleet_common::kafka_wire::elect_preferred_leaders(&bootstrap, &spec.topic, &partitions, Duration::from_secs(10)).await?;
+    if refused.is_empty() {
+        tracing::info!(cluster = %spec.cluster, ?partitions, "preferred-leader election requested for drifted monitor partitions");
+    } else {
+        tracing::warn!(cluster = %spec.cluster, ?refused, "preferred-leader election refused for some monitor partitions");
     }
     Ok(())
 }

@@ -248,17 +248,8 @@ impl DeclaredClusterSpec {
                     .into(),
             ));
         }
-        if self.is_kraft() && self.controllers.unwrap_or(DEFAULT_CONTROLLERS) != other.controllers.unwrap_or(DEFAULT_CONTROLLERS) && !self.combined.unwrap_or(false) {
-            return Some((
-                "spec.controllers",
-                format!(
-                    "{} -> {}: resizing a controller quorum in place is not built yet; declare a cluster with {} controllers and move the route to it",
-                    self.controllers.unwrap_or(DEFAULT_CONTROLLERS),
-                    other.controllers.unwrap_or(DEFAULT_CONTROLLERS),
-                    other.controllers.unwrap_or(DEFAULT_CONTROLLERS)
-                ),
-            ));
-        }
+        // Controllers of their own are resized in place: voters added or removed one at a time
+        // through Kafka's dynamic quorum (the planner's voter steps).
         None
     }
     /// The fields an immutable cluster keeps for life: the first one that differs.
@@ -1092,7 +1083,7 @@ mod tests {
         assert!(message.contains("move the route") && message.contains("KRaft mode") && message.contains("ZooKeeper mode"), "{message}");
         assert!(k.in_place_difference(&zk).is_some(), "4.4 -> 3.9 refused");
         assert_eq!(k.in_place_difference(&spec(&kraft("").replace("4.4", "4.4.0"))), None, "a patch release of the line is the same line");
-        assert_eq!(k.in_place_difference(&spec(&kraft(", controllers: 5"))).map(|d| d.0), Some("spec.controllers"));
+        assert_eq!(k.in_place_difference(&spec(&kraft(", controllers: 5"))), None, "controllers of their own are resized in place");
         assert_eq!(k.in_place_difference(&spec(&kraft(", controllers: 3"))), None, "the default written out is no change");
         assert_eq!(k.in_place_difference(&spec(&kraft(", combined: true"))).map(|d| d.0), Some("spec.combined"));
         let combined = spec(&kraft(", combined: true"));

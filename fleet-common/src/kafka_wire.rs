@@ -318,6 +318,8 @@ pub struct TopicState {
 
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+/// Kafka's LEADER_NOT_AVAILABLE (a topic being created).
+const LEADER_NOT_AVAILABLE: i16 = 5;
 const TOPIC_RESOURCE: i8 = 2;
 /// DescribeConfigs' source of a config set on the topic itself.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -378,6 +380,110 @@ pub async fn describe_topics(bootstrap: &[String], names: &[&str], timeout: Dura
         }
     }
     Ok(out)
+}
+
+/// One partition as the cluster's metadata has it: what the healthcheck judges a KRaft cluster by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionMetadata {
+    /// -1 while the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// Assigned replicas, preferred leader first.
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// Every topic's partitions (internal topics included) and effective `min.insync.replicas`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionsSnapshot {
+    pub topics: BTreeMap<String, BTreeMap<i32, PartitionMetadata>>,
+    /// The value each topic runs with (its own, else the broker's), when the broker said.
+    pub min_isr: BTreeMap<String, i32>,
+}
+
+/// All topics through Metadata (all topics) and DescribeConfigs (`min.insync.replicas` only),
+/// on one broker of `bootstrap`: a KRaft cluster's counterpart of ZooKeeper's topic and
+/// partition-state znodes.
+pub async fn describe_partitions(bootstrap: &[String], timeout: Duration) -> Result<PartitionsSnapshot, WireError> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    let mut c = any_broker(bootstrap, timeout).await?;
+    let address = c.address().to_string();
+    let request = MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false);
+    let (answer, _) = c.call(&request).await?;
+    let mut out = PartitionsSnapshot::default();
+    for t in &answer.topics {
+        let Some(name) = t.name.as_ref().map(|n| n.to_string()) else { continue };
+        match t.error_code {
+            0 => {}
+            // Being created or deleted: not a topic to judge yet.
+            UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE => continue,
+            code => return Err(WireError::Kafka { address, api: ApiKey::Metadata, code, message: Some(format!("topic {name}")) }),
+        }
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    PartitionMetadata {
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                    },
+                )
+            })
+            .collect();
+        out.topics.insert(name, partitions);
+    }
+    if out.topics.is_empty() {
+        return Ok(out);
+    }
+    let key = StrBytes::from_static_str("min.insync.replicas");
+    let request = DescribeConfigsRequest::default().with_resources(
+        out.topics
+            .keys()
+            .map(|n| DescribeConfigsResource::default().with_resource_type(TOPIC_RESOURCE).with_resource_name(StrBytes::from_string(n.clone())).with_configuration_keys(Some(vec![key.clone()])))
+            .collect(),
+    );
+    let (answer, _) = c.call(&request).await?;
+    for r in answer.results.iter().filter(|r| r.error_code == 0) {
+        if let Some(v) = r.configs.iter().find(|e| e.name == key).and_then(|e| e.value.as_ref()?.parse().ok()) {
+            out.min_isr.insert(r.resource_name.to_string(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// Kafka's ELECTION_NOT_NEEDED: the preferred replica leads already.
+const ELECTION_NOT_NEEDED: i16 = 84;
+
+/// A preferred-replica election of `partitions` of `topic` (ElectLeaders, as
+/// `kafka-leader-election --election-type preferred` sends it), to the controller named by the
+/// cluster's metadata: in ZooKeeper mode the controller broker, in KRaft mode a broker, which
+/// forwards it to the quorum's leader. Returns the partitions Kafka refused, with why; one that
+/// needed no election is not refused.
+pub async fn elect_preferred_leaders(bootstrap: &[String], topic: &str, partitions: &[i32], timeout: Duration) -> Result<BTreeMap<i32, String>, WireError> {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::ElectLeadersRequest;
+    const PREFERRED: i8 = 0;
+    let mut c = controller(bootstrap, timeout).await?;
+    let request = ElectLeadersRequest::default()
+        .with_election_type(PREFERRED)
+        .with_topic_partitions(Some(vec![TopicPartitions::default().with_topic(TopicName(StrBytes::from_string(topic.to_string()))).with_partitions(partitions.to_vec())]))
+        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32);
+    let (answer, _) = c.call(&request).await?;
+    if answer.error_code != 0 {
+        return Err(WireError::Kafka { address: c.address().to_string(), api: ApiKey::ElectLeaders, code: answer.error_code, message: None });
+    }
+    Ok(answer
+        .replica_election_results
+        .iter()
+        .flat_map(|t| t.partition_result.iter())
+        .filter(|p| p.error_code != 0 && p.error_code != ELECTION_NOT_NEEDED)
+        .map(|p| (p.partition_id, format!("error {}{}", p.error_code, p.error_message.as_ref().map(|m| format!(" ({m})")).unwrap_or_default())))
+        .collect())
 }
 
 /// A controller listener a new voter is reached at.

@@ -12,6 +12,8 @@
 //!   slowZookeeperMs: 500          # default
 //!   leaderImbalanceRatio: 0.1     # default, as Kafka's leader.imbalance.per.broker.percentage
 //!   defaultMinIsr: 1              # default, when neither topic nor cluster config sets it
+//!   voterFetchTimeoutMs: 15000    # default (KRaft): a voter not fetching this long is missing
+//!   quorumCatchUpMs: 30000        # default (KRaft): a replica not caught up this long is lagging
 //! clusters:
 //!   - name: blue
 //!     zookeeper: zk1:2181,zk2:2181,zk3:2181
@@ -19,6 +21,9 @@
 //!     kafkaChroot: /kafka/blue    # optional: for clusters not laid out by the fleet
 //!     expectedBrokers: [1, 2, 3]  # optional: else the fleet's broker-ID registry, else the assigned replicas
 //!     expectedRacks: [us-east-1a, us-east-1b]   # optional
+//!   - name: k4                    # a KRaft (Kafka 4.x) cluster: read through the Kafka protocol
+//!     zookeeper: zk1:2181         # the fleet's ensemble (its registry says which nodes to expect)
+//!     bootstrapServers: b1:9092,b2:9092
 //! ```
 
 use std::collections::BTreeSet;
@@ -58,6 +63,10 @@ pub struct RawThresholds {
     pub leader_imbalance_ratio: Option<f64>,
     #[serde(default)]
     pub default_min_isr: Option<i32>,
+    #[serde(default)]
+    pub voter_fetch_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub quorum_catch_up_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +82,9 @@ pub struct RawCluster {
     pub expected_brokers: Option<Vec<i32>>,
     #[serde(default)]
     pub expected_racks: Vec<String>,
+    /// KRaft clusters: brokers to ask (`host:port,...`); absent for ZooKeeper mode.
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +106,8 @@ pub struct ClusterTarget {
     /// Set when the cluster is laid out by the fleet (its registry is then read).
     pub fleet: Option<fleet_common::ClusterPaths>,
     pub expectations: Expectations,
+    /// KRaft: the brokers the cluster is read through (Kafka protocol, not ZooKeeper).
+    pub bootstrap: Option<Vec<String>>,
 }
 
 pub use fleet_common::config_file::ConfigError;
@@ -116,6 +130,8 @@ impl RawThresholds {
             default_min_isr: min_isr,
             leader_imbalance_ratio: ratio,
             slow_zookeeper: millis("thresholds.slowZookeeperMs", self.slow_zookeeper_ms, 500, 1..=600_000)?,
+            voter_fetch_timeout: millis("thresholds.voterFetchTimeoutMs", self.voter_fetch_timeout_ms, 15_000, 1_000..=3_600_000)?,
+            quorum_catch_up: millis("thresholds.quorumCatchUpMs", self.quorum_catch_up_ms, 30_000, 1_000..=3_600_000)?,
         })
     }
 }
@@ -136,6 +152,22 @@ impl RawCluster {
                 (paths.kafka(), Some(paths))
             }
         };
+        let bootstrap = match &self.bootstrap_servers {
+            None => None,
+            Some(_) if fleet.is_none() => {
+                return Err(field(format!("{at}.kafkaChroot"), "is for ZooKeeper-mode clusters; a KRaft cluster (bootstrapServers) is found by its name under fleetRoot"));
+            }
+            Some(list) => {
+                let servers: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                if let Some(bad) = servers.iter().find(|s| s.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
+                    return Err(field(format!("{at}.bootstrapServers"), format!("`{bad}` is not host:port (list brokers as host:port,host:port)")));
+                }
+                if servers.is_empty() {
+                    return Err(field(format!("{at}.bootstrapServers"), "list at least one broker as host:port"));
+                }
+                Some(servers)
+            }
+        };
         if let Some(ids) = &self.expected_brokers {
             if let Some(bad) = ids.iter().find(|id| **id < 0) {
                 return Err(field(format!("{at}.expectedBrokers"), format!("{bad} is not a broker ID (0 or more)")));
@@ -150,6 +182,7 @@ impl RawCluster {
                 brokers: self.expected_brokers.map(|v| v.into_iter().collect::<BTreeSet<_>>()),
                 racks: self.expected_racks.into_iter().collect(),
             },
+            bootstrap,
         })
     }
 }
@@ -210,6 +243,8 @@ mod tests {
             ("clusters: []", "clusters"),
             ("thresholds: { leaderImbalanceRatio: 2 }\nclusters: [{ name: a, zookeeper: \"h:1\" }]", "leaderImbalanceRatio"),
             ("listen: nowhere\nclusters: [{ name: a, zookeeper: \"h:1\" }]", "listen"),
+            ("clusters: [{ name: a, zookeeper: \"h:1\", bootstrapServers: \"b1\" }]", "clusters[0].bootstrapServers"),
+            ("clusters: [{ name: a, zookeeper: \"h:1\", bootstrapServers: \"b:1\", kafkaChroot: /k }]", "clusters[0].kafkaChroot"),
         ] {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(needle), "expected `{needle}` in {err}");

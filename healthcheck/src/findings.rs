@@ -1,4 +1,5 @@
-//! From what was observed in ZooKeeper to findings: a pure function, testable without I/O.
+//! From what was observed (in ZooKeeper, or through the Kafka protocol for a KRaft cluster) to
+//! findings: a pure function, testable without I/O.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -20,6 +21,21 @@ pub struct ClusterObservation {
     pub default_min_isr: Option<i32>,
     /// Round trip of one read against ZooKeeper during the scan.
     pub zookeeper_latency: Duration,
+    /// KRaft: the controller quorum (`None` for a ZooKeeper-mode cluster). `controller` is then
+    /// the quorum's leader, a controller node rather than a broker.
+    pub quorum: Option<QuorumObservation>,
+    /// KRaft: brokers registered with the controller but fenced (not serving).
+    pub fenced: BTreeSet<i32>,
+    /// KRaft: node IDs the fleet's registry holds for controllers (combined nodes included).
+    pub registry_controllers: BTreeSet<i32>,
+}
+
+/// A KRaft cluster's controller quorum as its leader described it, or why it could not be asked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QuorumObservation {
+    Known(fleet_common::kafka_wire::QuorumInfo),
+    /// DescribeQuorum failed (no leader elected, or no controller reachable through the brokers).
+    Unanswered(String),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,11 +73,24 @@ pub struct Thresholds {
     /// (Kafka's own `leader.imbalance.per.broker.percentage` default is 10%).
     pub leader_imbalance_ratio: f64,
     pub slow_zookeeper: Duration,
+    /// KRaft: a voter that has not fetched from the leader for this long is missing (Kafka's
+    /// own `controller.quorum.fetch.timeout.ms` is 2 s; a few of them, and a scan's age, more).
+    pub voter_fetch_timeout: Duration,
+    /// KRaft: a replica of the metadata log that has not been caught up for this long, while
+    /// still fetching, is lagging (the log takes a no-op record every 500 ms, so a live replica
+    /// is caught up many times a second).
+    pub quorum_catch_up: Duration,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { default_min_isr: 1, leader_imbalance_ratio: 0.10, slow_zookeeper: Duration::from_millis(500) }
+        Self {
+            default_min_isr: 1,
+            leader_imbalance_ratio: 0.10,
+            slow_zookeeper: Duration::from_millis(500),
+            voter_fetch_timeout: Duration::from_secs(15),
+            quorum_catch_up: Duration::from_secs(30),
+        }
     }
 }
 
@@ -89,10 +118,14 @@ pub enum FindingKind {
     DuplicateEndpoint,
     ZookeeperSlow,
     ZookeeperUnreachable,
+    NoQuorumLeader,
+    MissingVoter,
+    LaggingVoter,
+    LaggingObserver,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 12] = [
+    pub const ALL: [FindingKind; 16] = [
         FindingKind::MissingBroker,
         FindingKind::NoController,
         FindingKind::OfflinePartition,
@@ -105,6 +138,10 @@ impl FindingKind {
         FindingKind::DuplicateEndpoint,
         FindingKind::ZookeeperSlow,
         FindingKind::ZookeeperUnreachable,
+        FindingKind::NoQuorumLeader,
+        FindingKind::MissingVoter,
+        FindingKind::LaggingVoter,
+        FindingKind::LaggingObserver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +158,10 @@ impl FindingKind {
             FindingKind::DuplicateEndpoint => "duplicate_endpoint",
             FindingKind::ZookeeperSlow => "zookeeper_slow",
             FindingKind::ZookeeperUnreachable => "zookeeper_unreachable",
+            FindingKind::NoQuorumLeader => "no_quorum_leader",
+            FindingKind::MissingVoter => "missing_voter",
+            FindingKind::LaggingVoter => "lagging_voter",
+            FindingKind::LaggingObserver => "lagging_observer",
         }
     }
 }
@@ -173,19 +214,25 @@ pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds
         .collect();
 
     for id in expected.iter().filter(|id| !obs.brokers.contains_key(id)) {
+        let message = match (&obs.quorum, obs.fenced.contains(id)) {
+            (None, _) => format!("broker {id} is expected but not registered in /brokers/ids"),
+            (Some(_), true) => format!("broker {id} is registered but fenced: its heartbeats to the controller stopped, it serves nothing"),
+            (Some(_), false) => format!("broker {id} is expected but not registered with the controller"),
+        };
         findings.push(Finding {
             kind: FindingKind::MissingBroker,
             severity: Severity::Warning,
-            message: format!("broker {id} is expected but not registered in /brokers/ids"),
+            message,
             broker: Some(*id),
             topic: None,
             partition: None,
-            evidence: serde_json::json!({ "expected": expected, "registered": obs.brokers.keys().collect::<Vec<_>>() }),
+            evidence: serde_json::json!({ "expected": expected, "registered": obs.brokers.keys().collect::<Vec<_>>(), "fenced": obs.fenced }),
         });
     }
-    match obs.controller {
-        Some(c) if obs.brokers.contains_key(&c) => {}
-        other => findings.push(Finding {
+    match (&obs.quorum, obs.controller) {
+        (Some(quorum), _) => quorum_findings(quorum, &obs.registry_controllers, th, &mut findings),
+        (None, Some(c)) if obs.brokers.contains_key(&c) => {}
+        (None, other) => findings.push(Finding {
             kind: FindingKind::NoController,
             severity: Severity::Critical,
             message: match other {
@@ -364,6 +411,89 @@ pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds
     Evaluation { findings, brokers: figures, partitions, expected_brokers: expected.into_iter().collect() }
 }
 
+/// KRaft: the controller quorum's own findings. Ages are measured on the leader's clock (the
+/// newest timestamp it reported), not this process's, so a skewed clock cannot fake a finding.
+fn quorum_findings(quorum: &QuorumObservation, expected: &BTreeSet<i32>, th: &Thresholds, findings: &mut Vec<Finding>) {
+    let finding = |kind, severity, broker, message: String, evidence| Finding { kind, severity, message, broker, topic: None, partition: None, evidence };
+    let q = match quorum {
+        QuorumObservation::Unanswered(error) => {
+            findings.push(finding(
+                FindingKind::NoQuorumLeader,
+                Severity::Critical,
+                None,
+                format!("the controller quorum did not answer DescribeQuorum: {error}"),
+                serde_json::json!({ "error": error }),
+            ));
+            return;
+        }
+        QuorumObservation::Known(q) => q,
+    };
+    let voters: Vec<i32> = q.voters.iter().map(|v| v.node_id).collect();
+    if q.leader_id < 0 {
+        findings.push(finding(
+            FindingKind::NoQuorumLeader,
+            Severity::Critical,
+            None,
+            format!("the controller quorum has no leader (epoch {}): no metadata change can be made", q.leader_epoch),
+            serde_json::json!({ "voters": voters, "leader_epoch": q.leader_epoch }),
+        ));
+    }
+    let clock = q.voters.iter().chain(&q.observers).flat_map(|r| [r.last_fetch_ms, r.last_caught_up_ms]).max().unwrap_or(-1);
+    let age = |ms: i64| (ms >= 0 && clock >= 0).then(|| Duration::from_millis((clock - ms).max(0) as u64));
+    for id in expected.iter().filter(|id| !voters.contains(id)) {
+        findings.push(finding(
+            FindingKind::MissingVoter,
+            Severity::Warning,
+            Some(*id),
+            format!("controller {id} is not a voter: the voter set is {voters:?} (being repaired, or a directory never added)"),
+            serde_json::json!({ "voters": voters, "expected": expected }),
+        ));
+    }
+    for v in q.voters.iter().filter(|v| v.node_id != q.leader_id && q.leader_id >= 0) {
+        let evidence = serde_json::json!({
+            "directory_id": v.directory_id, "lag": q.lag(v), "last_fetch_ms": v.last_fetch_ms,
+            "last_caught_up_ms": v.last_caught_up_ms, "leader_clock_ms": clock,
+        });
+        match age(v.last_fetch_ms) {
+            Some(a) if a <= th.voter_fetch_timeout => {}
+            stale => {
+                let since = stale.map(|a| format!("for {} s", a.as_secs())).unwrap_or_else(|| "since the leader was elected".into());
+                findings.push(finding(
+                    FindingKind::MissingVoter,
+                    Severity::Warning,
+                    Some(v.node_id),
+                    format!("voter {} has not fetched from the quorum leader {since}: one more loss and the quorum may stall", v.node_id),
+                    evidence,
+                ));
+                continue;
+            }
+        }
+        if q.lag(v) > 0 && age(v.last_caught_up_ms).is_none_or(|a| a > th.quorum_catch_up) {
+            findings.push(finding(
+                FindingKind::LaggingVoter,
+                Severity::Warning,
+                Some(v.node_id),
+                format!("voter {} is {} records behind the metadata log and has not caught up for over {} s", v.node_id, q.lag(v), th.quorum_catch_up.as_secs()),
+                evidence,
+            ));
+        }
+    }
+    // Observers that stopped fetching are gone (a dead broker is its own finding; an old
+    // directory lingers in the leader's list); one that fetches but never catches up is stuck.
+    for o in &q.observers {
+        let fetching = age(o.last_fetch_ms).is_some_and(|a| a <= th.voter_fetch_timeout);
+        if fetching && q.lag(o) > 0 && age(o.last_caught_up_ms).is_none_or(|a| a > th.quorum_catch_up) {
+            findings.push(finding(
+                FindingKind::LaggingObserver,
+                Severity::Warning,
+                Some(o.node_id),
+                format!("observer {} fetches but is {} records behind the metadata log and has not caught up for over {} s", o.node_id, q.lag(o), th.quorum_catch_up.as_secs()),
+                serde_json::json!({ "directory_id": o.directory_id, "lag": q.lag(o), "last_caught_up_ms": o.last_caught_up_ms, "leader_clock_ms": clock }),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,7 +556,71 @@ mod tests {
             registry_ids: BTreeSet::from([1, 2, 3]),
             default_min_isr: None,
             zookeeper_latency: Duration::from_millis(2),
+            ..Default::default()
         }
+    }
+
+    fn replica(node_id: i32, log_end_offset: i64, last_fetch_ms: i64, last_caught_up_ms: i64) -> fleet_common::kafka_wire::QuorumReplica {
+        fleet_common::kafka_wire::QuorumReplica { node_id, directory_id: Some(format!("dir-{node_id}")), log_end_offset, last_caught_up_ms, last_fetch_ms }
+    }
+
+    #[test]
+    fn kraft_quorum_findings_on_the_leaders_clock() {
+        use fleet_common::kafka_wire::QuorumInfo;
+        let now = 1_000_000_000;
+        let mut o = healthy();
+        // Brokers 1-3, controllers 11-13; the leader's own entry carries the clock.
+        o.controller = Some(11);
+        o.registry_controllers = BTreeSet::from([11, 12, 13]);
+        let whole = QuorumInfo {
+            leader_id: 11,
+            leader_epoch: 4,
+            high_watermark: 500,
+            voters: vec![replica(11, 500, now, now), replica(12, 500, now - 300, now - 300), replica(13, 499, now - 200, now - 700)],
+            observers: vec![replica(1, 500, now - 100, now - 100)],
+        };
+        o.quorum = Some(QuorumObservation::Known(whole.clone()));
+        assert_eq!(kinds(&evaluate(&o, &Expectations::default(), &Thresholds::default())), vec![], "a whole quorum is healthy");
+
+        // A newly elected leader reports a dead voter with no fetch time; a voter set short of
+        // an expected controller; a fetching observer that never catches up.
+        let mut broken = whole.clone();
+        broken.voters[1] = replica(12, 100, -1, -1);
+        broken.voters.truncate(2);
+        broken.observers.push(replica(21, 10, now - 50, now - 120_000));
+        broken.observers.push(replica(13, 10, now - 900_000, now - 900_000));
+        o.quorum = Some(QuorumObservation::Known(broken));
+        let k = kinds(&evaluate(&o, &Expectations::default(), &Thresholds::default()));
+        assert!(k.contains(&(FindingKind::MissingVoter, None, None, Some(12))), "{k:?}");
+        assert!(k.contains(&(FindingKind::MissingVoter, None, None, Some(13))), "{k:?}");
+        assert!(k.contains(&(FindingKind::LaggingObserver, None, None, Some(21))), "{k:?}");
+        assert!(!k.contains(&(FindingKind::LaggingObserver, None, None, Some(13))), "an observer that stopped fetching is gone, not lagging: {k:?}");
+
+        // A voter that fetches but has not caught up for over the threshold.
+        let mut lagging = whole.clone();
+        lagging.voters[2] = replica(13, 200, now - 100, now - 60_000);
+        o.quorum = Some(QuorumObservation::Known(lagging));
+        assert_eq!(kinds(&evaluate(&o, &Expectations::default(), &Thresholds::default())), vec![(FindingKind::LaggingVoter, None, None, Some(13))]);
+
+        // No leader, or no answer: critical, never healthy.
+        let mut leaderless = whole;
+        leaderless.leader_id = -1;
+        o.quorum = Some(QuorumObservation::Known(leaderless));
+        assert!(evaluate(&o, &Expectations::default(), &Thresholds::default()).findings.iter().any(|f| f.kind == FindingKind::NoQuorumLeader && f.severity == Severity::Critical));
+        o.quorum = Some(QuorumObservation::Unanswered("timed out".into()));
+        assert!(evaluate(&o, &Expectations::default(), &Thresholds::default()).findings.iter().any(|f| f.kind == FindingKind::NoQuorumLeader));
+    }
+
+    #[test]
+    fn a_fenced_kraft_broker_is_missing_and_its_partitions_offline() {
+        let mut o = healthy();
+        o.quorum = Some(QuorumObservation::Unanswered("x".into()));
+        o.brokers.remove(&3);
+        o.fenced.insert(3);
+        let e = evaluate(&o, &Expectations::default(), &Thresholds::default());
+        let missing = e.findings.iter().find(|f| f.kind == FindingKind::MissingBroker).expect("missing broker");
+        assert!(missing.message.contains("fenced"), "{}", missing.message);
+        assert!(kinds(&e).contains(&(FindingKind::OfflinePartition, Some("events".into()), Some(2), None)), "{:?}", kinds(&e));
     }
 
     type Where = (FindingKind, Option<String>, Option<i32>, Option<i32>);

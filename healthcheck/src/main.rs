@@ -12,7 +12,7 @@ use kafka_healthcheck::metrics::Metrics;
 use kafka_healthcheck::scanner::{self, Report, Status};
 use tokio::sync::RwLock;
 
-/// Reads ZooKeeper for signs of unhealthiness in Kafka clusters.
+/// Reads ZooKeeper (KRaft clusters: the Kafka protocol) for signs of unhealthiness in Kafka clusters.
 #[derive(Parser)]
 #[command(name = "kafka-healthcheck", version)]
 struct Cli {
@@ -43,6 +43,9 @@ enum Command {
         /// Expected broker IDs, e.g. 1,2,3.
         #[arg(long, value_delimiter = ',')]
         expected_brokers: Option<Vec<i32>>,
+        /// A KRaft (Kafka 4.x) cluster: brokers to read it through, e.g. b1:9092,b2:9092.
+        #[arg(long)]
+        bootstrap_server: Option<String>,
         /// Thresholds from a config file (its clusters are ignored).
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
@@ -77,8 +80,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => serve(config).await.map(|()| 0),
-            Command::Check { zookeeper, cluster, fleet_root, kafka_chroot, expected_brokers, config, timeout_ms, output } => {
-                check(zookeeper, cluster, fleet_root, kafka_chroot, expected_brokers, config, timeout_ms, output).await
+            Command::Check { zookeeper, cluster, fleet_root, kafka_chroot, expected_brokers, bootstrap_server, config, timeout_ms, output } => {
+                let raw = RawCluster { name: cluster, zookeeper, fleet_root, kafka_chroot, expected_brokers, expected_racks: Vec::new(), bootstrap_servers: bootstrap_server };
+                check(raw, config, timeout_ms, output).await
             }
         }
     });
@@ -119,22 +123,11 @@ async fn serve(path: PathBuf) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn check(
-    zookeeper: String,
-    cluster: String,
-    fleet_root: Option<String>,
-    kafka_chroot: Option<String>,
-    expected_brokers: Option<Vec<i32>>,
-    config_path: Option<PathBuf>,
-    timeout_ms: u64,
-    output: Output,
-) -> Result<u8> {
+async fn check(raw: RawCluster, config_path: Option<PathBuf>, timeout_ms: u64, output: Output) -> Result<u8> {
     let thresholds = match &config_path {
         Some(p) => config::load(p)?.thresholds.unwrap_or_default().resolve()?,
         None => RawConfig::default().thresholds.unwrap_or_default().resolve()?,
     };
-    let raw = RawCluster { name: cluster, zookeeper, fleet_root, kafka_chroot, expected_brokers, expected_racks: Vec::new() };
     let target = raw.resolve("--cluster").map_err(|e| anyhow::anyhow!(e.to_string().replace("config: field `--cluster.", "option `--")))?;
     let timeout = Duration::from_millis(timeout_ms);
     let client = fleet_common::ZkConnector::default()
@@ -164,11 +157,12 @@ fn print_table(report: &Report) {
         Status::Unknown => "COULD NOT TELL",
     };
     println!(
-        "cluster {}: {status} ({} partitions, {} live of {} expected brokers, controller {}, scan {} ms)",
+        "cluster {}: {status} ({} partitions, {} live of {} expected brokers, {} {}, scan {} ms)",
         report.cluster,
         report.partitions,
         report.brokers.values().filter(|b| b.up).count(),
         report.expected_brokers.len(),
+        if report.quorum.is_some() { "quorum leader" } else { "controller" },
         report.controller.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
         report.last_scan_duration_ms.unwrap_or(0),
     );

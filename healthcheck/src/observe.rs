@@ -1,5 +1,8 @@
 //! Reading a cluster's state out of ZooKeeper, with requests pipelined on one session: every
-//! read of a stage is in flight at once (bounded), rather than one round trip at a time.
+//! read of a stage is in flight at once (bounded), rather than one round trip at a time. A KRaft
+//! cluster has no Kafka znodes: it is read through the Kafka protocol (DescribeCluster with
+//! fenced brokers, Metadata, DescribeConfigs, DescribeQuorum), the fleet's registry still from
+//! ZooKeeper.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -8,7 +11,10 @@ use fleet_common::znodes::{self, BrokerRegistration, ControllerZnode, PartitionS
 use fleet_common::{ClusterPaths, KafkaPaths};
 use zookeeper_client as zk;
 
-use crate::findings::{ClusterObservation, PartitionObservation, TopicObservation};
+use fleet_common::kafka_wire::{self, WireError};
+use fleet_common::znodes::BrokerIdLease;
+
+use crate::findings::{ClusterObservation, PartitionObservation, QuorumObservation, TopicObservation};
 
 /// Reads per multi-read request: ~80-200 bytes each, far below ZooKeeper's 1 MiB packet limit.
 const BATCH: usize = 500;
@@ -25,6 +31,12 @@ pub enum ObserveError {
     },
     #[error(transparent)]
     Decode(#[from] znodes::ZnodeDecodeError),
+    #[error("no broker of {bootstrap:?} answered: {source}")]
+    Kafka {
+        bootstrap: Vec<String>,
+        #[source]
+        source: WireError,
+    },
 }
 
 fn zk_err(path: &str) -> impl FnOnce(zk::Error) -> ObserveError + '_ {
@@ -161,6 +173,119 @@ pub async fn observe(
         registry_ids: registry.iter().filter_map(|id| id.parse().ok()).collect::<BTreeSet<i32>>(),
         default_min_isr: default_config.as_deref().and_then(min_isr_of),
         zookeeper_latency,
+        ..Default::default()
+    })
+}
+
+/// A KRaft cluster: brokers, partitions and the quorum through the Kafka protocol on one of
+/// `bootstrap`, the nodes the fleet's registry holds (by role) from ZooKeeper. No broker
+/// answering is a failed scan (unknown), never an empty cluster; a quorum that does not answer
+/// while brokers do is a finding.
+pub async fn observe_kraft(
+    client: &zk::Client,
+    cluster: &ClusterPaths,
+    bootstrap: &[String],
+    timeout: std::time::Duration,
+) -> Result<ClusterObservation, ObserveError> {
+    let registry_path = cluster.broker_ids();
+    let started = Instant::now();
+    let ids = children_or_empty(client, &registry_path).await?;
+    let zookeeper_latency = started.elapsed();
+    let leases = read_all(client, ids.iter().map(|id| format!("{registry_path}/{id}")).collect()).await?;
+    let (mut registry_ids, mut registry_controllers) = (BTreeSet::new(), BTreeSet::new());
+    for ((path, data), id) in leases.into_iter().zip(&ids) {
+        let (Some(data), Ok(id)) = (data, id.parse::<i32>()) else { continue };
+        let lease: BrokerIdLease = znodes::decode(&path, "a node ID lease", &data)?;
+        match lease.role.as_deref() {
+            Some("controller") => {
+                registry_controllers.insert(id);
+            }
+            Some("combined") => {
+                registry_controllers.insert(id);
+                registry_ids.insert(id);
+            }
+            _ => {
+                registry_ids.insert(id);
+            }
+        }
+    }
+
+    let kafka = |source| ObserveError::Kafka { bootstrap: bootstrap.to_vec(), source };
+    // The first broker that answers DescribeCluster is asked the rest.
+    let mut answered = None;
+    let mut last = WireError::NoBroker(bootstrap.to_vec());
+    for address in bootstrap {
+        match kafka_wire::describe_cluster(address, true, timeout).await {
+            Ok(info) => {
+                answered = Some((address.clone(), info));
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let (address, info) = answered.ok_or_else(|| kafka(last))?;
+    let (snapshot, quorum) = tokio::join!(
+        kafka_wire::describe_partitions(std::slice::from_ref(&address), timeout),
+        kafka_wire::describe_quorum(&address, timeout),
+    );
+    let snapshot = snapshot.map_err(kafka)?;
+    let quorum = match quorum {
+        Ok(q) => QuorumObservation::Known(q),
+        Err(e) => QuorumObservation::Unanswered(e.to_string()),
+    };
+
+    let mut brokers = BTreeMap::new();
+    let mut fenced = BTreeSet::new();
+    for b in &info.brokers {
+        if b.fenced {
+            fenced.insert(b.broker_id);
+            continue;
+        }
+        let host = if b.host.contains(':') { format!("[{}]", b.host) } else { b.host.clone() };
+        brokers.insert(
+            b.broker_id,
+            BrokerRegistration {
+                version: 0,
+                host: Some(b.host.clone()),
+                port: Some(b.port),
+                endpoints: vec![format!("{host}:{}", b.port)],
+                listener_security_protocol_map: None,
+                rack: b.rack.clone(),
+                jmx_port: None,
+                timestamp: None,
+                features: None,
+            },
+        );
+    }
+    let topics = snapshot
+        .topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(p, m)| {
+                    let state = PartitionState { controller_epoch: 0, leader: m.leader, version: 0, leader_epoch: m.leader_epoch, isr: m.isr };
+                    (p, PartitionObservation { replicas: m.replicas, state: Some(state), adding: Vec::new() })
+                })
+                .collect();
+            let min_isr = snapshot.min_isr.get(&name).copied();
+            (name, TopicObservation { partitions, min_isr })
+        })
+        .collect();
+    let controller = match &quorum {
+        QuorumObservation::Known(q) if q.leader_id >= 0 => Some(q.leader_id),
+        _ => None,
+    };
+    Ok(ClusterObservation {
+        brokers,
+        controller,
+        topics,
+        registry_ids,
+        default_min_isr: None,
+        zookeeper_latency,
+        quorum: Some(quorum),
+        fenced,
+        registry_controllers,
     })
 }
 

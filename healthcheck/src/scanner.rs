@@ -13,7 +13,8 @@ use zookeeper_client as zk;
 use crate::config::ClusterTarget;
 use crate::findings::{evaluate, BrokerFigures, Finding, FindingKind, Severity, Thresholds};
 use crate::metrics::Metrics;
-use crate::observe::{observe, ObserveError};
+use crate::findings::QuorumObservation;
+use crate::observe::{observe, observe_kraft, ObserveError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +46,9 @@ pub struct Report {
     pub zookeeper_latency_ms: Option<f64>,
     /// The healthcheck's ZooKeeper session as last seen (e.g. SyncConnected, Disconnected).
     pub zookeeper_session: Option<String>,
+    /// KRaft: the controller quorum as its leader described it (`controller` is its leader).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -63,6 +67,7 @@ impl Report {
             partitions: 0,
             zookeeper_latency_ms: None,
             zookeeper_session: None,
+            quorum: None,
         }
     }
 
@@ -97,7 +102,10 @@ fn now_ms() -> u64 {
 #[tracing::instrument(skip_all, fields(cluster = %target.name))]
 pub async fn scan(client: &zk::Client, target: &ClusterTarget, th: &Thresholds) -> Result<Report, ObserveError> {
     let started = Instant::now();
-    let obs = observe(client, &target.kafka, target.fleet.as_ref()).await?;
+    let obs = match (&target.bootstrap, &target.fleet) {
+        (Some(bootstrap), Some(cluster)) => observe_kraft(client, cluster, bootstrap, th.voter_fetch_timeout.min(Duration::from_secs(5))).await?,
+        _ => observe(client, &target.kafka, target.fleet.as_ref()).await?,
+    };
     let eval = evaluate(&obs, &target.expectations, th);
     // Informational findings (partitions being moved on purpose) leave the cluster healthy.
     let status = if eval.findings.iter().all(|f| f.severity == Severity::Info) { Status::Healthy } else { Status::Unhealthy };
@@ -115,6 +123,29 @@ pub async fn scan(client: &zk::Client, target: &ClusterTarget, th: &Thresholds) 
         partitions: eval.partitions,
         zookeeper_latency_ms: Some(obs.zookeeper_latency.as_secs_f64() * 1000.0),
         zookeeper_session: Some(format!("{:?}", client.state())),
+        quorum: obs.quorum.as_ref().map(quorum_json),
+    })
+}
+
+/// The quorum as `/health` shows it: each replica's lag and the age of its last fetch and
+/// catch-up on the leader's clock.
+fn quorum_json(q: &QuorumObservation) -> serde_json::Value {
+    let q = match q {
+        QuorumObservation::Unanswered(e) => return serde_json::json!({ "error": e }),
+        QuorumObservation::Known(q) => q,
+    };
+    let clock = q.voters.iter().chain(&q.observers).flat_map(|r| [r.last_fetch_ms, r.last_caught_up_ms]).max().unwrap_or(-1);
+    let age = |ms: i64| (ms >= 0 && clock >= 0).then(|| clock - ms);
+    let replica = |r: &fleet_common::kafka_wire::QuorumReplica| {
+        serde_json::json!({
+            "nodeId": r.node_id, "directoryId": r.directory_id, "logEndOffset": r.log_end_offset, "lag": q.lag(r),
+            "lastFetchAgeMs": age(r.last_fetch_ms), "lastCaughtUpAgeMs": age(r.last_caught_up_ms),
+        })
+    };
+    serde_json::json!({
+        "leaderId": q.leader_id, "leaderEpoch": q.leader_epoch, "highWatermark": q.high_watermark,
+        "voters": q.voters.iter().map(replica).collect::<Vec<_>>(),
+        "observers": q.observers.iter().map(replica).collect::<Vec<_>>(),
     })
 }
 

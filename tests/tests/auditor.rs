@@ -292,7 +292,8 @@ async fn drifted_monitor_leadership_is_restored_to_the_preferred_broker() {
         cluster.add_local_instance(&format!("host-{i}"), "local-a");
         cluster.start_broker(&format!("host-{i}")).await;
     }
-    let extra = format!("    replicationFactor: 2\n    zookeeper: \"{}{}\"\n", cluster.zookeeper, cluster.paths().kafka_chroot());
+    // No ZooKeeper address: the election goes through the Kafka protocol (ElectLeaders).
+    let extra = "    replicationFactor: 2\n".to_string();
     let auditor = AuditorProcess::start_with(&cluster, 300, "leader-keeper", "both", &extra);
     let zkc = cluster.zk_client().await;
     let kafka_paths = cluster.paths().kafka();

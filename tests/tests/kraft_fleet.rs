@@ -1,16 +1,18 @@
 //! A Kafka 4.4 (KRaft) cluster declared with `fleetctl apply` and built by the fleet manager
 //! (issue 28): 3 controller hosts and 3 broker hosts launched by the local provider, node IDs from
 //! the fleet's registry, the cluster ID minted with the cluster resource, topics created through
-//! the controller, a killed broker host replaced with its node ID. Judged with Kafka's own tools
-//! (`kafka-metadata-quorum`, `kafka-cluster`, `kafka-topics`) and kcat. One fleet, one cluster,
-//! shared by the whole file's steps (6 JVMs is what this machine can hold).
+//! the controller, a killed broker host replaced with its node ID, the quorum leader's host
+//! killed and the voter set repaired, `controllers: 3 -> 5 -> 3` in place, and the healthcheck's
+//! findings on a KRaft cluster. Judged with Kafka's own tools (`kafka-metadata-quorum`,
+//! `kafka-cluster`, `kafka-topics`) and kcat. One fleet, one cluster, shared by the whole file's
+//! steps (6 to 8 JVMs is what this machine can hold).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fleet_tests::fleet_manager::{FleetManager, FleetManagerOptions};
 use fleet_tests::kafka::{describe_topics_as, kafka4_tool, quorum_status, quorum_voter_directories};
-use fleet_tests::{init_logging, kcat, wait_until, ZkEnsemble};
+use fleet_tests::{init_logging, kcat, wait_until, workspace_bin, ZkEnsemble};
 
 const CLUSTER: &str = "k4";
 
@@ -40,6 +42,48 @@ fn endpoints(fm: &FleetManager, role: &str) -> Vec<String> {
         .collect()
 }
 
+/// `kafka-healthcheck check` of the cluster through `bootstrap` (the KRaft path: the Kafka
+/// protocol, the fleet's registry in ZooKeeper): its JSON report, healthy or not.
+async fn healthcheck(fm: &FleetManager, bootstrap: &str) -> Result<serde_json::Value, String> {
+    let out = tokio::process::Command::new(workspace_bin("kafka-healthcheck"))
+        .args(["check", "--zookeeper", &fm.options.zookeeper, "--fleet-root", &fm.options.fleet_root, "--cluster", CLUSTER])
+        .args(["--bootstrap-server", bootstrap, "--timeout-ms", "10000", "-o", "json"])
+        .output()
+        .await
+        .map_err(|e| format!("kafka-healthcheck: {e}"))?;
+    match out.status.code() {
+        Some(0 | 1) => serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", text(&out))),
+        _ => Err(format!("could not tell: {}", text(&out))),
+    }
+}
+
+/// `(topic, partition)` of a healthcheck report's findings of one kind.
+fn finding_partitions(report: &serde_json::Value, kind: &str) -> BTreeSet<(String, i32)> {
+    report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["kind"] == kind)
+        .filter_map(|f| Some((f["topic"].as_str()?.to_string(), i32::try_from(f["partition"].as_i64()?).ok()?)))
+        .collect()
+}
+
+fn finding_nodes(report: &serde_json::Value, kind: &str) -> BTreeSet<i64> {
+    report["findings"].as_array().into_iter().flatten().filter(|f| f["kind"] == kind).filter_map(|f| f["broker"].as_i64()).collect()
+}
+
+/// The journal's successful voter changes, `(action, node ID)`.
+async fn voter_journal(fm: &FleetManager) -> Vec<(String, i64)> {
+    let (_, journal) = fm.get(&format!("/v1/journal?cluster={CLUSTER}&limit=1000")).await;
+    journal
+        .as_array()
+        .expect("journal")
+        .iter()
+        .filter(|e| (e["action"] == "remove-voter" || e["action"] == "add-voter") && e["outcome"] == "ok")
+        .map(|e| (e["action"].as_str().unwrap_or_default().to_string(), e["detail"]["nodeId"].as_i64().unwrap_or(-1)))
+        .collect()
+}
+
 async fn status(fm: &FleetManager) -> serde_json::Value {
     let (code, body) = fm.get(&format!("/v1/clusters/{CLUSTER}")).await;
     assert_eq!(code, 200, "{body}");
@@ -53,7 +97,7 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     let mut options = FleetManagerOptions::new(&zk.connect_string());
     options.replace_grace_secs = 20;
     options.interval_secs = 3;
-    let fm = FleetManager::start(options).await;
+    let mut fm = FleetManager::start(options).await;
 
     // ---- bad input: refused naming the field, nothing written.
     let refusals = [
@@ -182,6 +226,18 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     let (ctl_id, ctl_instance) = registry.iter().find(|(id, i)| role_of(i) == "controller" && **id == leader).map(|(id, i)| (*id, i.clone())).expect("the leader's host");
     let old_dir = before.get(&ctl_id).cloned().expect("its directory");
     fm.kill_host(&ctl_instance);
+    // The healthcheck reports the missing voter while it lasts (read through a broker).
+    let brokers = endpoints(&fm, "broker").join(",");
+    let report = wait_until(&format!("the healthcheck reports voter {ctl_id} missing"), Duration::from_secs(90), || async {
+        let report = healthcheck(&fm, &brokers).await?;
+        if finding_nodes(&report, "missing_voter").contains(&ctl_id) {
+            Ok(Some(report))
+        } else {
+            Err(format!("findings {} quorum {}", report["findings"], report["quorum"]))
+        }
+    })
+    .await;
+    assert_eq!(report["status"], "unhealthy", "{report}");
     let after = wait_until(&format!("controller {ctl_id} a voter again with a new directory (kafka-metadata-quorum)"), Duration::from_secs(240), || {
         let controllers = endpoints(&fm, "controller");
         let before = before.clone();
@@ -197,7 +253,7 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
                         if whole && v.get(&ctl_id).is_some_and(|d| !d.is_empty() && *d != old_dir) {
                             return Ok(Some(v));
                         }
-                        let st = status(&fm).await;
+                        let st = status(fm).await;
                         return Err(format!("voters {v:?}; fleet: waiting {} steps {} quorum {}", st["plan"]["waiting"], st["lastSteps"], st["quorum"]));
                     }
                     Err(e) => last = e,
@@ -241,5 +297,131 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     kcat::produce(&brokers, "orders", "after-the-controller").await;
     let read = kcat::read_all(&brokers, "orders").await;
     assert!(read.iter().any(|r| r == "after-the-controller"), "{read:?}");
+    let report = healthcheck(&fm, &brokers).await.expect("healthcheck");
+    assert!(finding_nodes(&report, "missing_voter").is_empty() && report["quorum"]["voters"].as_array().map(Vec::len) == Some(3), "{report}");
+
+    // ---- controllers: 3 -> 5 -> 3 in place, as Kafka's dynamic quorum allows: hosts launched
+    // and their nodes added as voters one at a time once caught up; then voters removed one at
+    // a time (never the leader), their hosts retired and their node IDs released.
+    let voters_now = |fm: &FleetManager| {
+        let controllers = endpoints(fm, "controller");
+        async move {
+            let mut last = String::from("no controller running");
+            for c in &controllers {
+                match quorum_voter_directories(c).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
+        }
+    };
+    let three: BTreeSet<i64> = voters_now(&fm).await.expect("voters").into_keys().collect();
+    let journal_before_resize = voter_journal(&fm).await;
+    let out = fm.apply_yaml("k4-5.yaml", &(cluster_yaml("4.4", "  controllers: 5\n") + &topic_yaml())).await;
+    assert!(out.status.success(), "controllers 3 -> 5 applied in place: {}", text(&out));
+    let five = wait_until("5 voters per kafka-metadata-quorum, the fleet converged", Duration::from_secs(300), || async {
+        let v = voters_now(&fm).await?;
+        let st = status(&fm).await;
+        if v.len() == 5 && st["converged"] == true {
+            Ok(Some(v))
+        } else {
+            Err(format!("voters {v:?}; waiting {} steps {}", st["plan"]["waiting"], st["lastSteps"]))
+        }
+    })
+    .await;
+    let five_ids: BTreeSet<i64> = five.keys().copied().collect();
+    assert!(three.is_subset(&five_ids), "the three stay voters: {three:?} -> {five_ids:?}");
+    assert_eq!(endpoints(&fm, "controller").len(), 5, "5 controller hosts");
+    let out = fm.apply_yaml("k4-3.yaml", &(cluster_yaml("4.4", "  controllers: 3\n") + &topic_yaml())).await;
+    assert!(out.status.success(), "controllers 5 -> 3 applied in place: {}", text(&out));
+    let back = wait_until("3 voters per kafka-metadata-quorum, 3 controller hosts, the fleet converged", Duration::from_secs(240), || async {
+        let v = voters_now(&fm).await?;
+        let st = status(&fm).await;
+        let hosts = endpoints(&fm, "controller").len();
+        if v.len() == 3 && hosts == 3 && st["converged"] == true {
+            Ok(Some((v, st)))
+        } else {
+            Err(format!("voters {v:?}, {hosts} controller hosts; waiting {} steps {}", st["plan"]["waiting"], st["lastSteps"]))
+        }
+    })
+    .await;
+    let (voters_back, st) = back;
+    let held: BTreeSet<i64> = st["brokers"]["registry"]["value"].as_object().expect("registry").keys().filter_map(|k| k.parse().ok()).collect();
+    let gone: BTreeSet<i64> = five_ids.difference(&voters_back.keys().copied().collect()).copied().collect();
+    assert_eq!(gone.len(), 2, "{five_ids:?} -> {voters_back:?}");
+    assert!(held.is_disjoint(&gone), "the leaving controllers' node IDs are released: registry {held:?}, gone {gone:?}");
+    let resize_steps: Vec<(String, i64)> = {
+        let mut after = voter_journal(&fm).await;
+        for e in &journal_before_resize {
+            if let Some(i) = after.iter().position(|x| x == e) {
+                after.remove(i);
+            }
+        }
+        after
+    };
+    assert_eq!(resize_steps.iter().filter(|(a, _)| a == "add-voter").map(|(_, id)| *id).collect::<BTreeSet<_>>(), five_ids.difference(&three).copied().collect(), "{resize_steps:?}");
+    assert_eq!(resize_steps.iter().filter(|(a, _)| a == "remove-voter").map(|(_, id)| *id).collect::<BTreeSet<_>>(), gone, "{resize_steps:?}");
+    assert_eq!(resize_steps.len(), 4, "two voters added, two removed, nothing else: {resize_steps:?}");
+    let brokers = endpoints(&fm, "broker").join(",");
+    kcat::produce(&brokers, "orders", "after-the-resize").await;
+    assert!(kcat::read_all(&brokers, "orders").await.iter().any(|r| r == "after-the-resize"));
+    let report = healthcheck(&fm, &brokers).await.expect("healthcheck");
+    assert!(finding_nodes(&report, "missing_voter").is_empty(), "no voter missing after the resize: {report}");
+
+    // ---- the healthcheck's partition findings match kafka-topics (4.4) after two of the three
+    // broker hosts are killed. An RF-1 topic gives unavailable partitions; the fleet manager is
+    // stopped first, so nothing is replaced while the two are compared.
+    let out = kafka4_tool("org.apache.kafka.tools.TopicCommand", &["--bootstrap-server", &brokers, "--create", "--topic", "solo", "--partitions", "3", "--replication-factor", "1"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let registry = status(&fm).await["brokers"]["registry"]["value"].clone();
+    let broker_hosts: Vec<(i64, String)> =
+        broker_ids.iter().filter_map(|id| Some((*id, registry[id.to_string()].as_str()?.to_string()))).collect();
+    assert_eq!(broker_hosts.len(), 3, "{registry}");
+    fm.kill();
+    let (survivor_id, _) = broker_hosts.first().cloned().expect("a broker");
+    for (_, instance) in &broker_hosts[1..] {
+        fm.kill_host(instance);
+    }
+    let survivor = fm
+        .local_hosts()
+        .into_iter()
+        .find(|h| h.cluster.as_deref() == Some(CLUSTER) && h.state == fleet_common::local::LocalInstanceState::Running && broker_hosts[0].1 == h.instance_id)
+        .and_then(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
+        .expect("the surviving broker's address");
+    let dead: BTreeSet<i64> = broker_hosts[1..].iter().map(|(id, _)| *id).collect();
+    let (report, unavailable, under) = wait_until("healthcheck findings = kafka-topics --unavailable-partitions / --under-replicated-partitions", Duration::from_secs(120), || {
+        let survivor = survivor.clone();
+        let dead = dead.clone();
+        let fm = &fm;
+        async move {
+            let unavailable: BTreeSet<(String, i32)> = describe_topics_as(true, &survivor, None, &["--unavailable-partitions"])
+                .await?
+                .into_iter()
+                .flat_map(|(t, d)| d.partitions.into_keys().map(move |p| (t.clone(), p)))
+                .collect();
+            let under: BTreeSet<(String, i32)> = describe_topics_as(true, &survivor, None, &["--under-replicated-partitions"])
+                .await?
+                .into_iter()
+                .flat_map(|(t, d)| d.partitions.into_keys().map(move |p| (t.clone(), p)))
+                .collect();
+            let report = healthcheck(fm, &survivor).await?;
+            let offline = finding_partitions(&report, "offline_partition");
+            let behind = finding_partitions(&report, "under_replicated_partition");
+            let missing = finding_nodes(&report, "missing_broker");
+            // An offline partition is reported as offline, the graver finding, not also as
+            // under-replicated.
+            let under_online: BTreeSet<(String, i32)> = under.difference(&unavailable).cloned().collect();
+            if missing == dead && !unavailable.is_empty() && offline == unavailable && behind == under_online {
+                Ok(Some((report, unavailable, under_online)))
+            } else {
+                Err(format!("kafka-topics: unavailable {unavailable:?} under {under_online:?}; healthcheck: offline {offline:?} under {behind:?} missing {missing:?}"))
+            }
+        }
+    })
+    .await;
+    eprintln!("healthcheck = kafka-topics: {} unavailable, {} under-replicated; broker {survivor_id} survives", unavailable.len(), under.len());
+    assert!(unavailable.iter().all(|(t, _)| t == "solo") && under.iter().filter(|(t, _)| t == "orders").count() == 6, "{unavailable:?} {under:?}");
+    assert_eq!(report["status"], "unhealthy");
     fm.stop_local_hosts();
 }

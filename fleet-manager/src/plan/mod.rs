@@ -57,6 +57,7 @@ pub fn plan_cluster(
     // A combined node is live as a broker (unfenced) or as a voter (fetching): a fenced broker
     // whose controller votes keeps its host, and its log.
     let combined_live: Option<BTreeSet<i32>> = quorum_live.as_ref().zip(observed.live_brokers.known()).map(|(q, b)| q | b);
+    let controllers_leaving = if desired.spec.is_kraft() { leaving_controllers(desired, observed, hosts) } else { BTreeMap::new() };
     let roles: Vec<RoleHosts> = if !desired.spec.is_kraft() {
         vec![RoleHosts {
             role: HostRole::Broker,
@@ -66,6 +67,8 @@ pub fn plan_cluster(
             instance_type: host_type(desired, HostRole::Broker),
             max_replacements: None,
             replace_held: None,
+            leaving: &desired.leaving,
+            launch_held: None,
         }]
     } else if desired.spec.combined {
         vec![RoleHosts {
@@ -76,6 +79,8 @@ pub fn plan_cluster(
             instance_type: host_type(desired, HostRole::Combined),
             max_replacements: Some(1),
             replace_held: voters_short.clone(),
+            leaving: &desired.leaving,
+            launch_held: None,
         }]
     } else {
         vec![
@@ -88,6 +93,8 @@ pub fn plan_cluster(
                 instance_type: host_type(desired, HostRole::Controller),
                 max_replacements: Some(1),
                 replace_held: voters_short.clone(),
+                leaving: &controllers_leaving,
+                launch_held: None,
             },
             // A broker cannot register while the quorum has no leader: none is replaced then
             // (while the controllers boot or form, a broker waiting for them is not missing).
@@ -99,6 +106,12 @@ pub fn plan_cluster(
                 instance_type: host_type(desired, HostRole::Broker),
                 max_replacements: Some(1),
                 replace_held: None,
+                leaving: &desired.leaving,
+                // Brokers boot once the quorum has elected a leader: a broker started during
+                // the first elections records a passing leader in each of its controller
+                // channels, and Kafka 4.4 was seen never to re-resolve its AlterPartition
+                // channel after that leader answered NOT_CONTROLLER (the ISR never grew back).
+                launch_held: quorum.is_none().then_some("the controller quorum has a leader"),
             },
         ]
     };
@@ -118,8 +131,12 @@ pub fn plan_cluster(
     if in_flight > 0 {
         plan.waiting.push(format!("{in_flight} launched host(s) not yet visible to the provider"));
     }
+    // A controller out of the voter set, its host retired in this pass: its node ID goes back.
+    for (id, _) in controllers_leaving.iter().filter(|(_, out)| **out) {
+        plan.steps.push(Step::ReleaseBrokerId { broker_id: *id });
+    }
     if desired.spec.is_kraft() && !desired.spec.combined {
-        plan_voters(desired, observed, hosts, settings, &mut plan);
+        plan_voters(desired, observed, hosts, &controllers_leaving, settings, &mut plan);
     }
 
     // ---- topics: acted on once every declared broker is live, so partitions spread over all.
@@ -237,6 +254,33 @@ struct RoleHosts<'a> {
     /// Why the hosts of these node IDs are not replaced now (the voters, while a voter change
     /// is in flight: replacing a non-voter, such as the joining node, never weakens the quorum).
     replace_held: Option<(String, BTreeSet<i32>)>,
+    /// Node IDs on their way out (a decommission's brokers, controllers beyond the declared
+    /// count): `true` retires the host now, without replacement; `false` leaves it alone.
+    leaving: &'a BTreeMap<i32, bool>,
+    /// What new hosts of this role wait for before they are launched (replacements do not).
+    launch_held: Option<&'static str>,
+}
+
+/// Controllers beyond the declared count (`controllers: 5 -> 3`): the highest node IDs but the
+/// quorum leader's, those already out of the voter set first (so a choice, once acted on,
+/// holds across passes whoever leads). `false`: still a voter, removed from the set first
+/// ([`plan_voters`]); `true`: out of it, its host retired and its ID released.
+fn leaving_controllers(desired: &DesiredCluster, observed: &ObservedCluster, hosts: &[ObservedHost]) -> BTreeMap<i32, bool> {
+    let (Some(q), Some(registry)) = (observed.quorum.known(), observed.registry.known()) else { return BTreeMap::new() };
+    let Some(leader) = q.leader_id else { return BTreeMap::new() };
+    let held: Vec<i32> = registry
+        .iter()
+        .filter(|(_, instance)| hosts.iter().any(|h| &h.instance_id == *instance && h.role == HostRole::Controller && h.state.is_alive()))
+        .map(|(id, _)| *id)
+        .collect();
+    let wanted = desired.spec.controllers as usize;
+    if desired.spec.combined || held.len() <= wanted {
+        return BTreeMap::new();
+    }
+    let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
+    let mut candidates: Vec<i32> = held.iter().copied().filter(|id| *id != leader).collect();
+    candidates.sort_by_key(|id| (voters.contains(id), std::cmp::Reverse(*id)));
+    candidates.into_iter().take(held.len() - wanted).map(|id| (id, !voters.contains(&id))).collect()
 }
 
 /// One role's hosts: those whose node stays missing are replaced (in their zone), hosts beyond the
@@ -300,10 +344,11 @@ fn plan_role_hosts(
         (Some(registry), Some(live)) => {
             for (broker_id, instance_id) in registry {
                 let Some(host) = alive.iter().find(|h| &h.instance_id == instance_id) else { continue };
-                match desired.leaving.get(broker_id) {
-                    // Retired by its operation: the host goes, no replacement.
+                match r.leaving.get(broker_id) {
+                    // Retired (by its operation, or out of the voter set): the host goes, no replacement.
                     Some(true) => {
-                        retirements.push((host.instance_id.clone(), format!("broker {broker_id} retired (decommissioned)")));
+                        let why = if r.role == HostRole::Controller { "left the voter set (fewer controllers declared)" } else { "retired (decommissioned)" };
+                        retirements.push((host.instance_id.clone(), format!("{noun} {broker_id} {why}")));
                         continue;
                     }
                     // Its replicas are moving off: the host is left alone, missing or not.
@@ -402,6 +447,11 @@ fn plan_role_hosts(
         *per_az.entry(az.clone()).or_default() += 1;
     }
     let count_after = remaining + terminations.len();
+    if let Some(why) = r.launch_held.filter(|_| count_after < wanted) {
+        plan.waiting.push(format!("{} {noun} host(s) launched once {why}", wanted - count_after));
+        plan.wake_after(PROGRESS_POLL_MS);
+        return in_flight.len();
+    }
     for i in count_after..wanted.max(count_after) {
         // The least-populated declared zone, first in declaration order on ties.
         let Some(az) = desired.spec.availability_zones.iter().min_by_key(|az| per_az.get(*az).copied().unwrap_or(0)).cloned() else {
@@ -422,7 +472,14 @@ pub const VOTER_CATCH_UP_RECORDS: i64 = 1_000;
 /// directory's voter is removed, then the new one added once it caught up. One change per pass
 /// (the leader refuses a second while one is uncommitted), never the leader's own entry, and
 /// nothing while the quorum is unknown or leaderless.
-fn plan_voters(desired: &DesiredCluster, observed: &ObservedCluster, hosts: &[ObservedHost], settings: PlanSettings, plan: &mut Plan) {
+fn plan_voters(
+    desired: &DesiredCluster,
+    observed: &ObservedCluster,
+    hosts: &[ObservedHost],
+    leaving: &BTreeMap<i32, bool>,
+    settings: PlanSettings,
+    plan: &mut Plan,
+) {
     let (Some(q), Some(registry)) = (observed.quorum.known(), observed.registry.known()) else { return };
     let Some(leader) = q.leader_id else {
         plan.waiting.push("the controller quorum has no leader".into());
@@ -468,11 +525,27 @@ fn plan_voters(desired: &DesiredCluster, observed: &ObservedCluster, hosts: &[Ob
         }
     }
     let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
-    if voters.len() >= desired.spec.controllers as usize {
+    let wanted = desired.spec.controllers as usize;
+    // Fewer controllers declared: one leaving voter out per pass, never below the declared
+    // count, never the leader (it was not chosen to leave).
+    if voters.len() > wanted {
+        // The highest node ID first (the newest controllers, as they were added).
+        let next_out = leaving.iter().rev().filter(|(id, out)| !**out && **id != leader).find_map(|(id, _)| q.voters.iter().find(|v| v.node_id == *id));
+        if let Some(v) = next_out {
+            plan.steps.push(Step::RemoveVoter {
+                node_id: v.node_id,
+                directory_id: v.directory_id.clone(),
+                reason: format!("{} voters for {wanted} declared controllers; its host is retired once it is out", voters.len()),
+            });
+            plan.wake_after(PROGRESS_POLL_MS);
+            return;
+        }
+    }
+    if voters.len() >= wanted {
         return;
     }
     let mut behind = Vec::new();
-    for o in q.observers.iter().filter(|o| fresh(o)) {
+    for o in q.observers.iter().filter(|o| fresh(o) && !leaving.contains_key(&o.node_id)) {
         let Some(host) = controller_host(o.node_id) else { continue };
         // Only the node's current directory joins (never an old one the leader still lists).
         if voters.contains(&o.node_id) || current(o.node_id) != Some(&o.directory_id) {
@@ -734,7 +807,8 @@ mod tests {
     fn a_kraft_cluster_launches_its_controllers_first_then_its_brokers_over_the_zones() {
         let (plan, next) = plan_cluster(&kraft_cluster(3), &observed(vec![], &[]), &ClusterIntent::default(), settings(0));
         use HostRole::{Broker, Controller};
-        assert_eq!(launches(&plan), [(Controller, "a"), (Controller, "b"), (Controller, "c"), (Broker, "a"), (Broker, "b"), (Broker, "c")]);
+        assert_eq!(launches(&plan), [(Controller, "a"), (Controller, "b"), (Controller, "c")], "brokers wait for a quorum leader");
+        assert!(plan.waiting.iter().any(|w| w.contains("3 broker host(s) launched once the controller quorum has a leader")), "{:?}", plan.waiting);
         assert_eq!(next.launches.values().filter(|l| l.role == Controller).count(), 3, "each launch remembers its role");
         // No answer yet: each launch retried with its own token as the same kind of host, no new one.
         let (plan, again) = plan_cluster(&kraft_cluster(3), &observed(vec![], &[]), &next, settings(1_000));
@@ -748,9 +822,11 @@ mod tests {
             .collect();
         assert_eq!(retried, next.launches.iter().map(|(t, l)| (t.clone(), l.role)).collect(), "{plan:?}");
         assert_eq!(again.launch_seq, next.launch_seq);
-        // Three controllers up: only the brokers are missing.
+        // Three controllers up, a leader elected: only the brokers are missing.
         let mut hosts: Vec<ObservedHost> = ["a", "b", "c"].iter().enumerate().map(|(i, az)| ObservedHost { role: Controller, ..host(&format!("c{i}"), az) }).collect();
-        let (plan, _) = plan_cluster(&kraft_cluster(3), &observed(hosts.clone(), &[]), &ClusterIntent::default(), settings(0));
+        let mut led = observed(hosts.clone(), &[]);
+        led.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), ..Default::default() });
+        let (plan, _) = plan_cluster(&kraft_cluster(3), &led, &ClusterIntent::default(), settings(0));
         assert_eq!(launches(&plan), [(Broker, "a"), (Broker, "b"), (Broker, "c")]);
         hosts.extend(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)));
         let (plan, _) = plan_cluster(&kraft_cluster(3), &observed(hosts, &[4, 5, 6]), &ClusterIntent::default(), settings(0));
@@ -820,6 +896,80 @@ mod tests {
         let (plan, _) = plan_cluster(&desired, &o2, &next, PlanSettings { now_ms: now + 2_000, ..at });
         assert!(!plan.steps.iter().any(|s| matches!(s, Step::TerminateHost { .. })), "{plan:?}");
         assert!(plan.waiting.iter().any(|w| w.contains("replaced after")), "{:?}", plan.waiting);
+    }
+
+    #[test]
+    fn controllers_resized_in_place_one_voter_at_a_time() {
+        let now = 1_000_000;
+        let at = PlanSettings { now_ms: now, ..settings(0) };
+        let controllers = |n: usize| -> Vec<ObservedHost> {
+            (0..n)
+                .map(|i| ObservedHost { role: HostRole::Controller, private_ip: Some(format!("10.0.0.{i}")), port: Some(9090 + i as u16), ..host(&format!("c{i}"), ["a", "b", "c"][i % 3]) })
+                .collect()
+        };
+        let brokers = || ["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)).collect::<Vec<_>>();
+        let member = |id: i32| QuorumMember { node_id: id, directory_id: format!("d{id}"), log_end_offset: 500, last_fetch_ms: now - 100 };
+        let voter_steps = |plan: &Plan| plan.steps.iter().filter(|s| matches!(s, Step::RemoveVoter { .. } | Step::AddVoter { .. })).cloned().collect::<Vec<_>>();
+        let terminated = |plan: &Plan| plan.steps.iter().filter_map(|s| match s { Step::TerminateHost { instance_id, .. } => Some(instance_id.clone()), _ => None }).collect::<Vec<_>>();
+
+        // 3 -> 5: two controller hosts launched; once up (IDs 7, 8, observers), added one per pass.
+        let mut five = kraft_cluster(3);
+        five.spec.controllers = 5;
+        let mut o = observed([controllers(3), brokers()].concat(), &[4, 5, 6]);
+        let quorum = ObservedQuorum { leader_id: Some(1), leader_epoch: 1, high_watermark: 500, voters: vec![member(1), member(2), member(3)], ..Default::default() };
+        o.quorum = Seen::Known(quorum.clone());
+        let (plan, _) = plan_cluster(&five, &o, &ClusterIntent::default(), at);
+        assert_eq!(launches(&plan).iter().filter(|(r, _)| *r == HostRole::Controller).count(), 2, "{plan:?}");
+        let mut hosts = [controllers(3), brokers()].concat();
+        hosts.extend(controllers(5).into_iter().skip(3));
+        let mut o5 = observed(hosts, &[4, 5, 6]);
+        let Seen::Known(mut registry) = o5.registry.clone() else { panic!("registry") };
+        registry.insert(7, "c3".into());
+        registry.insert(8, "c4".into());
+        o5.registry = Seen::Known(registry);
+        let mut growing = quorum.clone();
+        growing.observers = vec![member(7), member(8)];
+        growing.current_directories = (1..=8).map(|id| (id, format!("d{id}"))).collect();
+        o5.quorum = Seen::Known(growing.clone());
+        let (plan, _) = plan_cluster(&five, &o5, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::AddVoter { node_id: 7, .. }]), "{plan:?}");
+        growing.voters.push(member(7));
+        growing.observers.retain(|m| m.node_id != 7);
+        o5.quorum = Seen::Known(growing.clone());
+        let (plan, _) = plan_cluster(&five, &o5, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::AddVoter { node_id: 8, .. }]), "{plan:?}");
+        growing.voters.push(member(8));
+        growing.observers.clear();
+        o5.quorum = Seen::Known(growing.clone());
+        let (plan, _) = plan_cluster(&five, &o5, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty() && terminated(&plan).is_empty(), "whole at 5: {plan:?}");
+
+        // 5 -> 3 with controller 8 leading: the highest IDs but the leader's leave, one voter per
+        // pass; a host is retired (and its ID released) only once its node is out of the set.
+        let three = kraft_cluster(3);
+        let mut led_by_8 = growing.clone();
+        led_by_8.leader_id = Some(8);
+        o5.quorum = Seen::Known(led_by_8.clone());
+        let (plan, _) = plan_cluster(&three, &o5, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 7, .. }]), "{plan:?}");
+        assert!(terminated(&plan).is_empty() && launches(&plan).is_empty(), "no host goes while its node votes: {plan:?}");
+        // 7 out (still running, an observer now), the leader moved to 1: 7 is retired, 8 leaves the set next.
+        let mut shrinking = led_by_8.clone();
+        shrinking.leader_id = Some(1);
+        shrinking.voters.retain(|v| v.node_id != 7);
+        shrinking.observers = vec![member(7)];
+        o5.quorum = Seen::Known(shrinking.clone());
+        let (plan, _) = plan_cluster(&three, &o5, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 8, .. }]), "{plan:?}");
+        assert_eq!(terminated(&plan), ["c3"], "{plan:?}");
+        assert!(plan.steps.contains(&Step::ReleaseBrokerId { broker_id: 7 }) && launches(&plan).is_empty(), "not replaced: {plan:?}");
+        // Never below the declared count: with 3 voters left, the extra host is retired, no voter removed.
+        shrinking.voters.retain(|v| v.node_id != 8);
+        shrinking.observers = vec![member(7), member(8)];
+        o5.quorum = Seen::Known(shrinking);
+        let (plan, _) = plan_cluster(&three, &o5, &ClusterIntent::default(), at);
+        assert!(voter_steps(&plan).is_empty(), "{plan:?}");
+        assert_eq!(terminated(&plan).into_iter().collect::<BTreeSet<_>>(), ["c3".to_string(), "c4".to_string()].into(), "{plan:?}");
     }
 
     #[test]

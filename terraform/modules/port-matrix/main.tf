@@ -15,6 +15,11 @@ locals {
     # Kafka: replication between brokers; the fleet manager's canary, healthcheck and auditor.
     { to = "broker", port = var.kafka_port, from = "broker", description = "Kafka replication" },
     { to = "broker", port = var.kafka_port, from = "fleet_manager", description = "Kafka: canary, healthcheck, auditor" },
+    # KRaft (Kafka 4.x): controllers run on hosts of the broker group, on their own listener.
+    # Voters fetch from the leader, brokers and joining controllers observe it; the fleet
+    # manager asks the quorum's leader for voter changes (AddRaftVoter, RemoveRaftVoter).
+    { to = "broker", port = var.controller_port, from = "broker", description = "KRaft controller quorum: voters and observers" },
+    { to = "broker", port = var.controller_port, from = "fleet_manager", description = "KRaft: DescribeQuorum and voter changes" },
     # The API: kafka-bootstrap reads its cluster's persisted properties.
     { to = "fleet_manager", port = var.api_port, from = "broker", description = "Fleet API: broker properties for kafka-bootstrap" },
     # The source of truth: the fleet manager only.

@@ -26,6 +26,12 @@ variable "kafka_port" {
   default     = 9092
 }
 
+variable "controller_port" {
+  description = "KRaft controllers' listener (Kafka 4.x clusters)."
+  type        = number
+  default     = 9093
+}
+
 variable "api_port" {
   description = "The fleet manager's HTTP API."
   type        = number

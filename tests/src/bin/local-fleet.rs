@@ -1,5 +1,7 @@
 //! `local-fleet demo`: a 3-node ZooKeeper ensemble and the fleet manager (SQLite, local hosts);
-//! `fleetctl apply` of the example cluster (3 brokers, each booted through `kafka-bootstrap` on
+//! first a Kafka 4.4 cluster in KRaft mode (`examples/kraft`: 3 controller hosts, 3 broker hosts)
+//! shown with `kafka-metadata-quorum`, kcat and the healthcheck; then, for the operations that
+//! speak ZooKeeper today, `fleetctl apply` of the 3.9 example cluster (3 brokers, each booted through `kafka-bootstrap` on
 //! its own local host) and its topics, `fleetctl describe` showing it converged, a message
 //! produced and consumed with kcat, the auditor heartbeating every broker, a scale-up, then the
 //! route `events` failed over to a freshly built cluster while producers and consumers follow it
@@ -64,10 +66,14 @@ async fn demo(exit: bool) -> Result<()> {
     println!("    zookeeper: {}", zk.connect_string());
 
     let mut options = FleetManagerOptions::new(&zk.connect_string());
-    // The 5-broker demo cluster and its fresh 5-broker clone during the failover.
-    options.local_max_hosts = 10;
+    // The KRaft cluster's 6 hosts, the 5-broker demo cluster and its fresh 5-broker clone
+    // during the failover.
+    options.local_max_hosts = 16;
     let fm = FleetManager::start(options).await;
     println!("==> fleet manager at {} (SQLite {}, local hosts under {})", fm.url(), fm.database_url(), fm.hosts_root().display());
+    kraft_demo(&fm).await?;
+
+    println!("==> a Kafka 3.9 cluster (ZooKeeper mode): scale-up, the auditor, failover and fallback");
     let examples = fleet_tests::repo_root().join("examples/fleet");
     let examples = examples.display().to_string();
     fleetctl(&fm, &["apply", "-f", &examples, "--wait", "--timeout", "180s"]).await?;
@@ -75,13 +81,8 @@ async fn demo(exit: bool) -> Result<()> {
     let described = fleetctl(&fm, &["describe", "cluster", "demo"]).await?;
     anyhow::ensure!(described.contains("Status: Converged"), "the cluster did not converge");
 
-    let bootstrap: String = fm
-        .local_hosts()
-        .iter()
-        .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
-        .collect::<Vec<_>>()
-        .join(",");
-    let brokers = fm.local_hosts().len();
+    let bootstrap = fm.cluster_servers(Some("demo"));
+    let brokers = bootstrap.split(',').count();
     let message = format!("hello from kafka-fleet at {}", chrono_like_now());
     println!("==> kcat -P -b {bootstrap} -t demo-events -p 0   <<< {message:?}");
     fleet_tests::kcat::produce(&bootstrap, "demo-events", &message).await;
@@ -125,7 +126,7 @@ async fn demo(exit: bool) -> Result<()> {
     // Scale-up: 3 -> 5 brokers, new partitions placed on the new brokers in one ZooKeeper commit.
     fleetctl(&fm, &["scale-up", "demo", "--brokers", "5", "--dry-run"]).await?;
     fleetctl(&fm, &["scale-up", "demo", "--brokers", "5", "--wait", "--timeout", "300s"]).await?;
-    let bootstrap = fm.bootstrap_servers();
+    let bootstrap = fm.cluster_servers(Some("demo"));
     println!("$ kafka-topics --bootstrap-server {bootstrap} --describe --topic demo-activity");
     let described = fleet_tests::kafka::kafka_tool("org.apache.kafka.tools.TopicCommand", &["--bootstrap-server", &bootstrap, "--describe", "--topic", "demo-activity"]).await;
     let text = String::from_utf8_lossy(&described.stdout).into_owned();
@@ -184,6 +185,50 @@ async fn demo(exit: bool) -> Result<()> {
     println!("==> stopping (the fleet manager's hosts with it)");
     drop(fm);
     drop(zk);
+    Ok(())
+}
+
+/// A Kafka 4.4 cluster in KRaft mode, applied from `examples/kraft`: 3 controller hosts form
+/// the quorum, 3 broker hosts register; shown with Kafka's own `kafka-metadata-quorum`, a kcat
+/// round trip and the healthcheck's verdict (read through the Kafka protocol).
+async fn kraft_demo(fm: &FleetManager) -> Result<()> {
+    println!("==> a Kafka 4.4 cluster in KRaft mode: 3 controllers, 3 brokers");
+    let examples = fleet_tests::repo_root().join("examples/kraft").display().to_string();
+    fleetctl(fm, &["apply", "-f", &examples, "--wait", "--timeout", "300s"]).await?;
+    let described = fleetctl(fm, &["describe", "cluster", "stream"]).await?;
+    anyhow::ensure!(described.contains("Status: Converged"), "the KRaft cluster did not converge");
+    let role_endpoints = |role: &str| {
+        fm.local_hosts()
+            .into_iter()
+            .filter(|h| h.cluster.as_deref() == Some("stream") && h.state == fleet_common::local::LocalInstanceState::Running)
+            .filter(|h| h.role.as_deref().unwrap_or("broker") == role)
+            .filter_map(|h| h.port.map(|p| format!("127.0.0.1:{p}")))
+            .collect::<Vec<_>>()
+    };
+    let controllers = role_endpoints("controller");
+    let brokers = role_endpoints("broker").join(",");
+    let controller = controllers.first().cloned().unwrap_or_default();
+    println!("$ kafka-metadata-quorum --bootstrap-controller {controller} describe --status");
+    let out = fleet_tests::kafka::kafka4_tool("org.apache.kafka.tools.MetadataQuorumCommand", &["--bootstrap-controller", &controller, "describe", "--status"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in text.lines().filter(|l| ["ClusterId:", "LeaderId:", "CurrentVoters:", "CurrentObservers:"].iter().any(|k| l.starts_with(k))) {
+        println!("{line}");
+    }
+    anyhow::ensure!(out.status.success(), "kafka-metadata-quorum failed: {}", String::from_utf8_lossy(&out.stderr));
+    let message = format!("hello from KRaft at {}", chrono_like_now());
+    println!("==> kcat -P -b {brokers} -t stream-events -p 0   <<< {message:?}");
+    fleet_tests::kcat::produce(&brokers, "stream-events", &message).await;
+    let got = fleet_tests::kcat::consume_one(&brokers, "stream-events").await;
+    println!("==> kcat -C -b {brokers} -t stream-events -p 0 -c 1   >>> {got:?}");
+    anyhow::ensure!(got == message, "consumed {got:?}, produced {message:?}");
+    println!("$ kafka-healthcheck check --cluster stream --bootstrap-server {brokers}");
+    let out = tokio::process::Command::new(fleet_tests::workspace_bin("kafka-healthcheck"))
+        .args(["check", "--zookeeper", &fm.options.zookeeper, "--fleet-root", &fm.options.fleet_root, "--cluster", "stream", "--bootstrap-server", &brokers])
+        .output()
+        .await?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    anyhow::ensure!(out.status.code() != Some(2), "the healthcheck could not tell: {}", String::from_utf8_lossy(&out.stderr));
+    println!("==> the KRaft cluster is up; a killed host of either role is replaced by the fleet manager, the voter set repaired");
     Ok(())
 }
 

@@ -14,6 +14,7 @@ run "matrix" {
       "zookeeper:2888"     = ["zookeeper"]
       "zookeeper:3888"     = ["zookeeper"]
       "broker:9092"        = ["10.50.0.0/16", "broker", "fleet_manager"]
+      "broker:9093"        = ["broker", "fleet_manager"]
       "fleet_manager:8080" = ["10.50.0.0/16", "10.99.0.0/24", "broker"]
       "database:5432"      = ["fleet_manager"]
     })
