@@ -180,6 +180,7 @@ impl RawConfig {
                     if a.chroot.is_none() {
                         return Err(field(at("zookeeper"), "add the cluster's Kafka chroot, e.g. zk1:2181/kafka-fleet/clusters/blue/kafka"));
                     }
+                    tracing::warn!(field = %at("zookeeper"), "no longer used: drifted monitor leadership is restored through the Kafka protocol (ElectLeaders, which needs ALTER on the cluster); the key can go");
                     Some(a)
                 }
             };

@@ -448,7 +448,14 @@ pub async fn describe_partitions(bootstrap: &[String], timeout: Duration) -> Res
             .collect(),
     );
     let (answer, _) = c.call(&request).await?;
-    for r in answer.results.iter().filter(|r| r.error_code == 0) {
+    for r in &answer.results {
+        match r.error_code {
+            0 => {}
+            // Deleted between the two calls.
+            UNKNOWN_TOPIC_OR_PARTITION => continue,
+            // A topic's min.insync.replicas unknown is not its default of 1: the answer fails.
+            code => return Err(WireError::Kafka { address, api: ApiKey::DescribeConfigs, code, message: r.error_message.as_ref().map(|m| m.to_string()) }),
+        }
         if let Some(v) = r.configs.iter().find(|e| e.name == key).and_then(|e| e.value.as_ref()?.parse().ok()) {
             out.min_isr.insert(r.resource_name.to_string(), v);
         }
@@ -472,7 +479,9 @@ pub async fn elect_preferred_leaders(bootstrap: &[String], topic: &str, partitio
     let request = ElectLeadersRequest::default()
         .with_election_type(PREFERRED)
         .with_topic_partitions(Some(vec![TopicPartitions::default().with_topic(TopicName(StrBytes::from_string(topic.to_string()))).with_partitions(partitions.to_vec())]))
-        .with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32);
+        // Half the client's deadline: the broker answers (with what it got done) before this
+        // side gives up on it.
+        .with_timeout_ms((timeout.as_millis() / 2).min(i32::MAX as u128) as i32);
     let (answer, _) = c.call(&request).await?;
     if answer.error_code != 0 {
         return Err(WireError::Kafka { address: c.address().to_string(), api: ApiKey::ElectLeaders, code: answer.error_code, message: None });

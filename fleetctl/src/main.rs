@@ -1239,8 +1239,10 @@ fn describe_text(d: &Described) -> String {
         out.push_str(&format!("  Brokers: {} live of {} desired\n", live_of(Some(st)), st.brokers.desired));
         if let Some(hosts) = &st.hosts {
             // Local hosts share 127.0.0.1 on ports of their own; EC2 hosts listen on Kafka's 9092.
+            // Clients bootstrap from brokers: a KRaft cluster's controller hosts are left out.
             let servers: Vec<String> = hosts
                 .iter()
+                .filter(|h| h.role != fleet_api::model::HostRole::Controller && h.state.is_alive())
                 .filter_map(|h| match (h.private_ip.as_deref(), h.port) {
                     (Some(ip), port) => Some(format!("{ip}:{}", port.unwrap_or(9092))),
                     (None, Some(port)) => Some(format!("127.0.0.1:{port}")),
@@ -1251,16 +1253,19 @@ fn describe_text(d: &Described) -> String {
                 out.push_str(&format!("  Bootstrap servers: {}\n", servers.join(",")));
             }
         }
+        let role_of = |instance: &str| st.hosts.iter().flatten().find(|h| h.instance_id == instance).map(|h| h.role).unwrap_or_default();
         if let Seen::Known(reg) = &st.brokers.registry {
             for (id, inst) in reg {
-                out.push_str(&format!("    broker {id} on {inst}\n"));
+                out.push_str(&format!("    {} {id} on {inst}\n", role_of(inst).noun()));
             }
         }
         if let Some(hosts) = &st.hosts {
             out.push_str(&format!("  Hosts ({}):\n", hosts.len()));
+            let kraft = hosts.iter().any(|h| h.role != fleet_api::model::HostRole::Broker);
             for h in hosts {
                 let state = serde_json::to_value(h.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                out.push_str(&format!("    {}  {}  {state}\n", h.instance_id, h.availability_zone));
+                let role = if kraft { format!("  {}", h.role.as_str()) } else { String::new() };
+                out.push_str(&format!("    {}  {}  {state}{role}\n", h.instance_id, h.availability_zone));
             }
         }
         if let Seen::Known(topics) = &st.topics {

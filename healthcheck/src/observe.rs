@@ -31,6 +31,8 @@ pub enum ObserveError {
     },
     #[error(transparent)]
     Decode(#[from] znodes::ZnodeDecodeError),
+    #[error("no node-ID registry at {path}: wrong --cluster or --fleet-root, or the fleet never built this cluster")]
+    NoRegistry { path: String },
     #[error("no broker of {bootstrap:?} answered: {source}")]
     Kafka {
         bootstrap: Vec<String>,
@@ -189,7 +191,13 @@ pub async fn observe_kraft(
 ) -> Result<ClusterObservation, ObserveError> {
     let registry_path = cluster.broker_ids();
     let started = Instant::now();
-    let ids = children_or_empty(client, &registry_path).await?;
+    // Which nodes to expect comes from the registry: a missing one is a wrong name, not a
+    // cluster that expects nothing.
+    let ids = match client.list_children(&registry_path).await {
+        Ok(ids) => ids,
+        Err(zk::Error::NoNode) => return Err(ObserveError::NoRegistry { path: registry_path }),
+        Err(e) => return Err(zk_err(&registry_path)(e)),
+    };
     let zookeeper_latency = started.elapsed();
     let leases = read_all(client, ids.iter().map(|id| format!("{registry_path}/{id}")).collect()).await?;
     let (mut registry_ids, mut registry_controllers) = (BTreeSet::new(), BTreeSet::new());
@@ -224,15 +232,20 @@ pub async fn observe_kraft(
         }
     }
     let (address, info) = answered.ok_or_else(|| kafka(last))?;
-    let (snapshot, quorum) = tokio::join!(
-        kafka_wire::describe_partitions(std::slice::from_ref(&address), timeout),
-        kafka_wire::describe_quorum(&address, timeout),
-    );
-    let snapshot = snapshot.map_err(kafka)?;
-    let quorum = match quorum {
-        Ok(q) => QuorumObservation::Known(q),
-        Err(e) => QuorumObservation::Unanswered(e.to_string()),
+    // The quorum through any broker that can forward DescribeQuorum: one cut off from the
+    // controllers does not make a healthy quorum look leaderless.
+    let quorum = async {
+        let mut errors = Vec::new();
+        for a in std::iter::once(&address).chain(bootstrap.iter().filter(|a| **a != address)) {
+            match kafka_wire::describe_quorum(a, timeout).await {
+                Ok(q) => return QuorumObservation::Known(q),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        QuorumObservation::Unanswered(errors.join("; "))
     };
+    let (snapshot, quorum) = tokio::join!(kafka_wire::describe_partitions(std::slice::from_ref(&address), timeout), quorum);
+    let snapshot = snapshot.map_err(kafka)?;
 
     let mut brokers = BTreeMap::new();
     let mut fenced = BTreeSet::new();

@@ -51,13 +51,13 @@ pub fn plan_cluster(
     // A voter change in flight (a replaced controller not yet a voter again): no other
     // controller is replaced until the set is whole.
     let voters_short = quorum.filter(|q| q.voters.len() < desired.spec.quorum_size() as usize).map(|q| {
-        let why = format!("the quorum has {} of {} voters (a replaced controller is joining)", q.voters.len(), desired.spec.quorum_size());
+        let why = format!("the quorum has {} of {} voters (a controller is joining)", q.voters.len(), desired.spec.quorum_size());
         (why, q.voters.iter().map(|v| v.node_id).collect::<BTreeSet<i32>>())
     });
     // A combined node is live as a broker (unfenced) or as a voter (fetching): a fenced broker
     // whose controller votes keeps its host, and its log.
     let combined_live: Option<BTreeSet<i32>> = quorum_live.as_ref().zip(observed.live_brokers.known()).map(|(q, b)| q | b);
-    let controllers_leaving = if desired.spec.is_kraft() { leaving_controllers(desired, observed, hosts) } else { BTreeMap::new() };
+    let controllers_leaving = if desired.spec.is_kraft() { leaving_controllers(desired, observed, hosts, quorum_live.as_ref()) } else { BTreeMap::new() };
     let roles: Vec<RoleHosts> = if !desired.spec.is_kraft() {
         vec![RoleHosts {
             role: HostRole::Broker,
@@ -131,9 +131,18 @@ pub fn plan_cluster(
     if in_flight > 0 {
         plan.waiting.push(format!("{in_flight} launched host(s) not yet visible to the provider"));
     }
-    // A controller out of the voter set, its host retired in this pass: its node ID goes back.
-    for (id, _) in controllers_leaving.iter().filter(|(_, out)| **out) {
-        plan.steps.push(Step::ReleaseBrokerId { broker_id: *id });
+    // A controller that left: its node ID goes back once its host is gone (never while the
+    // node may still run: a new node would take the ID beside it) and it is out of the voter
+    // set, unless the controllers are short (a replacement reuses the ID then).
+    if let (true, Some(q), Some(registry)) = (desired.spec.is_kraft() && !desired.spec.combined, quorum, observed.registry.known()) {
+        let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
+        let held = registry.iter().filter(|(_, i)| hosts.iter().any(|h| &h.instance_id == *i && h.role == HostRole::Controller && h.state.is_alive())).count();
+        for (id, instance) in registry {
+            let gone_controller = hosts.iter().any(|h| &h.instance_id == instance && h.role == HostRole::Controller && !h.state.is_alive());
+            if gone_controller && !voters.contains(id) && held.max(voters.len()) >= desired.spec.controllers as usize {
+                plan.steps.push(Step::ReleaseBrokerId { broker_id: *id });
+            }
+        }
     }
     if desired.spec.is_kraft() && !desired.spec.combined {
         plan_voters(desired, observed, hosts, &controllers_leaving, settings, &mut plan);
@@ -261,26 +270,37 @@ struct RoleHosts<'a> {
     launch_held: Option<&'static str>,
 }
 
-/// Controllers beyond the declared count (`controllers: 5 -> 3`): the highest node IDs but the
-/// quorum leader's, those already out of the voter set first (so a choice, once acted on,
-/// holds across passes whoever leads). `false`: still a voter, removed from the set first
-/// ([`plan_voters`]); `true`: out of it, its host retired and its ID released.
-fn leaving_controllers(desired: &DesiredCluster, observed: &ObservedCluster, hosts: &[ObservedHost]) -> BTreeMap<i32, bool> {
-    let (Some(q), Some(registry)) = (observed.quorum.known(), observed.registry.known()) else { return BTreeMap::new() };
+/// Controllers beyond the declared count (`controllers: 5 -> 3`, or a voter set left with a
+/// dead member next to a new node): among the node IDs held by running controller hosts and the
+/// voters, silent voters leave first (removing one never weakens the quorum), then nodes outside
+/// the voter set, then live voters, highest node ID first; never the quorum leader. `false`:
+/// still a voter, removed from the set first ([`plan_voters`]); `true`: out of it, its host
+/// retired (its node ID released once the host is gone).
+fn leaving_controllers(desired: &DesiredCluster, observed: &ObservedCluster, hosts: &[ObservedHost], live: Option<&BTreeSet<i32>>) -> BTreeMap<i32, bool> {
+    let (Some(q), Some(registry), Some(live)) = (observed.quorum.known(), observed.registry.known(), live) else { return BTreeMap::new() };
     let Some(leader) = q.leader_id else { return BTreeMap::new() };
-    let held: Vec<i32> = registry
+    if desired.spec.combined {
+        return BTreeMap::new();
+    }
+    let held: BTreeSet<i32> = registry
         .iter()
         .filter(|(_, instance)| hosts.iter().any(|h| &h.instance_id == *instance && h.role == HostRole::Controller && h.state.is_alive()))
         .map(|(id, _)| *id)
         .collect();
+    let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
+    let members: BTreeSet<i32> = &held | &voters;
     let wanted = desired.spec.controllers as usize;
-    if desired.spec.combined || held.len() <= wanted {
+    if members.len() <= wanted {
         return BTreeMap::new();
     }
-    let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
-    let mut candidates: Vec<i32> = held.iter().copied().filter(|id| *id != leader).collect();
-    candidates.sort_by_key(|id| (voters.contains(id), std::cmp::Reverse(*id)));
-    candidates.into_iter().take(held.len() - wanted).map(|id| (id, !voters.contains(&id))).collect()
+    let rank = |id: &i32| match (voters.contains(id), live.contains(id)) {
+        (true, false) => 0,
+        (false, _) => 1,
+        (true, true) => 2,
+    };
+    let mut candidates: Vec<i32> = members.iter().copied().filter(|id| *id != leader).collect();
+    candidates.sort_by_key(|id| (rank(id), std::cmp::Reverse(*id)));
+    candidates.into_iter().take(members.len() - wanted).map(|id| (id, !voters.contains(&id))).collect()
 }
 
 /// One role's hosts: those whose node stays missing are replaced (in their zone), hosts beyond the
@@ -529,9 +549,22 @@ fn plan_voters(
     // Fewer controllers declared: one leaving voter out per pass, never below the declared
     // count, never the leader (it was not chosen to leave).
     if voters.len() > wanted {
-        // The highest node ID first (the newest controllers, as they were added).
-        let next_out = leaving.iter().rev().filter(|(id, out)| !**out && **id != leader).find_map(|(id, _)| q.voters.iter().find(|v| v.node_id == *id));
-        if let Some(v) = next_out {
+        // A silent voter first, then the highest node ID (the newest controllers, as added).
+        let mut out: Vec<&QuorumMember> = leaving.iter().filter(|(id, out)| !**out && **id != leader).filter_map(|(id, _)| q.voters.iter().find(|v| v.node_id == *id)).collect();
+        out.sort_by_key(|v| (fresh(v), std::cmp::Reverse(v.node_id)));
+        // The set left behind keeps a live majority, and a live voter leaves only a set whose
+        // every member is live (shrinking never trades away the margin for one more loss).
+        let safe = |v: &QuorumMember| {
+            let rest: Vec<&QuorumMember> = q.voters.iter().filter(|r| r.node_id != v.node_id).collect();
+            let live_rest = rest.iter().filter(|r| r.node_id == leader || fresh(r)).count();
+            live_rest > rest.len() / 2 && (!fresh(v) || live_rest == rest.len())
+        };
+        if let Some(v) = out.first().filter(|v| !safe(v)) {
+            plan.waiting.push(format!("voter {} leaves the set once the rest of the quorum is live (a voter is silent)", v.node_id));
+            plan.wake_after(PROGRESS_POLL_MS);
+            return;
+        }
+        if let Some(v) = out.first() {
             plan.steps.push(Step::RemoveVoter {
                 node_id: v.node_id,
                 directory_id: v.directory_id.clone(),
@@ -962,7 +995,15 @@ mod tests {
         let (plan, _) = plan_cluster(&three, &o5, &ClusterIntent::default(), at);
         assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 8, .. }]), "{plan:?}");
         assert_eq!(terminated(&plan), ["c3"], "{plan:?}");
-        assert!(plan.steps.contains(&Step::ReleaseBrokerId { broker_id: 7 }) && launches(&plan).is_empty(), "not replaced: {plan:?}");
+        assert!(launches(&plan).is_empty(), "not replaced: {plan:?}");
+        assert!(!plan.steps.iter().any(|s| matches!(s, Step::ReleaseBrokerId { .. })), "no ID released while its host may still run: {plan:?}");
+        // Its host gone: node ID 7 is released (it is out of the voter set).
+        let mut gone = o5.clone();
+        let Seen::Known(mut h) = gone.hosts.clone() else { panic!("hosts") };
+        h.iter_mut().filter(|h| h.instance_id == "c3").for_each(|h| h.state = HostState::Terminated);
+        gone.hosts = Seen::Known(h);
+        let (plan, _) = plan_cluster(&three, &gone, &ClusterIntent::default(), at);
+        assert!(plan.steps.contains(&Step::ReleaseBrokerId { broker_id: 7 }) && launches(&plan).is_empty(), "{plan:?}");
         // Never below the declared count: with 3 voters left, the extra host is retired, no voter removed.
         shrinking.voters.retain(|v| v.node_id != 8);
         shrinking.observers = vec![member(7), member(8)];
@@ -970,6 +1011,19 @@ mod tests {
         let (plan, _) = plan_cluster(&three, &o5, &ClusterIntent::default(), at);
         assert!(voter_steps(&plan).is_empty(), "{plan:?}");
         assert_eq!(terminated(&plan).into_iter().collect::<BTreeSet<_>>(), ["c3".to_string(), "c4".to_string()].into(), "{plan:?}");
+
+        // 5 -> 3 with voter 2 silent (its host up, not fetching): the silent voter leaves first,
+        // whatever its ID; a live voter leaves next, once the rest of the set is live.
+        let mut silent = growing.clone();
+        silent.voters[1].last_fetch_ms = now - 120_000;
+        o5.quorum = Seen::Known(silent.clone());
+        let (plan, _) = plan_cluster(&three, &o5, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 2, .. }]), "{plan:?}");
+        // Two silent voters: both leave before any live one, the higher node ID first.
+        silent.voters[2].last_fetch_ms = now - 120_000;
+        o5.quorum = Seen::Known(silent);
+        let (plan, _) = plan_cluster(&three, &o5, &ClusterIntent::default(), at);
+        assert!(matches!(&voter_steps(&plan)[..], [Step::RemoveVoter { node_id: 3, .. }]), "the higher silent voter first: {plan:?}");
     }
 
     #[test]
