@@ -1254,7 +1254,20 @@ fn describe_text(d: &Described) -> String {
             }
         }
         let role_of = |instance: &str| st.hosts.iter().flatten().find(|h| h.instance_id == instance).map(|h| h.role).unwrap_or_default();
+        if let Some(id) = &st.kafka_cluster_id {
+            out.push_str(&format!("  Kafka cluster ID: {id}\n"));
+        }
+        match &st.quorum {
+            Some(Seen::Known(q)) => {
+                let ids = |m: &[fleet_api::model::QuorumMember]| m.iter().map(|m| m.node_id.to_string()).collect::<Vec<_>>().join(",");
+                let leader = q.leader_id.map(|l| l.to_string()).unwrap_or_else(|| "none".into());
+                out.push_str(&format!("  Quorum: leader {leader} (epoch {}), voters [{}], observers [{}]\n", q.leader_epoch, ids(&q.voters), ids(&q.observers)));
+            }
+            Some(Seen::Unknown(why)) => out.push_str(&format!("  Quorum: unknown ({why})\n")),
+            None => {}
+        }
         if let Seen::Known(reg) = &st.brokers.registry {
+            out.push_str("  Node IDs:\n");
             for (id, inst) in reg {
                 out.push_str(&format!("    {} {id} on {inst}\n", role_of(inst).noun()));
             }

@@ -226,7 +226,16 @@ pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds
             broker: Some(*id),
             topic: None,
             partition: None,
-            evidence: serde_json::json!({ "expected": expected, "registered": obs.brokers.keys().collect::<Vec<_>>(), "fenced": obs.fenced }),
+            // KRaft: registered means with the controller, fenced or not; `live` serve.
+            evidence: match &obs.quorum {
+                None => serde_json::json!({ "expected": expected, "registered": obs.brokers.keys().collect::<Vec<_>>() }),
+                Some(_) => serde_json::json!({
+                    "expected": expected,
+                    "registered": obs.brokers.keys().chain(&obs.fenced).collect::<BTreeSet<_>>(),
+                    "live": obs.brokers.keys().collect::<Vec<_>>(),
+                    "fenced": obs.fenced,
+                }),
+            },
         });
     }
     match (&obs.quorum, obs.controller) {
@@ -350,7 +359,7 @@ pub fn evaluate(obs: &ClusterObservation, expect: &Expectations, th: &Thresholds
                 kind: FindingKind::BrokerWithoutLeadership,
                 severity: Severity::Warning,
                 message: format!(
-                    "broker {id} leads no partition while other brokers do: it takes no produce traffic (scale-up puts new partitions on new brokers)"
+                    "broker {id} leads no partition while other brokers do: it takes no produce traffic (a replaced broker until Kafka's leader rebalance, or a preferred-leader election, gives its partitions back; a new broker until partitions are placed on it)"
                 ),
                 broker: Some(*id),
                 topic: None,

@@ -221,7 +221,7 @@ async fn kraft_demo(fm: &FleetManager) -> Result<()> {
     let got = fleet_tests::kcat::consume_one(&brokers, "stream-events").await;
     println!("==> kcat -C -b {brokers} -t stream-events -p 0 -c 1   >>> {got:?}");
     anyhow::ensure!(got == message, "consumed {got:?}, produced {message:?}");
-    println!("$ kafka-healthcheck check --cluster stream --bootstrap-server {brokers}");
+    println!("$ kafka-healthcheck check --zookeeper {} --fleet-root {} --cluster stream --bootstrap-server {brokers}", fm.options.zookeeper, fm.options.fleet_root);
     let out = tokio::process::Command::new(fleet_tests::workspace_bin("kafka-healthcheck"))
         .args(["check", "--zookeeper", &fm.options.zookeeper, "--fleet-root", &fm.options.fleet_root, "--cluster", "stream", "--bootstrap-server", &brokers])
         .output()
