@@ -190,6 +190,18 @@ pub struct QuorumInfo {
 }
 
 impl QuorumInfo {
+    /// The leader's clock as of this description: the newest time it reported (its own entry
+    /// carries its current time); `None` when it reported none.
+    pub fn clock_ms(&self) -> Option<i64> {
+        self.voters.iter().chain(&self.observers).flat_map(|r| [r.last_fetch_ms, r.last_caught_up_ms]).filter(|t| *t >= 0).max()
+    }
+
+    /// How long before [`Self::clock_ms`] the time `at_ms` was; `None` when either is unknown (-1).
+    pub fn age_ms(&self, at_ms: i64) -> Option<i64> {
+        let clock = self.clock_ms()?;
+        (at_ms >= 0).then(|| (clock - at_ms).max(0))
+    }
+
     /// How many records `r` is behind the high watermark.
     pub fn lag(&self, r: &QuorumReplica) -> i64 {
         (self.high_watermark - r.log_end_offset).max(0)

@@ -447,8 +447,8 @@ fn quorum_findings(quorum: &QuorumObservation, expected: &BTreeSet<i32>, th: &Th
             serde_json::json!({ "voters": voters, "leader_epoch": q.leader_epoch }),
         ));
     }
-    let clock = q.voters.iter().chain(&q.observers).flat_map(|r| [r.last_fetch_ms, r.last_caught_up_ms]).max().unwrap_or(-1);
-    let age = |ms: i64| (ms >= 0 && clock >= 0).then(|| Duration::from_millis((clock - ms).max(0) as u64));
+    let clock = q.clock_ms().unwrap_or(-1);
+    let age = |ms: i64| q.age_ms(ms).map(|a| Duration::from_millis(a as u64));
     for id in expected.iter().filter(|id| !voters.contains(id)) {
         findings.push(finding(
             FindingKind::MissingVoter,

@@ -134,8 +134,7 @@ fn quorum_json(q: &QuorumObservation) -> serde_json::Value {
         QuorumObservation::Unanswered(e) => return serde_json::json!({ "error": e }),
         QuorumObservation::Known(q) => q,
     };
-    let clock = q.voters.iter().chain(&q.observers).flat_map(|r| [r.last_fetch_ms, r.last_caught_up_ms]).max().unwrap_or(-1);
-    let age = |ms: i64| (ms >= 0 && clock >= 0).then(|| clock - ms);
+    let age = |ms: i64| q.age_ms(ms);
     let replica = |r: &fleet_common::kafka_wire::QuorumReplica| {
         serde_json::json!({
             "nodeId": r.node_id, "directoryId": r.directory_id, "logEndOffset": r.log_end_offset, "lag": q.lag(r),

@@ -136,7 +136,7 @@ pub fn plan_cluster(
     // set, unless the controllers are short (a replacement reuses the ID then).
     if let (true, Some(q), Some(registry)) = (desired.spec.is_kraft() && !desired.spec.combined, quorum, observed.registry.known()) {
         let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
-        let held = registry.iter().filter(|(_, i)| hosts.iter().any(|h| &h.instance_id == *i && h.role == HostRole::Controller && h.state.is_alive())).count();
+        let held = held_controller_ids(registry, hosts).len();
         for (id, instance) in registry {
             let gone_controller = hosts.iter().any(|h| &h.instance_id == instance && h.role == HostRole::Controller && !h.state.is_alive());
             if gone_controller && !voters.contains(id) && held.max(voters.len()) >= desired.spec.controllers as usize {
@@ -282,11 +282,7 @@ fn leaving_controllers(desired: &DesiredCluster, observed: &ObservedCluster, hos
     if desired.spec.combined {
         return BTreeMap::new();
     }
-    let held: BTreeSet<i32> = registry
-        .iter()
-        .filter(|(_, instance)| hosts.iter().any(|h| &h.instance_id == *instance && h.role == HostRole::Controller && h.state.is_alive()))
-        .map(|(id, _)| *id)
-        .collect();
+    let held = held_controller_ids(registry, hosts);
     let voters: BTreeSet<i32> = q.voters.iter().map(|v| v.node_id).collect();
     let members: BTreeSet<i32> = &held | &voters;
     let wanted = desired.spec.controllers as usize;
@@ -301,6 +297,15 @@ fn leaving_controllers(desired: &DesiredCluster, observed: &ObservedCluster, hos
     let mut candidates: Vec<i32> = members.iter().copied().filter(|id| *id != leader).collect();
     candidates.sort_by_key(|id| (rank(id), std::cmp::Reverse(*id)));
     candidates.into_iter().take(members.len() - wanted).map(|id| (id, !voters.contains(&id))).collect()
+}
+
+/// Node IDs whose registry lease is held by a controller host that is still alive.
+fn held_controller_ids(registry: &BTreeMap<i32, String>, hosts: &[ObservedHost]) -> BTreeSet<i32> {
+    registry
+        .iter()
+        .filter(|(_, instance)| hosts.iter().any(|h| &h.instance_id == *instance && h.role == HostRole::Controller && h.state.is_alive()))
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 /// One role's hosts: those whose node stays missing are replaced (in their zone), hosts beyond the

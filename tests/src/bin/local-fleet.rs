@@ -83,12 +83,7 @@ async fn demo(exit: bool) -> Result<()> {
 
     let bootstrap = fm.cluster_servers(Some("demo"));
     let brokers = bootstrap.split(',').count();
-    let message = format!("hello from kafka-fleet at {}", chrono_like_now());
-    println!("==> kcat -P -b {bootstrap} -t demo-events -p 0   <<< {message:?}");
-    fleet_tests::kcat::produce(&bootstrap, "demo-events", &message).await;
-    let got = fleet_tests::kcat::consume_one(&bootstrap, "demo-events").await;
-    println!("==> kcat -C -b {bootstrap} -t demo-events -p 0 -c 1   >>> {got:?}");
-    anyhow::ensure!(got == message, "consumed {got:?}, produced {message:?}");
+    kcat_round_trip(&bootstrap, "demo-events", "hello from kafka-fleet").await?;
     println!("==> round trip OK");
 
     // The auditor heartbeats every broker; its dashboard stays up with the fleet.
@@ -215,12 +210,7 @@ async fn kraft_demo(fm: &FleetManager) -> Result<()> {
         println!("{line}");
     }
     anyhow::ensure!(out.status.success(), "kafka-metadata-quorum failed: {}", String::from_utf8_lossy(&out.stderr));
-    let message = format!("hello from KRaft at {}", chrono_like_now());
-    println!("==> kcat -P -b {brokers} -t stream-events -p 0   <<< {message:?}");
-    fleet_tests::kcat::produce(&brokers, "stream-events", &message).await;
-    let got = fleet_tests::kcat::consume_one(&brokers, "stream-events").await;
-    println!("==> kcat -C -b {brokers} -t stream-events -p 0 -c 1   >>> {got:?}");
-    anyhow::ensure!(got == message, "consumed {got:?}, produced {message:?}");
+    kcat_round_trip(&brokers, "stream-events", "hello from KRaft").await?;
     println!("$ kafka-healthcheck check --zookeeper {} --fleet-root {} --cluster stream --bootstrap-server {brokers}", fm.options.zookeeper, fm.options.fleet_root);
     let out = tokio::process::Command::new(fleet_tests::workspace_bin("kafka-healthcheck"))
         .args(["check", "--zookeeper", &fm.options.zookeeper, "--fleet-root", &fm.options.fleet_root, "--cluster", "stream", "--bootstrap-server", &brokers])
@@ -229,6 +219,17 @@ async fn kraft_demo(fm: &FleetManager) -> Result<()> {
     print!("{}", String::from_utf8_lossy(&out.stdout));
     anyhow::ensure!(out.status.code() != Some(2), "the healthcheck could not tell: {}", String::from_utf8_lossy(&out.stderr));
     println!("==> the KRaft cluster is up; a killed host of either role is replaced by the fleet manager, the voter set repaired");
+    Ok(())
+}
+
+/// One message produced to partition 0 of `topic` with kcat and read back, each step printed.
+async fn kcat_round_trip(bootstrap: &str, topic: &str, greeting: &str) -> Result<()> {
+    let message = format!("{greeting} at {}", chrono_like_now());
+    println!("==> kcat -P -b {bootstrap} -t {topic} -p 0   <<< {message:?}");
+    fleet_tests::kcat::produce(bootstrap, topic, &message).await;
+    let got = fleet_tests::kcat::consume_one(bootstrap, topic).await;
+    println!("==> kcat -C -b {bootstrap} -t {topic} -p 0 -c 1   >>> {got:?}");
+    anyhow::ensure!(got == message, "consumed {got:?}, produced {message:?}");
     Ok(())
 }
 
