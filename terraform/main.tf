@@ -134,7 +134,7 @@ module "iam" {
   broker_record_patterns    = module.topology.broker_record_patterns
   subnet_ids                = values(module.network.subnet_ids)
   broker_security_group_ids = [module.security_groups.ids["broker"]]
-  launch_template_id        = module.brokers.launch_template_id
+  launch_template_ids       = [module.brokers.launch_template_id, module.brokers.controller_launch_template_id]
   database_secret_arn       = module.database.secret_arn
   kms_key_arn               = aws_kms_key.fleet.arn
   tags                      = local.tags
@@ -143,14 +143,15 @@ module "iam" {
 locals {
   # The fleet manager's settings (its FLEET_* environment); the store URL is not among them.
   fleet_manager_settings = {
-    AWS_REGION                        = data.aws_region.current.region
-    FLEET_ZOOKEEPER                   = module.topology.zookeeper_connect
-    FLEET_EC2_LAUNCH_TEMPLATE         = module.brokers.launch_template_id
-    FLEET_EC2_SUBNETS                 = join(",", [for zone, id in module.network.subnet_ids : "${zone}=${id}"])
-    FLEET_EC2_INSTANCE_PROFILE_PREFIX = module.iam.broker_instance_profile_prefix
-    FLEET_EC2_SECRET_PREFIX           = var.name
-    FLEET_DNS                         = "route53"
-    FLEET_DNS_ZONE                    = var.domain
+    AWS_REGION                           = data.aws_region.current.region
+    FLEET_ZOOKEEPER                      = module.topology.zookeeper_connect
+    FLEET_EC2_LAUNCH_TEMPLATE            = module.brokers.launch_template_id
+    FLEET_EC2_CONTROLLER_LAUNCH_TEMPLATE = module.brokers.controller_launch_template_id
+    FLEET_EC2_SUBNETS                    = join(",", [for zone, id in module.network.subnet_ids : "${zone}=${id}"])
+    FLEET_EC2_INSTANCE_PROFILE_PREFIX    = module.iam.broker_instance_profile_prefix
+    FLEET_EC2_SECRET_PREFIX              = var.name
+    FLEET_DNS                            = "route53"
+    FLEET_DNS_ZONE                       = var.domain
   }
 }
 

@@ -32,6 +32,11 @@ output "launch_template_id" {
   value       = module.brokers.launch_template_id
 }
 
+output "controller_launch_template_id" {
+  description = "The KRaft controller launch template."
+  value       = module.brokers.controller_launch_template_id
+}
+
 output "subnet_ids" {
   description = "Private subnet per zone."
   value       = module.network.subnet_ids

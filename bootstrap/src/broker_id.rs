@@ -164,6 +164,7 @@ pub async fn assign(
     lock_timeout: Duration,
     acl: FleetAcl,
     role: &str,
+    kafka_live: &BTreeSet<i32>,
 ) -> Result<Assignment, AssignError> {
     ensure_cluster_tree(client, paths, acl).await?;
     let lock_dir = paths.broker_id_lock();
@@ -174,7 +175,7 @@ pub async fn assign(
         Ok(Ok(lock)) => lock,
     };
     let lock_path = lock.lock_path().to_string();
-    let outcome = assign_locked(&lock, paths, instance_id, provider, base, acl, role).await;
+    let outcome = assign_locked(&lock, paths, instance_id, provider, base, acl, role, kafka_live).await;
     // Release now rather than in the background: the process may exec Kafka right after.
     if let Err(e) = client.delete(&lock_path, None).await {
         tracing::warn!(error = %e, path = %lock_path, "could not delete lock node; it goes with the session");
@@ -192,8 +193,10 @@ pub async fn plan(
     provider: &dyn InfraProvider,
     base: i32,
     role: &str,
+    kafka_live: &BTreeSet<i32>,
 ) -> Result<Decision, AssignError> {
-    let (registry, live) = tokio::try_join!(read_registry(client, paths), live_broker_ids(client, paths))?;
+    let (registry, mut live) = tokio::try_join!(read_registry(client, paths), live_broker_ids(client, paths))?;
+    live.extend(kafka_live);
     let is_restart = registry.values().any(|e| e.lease.instance_id == instance_id);
     let others: Vec<String> = registry.values().map(|e| e.lease.instance_id.clone()).collect();
     let provider_view: ProviderView = if is_restart || others.is_empty() {
@@ -211,6 +214,7 @@ pub async fn plan(
     Ok(decide(instance_id, &registry, &provider_view, &live, base, role))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn assign_locked(
     lock: &zk::LockClient<'_>,
     paths: &ClusterPaths,
@@ -219,8 +223,9 @@ async fn assign_locked(
     base: i32,
     acl: FleetAcl,
     role: &str,
+    kafka_live: &BTreeSet<i32>,
 ) -> Result<Assignment, AssignError> {
-    let decision = plan(lock.client(), paths, instance_id, provider, base, role).await?;
+    let decision = plan(lock.client(), paths, instance_id, provider, base, role, kafka_live).await?;
     let lease_role = (role != ROLE_BROKER).then(|| role.to_string());
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let fenced = |e: zk::Error| match e {

@@ -1,9 +1,13 @@
 //! Service registration seam: the broker's own record and its share of the cluster's bootstrap
-//! record. Route53 (through `aws-sdk-route53`) or local routes (files).
+//! record; a KRaft controller's own record. Route53 (through `aws-sdk-route53`) or local routes
+//! (files).
 //!
-//! Names, in zone `Z`: `broker-<id>.<cluster>.Z` (the broker) and `<cluster>.Z` (bootstrap). Both
-//! are multivalue-answer records whose set identifier is `broker-<id>`: every broker UPSERTs only
-//! its own set, so concurrent boots never overwrite each other and a re-run is idempotent.
+//! Names, in zone `Z`: `broker-<id>.<cluster>.Z` (the broker) and `<cluster>.Z` (bootstrap), both
+//! multivalue-answer records whose set identifier is `broker-<id>`: every broker UPSERTs only its
+//! own set, so concurrent boots never overwrite each other and a re-run is idempotent.
+//! Controllers serve no clients: only `controller-<id>.<cluster>.Z` (set `controller-<id>`), the
+//! name `controller.quorum.bootstrap.servers` lists, so a replaced controller is found at its
+//! new address.
 
 use async_trait::async_trait;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
@@ -11,19 +15,64 @@ use fleet_common::local::{self, LocalRecordSet};
 
 use crate::cluster_file::DnsConfig;
 
-/// What one broker registers.
+/// Which listener a record names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// The broker's own name and its share of the cluster's bootstrap name.
+    Broker,
+    /// A KRaft controller's own name only.
+    Controller,
+}
+
+impl RecordKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            RecordKind::Broker => "broker",
+            RecordKind::Controller => "controller",
+        }
+    }
+}
+
+/// What one node registers for one of its listeners.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerEndpoint {
     pub cluster: String,
     pub broker_id: i32,
     pub host: String,
     pub port: u16,
+    pub kind: RecordKind,
 }
 
 impl BrokerEndpoint {
     pub fn set_identifier(&self) -> String {
-        format!("broker-{}", self.broker_id)
+        format!("{}-{}", self.kind.prefix(), self.broker_id)
     }
+
+    /// The names this endpoint is registered under in `zone`: its own, then the cluster's
+    /// bootstrap name (brokers only).
+    pub fn names(&self, zone: &str) -> Vec<String> {
+        let own = format!("{}.{}.{zone}", self.set_identifier(), self.cluster);
+        match self.kind {
+            RecordKind::Broker => vec![own, format!("{}.{zone}", self.cluster)],
+            RecordKind::Controller => vec![own],
+        }
+    }
+}
+
+/// A controller's name in `zone` (`controller-<id>.<cluster>.<zone>`).
+pub fn controller_name(zone: &str, cluster: &str, node_id: i32) -> String {
+    format!("controller-{node_id}.{cluster}.{zone}")
+}
+
+/// How Kafka is to reach one controller of the quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllerAddress {
+    /// A DNS name (with the port) that Kafka resolves itself, once it resolves here too.
+    Name(String),
+    /// `host:port` as the registry holds it (local routes: names nothing resolves).
+    Address(String),
+    /// The registry has none: the address the quorum's formation recorded is all there is.
+    Unknown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +87,8 @@ pub enum DnsError {
 pub trait ServiceRegistry: Send + Sync {
     /// Returns the names it wrote.
     async fn register(&self, endpoint: &BrokerEndpoint) -> Result<Vec<String>, DnsError>;
+    /// Where controller `node_id` of `cluster` (listening on `port`) is reached by its name.
+    async fn controller_address(&self, cluster: &str, node_id: i32, port: u16) -> Result<ControllerAddress, DnsError>;
 }
 
 pub async fn from_config(config: &DnsConfig) -> Box<dyn ServiceRegistry> {
@@ -64,6 +115,9 @@ impl ServiceRegistry for NoRegistry {
     async fn register(&self, _endpoint: &BrokerEndpoint) -> Result<Vec<String>, DnsError> {
         Ok(Vec::new())
     }
+    async fn controller_address(&self, _cluster: &str, _node_id: i32, _port: u16) -> Result<ControllerAddress, DnsError> {
+        Ok(ControllerAddress::Unknown)
+    }
 }
 
 /// Local routes: `host:port` values, since local brokers share one IP and differ by port.
@@ -71,16 +125,12 @@ pub struct LocalRoutes {
     pub root: std::path::PathBuf,
 }
 
-pub fn local_names(cluster: &str, broker_id: i32) -> (String, String) {
-    (format!("broker-{broker_id}.{cluster}.local"), format!("{cluster}.local"))
-}
-
 #[async_trait]
 impl ServiceRegistry for LocalRoutes {
     async fn register(&self, endpoint: &BrokerEndpoint) -> Result<Vec<String>, DnsError> {
-        let (broker_name, bootstrap_name) = local_names(&endpoint.cluster, endpoint.broker_id);
-        let value = format!("{}:{}", endpoint.host, endpoint.port);
-        for name in [&broker_name, &bootstrap_name] {
+        let names = endpoint.names("local");
+        let value = format!("{}:{}", host_for_url(&endpoint.host), endpoint.port);
+        for name in &names {
             let set = LocalRecordSet {
                 name: name.clone(),
                 set_identifier: endpoint.set_identifier(),
@@ -89,7 +139,23 @@ impl ServiceRegistry for LocalRoutes {
             local::upsert_record(&self.root, &set)
                 .map_err(|e| DnsError::Call { call: "write local route", message: e.to_string() })?;
         }
-        Ok(vec![broker_name, bootstrap_name])
+        Ok(names)
+    }
+
+    /// Local hosts share one address and differ by port (a replaced one gets a new port): the
+    /// route's value is the address, since nothing resolves `.local` names for Kafka.
+    async fn controller_address(&self, cluster: &str, node_id: i32, _port: u16) -> Result<ControllerAddress, DnsError> {
+        let name = controller_name("local", cluster, node_id);
+        let sets = local::read_record(&self.root, &name).map_err(|e| DnsError::Call { call: "read local route", message: e.to_string() })?;
+        Ok(sets.into_iter().flat_map(|s| s.values).next().map_or(ControllerAddress::Unknown, ControllerAddress::Address))
+    }
+}
+
+fn host_for_url(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
     }
 }
 
@@ -113,10 +179,6 @@ pub async fn route53_zone_id(client: &aws_sdk_route53::Client, zone: &str) -> Re
     })
 }
 
-pub fn route53_names(zone: &str, cluster: &str, broker_id: i32) -> (String, String) {
-    (format!("broker-{broker_id}.{cluster}.{zone}"), format!("{cluster}.{zone}"))
-}
-
 fn record_type(host: &str) -> RrType {
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(_)) => RrType::A,
@@ -129,7 +191,7 @@ fn record_type(host: &str) -> RrType {
 impl ServiceRegistry for Route53Registry {
     async fn register(&self, endpoint: &BrokerEndpoint) -> Result<Vec<String>, DnsError> {
         let zone_id = self.zone_id().await?;
-        let (broker_name, bootstrap_name) = route53_names(&self.zone, &endpoint.cluster, endpoint.broker_id);
+        let names = endpoint.names(&self.zone);
         let build = |name: &str| -> Result<Change, DnsError> {
             let invalid = |e: aws_sdk_route53::error::BuildError| DnsError::Call {
                 call: "route53:ChangeResourceRecordSets",
@@ -146,10 +208,11 @@ impl ServiceRegistry for Route53Registry {
                 .map_err(invalid)?;
             Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().map_err(invalid)
         };
-        let batch = ChangeBatch::builder()
-            .comment(format!("kafka-bootstrap: broker {} of {}", endpoint.broker_id, endpoint.cluster))
-            .changes(build(&broker_name)?)
-            .changes(build(&bootstrap_name)?)
+        let mut batch = ChangeBatch::builder().comment(format!("kafka-bootstrap: {} {} of {}", endpoint.kind.prefix(), endpoint.broker_id, endpoint.cluster));
+        for name in &names {
+            batch = batch.changes(build(name)?);
+        }
+        let batch = batch
             .build()
             .map_err(|e| DnsError::Call { call: "route53:ChangeResourceRecordSets", message: e.to_string() })?;
         self.client
@@ -162,6 +225,10 @@ impl ServiceRegistry for Route53Registry {
                 call: "route53:ChangeResourceRecordSets",
                 message: aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
             })?;
-        Ok(vec![broker_name, bootstrap_name])
+        Ok(names)
+    }
+
+    async fn controller_address(&self, cluster: &str, node_id: i32, port: u16) -> Result<ControllerAddress, DnsError> {
+        Ok(ControllerAddress::Name(format!("{}:{port}", controller_name(&self.zone, cluster, node_id))))
     }
 }

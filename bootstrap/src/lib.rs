@@ -19,6 +19,7 @@ pub mod properties;
 pub mod provider;
 pub mod quorum;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -181,10 +182,14 @@ pub async fn prepare(
     let connector = ZkConnector::default().with_deadline(opts.zk_timeout).with_identity(file.zk_identity.clone());
     let zk = connector.connect(&file.zookeeper).await?;
 
+    let kafka_live = match &file.kraft {
+        Some(_) => kraft_live_node_ids(&zk, &paths, &file.cluster, registry).await?,
+        None => BTreeSet::new(),
+    };
     let assignment = if opts.dry_run {
-        broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.role.name()).await?.assignment()
+        broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.role.name(), &kafka_live).await?.assignment()
     } else {
-        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout, connector.fleet_acl(), opts.role.name()).await?
+        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout, connector.fleet_acl(), opts.role.name(), &kafka_live).await?
     };
     let broker_id = assignment.broker_id;
     tracing::Span::current().record("broker", broker_id);
@@ -203,6 +208,7 @@ pub async fn prepare(
     let mut advertised_listener = format!("PLAINTEXT://{}:{}", host_for_url(&advertised_host), opts.port);
     // KRaft: the quorum (formed or found) and how this node's storage joins it.
     let mut kraft_plan = None;
+    let mut kraft_formation = None;
     match &file.kraft {
         None => {
             if opts.role != NodeRole::Broker {
@@ -266,6 +272,8 @@ pub async fn prepare(
                 }
             }
             props.set_derived("listener.security.protocol.map", map.join(","));
+            // The formation's addresses until the registry's names are known (after this
+            // node has registered its own, below).
             let servers = formation.as_ref().map(quorum::Formation::bootstrap_servers).unwrap_or_default();
             props.set_derived("controller.quorum.bootstrap.servers", servers.clone());
             // A listed voter formats with the first list only if it never formatted before: one
@@ -284,6 +292,7 @@ pub async fn prepare(
             };
             let how = if formatted_before.is_some() { "joined" } else { how };
             kraft_plan = Some((k.cluster_id.clone(), kind, KraftReport { cluster_id: k.cluster_id.clone(), directory_id: None, storage: how, quorum_bootstrap_servers: servers }));
+            kraft_formation = formation.map(|f| (f, controller_port));
         }
     }
     if !me.availability_zone.is_empty() && opts.role.is_broker() {
@@ -310,16 +319,21 @@ pub async fn prepare(
         return Ok((report, props));
     }
 
-    let endpoint = dns::BrokerEndpoint {
-        cluster: file.cluster.clone(),
-        broker_id,
-        host: advertised_host,
-        port: opts.port,
-    };
-    // Controllers serve no clients: only brokers are in the cluster's names (controllers find
-    // each other through the quorum's formation).
+    // Controllers serve no clients: only brokers are in the cluster's bootstrap name; a
+    // controller has a name of its own, which the quorum's bootstrap servers list.
+    let endpoint = |kind, port| dns::BrokerEndpoint { cluster: file.cluster.clone(), broker_id, host: advertised_host.clone(), port, kind };
     if opts.role.is_broker() {
-        report.dns_names = registry.register(&endpoint).await?;
+        report.dns_names = registry.register(&endpoint(dns::RecordKind::Broker, opts.port)).await?;
+    }
+    if let Some((formation, controller_port)) = &kraft_formation {
+        if let Some(port) = controller_port {
+            report.dns_names.extend(registry.register(&endpoint(dns::RecordKind::Controller, *port)).await?);
+        }
+        let servers = quorum_servers(registry, &file.cluster, formation, opts.quorum_timeout.min(NAME_RESOLUTION_WAIT)).await?;
+        props.set_derived("controller.quorum.bootstrap.servers", servers.clone());
+        if let Some((_, _, kraft_report)) = &mut kraft_plan {
+            kraft_report.quorum_bootstrap_servers = servers;
+        }
     }
 
     let properties_file = write_files(&opts.data_dir, &props)?;
@@ -347,6 +361,82 @@ pub async fn prepare(
     }
     report.properties_file = Some(properties_file);
     Ok((report, props))
+}
+
+/// How recently a node must have fetched from the quorum's leader to count as alive (the
+/// fleet manager's window: Kafka's own fetch timeout is 2 s).
+pub const LIVE_FETCH_WINDOW_MS: i64 = 15_000;
+
+/// Node IDs of a KRaft cluster that its quorum's leader saw fetching in the last
+/// [`LIVE_FETCH_WINDOW_MS`] (voters and observers: brokers fetch the metadata log too), asked
+/// through the first voters by name. KRaft nodes write nothing under `/brokers/ids`, so this is
+/// what keeps an ID whose instance the provider wrongly calls gone from being handed out twice.
+/// Empty before the quorum is formed, and (with a warning) when no controller answers: the
+/// provider's word alone decides then.
+pub async fn kraft_live_node_ids(zk: &zookeeper_client::Client, paths: &fleet_common::paths::ClusterPaths, cluster: &str, registry: &dyn dns::ServiceRegistry) -> Result<BTreeSet<i32>, BootError> {
+    let Some(formation) = quorum::read_formation(zk, paths).await? else { return Ok(BTreeSet::new()) };
+    let mut tried = Vec::new();
+    for voter in &formation.voters {
+        let address = match registry.controller_address(cluster, voter.node_id, voter.port).await? {
+            dns::ControllerAddress::Name(a) | dns::ControllerAddress::Address(a) => a,
+            dns::ControllerAddress::Unknown => format!("{}:{}", host_for_url(&voter.host), voter.port),
+        };
+        match fleet_common::kafka_wire::describe_quorum(&address, Duration::from_secs(3)).await {
+            Ok(q) if q.leader_id >= 0 => {
+                let fresh = |r: &&fleet_common::kafka_wire::QuorumReplica| r.node_id == q.leader_id || q.age_ms(r.last_fetch_ms).is_some_and(|age| age <= LIVE_FETCH_WINDOW_MS);
+                return Ok(q.voters.iter().chain(&q.observers).filter(fresh).map(|r| r.node_id).collect());
+            }
+            Ok(_) => tried.push(format!("{address}: no leader")),
+            Err(e) => tried.push(format!("{address}: {e}")),
+        }
+    }
+    tracing::warn!(asked = %tried.join("; "), "the controller quorum could not tell which nodes are alive: an ID is reused on the provider's word alone");
+    Ok(BTreeSet::new())
+}
+
+/// How long a boot waits for fresh controller names to resolve (Route53 answers a new record
+/// within a minute): Kafka skips a bootstrap name it cannot resolve when it starts.
+const NAME_RESOLUTION_WAIT: Duration = Duration::from_secs(60);
+
+/// `controller.quorum.bootstrap.servers`: each of the quorum's first voters by its name in the
+/// registry, so a replaced controller is found at its new address. A DNS name is listed once it
+/// resolves here (waited for up to `within`); the address local routes hold is listed as it is;
+/// without either, the address the formation recorded.
+async fn quorum_servers(registry: &dyn dns::ServiceRegistry, cluster: &str, formation: &quorum::Formation, within: Duration) -> Result<String, BootError> {
+    let mut servers = Vec::new();
+    for voter in &formation.voters {
+        let recorded = format!("{}:{}", host_for_url(&voter.host), voter.port);
+        servers.push((registry.controller_address(cluster, voter.node_id, voter.port).await?, recorded));
+    }
+    let started = tokio::time::Instant::now();
+    let mut unresolved: Vec<String>;
+    loop {
+        unresolved = Vec::new();
+        for (address, _) in &servers {
+            if let dns::ControllerAddress::Name(name) = address {
+                let resolves = tokio::net::lookup_host(name.as_str()).await.is_ok_and(|mut found| found.next().is_some());
+                if !resolves {
+                    unresolved.push(name.clone());
+                }
+            }
+        }
+        if unresolved.is_empty() || started.elapsed() >= within {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if !unresolved.is_empty() {
+        tracing::warn!(names = %unresolved.join(","), waited = ?within, "controller names do not resolve: the quorum's recorded addresses are used for them");
+    }
+    let listed: Vec<String> = servers
+        .into_iter()
+        .map(|(address, recorded)| match address {
+            dns::ControllerAddress::Name(name) if !unresolved.contains(&name) => name,
+            dns::ControllerAddress::Address(address) => address,
+            _ => recorded,
+        })
+        .collect();
+    Ok(listed.join(","))
 }
 
 /// Runs Kafka's storage tool (a JVM, seconds) off the async runtime, whose single thread keeps

@@ -410,7 +410,7 @@ impl Step {
             Step::DeleteClusterState => "delete the cluster's ZooKeeper state (ID registry, Kafka chroot)".into(),
             Step::ForgetCluster => "forget the cluster (teardown done)".into(),
             Step::ForgetTopic { topic } => format!("forget topic {topic} (deleted)"),
-            Step::ReleaseBrokerId { broker_id } => format!("release broker ID {broker_id} (decommissioned)"),
+            Step::ReleaseBrokerId { broker_id } => format!("release node ID {broker_id} (its host retired)"),
             Step::RemoveVoter { node_id, directory_id, reason } => format!("remove voter {node_id} (directory {directory_id}) from the controller quorum ({reason})"),
             Step::AddVoter { node_id, directory_id, reason, .. } => format!("add controller {node_id} (directory {directory_id}) to the quorum's voters ({reason})"),
         }

@@ -715,15 +715,6 @@ fn check_kraft_layout(s: &DeclaredClusterSpec) -> Result<(), FieldError> {
         return Ok(());
     }
     let combined = s.combined.unwrap_or(false);
-    if s.provider.as_deref() == Some("ec2") {
-        return Err(FieldError::new(
-            "spec.provider",
-            format!(
-                "KRaft clusters (kafkaVersion {}) run on local hosts only for now: the EC2 image has no Kafka 4.x jars and no controller role yet; use provider local, or kafkaVersion \"3.9\" on ec2",
-                s.kafka_version
-            ),
-        ));
-    }
     if let Some(c) = s.controllers {
         if c % 2 == 0 && (0..=5).contains(&c) && c > 0 {
             return Err(FieldError::new(
@@ -1061,7 +1052,6 @@ mod tests {
             (kraft("").replace("4.4", "4.0"), "spec.kafkaVersion", "3.9, 4.4"),
             (kraft(", controllers: 3").replace("4.4", "3.9"), "spec.controllers", "ZooKeeper mode"),
             (kraft(", combined: false").replace("4.4", "3.9"), "spec.combined", "ZooKeeper mode"),
-            (kraft(", provider: ec2"), "spec.provider", "local hosts only"),
         ];
         for (yaml, field, why) in &cases {
             let e = doc(yaml).expect_err(yaml);

@@ -1347,12 +1347,16 @@ async fn wait_converged(client: &Client, revisions: &[(String, i64)], timeout: D
                 }
                 continue;
             }
+            // A status from before this revision was seen says nothing about it (its phase may
+            // well be the old revision's "Converged").
+            let seen = st;
+            let st = st.filter(|s| s.observed_revision >= revision);
             let waiting = st.and_then(|s| s.plan.waiting.first().cloned()).unwrap_or_default();
             let step = st.and_then(|s| s.plan.steps.first().map(|x| x.describe())).unwrap_or_default();
             lines.push(format!(
                 "{c}: {} - {}/{} brokers live{}{}",
-                st.map_or("Pending", |s| s.phase.as_str()),
-                live_of(st),
+                st.map_or_else(|| format!("Pending (revision {revision} not reconciled yet)"), |s| s.phase.clone()),
+                live_of(seen),
                 cluster_spec(&v).map_or("?".into(), |s| s.brokers.to_string()),
                 if step.is_empty() { String::new() } else { format!(" - {step}") },
                 if waiting.is_empty() { String::new() } else { format!(" - waiting: {waiting}") },

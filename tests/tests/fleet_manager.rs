@@ -652,10 +652,27 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
         .and_then(|t| t.launch_template_id())
         .expect("template id")
         .to_string();
+    // KRaft controllers launch from a template of their own (terraform's controller template);
+    // its image differs here so that an instance tells which template it came from.
+    let images = ec2.describe_images().send().await.expect("images");
+    let controller_ami = images.images().iter().filter_map(|i| i.image_id()).find(|id| *id != ami).expect("a second image").to_string();
+    let controller_template = ec2
+        .create_launch_template()
+        .launch_template_name("kafka-fleet-controller-test")
+        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(&controller_ami).build())
+        .send()
+        .await
+        .expect("launch template")
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .expect("template id")
+        .to_string();
     moto.create_instance_profile("kafka-fleet-broker-amber").await;
+    moto.create_instance_profile("kafka-fleet-broker-jade").await;
     // The launch template replaces the image flag, as in terraform's fleet_manager_env output.
     options.extra_args.truncate(4);
     options.extra_env.extend([
+        ("FLEET_EC2_CONTROLLER_LAUNCH_TEMPLATE".to_string(), controller_template.clone()),
         ("FLEET_EC2_LAUNCH_TEMPLATE".to_string(), template.clone()),
         ("FLEET_EC2_SUBNETS".to_string(), format!("us-east-1a={subnet}")),
         ("FLEET_EC2_INSTANCE_PROFILE_PREFIX".to_string(), "kafka-fleet-broker-".to_string()),
@@ -734,6 +751,49 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     let out = ec2.describe_instances().send().await.expect("describe");
     let count = out.reservations().iter().flat_map(|r| r.instances()).filter(|i| i.tags().iter().any(|t| t.key() == Some("fleet:cluster") && t.value() == Some("amber"))).count();
     assert_eq!(count, 1);
+
+    // A KRaft cluster on EC2: its controllers launch first, from the controller template, with
+    // the declared controller instance type, the family's profile, and user-data that boots
+    // Kafka 4.x's jars as a controller on 9093 with the cluster ID minted for the resource.
+    // (No host boots here, so no quorum forms and no broker is launched: brokers wait for a
+    // quorum leader.)
+    let yaml = "apiVersion: kafka-fleet.io/v1\nkind: KafkaCluster\nmetadata: { name: jade }\nspec:\n  kafkaVersion: \"4.4\"\n  brokers: 1\n  controllers: 1\n  \
+                controllerInstanceType: t3.small\n  availabilityZones: [us-east-1a]\n  provider: ec2\n";
+    let path = write(&fm.run.path, "jade.yaml", yaml);
+    let out = fm.fleetctl(&["apply", "-f", &path, "-o", "json"]).await;
+    assert!(out.status.success(), "a KRaft cluster on ec2 is accepted: {}", text(&out));
+    let controller = wait_until("a controller instance tagged for jade", Duration::from_secs(30), || {
+        let ec2 = ec2.clone();
+        async move {
+            let out = ec2
+                .describe_instances()
+                .filters(aws_sdk_ec2::types::Filter::builder().name("tag:fleet:cluster").values("jade").build())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let found: Vec<aws_sdk_ec2::types::Instance> = out.reservations().iter().flat_map(|r| r.instances()).cloned().collect();
+            Ok((found.len() == 1).then(|| found[0].clone()))
+        }
+    })
+    .await;
+    let tag = |key: &str| controller.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).unwrap_or_default().to_string();
+    assert_eq!(tag("fleet:role"), "controller");
+    assert_eq!(controller.image_id(), Some(controller_ami.as_str()), "launched from the controller template");
+    assert_eq!(controller.instance_type().map(|t| t.as_str()), Some("t3.small"), "the declared controllerInstanceType");
+    assert!(controller.iam_instance_profile().and_then(|p| p.arn()).unwrap_or_default().ends_with("/kafka-fleet-broker-jade"));
+    let attr = ec2
+        .describe_instance_attribute()
+        .instance_id(controller.instance_id().unwrap_or_default())
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .expect("user data");
+    let encoded = attr.user_data().and_then(|u| u.value()).expect("user data set").to_string();
+    let script = String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded).expect("base64")).expect("utf-8");
+    let kafka_id = status(&fm, "jade").await["status"]["kafkaClusterId"].as_str().unwrap_or_default().to_string();
+    assert!(!kafka_id.is_empty() && script.contains(&kafka_id), "the minted cluster ID in the cluster file: {kafka_id}: {script}");
+    assert!(script.contains("--kafka-libs /opt/kafka4/libs --role controller --port 9093"), "{script}");
+    assert!(script.contains("controllers: 1"), "{script}");
 }
 
 /// A launch whose answer is lost (the call cut off after EC2 made the instance) is retried with

@@ -42,6 +42,24 @@ fn endpoints(fm: &FleetManager, role: &str) -> Vec<String> {
         .collect()
 }
 
+/// The values of controller `id`'s name in the local routes (`controller-<id>.<cluster>.local`).
+fn controller_route(fm: &FleetManager, id: i64) -> Vec<String> {
+    fleet_common::local::read_record(&fm.dns_root(), &format!("controller-{id}.{CLUSTER}.local")).expect("routes").into_iter().flat_map(|s| s.values).collect()
+}
+
+/// `host:port` of the local host holding node `id` in a registry answer.
+fn node_endpoint(fm: &FleetManager, registry: &serde_json::Value, id: i64) -> String {
+    let instance = registry[id.to_string()].as_str().unwrap_or_default();
+    let port = fm.local_hosts().into_iter().find(|h| h.instance_id == instance).and_then(|h| h.port).unwrap_or_default();
+    format!("127.0.0.1:{port}")
+}
+
+/// `controller.quorum.bootstrap.servers` as a local host's bootstrap wrote it.
+fn quorum_bootstrap_servers(fm: &FleetManager, instance: &str) -> String {
+    let props = std::fs::read_to_string(fm.hosts_root().join(instance).join("data/server.properties")).unwrap_or_default();
+    props.lines().find_map(|l| l.strip_prefix("controller.quorum.bootstrap.servers=")).unwrap_or_default().to_string()
+}
+
 /// `kafka-healthcheck check` of the cluster through `bootstrap` (the KRaft path: the Kafka
 /// protocol, the fleet's registry in ZooKeeper): its JSON report, healthy or not.
 async fn healthcheck(fm: &FleetManager, bootstrap: &str) -> Result<serde_json::Value, String> {
@@ -176,6 +194,19 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
         assert!(replicas.iter().all(|r| broker_ids.contains(&i64::from(*r))), "partition {p} on brokers only: {replicas:?}");
         assert!(isr.contains(leader), "partition {p}");
     }
+    // Each controller registered its name (controller-<id>.k4.local; local routes hold the
+    // address, names being what Route53 resolves on EC2), and every node lists the quorum by it.
+    let registry_json = converged["brokers"]["registry"]["value"].clone();
+    let mut by_name = Vec::new();
+    for id in &controller_ids {
+        let route = controller_route(&fm, *id);
+        assert_eq!(route, vec![node_endpoint(&fm, &registry_json, *id)], "controller {id}'s name");
+        by_name.extend(route);
+    }
+    for (instance, _) in roles.iter().filter(|(_, r)| r == "broker") {
+        assert_eq!(quorum_bootstrap_servers(&fm, instance), by_name.join(","), "broker host {instance}");
+    }
+
     // A kcat round trip.
     kcat::produce(&brokers, "orders", "hello-kraft").await;
     let read = kcat::read_all(&brokers, "orders").await;
@@ -299,6 +330,9 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     assert!(read.iter().any(|r| r == "after-the-controller"), "{read:?}");
     let report = healthcheck(&fm, &brokers).await.expect("healthcheck");
     assert!(finding_nodes(&report, "missing_voter").is_empty() && report["quorum"]["voters"].as_array().map(Vec::len) == Some(3), "{report}");
+    // Its name follows it to the new host (a new port here), one value only.
+    let repaired_at = node_endpoint(&fm, &status(&fm).await["brokers"]["registry"]["value"], ctl_id);
+    assert_eq!(controller_route(&fm, ctl_id), vec![repaired_at.clone()], "controller {ctl_id}'s name after the repair");
 
     // ---- controllers: 3 -> 5 -> 3 in place, as Kafka's dynamic quorum allows: hosts launched
     // and their nodes added as voters one at a time once caught up; then voters removed one at
@@ -332,6 +366,14 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     .await;
     let five_ids: BTreeSet<i64> = five.keys().copied().collect();
     assert!(three.is_subset(&five_ids), "the three stay voters: {three:?} -> {five_ids:?}");
+    // The controllers booted for the resize found the repaired one by its name, at its new
+    // address, not where the quorum first recorded it.
+    let registry_json = status(&fm).await["brokers"]["registry"]["value"].clone();
+    for id in five_ids.difference(&three) {
+        let instance = registry_json[id.to_string()].as_str().unwrap_or_default().to_string();
+        let servers = quorum_bootstrap_servers(&fm, &instance);
+        assert!(servers.split(',').any(|s| s == repaired_at), "controller {id} lists {repaired_at} (controller {ctl_id}): {servers}");
+    }
     assert_eq!(endpoints(&fm, "controller").len(), 5, "5 controller hosts");
     let out = fm.apply_yaml("k4-3.yaml", &(cluster_yaml("4.4", "  controllers: 3\n") + &topic_yaml())).await;
     assert!(out.status.success(), "controllers 5 -> 3 applied in place: {}", text(&out));
@@ -351,6 +393,15 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     let gone: BTreeSet<i64> = five_ids.difference(&voters_back.keys().copied().collect()).copied().collect();
     assert_eq!(gone.len(), 2, "{five_ids:?} -> {voters_back:?}");
     assert!(held.is_disjoint(&gone), "the leaving controllers' node IDs are released: registry {held:?}, gone {gone:?}");
+    wait_until("the retired controllers' names removed", Duration::from_secs(60), || async {
+        let left: Vec<(i64, Vec<String>)> = gone.iter().map(|id| (*id, controller_route(&fm, *id))).filter(|(_, r)| !r.is_empty()).collect();
+        if left.is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(format!("still named: {left:?}"))
+        }
+    })
+    .await;
     let resize_steps: Vec<(String, i64)> = {
         let mut after = voter_journal(&fm).await;
         for e in &journal_before_resize {
@@ -423,5 +474,25 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     eprintln!("healthcheck = kafka-topics: {} unavailable, {} under-replicated; broker {survivor_id} survives", unavailable.len(), under.len());
     assert!(unavailable.iter().all(|(t, _)| t == "solo") && under.iter().filter(|(t, _)| t == "orders").count() == 6, "{unavailable:?} {under:?}");
     assert_eq!(report["status"], "unhealthy");
+
+    // ---- an ID whose node is alive is not handed out again, whatever the provider says of its
+    // instance: KRaft nodes write nothing under /brokers/ids, and the quorum's leader sees them
+    // fetch. The surviving broker's instance is made to look terminated, and a new host asks.
+    let hosts_root = fm.hosts_root();
+    let mut lied_about = fleet_common::local::read_instance(&hosts_root, &broker_hosts[0].1).expect("read").expect("the survivor's record");
+    let probe = fleet_common::local::LocalInstance { instance_id: "i-probe".into(), ..lied_about.clone() };
+    fleet_common::local::write_instance(&hosts_root, &probe).expect("the probe's record");
+    lied_about.state = fleet_common::local::LocalInstanceState::Terminated;
+    fleet_common::local::write_instance(&hosts_root, &lied_about).expect("the survivor's record");
+    let cluster_file = fm.hosts_root().parent().expect("local root").join(format!("clusters/{CLUSTER}.yaml"));
+    let out = tokio::process::Command::new(workspace_bin("kafka-bootstrap"))
+        .args(["assign-id", "--instance-id", "i-probe", "-o", "json", "--cluster-file"])
+        .arg(&cluster_file)
+        .output()
+        .await
+        .expect("kafka-bootstrap assign-id");
+    assert!(out.status.success(), "{}", text(&out));
+    let assigned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert!(assigned["how"] == "new" && assigned["broker_id"].as_i64() != Some(survivor_id), "broker {survivor_id} still fetches from the quorum: its ID is not reused: {assigned}");
     fm.stop_local_hosts();
 }

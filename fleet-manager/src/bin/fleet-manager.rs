@@ -101,6 +101,10 @@ struct Args {
     /// `launch_template_id` output. Takes precedence over --ec2-image-id.
     #[arg(long, env = "FLEET_EC2_LAUNCH_TEMPLATE")]
     ec2_launch_template: Option<String>,
+    /// EC2 hosts: the launch template KRaft controller hosts are launched from; terraform's
+    /// `controller_launch_template_id` output. Without it, controllers launch like brokers.
+    #[arg(long, env = "FLEET_EC2_CONTROLLER_LAUNCH_TEMPLATE")]
+    ec2_controller_launch_template: Option<String>,
     /// EC2 hosts: the subnet of each zone, ZONE=SUBNET_ID (repeat, or comma-separated).
     #[arg(long = "ec2-subnet", env = "FLEET_EC2_SUBNETS", value_delimiter = ',')]
     ec2_subnets: Vec<String>,
@@ -308,6 +312,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     region: region.clone(),
                     endpoint_url: args.ec2_endpoint_url.clone(),
                     source,
+                    controller_source: args.ec2_controller_launch_template.clone().map(provider::ec2::LaunchSource::Template),
                     subnet_ids: ec2_subnets,
                     security_group_ids: args.ec2_security_groups.clone(),
                     instance_profile_prefix: args.ec2_instance_profile_prefix.clone(),

@@ -225,16 +225,23 @@ pub fn plan_cluster(
 
     // ---- DNS: records of broker IDs no host holds any more (scale-down, replaced-and-not-reused).
     if let (Some(records), Some(registry)) = (observed.dns.known(), observed.registry.known()) {
+        // A node's records by its role: a broker's `broker-<id>`, a controller's
+        // `controller-<id>`, a combined node's both.
         let held: BTreeSet<String> = registry
             .iter()
-            .filter(|(_, instance)| alive.iter().any(|h| &&h.instance_id == instance))
-            .map(|(id, _)| format!("broker-{id}"))
+            .filter_map(|(id, instance)| Some((id, alive.iter().find(|h| &h.instance_id == instance)?.role)))
+            .flat_map(|(id, role)| {
+                let broker = (role != HostRole::Controller).then(|| format!("broker-{id}"));
+                let controller = (role != HostRole::Broker).then(|| format!("controller-{id}"));
+                broker.into_iter().chain(controller)
+            })
             .collect();
         // While a host is being replaced or launched its ID is about to be (re)taken: leave
         // records alone until the hosts settle, so DNS does not flap.
         let settled = in_flight == 0 && !plan.steps.iter().any(|s| matches!(s, Step::LaunchHost { .. } | Step::TerminateHost { .. }));
         for r in records {
-            if settled && r.set_identifier.starts_with("broker-") && !held.contains(&r.set_identifier) {
+            let per_node = r.set_identifier.starts_with("broker-") || r.set_identifier.starts_with("controller-");
+            if settled && per_node && !held.contains(&r.set_identifier) {
                 plan.steps.push(Step::DeleteDnsRecord { name: r.name.clone(), set_identifier: r.set_identifier.clone() });
             }
         }
@@ -903,6 +910,40 @@ mod tests {
         o.quorum = Seen::Unknown("no node answered".into());
         let (plan, _) = plan_cluster(&desired, &o, &next, at(now + 10 * settings(0).replace_grace_ms));
         assert!(launches(&plan).is_empty() && !plan.steps.iter().any(|s| matches!(s, Step::TerminateHost { .. })), "{plan:?}");
+    }
+
+    #[test]
+    fn a_nodes_records_are_kept_by_its_role_and_the_rest_removed() {
+        let hosts: Vec<ObservedHost> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, az)| ObservedHost { role: HostRole::Controller, ..host(&format!("c{i}"), az) })
+            .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
+            .collect();
+        // Registry: controllers 1-3, brokers 4-6.
+        let mut o = observed(hosts, &[4, 5, 6]);
+        let member = |id: i32| QuorumMember { node_id: id, directory_id: format!("dir{id}"), log_end_offset: 10, last_fetch_ms: 0 };
+        o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), voters: vec![member(1), member(2), member(3)], ..Default::default() });
+        let record = |name: &str, set: &str| DnsRecordSet { name: format!("{name}.blue.local"), set_identifier: set.into() };
+        o.dns = Seen::Known(vec![
+            record("controller-1", "controller-1"),
+            record("broker-4", "broker-4"),
+            DnsRecordSet { name: "blue.local".into(), set_identifier: "broker-4".into() },
+            // Node 4 is a broker, 1 a controller, 9 held by nobody (a controller retired by a resize).
+            record("controller-4", "controller-4"),
+            record("broker-1", "broker-1"),
+            record("controller-9", "controller-9"),
+        ]);
+        let (plan, _) = plan_cluster(&kraft_cluster(3), &o, &ClusterIntent::default(), settings(0));
+        let deleted: BTreeSet<String> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::DeleteDnsRecord { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deleted, ["broker-1.blue.local", "controller-4.blue.local", "controller-9.blue.local"].map(String::from).into(), "{plan:?}");
     }
 
     #[test]

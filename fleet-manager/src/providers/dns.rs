@@ -17,6 +17,11 @@ pub trait DnsZone: Send + Sync {
     async fn delete(&self, record: &DnsRecordSet) -> Result<(), ProviderError>;
 }
 
+/// A node's own name: `broker-<id>.…` or a KRaft controller's `controller-<id>.…`.
+fn is_node_name(name: &str) -> bool {
+    name.starts_with("broker-") || name.starts_with("controller-")
+}
+
 pub struct NoDns;
 
 #[async_trait]
@@ -47,7 +52,7 @@ impl DnsZone for LocalDns {
         let mut out = Vec::new();
         for entry in entries {
             let name = entry.map_err(call_err("list local routes"))?.file_name().to_string_lossy().into_owned();
-            if name == bootstrap || (name.starts_with("broker-") && name.ends_with(&suffix)) {
+            if name == bootstrap || (is_node_name(&name) && name.ends_with(&suffix)) {
                 for set in local::read_record(&self.root, &name).map_err(call_err("read local route"))? {
                     out.push(DnsRecordSet { name: set.name, set_identifier: set.set_identifier });
                 }
@@ -98,7 +103,8 @@ impl Route53Dns {
     }
 
     /// The cluster's record sets. Route53 lists names ordered by their reversed labels, so the
-    /// cluster's records (`<cluster>.<zone>` and `broker-N.<cluster>.<zone>`) are one contiguous
+    /// cluster's records (`<cluster>.<zone>`, `broker-N.<cluster>.<zone>` and
+    /// `controller-N.<cluster>.<zone>`) are one contiguous
     /// run starting at `<cluster>.<zone>`: the listing starts there and stops at the first name
     /// outside it, instead of scanning the whole zone.
     async fn sets(&self, cluster: &str) -> Result<(String, Vec<aws_sdk_route53::types::ResourceRecordSet>), ProviderError> {
@@ -120,7 +126,7 @@ impl Route53Dns {
             for set in page.resource_record_sets() {
                 let name = set.name();
                 if name == bootstrap || name.ends_with(&suffix) {
-                    if name == bootstrap || name.starts_with("broker-") {
+                    if name == bootstrap || is_node_name(name) {
                         out.push(set.clone());
                     }
                 } else {

@@ -22,6 +22,9 @@ pub struct Ec2Config {
     pub region: String,
     pub endpoint_url: Option<String>,
     pub source: LaunchSource,
+    /// What KRaft controller hosts are launched from (terraform's controller template: a small
+    /// metadata volume); without one, controllers are launched like brokers.
+    pub controller_source: Option<LaunchSource>,
     /// Subnet per availability zone. When set, a zone without one is refused (terminal) rather
     /// than launched into the account's default subnet.
     pub subnet_ids: std::collections::BTreeMap<String, String>,
@@ -39,6 +42,9 @@ pub struct Ec2Config {
     /// (terraform); named in the cluster file for hosts to read.
     pub zk_identity_secret: Option<String>,
 }
+
+/// A KRaft controller's listener on EC2 hosts.
+pub const CONTROLLER_PORT: u16 = 9093;
 
 /// The Secrets Manager name of a cluster's host token.
 pub fn host_token_secret(prefix: &str, cluster: &str) -> String {
@@ -95,7 +101,14 @@ impl Ec2Hosts {
         let libs = if spec.is_kraft() { "/opt/kafka4/libs" } else { "/opt/kafka/libs" };
         // Only KRaft hosts are told their role: an image whose bootstrap predates `--role` keeps
         // booting ZooKeeper-mode brokers.
-        let role = if spec.is_kraft() { format!(" --role {}", role.as_str()) } else { String::new() };
+        // A controller listens on Kafka's usual controller port, 9093 (terraform's port matrix
+        // opens it to brokers and the fleet manager), a combined node on 9092 and 9093.
+        let role = match (spec.is_kraft(), role) {
+            (false, _) => String::new(),
+            (true, HostRole::Broker) => " --role broker".to_string(),
+            (true, HostRole::Controller) => format!(" --role controller --port {CONTROLLER_PORT}"),
+            (true, HostRole::Combined) => format!(" --role combined --controller-port {CONTROLLER_PORT}"),
+        };
         let file = RawClusterFile {
             cluster: cluster.to_string(),
             zookeeper: self.fleet.zookeeper.clone(),
@@ -246,6 +259,7 @@ impl HostProvider for Ec2Hosts {
                         Some(S::ShuttingDown) => HostState::Terminating,
                         _ => HostState::Terminated,
                     };
+                    let role = i.tags().iter().find(|t| t.key() == Some(TAG_ROLE)).and_then(|t| t.value()).and_then(HostRole::parse).unwrap_or_default();
                     out.push(ObservedHost {
                         instance_id: i.instance_id().unwrap_or_default().to_string(),
                         availability_zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string(),
@@ -253,8 +267,9 @@ impl HostProvider for Ec2Hosts {
                         launched_ms: i.launch_time().map(|t| t.to_millis().unwrap_or(0)).unwrap_or(0),
                         launch_token: i.tags().iter().find(|t| t.key() == Some(TAG_LAUNCH_TOKEN)).and_then(|t| t.value()).map(str::to_string),
                         private_ip: i.private_ip_address().map(str::to_string),
-                        port: None,
-                        role: i.tags().iter().find(|t| t.key() == Some(TAG_ROLE)).and_then(|t| t.value()).and_then(HostRole::parse).unwrap_or_default(),
+                        // The listener the fleet manager asks it on (user-data's ports).
+                        port: (role == HostRole::Controller).then_some(CONTROLLER_PORT),
+                        role,
                     });
                 }
             }
@@ -283,7 +298,11 @@ impl HostProvider for Ec2Hosts {
             .tags(Tag::builder().key("Name").value(format!("{}-{}", cluster.name, role.as_str())).build())
             .build();
         let mut request = self.client.run_instances();
-        request = match &self.config.source {
+        let source = match (role, &self.config.controller_source) {
+            (HostRole::Controller, Some(source)) => source,
+            _ => &self.config.source,
+        };
+        request = match source {
             LaunchSource::Image(image) => request.image_id(image),
             LaunchSource::Template(template) => {
                 let spec = aws_sdk_ec2::types::LaunchTemplateSpecification::builder().version("$Default");

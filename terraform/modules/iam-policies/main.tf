@@ -77,7 +77,7 @@ locals {
         Effect = "Allow"
         Action = ["ec2:RunInstances"]
         Resource = concat(
-          ["${local.arn_prefix}:launch-template/${var.launch_template_id}"],
+          [for t in var.launch_template_ids : "${local.arn_prefix}:launch-template/${t}"],
           [for s in var.subnet_ids : "${local.arn_prefix}:subnet/${s}"],
           [for g in var.broker_security_group_ids : "${local.arn_prefix}:security-group/${g}"],
           [

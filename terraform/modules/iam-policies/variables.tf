@@ -44,9 +44,9 @@ variable "broker_security_group_ids" {
   type        = list(string)
 }
 
-variable "launch_template_id" {
-  description = "The broker launch template the fleet manager launches from."
-  type        = string
+variable "launch_template_ids" {
+  description = "The launch templates the fleet manager launches hosts from (brokers, KRaft controllers)."
+  type        = list(string)
 }
 
 variable "database_secret_arn" {

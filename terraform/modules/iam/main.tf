@@ -18,7 +18,7 @@ module "policies" {
   broker_role_arns          = [for family, role in local.broker_role_names : "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${role}"]
   subnet_ids                = var.subnet_ids
   broker_security_group_ids = var.broker_security_group_ids
-  launch_template_id        = var.launch_template_id
+  launch_template_ids       = var.launch_template_ids
   database_secret_arn       = var.database_secret_arn
   kms_key_arn               = var.kms_key_arn
   host_secret_prefix        = var.name

@@ -23,9 +23,9 @@ variable "broker_security_group_ids" {
   type        = list(string)
 }
 
-variable "launch_template_id" {
-  description = "The broker launch template."
-  type        = string
+variable "launch_template_ids" {
+  description = "The launch templates hosts are launched from (brokers, KRaft controllers)."
+  type        = list(string)
 }
 
 variable "database_secret_arn" {

@@ -36,14 +36,17 @@ locals {
     })
   }
 
-  # Names a broker host of a family may register (bootstrap's Route53 names: broker-<id>.<cluster>.<zone>
-  # and <cluster>.<zone>), for the family's own cluster and its builds <family>-<n>.
+  # Names a host of a family may register (bootstrap's Route53 names: broker-<id>.<cluster>.<zone>
+  # and <cluster>.<zone>; a KRaft controller's controller-<id>.<cluster>.<zone>), for the family's
+  # own cluster and its builds <family>-<n>.
   broker_record_patterns = {
     for c in var.clusters : c => [
       "${c}.${var.domain}",
       "broker-*.${c}.${var.domain}",
+      "controller-*.${c}.${var.domain}",
       "${c}-*.${var.domain}",
       "broker-*.${c}-*.${var.domain}",
+      "controller-*.${c}-*.${var.domain}",
     ]
   }
 }

@@ -6,13 +6,13 @@ variables {
   account_id = "123456789012"
   zone_id    = "Z0FLEET"
   broker_record_patterns = {
-    blue  = ["blue.kafka.internal", "broker-*.blue.kafka.internal", "blue-*.kafka.internal", "broker-*.blue-*.kafka.internal"]
-    green = ["green.kafka.internal", "broker-*.green.kafka.internal", "green-*.kafka.internal", "broker-*.green-*.kafka.internal"]
+    blue  = ["blue.kafka.internal", "broker-*.blue.kafka.internal", "controller-*.blue.kafka.internal", "blue-*.kafka.internal", "broker-*.blue-*.kafka.internal", "controller-*.blue-*.kafka.internal"]
+    green = ["green.kafka.internal", "broker-*.green.kafka.internal", "controller-*.green.kafka.internal", "green-*.kafka.internal", "broker-*.green-*.kafka.internal", "controller-*.green-*.kafka.internal"]
   }
   broker_role_arns          = ["arn:aws:iam::123456789012:role/kafka-fleet-broker-blue", "arn:aws:iam::123456789012:role/kafka-fleet-broker-green"]
   subnet_ids                = ["subnet-a", "subnet-b", "subnet-c"]
   broker_security_group_ids = ["sg-broker"]
-  launch_template_id        = "lt-broker"
+  launch_template_ids       = ["lt-broker", "lt-controller"]
   database_secret_arn       = "arn:aws:secretsmanager:us-east-1:123456789012:secret:kafka-fleet/store-url-AbCdEf"
   kms_key_arn               = "arn:aws:kms:us-east-1:123456789012:key/1111-2222"
 }

@@ -95,7 +95,7 @@ run "broker_record_patterns_per_family" {
   command = plan
 
   assert {
-    condition     = output.broker_record_patterns["blue"] == ["blue.kafka.internal", "broker-*.blue.kafka.internal", "blue-*.kafka.internal", "broker-*.blue-*.kafka.internal"]
+    condition     = output.broker_record_patterns["blue"] == ["blue.kafka.internal", "broker-*.blue.kafka.internal", "controller-*.blue.kafka.internal", "blue-*.kafka.internal", "broker-*.blue-*.kafka.internal", "controller-*.blue-*.kafka.internal"]
     error_message = "unexpected patterns ${jsonencode(output.broker_record_patterns["blue"])}"
   }
 }
