@@ -142,7 +142,7 @@ module "iam" {
 
 locals {
   # The fleet manager's settings (its FLEET_* environment); the store URL is not among them.
-  fleet_manager_settings = {
+  fleet_manager_settings = merge({
     AWS_REGION                           = data.aws_region.current.region
     FLEET_ZOOKEEPER                      = module.topology.zookeeper_connect
     FLEET_EC2_LAUNCH_TEMPLATE            = module.brokers.launch_template_id
@@ -152,7 +152,10 @@ locals {
     FLEET_EC2_SECRET_PREFIX              = var.name
     FLEET_DNS                            = "route53"
     FLEET_DNS_ZONE                       = var.domain
-  }
+    },
+    # KRaft (Kafka 4.x) clusters launch only on an image that has 4.x's jars.
+    { for k, v in { FLEET_EC2_KAFKA4_LIBS = var.broker_image_kafka4_libs } : k => v if v != null },
+  )
 }
 
 module "fleet_manager" {

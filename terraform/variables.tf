@@ -96,6 +96,17 @@ variable "broker_image_id" {
   }
 }
 
+variable "broker_image_kafka4_libs" {
+  description = "Where the broker image holds Kafka 4.x's jars (e.g. /opt/kafka4/libs); null while it has none, and KRaft clusters are not launched."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.broker_image_kafka4_libs == null || startswith(coalesce(var.broker_image_kafka4_libs, "/"), "/")
+    error_message = "broker_image_kafka4_libs: an absolute path on the image, e.g. /opt/kafka4/libs."
+  }
+}
+
 variable "zookeeper_image_id" {
   description = "Image for ZooKeeper nodes (ZooKeeper at /opt/zookeeper, a zookeeper systemd unit)."
   type        = string

@@ -164,7 +164,7 @@ pub async fn assign(
     lock_timeout: Duration,
     acl: FleetAcl,
     role: &str,
-    kafka_live: &BTreeSet<i32>,
+    kafka_live: Option<&BTreeSet<i32>>,
 ) -> Result<Assignment, AssignError> {
     ensure_cluster_tree(client, paths, acl).await?;
     let lock_dir = paths.broker_id_lock();
@@ -193,14 +193,17 @@ pub async fn plan(
     provider: &dyn InfraProvider,
     base: i32,
     role: &str,
-    kafka_live: &BTreeSet<i32>,
+    kafka_live: Option<&BTreeSet<i32>>,
 ) -> Result<Decision, AssignError> {
     let (registry, mut live) = tokio::try_join!(read_registry(client, paths), live_broker_ids(client, paths))?;
-    live.extend(kafka_live);
+    live.extend(kafka_live.into_iter().flatten());
     let is_restart = registry.values().any(|e| e.lease.instance_id == instance_id);
     let others: Vec<String> = registry.values().map(|e| e.lease.instance_id.clone()).collect();
     let provider_view: ProviderView = if is_restart || others.is_empty() {
         Some(HashMap::new())
+    } else if kafka_live.is_none() {
+        // Which nodes Kafka sees alive is unknown: not knowing is not "none".
+        None
     } else {
         match provider.statuses(&others).await {
             Ok(s) => Some(s),
@@ -223,7 +226,7 @@ async fn assign_locked(
     base: i32,
     acl: FleetAcl,
     role: &str,
-    kafka_live: &BTreeSet<i32>,
+    kafka_live: Option<&BTreeSet<i32>>,
 ) -> Result<Assignment, AssignError> {
     let decision = plan(lock.client(), paths, instance_id, provider, base, role, kafka_live).await?;
     let lease_role = (role != ROLE_BROKER).then(|| role.to_string());

@@ -64,16 +64,6 @@ pub fn controller_name(zone: &str, cluster: &str, node_id: i32) -> String {
     format!("controller-{node_id}.{cluster}.{zone}")
 }
 
-/// How Kafka is to reach one controller of the quorum.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ControllerAddress {
-    /// A DNS name (with the port) that Kafka resolves itself, once it resolves here too.
-    Name(String),
-    /// `host:port` as the registry holds it (local routes: names nothing resolves).
-    Address(String),
-    /// The registry has none: the address the quorum's formation recorded is all there is.
-    Unknown,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
@@ -87,8 +77,10 @@ pub enum DnsError {
 pub trait ServiceRegistry: Send + Sync {
     /// Returns the names it wrote.
     async fn register(&self, endpoint: &BrokerEndpoint) -> Result<Vec<String>, DnsError>;
-    /// Where controller `node_id` of `cluster` (listening on `port`) is reached by its name.
-    async fn controller_address(&self, cluster: &str, node_id: i32, port: u16) -> Result<ControllerAddress, DnsError>;
+    /// Where controller `node_id` of `cluster` (listening on `port`) is reached through this
+    /// registry (`host:port`): its DNS name, which Kafka resolves itself, or the address local
+    /// routes hold; `None` when the registry has nothing for it.
+    async fn controller_address(&self, cluster: &str, node_id: i32, port: u16) -> Result<Option<String>, DnsError>;
 }
 
 pub async fn from_config(config: &DnsConfig) -> Box<dyn ServiceRegistry> {
@@ -115,8 +107,8 @@ impl ServiceRegistry for NoRegistry {
     async fn register(&self, _endpoint: &BrokerEndpoint) -> Result<Vec<String>, DnsError> {
         Ok(Vec::new())
     }
-    async fn controller_address(&self, _cluster: &str, _node_id: i32, _port: u16) -> Result<ControllerAddress, DnsError> {
-        Ok(ControllerAddress::Unknown)
+    async fn controller_address(&self, _cluster: &str, _node_id: i32, _port: u16) -> Result<Option<String>, DnsError> {
+        Ok(None)
     }
 }
 
@@ -144,10 +136,10 @@ impl ServiceRegistry for LocalRoutes {
 
     /// Local hosts share one address and differ by port (a replaced one gets a new port): the
     /// route's value is the address, since nothing resolves `.local` names for Kafka.
-    async fn controller_address(&self, cluster: &str, node_id: i32, _port: u16) -> Result<ControllerAddress, DnsError> {
+    async fn controller_address(&self, cluster: &str, node_id: i32, _port: u16) -> Result<Option<String>, DnsError> {
         let name = controller_name("local", cluster, node_id);
         let sets = local::read_record(&self.root, &name).map_err(|e| DnsError::Call { call: "read local route", message: e.to_string() })?;
-        Ok(sets.into_iter().flat_map(|s| s.values).next().map_or(ControllerAddress::Unknown, ControllerAddress::Address))
+        Ok(sets.into_iter().flat_map(|s| s.values).next())
     }
 }
 
@@ -228,7 +220,7 @@ impl ServiceRegistry for Route53Registry {
         Ok(names)
     }
 
-    async fn controller_address(&self, cluster: &str, node_id: i32, port: u16) -> Result<ControllerAddress, DnsError> {
-        Ok(ControllerAddress::Name(format!("{}:{port}", controller_name(&self.zone, cluster, node_id))))
+    async fn controller_address(&self, cluster: &str, node_id: i32, port: u16) -> Result<Option<String>, DnsError> {
+        Ok(Some(format!("{}:{port}", controller_name(&self.zone, cluster, node_id))))
     }
 }

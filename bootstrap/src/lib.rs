@@ -184,12 +184,12 @@ pub async fn prepare(
 
     let kafka_live = match &file.kraft {
         Some(_) => kraft_live_node_ids(&zk, &paths, &file.cluster, registry).await?,
-        None => BTreeSet::new(),
+        None => Some(BTreeSet::new()),
     };
     let assignment = if opts.dry_run {
-        broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.role.name(), &kafka_live).await?.assignment()
+        broker_id::plan(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.role.name(), kafka_live.as_ref()).await?.assignment()
     } else {
-        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout, connector.fleet_acl(), opts.role.name(), &kafka_live).await?
+        broker_id::assign(&zk, &paths, &opts.instance_id, provider, file.broker_id_base, opts.lock_timeout, connector.fleet_acl(), opts.role.name(), kafka_live.as_ref()).await?
     };
     let broker_id = assignment.broker_id;
     tracing::Span::current().record("broker", broker_id);
@@ -329,7 +329,7 @@ pub async fn prepare(
         if let Some(port) = controller_port {
             report.dns_names.extend(registry.register(&endpoint(dns::RecordKind::Controller, *port)).await?);
         }
-        let servers = quorum_servers(registry, &file.cluster, formation, opts.quorum_timeout.min(NAME_RESOLUTION_WAIT)).await?;
+        let servers = quorum_bootstrap_servers(&controller_endpoints(&zk, &paths, &file.cluster, formation, registry).await?);
         props.set_derived("controller.quorum.bootstrap.servers", servers.clone());
         if let Some((_, _, kraft_report)) = &mut kraft_plan {
             kraft_report.quorum_bootstrap_servers = servers;
@@ -367,76 +367,100 @@ pub async fn prepare(
 /// fleet manager's window: Kafka's own fetch timeout is 2 s).
 pub const LIVE_FETCH_WINDOW_MS: i64 = 15_000;
 
-/// Node IDs of a KRaft cluster that its quorum's leader saw fetching in the last
-/// [`LIVE_FETCH_WINDOW_MS`] (voters and observers: brokers fetch the metadata log too), asked
-/// through the first voters by name. KRaft nodes write nothing under `/brokers/ids`, so this is
-/// what keeps an ID whose instance the provider wrongly calls gone from being handed out twice.
-/// Empty before the quorum is formed, and (with a warning) when no controller answers: the
-/// provider's word alone decides then.
-pub async fn kraft_live_node_ids(zk: &zookeeper_client::Client, paths: &fleet_common::paths::ClusterPaths, cluster: &str, registry: &dyn dns::ServiceRegistry) -> Result<BTreeSet<i32>, BootError> {
-    let Some(formation) = quorum::read_formation(zk, paths).await? else { return Ok(BTreeSet::new()) };
-    let mut tried = Vec::new();
-    for voter in &formation.voters {
-        let address = match registry.controller_address(cluster, voter.node_id, voter.port).await? {
-            dns::ControllerAddress::Name(a) | dns::ControllerAddress::Address(a) => a,
-            dns::ControllerAddress::Unknown => format!("{}:{}", host_for_url(&voter.host), voter.port),
-        };
-        match fleet_common::kafka_wire::describe_quorum(&address, Duration::from_secs(3)).await {
-            Ok(q) if q.leader_id >= 0 => {
-                let fresh = |r: &&fleet_common::kafka_wire::QuorumReplica| r.node_id == q.leader_id || q.age_ms(r.last_fetch_ms).is_some_and(|age| age <= LIVE_FETCH_WINDOW_MS);
-                return Ok(q.voters.iter().chain(&q.observers).filter(fresh).map(|r| r.node_id).collect());
-            }
-            Ok(_) => tried.push(format!("{address}: no leader")),
-            Err(e) => tried.push(format!("{address}: {e}")),
-        }
-    }
-    tracing::warn!(asked = %tried.join("; "), "the controller quorum could not tell which nodes are alive: an ID is reused on the provider's word alone");
-    Ok(BTreeSet::new())
+/// One controller of a KRaft cluster, as a node can reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerEndpoint {
+    pub node_id: i32,
+    /// By its name in the service registry, or the address local routes hold.
+    pub registered: Option<String>,
+    /// Where the quorum's formation recorded it (first voters only).
+    pub recorded: Option<String>,
 }
 
-/// How long a boot waits for fresh controller names to resolve (Route53 answers a new record
-/// within a minute): Kafka skips a bootstrap name it cannot resolve when it starts.
-const NAME_RESOLUTION_WAIT: Duration = Duration::from_secs(60);
-
-/// `controller.quorum.bootstrap.servers`: each of the quorum's first voters by its name in the
-/// registry, so a replaced controller is found at its new address. A DNS name is listed once it
-/// resolves here (waited for up to `within`); the address local routes hold is listed as it is;
-/// without either, the address the formation recorded.
-async fn quorum_servers(registry: &dyn dns::ServiceRegistry, cluster: &str, formation: &quorum::Formation, within: Duration) -> Result<String, BootError> {
-    let mut servers = Vec::new();
-    for voter in &formation.voters {
-        let recorded = format!("{}:{}", host_for_url(&voter.host), voter.port);
-        servers.push((registry.controller_address(cluster, voter.node_id, voter.port).await?, recorded));
+impl ControllerEndpoint {
+    /// Every address worth trying, the registered one first.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.registered.iter().chain(&self.recorded).cloned().collect();
+        out.dedup();
+        out
     }
-    let started = tokio::time::Instant::now();
-    let mut unresolved: Vec<String>;
-    loop {
-        unresolved = Vec::new();
-        for (address, _) in &servers {
-            if let dns::ControllerAddress::Name(name) = address {
-                let resolves = tokio::net::lookup_host(name.as_str()).await.is_ok_and(|mut found| found.next().is_some());
-                if !resolves {
-                    unresolved.push(name.clone());
+}
+
+/// The quorum's first voters, then every other node the ID registry leases to a controller
+/// (one added by a resize, or holding a first voter's place under another ID), each with its
+/// registered and recorded addresses.
+pub async fn controller_endpoints(
+    zk: &zookeeper_client::Client,
+    paths: &fleet_common::paths::ClusterPaths,
+    cluster: &str,
+    formation: &quorum::Formation,
+    registry: &dyn dns::ServiceRegistry,
+) -> Result<Vec<ControllerEndpoint>, BootError> {
+    let leased = broker_id::read_registry(zk, paths).await?;
+    let controller_ids = leased.iter().filter(|(_, e)| matches!(e.lease.role.as_deref(), Some("controller" | "combined"))).map(|(id, _)| *id);
+    let mut ids: Vec<i32> = formation.voters.iter().map(|v| v.node_id).collect();
+    for id in controller_ids {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    // Every controller listens on the same port where names are used (EC2: 9093).
+    let port = formation.voters.first().map_or(9093, |v| v.port);
+    let mut out = Vec::new();
+    for id in ids {
+        let voter = formation.voter(id);
+        let port = voter.map_or(port, |v| v.port);
+        out.push(ControllerEndpoint {
+            node_id: id,
+            registered: registry.controller_address(cluster, id, port).await?,
+            recorded: voter.map(|v| format!("{}:{}", host_for_url(&v.host), v.port)),
+        });
+    }
+    Ok(out)
+}
+
+/// `controller.quorum.bootstrap.servers`: each controller by its registered name or address,
+/// else where the formation recorded it. Kafka resolves a name each time it connects, so a
+/// name listed before its record exists costs nothing, and a node started after a controller
+/// was replaced finds it at its new address.
+pub fn quorum_bootstrap_servers(endpoints: &[ControllerEndpoint]) -> String {
+    let mut listed: Vec<String> = Vec::new();
+    for address in endpoints.iter().filter_map(|e| e.registered.clone().or_else(|| e.recorded.clone())) {
+        if !listed.contains(&address) {
+            listed.push(address);
+        }
+    }
+    listed.join(",")
+}
+
+/// Node IDs of a KRaft cluster that its quorum's leader saw fetching in the last
+/// [`LIVE_FETCH_WINDOW_MS`] (voters and observers: brokers fetch the metadata log too), asked
+/// through the controllers in turn. KRaft nodes write nothing under `/brokers/ids`, so this is
+/// what keeps an ID whose instance the provider wrongly calls gone from being handed out twice.
+/// Known and empty before the quorum is formed; `None` (unknown: nothing is reused) when no
+/// controller answers with a leader that reports fetch times.
+pub async fn kraft_live_node_ids(
+    zk: &zookeeper_client::Client,
+    paths: &fleet_common::paths::ClusterPaths,
+    cluster: &str,
+    registry: &dyn dns::ServiceRegistry,
+) -> Result<Option<BTreeSet<i32>>, BootError> {
+    let Some(formation) = quorum::read_formation(zk, paths).await? else { return Ok(Some(BTreeSet::new())) };
+    let mut tried = Vec::new();
+    for endpoint in controller_endpoints(zk, paths, cluster, &formation, registry).await? {
+        for address in endpoint.addresses() {
+            match fleet_common::kafka_wire::describe_quorum(&address, Duration::from_secs(3)).await {
+                Ok(q) if q.leader_id >= 0 && q.clock_ms().is_some() => {
+                    let fresh = |r: &&fleet_common::kafka_wire::QuorumReplica| r.node_id == q.leader_id || q.age_ms(r.last_fetch_ms).is_some_and(|age| age <= LIVE_FETCH_WINDOW_MS);
+                    return Ok(Some(q.voters.iter().chain(&q.observers).filter(fresh).map(|r| r.node_id).collect()));
                 }
+                Ok(_) => tried.push(format!("{address}: no leader with fetch times yet")),
+                Err(e) => tried.push(format!("{address}: {e}")),
             }
         }
-        if unresolved.is_empty() || started.elapsed() >= within {
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    if !unresolved.is_empty() {
-        tracing::warn!(names = %unresolved.join(","), waited = ?within, "controller names do not resolve: the quorum's recorded addresses are used for them");
-    }
-    let listed: Vec<String> = servers
-        .into_iter()
-        .map(|(address, recorded)| match address {
-            dns::ControllerAddress::Name(name) if !unresolved.contains(&name) => name,
-            dns::ControllerAddress::Address(address) => address,
-            _ => recorded,
-        })
-        .collect();
-    Ok(listed.join(","))
+    tracing::warn!(asked = %tried.join("; "), "the controller quorum could not tell which nodes are alive: no node ID is reused this time");
+    Ok(None)
 }
 
 /// Runs Kafka's storage tool (a JVM, seconds) off the async runtime, whose single thread keeps
@@ -469,4 +493,36 @@ pub fn write_files(data_dir: &Path, props: &LayeredProperties) -> Result<PathBuf
     let log4j = data_dir.join("log4j.properties");
     fleet_common::local::write_atomically(&log4j, launch::LOG4J_PROPERTIES.as_bytes()).map_err(write_err(&log4j))?;
     Ok(properties_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(id: i32, registered: Option<&str>, recorded: Option<&str>) -> ControllerEndpoint {
+        ControllerEndpoint { node_id: id, registered: registered.map(str::to_string), recorded: recorded.map(str::to_string) }
+    }
+
+    #[test]
+    fn the_quorum_is_listed_by_name_then_by_recorded_address() {
+        let endpoints = [
+            // A first voter by its name (Route53), one with no record yet (its recorded address),
+            // one whose local route points at its replacement's new port.
+            endpoint(1, Some("controller-1.k4.kafka.internal:9093"), Some("10.0.0.1:9093")),
+            endpoint(2, None, Some("10.0.0.2:9093")),
+            endpoint(3, Some("127.0.0.1:40117"), Some("127.0.0.1:39001")),
+            // A controller added by a resize: no recorded address, listed by name.
+            endpoint(7, Some("controller-7.k4.kafka.internal:9093"), None),
+            // Neither: not listed.
+            endpoint(8, None, None),
+        ];
+        assert_eq!(
+            quorum_bootstrap_servers(&endpoints),
+            "controller-1.k4.kafka.internal:9093,10.0.0.2:9093,127.0.0.1:40117,controller-7.k4.kafka.internal:9093"
+        );
+        // Liveness is asked by name first, then where the formation recorded it.
+        assert_eq!(endpoints[0].addresses(), ["controller-1.k4.kafka.internal:9093", "10.0.0.1:9093"]);
+        assert_eq!(endpoint(4, Some("a:1"), Some("a:1")).addresses(), ["a:1"]);
+        assert!(endpoints[4].addresses().is_empty());
+    }
 }

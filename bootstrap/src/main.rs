@@ -154,7 +154,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let zk = connector.connect(&file.zookeeper).await?;
             let kafka_live = match &file.kraft {
                 Some(_) => kafka_bootstrap::kraft_live_node_ids(&zk, &paths, &file.cluster, dns::from_config(&file.dns).await.as_ref()).await?,
-                None => Default::default(),
+                None => Some(Default::default()),
             };
             let assignment = kafka_bootstrap::broker_id::assign(
                 &zk,
@@ -165,7 +165,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 Duration::from_secs(common.lock_timeout_secs),
                 connector.fleet_acl(),
                 kafka_bootstrap::broker_id::ROLE_BROKER,
-                &kafka_live,
+                kafka_live.as_ref(),
             )
             .await?;
             match common.output {

@@ -173,6 +173,10 @@ pub struct ObservedTopic {
 pub struct DnsRecordSet {
     pub name: String,
     pub set_identifier: String,
+    /// The values it held when observed: a delete removes the set only while it still holds
+    /// them (a replacement that took the node ID over may have written its own since).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
 }
 
 /// Observed state of one cluster.
@@ -361,6 +365,9 @@ pub enum Step {
     DeleteDnsRecord {
         name: String,
         set_identifier: String,
+        /// As observed: the set is left alone if it holds other values by the time the step runs.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        values: Vec<String>,
     },
     /// Every host is gone and no broker is registered: remove the cluster's ZooKeeper subtree
     /// (ID registry and Kafka chroot), so a cluster declared later under the name starts empty.
@@ -406,7 +413,7 @@ impl Step {
             Step::CreatePartitions { topic, from, to, .. } => format!("add partitions to {topic}: {from} -> {to}"),
             Step::AlterTopicConfigs { topic, changed, .. } => format!("set configs of {topic}: {}", changed.join(", ")),
             Step::DeleteTopic { topic } => format!("delete topic {topic}"),
-            Step::DeleteDnsRecord { name, set_identifier } => format!("delete DNS record {name} ({set_identifier})"),
+            Step::DeleteDnsRecord { name, set_identifier, .. } => format!("delete DNS record {name} ({set_identifier})"),
             Step::DeleteClusterState => "delete the cluster's ZooKeeper state (ID registry, Kafka chroot)".into(),
             Step::ForgetCluster => "forget the cluster (teardown done)".into(),
             Step::ForgetTopic { topic } => format!("forget topic {topic} (deleted)"),

@@ -673,6 +673,7 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
     options.extra_args.truncate(4);
     options.extra_env.extend([
         ("FLEET_EC2_CONTROLLER_LAUNCH_TEMPLATE".to_string(), controller_template.clone()),
+        ("FLEET_EC2_KAFKA4_LIBS".to_string(), "/opt/kafka4/libs".to_string()),
         ("FLEET_EC2_LAUNCH_TEMPLATE".to_string(), template.clone()),
         ("FLEET_EC2_SUBNETS".to_string(), format!("us-east-1a={subnet}")),
         ("FLEET_EC2_INSTANCE_PROFILE_PREFIX".to_string(), "kafka-fleet-broker-".to_string()),

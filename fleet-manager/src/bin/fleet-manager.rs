@@ -105,6 +105,10 @@ struct Args {
     /// `controller_launch_template_id` output. Without it, controllers launch like brokers.
     #[arg(long, env = "FLEET_EC2_CONTROLLER_LAUNCH_TEMPLATE")]
     ec2_controller_launch_template: Option<String>,
+    /// EC2 hosts: where the image holds Kafka 4.x's jars (e.g. /opt/kafka4/libs). Without it,
+    /// hosts of KRaft clusters are not launched on EC2.
+    #[arg(long, env = "FLEET_EC2_KAFKA4_LIBS")]
+    ec2_kafka4_libs: Option<String>,
     /// EC2 hosts: the subnet of each zone, ZONE=SUBNET_ID (repeat, or comma-separated).
     #[arg(long = "ec2-subnet", env = "FLEET_EC2_SUBNETS", value_delimiter = ',')]
     ec2_subnets: Vec<String>,
@@ -313,6 +317,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     endpoint_url: args.ec2_endpoint_url.clone(),
                     source,
                     controller_source: args.ec2_controller_launch_template.clone().map(provider::ec2::LaunchSource::Template),
+                    kafka4_libs: args.ec2_kafka4_libs.clone(),
                     subnet_ids: ec2_subnets,
                     security_group_ids: args.ec2_security_groups.clone(),
                     instance_profile_prefix: args.ec2_instance_profile_prefix.clone(),

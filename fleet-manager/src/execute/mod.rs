@@ -101,9 +101,9 @@ impl Executor for LiveExecutor<'_> {
                 tracing::info!(instance = %instance_id, "terminated broker host");
                 Ok(format!("terminated {instance_id}"))
             }
-            Step::DeleteDnsRecord { name, set_identifier } => {
+            Step::DeleteDnsRecord { name, set_identifier, values } => {
                 self.metrics.provider_call("dns:delete");
-                self.dns.delete(&DnsRecordSet { name: name.clone(), set_identifier: set_identifier.clone() }).await?;
+                self.dns.delete(&DnsRecordSet { name: name.clone(), set_identifier: set_identifier.clone(), values: values.clone() }).await?;
                 Ok(format!("deleted {name} {set_identifier}"))
             }
             Step::DeleteClusterState => delete_cluster_state(self.zk, self.leader_znode, self.paths.cluster(cluster).base()).await,

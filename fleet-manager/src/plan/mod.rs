@@ -242,7 +242,7 @@ pub fn plan_cluster(
         for r in records {
             let per_node = r.set_identifier.starts_with("broker-") || r.set_identifier.starts_with("controller-");
             if settled && per_node && !held.contains(&r.set_identifier) {
-                plan.steps.push(Step::DeleteDnsRecord { name: r.name.clone(), set_identifier: r.set_identifier.clone() });
+                plan.steps.push(Step::DeleteDnsRecord { name: r.name.clone(), set_identifier: r.set_identifier.clone(), values: r.values.clone() });
             }
         }
     }
@@ -690,7 +690,7 @@ fn plan_teardown(observed: &ObservedCluster, plan: &mut Plan) {
     match observed.dns.known() {
         Some(records) => {
             for r in records {
-                plan.steps.push(Step::DeleteDnsRecord { name: r.name.clone(), set_identifier: r.set_identifier.clone() });
+                plan.steps.push(Step::DeleteDnsRecord { name: r.name.clone(), set_identifier: r.set_identifier.clone(), values: r.values.clone() });
                 blocked = true;
             }
         }
@@ -924,11 +924,11 @@ mod tests {
         let mut o = observed(hosts, &[4, 5, 6]);
         let member = |id: i32| QuorumMember { node_id: id, directory_id: format!("dir{id}"), log_end_offset: 10, last_fetch_ms: 0 };
         o.quorum = Seen::Known(ObservedQuorum { leader_id: Some(1), voters: vec![member(1), member(2), member(3)], ..Default::default() });
-        let record = |name: &str, set: &str| DnsRecordSet { name: format!("{name}.blue.local"), set_identifier: set.into() };
+        let record = |name: &str, set: &str| DnsRecordSet { name: format!("{name}.blue.local"), set_identifier: set.into(), values: vec!["127.0.0.1:9092".into()] };
         o.dns = Seen::Known(vec![
             record("controller-1", "controller-1"),
             record("broker-4", "broker-4"),
-            DnsRecordSet { name: "blue.local".into(), set_identifier: "broker-4".into() },
+            DnsRecordSet { name: "blue.local".into(), set_identifier: "broker-4".into(), values: vec![] },
             // Node 4 is a broker, 1 a controller, 9 held by nobody (a controller retired by a resize).
             record("controller-4", "controller-4"),
             record("broker-1", "broker-1"),

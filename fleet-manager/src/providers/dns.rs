@@ -22,6 +22,17 @@ fn is_node_name(name: &str) -> bool {
     name.starts_with("broker-") || name.starts_with("controller-")
 }
 
+/// Whether a set still holds the values it was observed with (none recorded: any).
+fn holds_observed(now: &[String], observed: &[String]) -> bool {
+    if observed.is_empty() {
+        return true;
+    }
+    let (mut now, mut observed) = (now.to_vec(), observed.to_vec());
+    now.sort();
+    observed.sort();
+    now == observed
+}
+
 pub struct NoDns;
 
 #[async_trait]
@@ -54,7 +65,7 @@ impl DnsZone for LocalDns {
             let name = entry.map_err(call_err("list local routes"))?.file_name().to_string_lossy().into_owned();
             if name == bootstrap || (is_node_name(&name) && name.ends_with(&suffix)) {
                 for set in local::read_record(&self.root, &name).map_err(call_err("read local route"))? {
-                    out.push(DnsRecordSet { name: set.name, set_identifier: set.set_identifier });
+                    out.push(DnsRecordSet { name: set.name, set_identifier: set.set_identifier, values: set.values });
                 }
             }
         }
@@ -63,6 +74,13 @@ impl DnsZone for LocalDns {
     }
 
     async fn delete(&self, record: &DnsRecordSet) -> Result<(), ProviderError> {
+        let sets = local::read_record(&self.root, &record.name).map_err(call_err("read local route"))?;
+        if let Some(now) = sets.iter().find(|s| s.set_identifier == record.set_identifier) {
+            if !holds_observed(&now.values, &record.values) {
+                tracing::info!(name = %record.name, set = %record.set_identifier, "left alone: rewritten since it was observed");
+                return Ok(());
+            }
+        }
         let path = local::record_dir(&self.root, &record.name).join(format!("{}.json", record.set_identifier));
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -149,7 +167,11 @@ impl DnsZone for Route53Dns {
         Ok(sets
             .iter()
             .filter_map(|s| {
-                Some(DnsRecordSet { name: s.name().trim_end_matches('.').to_string(), set_identifier: s.set_identifier()?.to_string() })
+                Some(DnsRecordSet {
+                    name: s.name().trim_end_matches('.').to_string(),
+                    set_identifier: s.set_identifier()?.to_string(),
+                    values: s.resource_records().iter().map(|r| r.value().to_string()).collect(),
+                })
             })
             .collect())
     }
@@ -166,6 +188,11 @@ impl DnsZone for Route53Dns {
         let Some(set) = sets.into_iter().find(|s| s.name() == wanted && s.set_identifier() == Some(&record.set_identifier)) else {
             return Ok(());
         };
+        let now: Vec<String> = set.resource_records().iter().map(|r| r.value().to_string()).collect();
+        if !holds_observed(&now, &record.values) {
+            tracing::info!(name = %record.name, set = %record.set_identifier, "left alone: rewritten since it was observed");
+            return Ok(());
+        }
         let invalid = |e: aws_sdk_route53::error::BuildError| ProviderError::Call { call: "route53:ChangeResourceRecordSets", message: e.to_string(), class: ErrorClass::Terminal };
         let change = Change::builder().action(ChangeAction::Delete).resource_record_set(set).build().map_err(invalid)?;
         let batch = ChangeBatch::builder().changes(change).build().map_err(invalid)?;
@@ -181,5 +208,31 @@ impl DnsZone for Route53Dns {
                 message: aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
             })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_record_rewritten_since_it_was_observed_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dns = LocalDns { root: dir.path().to_path_buf() };
+        let write = |value: &str| {
+            local::upsert_record(dir.path(), &local::LocalRecordSet { name: "controller-2.k4.local".into(), set_identifier: "controller-2".into(), values: vec![value.into()] }).expect("write");
+        };
+        write("127.0.0.1:40001");
+        let observed = dns.list("k4").await.expect("list");
+        assert_eq!(observed.len(), 1);
+        assert_eq!(observed[0].values, ["127.0.0.1:40001"]);
+        // The node's replacement took the ID over and registered its own address meanwhile.
+        write("127.0.0.1:40002");
+        dns.delete(&observed[0]).await.expect("delete");
+        assert_eq!(dns.list("k4").await.expect("list")[0].values, ["127.0.0.1:40002"], "the fresh record stays");
+        // Still as observed: removed.
+        let observed = dns.list("k4").await.expect("list");
+        dns.delete(&observed[0]).await.expect("delete");
+        assert!(dns.list("k4").await.expect("list").is_empty());
     }
 }

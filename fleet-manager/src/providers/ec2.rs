@@ -25,6 +25,9 @@ pub struct Ec2Config {
     /// What KRaft controller hosts are launched from (terraform's controller template: a small
     /// metadata volume); without one, controllers are launched like brokers.
     pub controller_source: Option<LaunchSource>,
+    /// Where the image holds Kafka 4.x's jars: without it, hosts of KRaft clusters are not
+    /// launched (an image with only 3.9 would boot none of them).
+    pub kafka4_libs: Option<String>,
     /// Subnet per availability zone. When set, a zone without one is refused (terminal) rather
     /// than launched into the account's default subnet.
     pub subnet_ids: std::collections::BTreeMap<String, String>,
@@ -98,7 +101,11 @@ impl Ec2Hosts {
         } else {
             None
         };
-        let libs = if spec.is_kraft() { "/opt/kafka4/libs" } else { "/opt/kafka/libs" };
+        let libs = match (spec.is_kraft(), &self.config.kafka4_libs) {
+            (true, Some(libs)) => libs.as_str(),
+            (true, None) => "/opt/kafka4/libs",
+            (false, _) => "/opt/kafka/libs",
+        };
         // Only KRaft hosts are told their role: an image whose bootstrap predates `--role` keeps
         // booting ZooKeeper-mode brokers.
         // A controller listens on Kafka's usual controller port, 9093 (terraform's port matrix
@@ -281,6 +288,16 @@ impl HostProvider for Ec2Hosts {
     async fn launch(&self, request: LaunchRequest<'_>) -> Result<String, ProviderError> {
         use aws_sdk_ec2::types::{InstanceType, Placement, ResourceType, Tag, TagSpecification};
         let LaunchRequest { cluster, cluster_uid, availability_zone, instance_type, token, role } = request;
+        if cluster.is_kraft() && self.config.kafka4_libs.is_none() {
+            return Err(ProviderError::Call {
+                class: ErrorClass::Terminal,
+                call: "ec2:RunInstances",
+                message: format!(
+                    "cluster {} runs Kafka {} (KRaft): start the fleet manager with --ec2-kafka4-libs DIR (FLEET_EC2_KAFKA4_LIBS: where the hosts' image holds Kafka 4.x's jars, e.g. /opt/kafka4/libs) once the image has them",
+                    cluster.name, cluster.kafka_version
+                ),
+            });
+        }
         // A retry of a launch whose answer was lost: the instance made for this token is the
         // answer. (ClientToken below gives the same guarantee on AWS within its idempotency
         // window, including while DescribeInstances has not caught up.)

@@ -105,7 +105,7 @@ async fn time_sessions(zk: &ZkEnsemble, n: usize) -> Result<Duration> {
     let runs = clients.iter().zip(&instances).map(|(client, instance)| {
         let (paths, provider) = (&paths, &provider);
         async move {
-            kafka_bootstrap::broker_id::assign(client, paths, instance, provider, 1, Duration::from_secs(120), fleet_common::FleetAcl::Open, "broker", &Default::default()).await
+            kafka_bootstrap::broker_id::assign(client, paths, instance, provider, 1, Duration::from_secs(120), fleet_common::FleetAcl::Open, "broker", Some(&Default::default())).await
         }
     });
     let results = futures::future::join_all(runs).await;
