@@ -1347,10 +1347,10 @@ async fn wait_converged(client: &Client, revisions: &[(String, i64)], timeout: D
                 }
                 continue;
             }
-            // A status from before this revision was seen says nothing about it (its phase may
-            // well be the old revision's "Converged").
+            // A status computed before this revision was taken up says nothing about it (its
+            // phase may well be the old revision's "Converged").
             let seen = st;
-            let st = st.filter(|s| s.observed_revision >= revision);
+            let st = st.filter(|s| s.desired_revision >= revision);
             let waiting = st.and_then(|s| s.plan.waiting.first().cloned()).unwrap_or_default();
             let step = st.and_then(|s| s.plan.steps.first().map(|x| x.describe())).unwrap_or_default();
             lines.push(format!(

@@ -192,6 +192,30 @@ async fn ec2_broker_boots_registers_with_its_rack_and_dns_in_route53() {
         assert_eq!(found.2.as_deref(), Some("broker-1"));
         assert_eq!(found.3, vec!["127.0.0.1".to_string()]);
     }
+
+    // A KRaft controller registers its own name only (clients bootstrap from brokers), and the
+    // quorum's bootstrap servers name it, for Kafka to resolve each time it connects.
+    let dns = kafka_bootstrap::cluster_file::DnsConfig::Route53 { zone: zone.to_string(), endpoint_url: Some(moto.endpoint()), ttl: 60 };
+    // The registry runs in this process here: moto's static credentials, as its hosts get them.
+    for (key, value) in fleet_tests::moto::AWS_ENV {
+        std::env::set_var(key, value);
+    }
+    let registry = kafka_bootstrap::dns::from_config(&dns).await;
+    let controller = kafka_bootstrap::dns::BrokerEndpoint {
+        cluster: cluster.name.clone(),
+        broker_id: 7,
+        host: "10.0.0.7".into(),
+        port: 9093,
+        kind: kafka_bootstrap::dns::RecordKind::Controller,
+    };
+    let controller_name = format!("controller-7.{}.{zone}", cluster.name);
+    assert_eq!(registry.register(&controller).await.expect("register"), vec![controller_name.clone()]);
+    let records = moto.records(&zone_id).await;
+    let found = records.iter().find(|r| r.0 == controller_name).unwrap_or_else(|| panic!("{controller_name} not in {records:?}"));
+    assert_eq!((found.1.as_str(), found.2.as_deref(), found.3.clone()), ("A", Some("controller-7"), vec!["10.0.0.7".to_string()]));
+    let shares: Vec<Option<&str>> = records.iter().filter(|r| r.0 == bootstrap_name).map(|r| r.2.as_deref()).collect();
+    assert_eq!(shares, vec![Some("broker-1")], "the bootstrap name stays the brokers'");
+    assert_eq!(registry.controller_address(&cluster.name, 7, 9093).await.expect("address"), Some(format!("{controller_name}:9093")));
 }
 
 #[tokio::test]

@@ -98,7 +98,7 @@ impl Executor for LiveExecutor<'_> {
             Step::TerminateHost { instance_id, .. } => {
                 self.metrics.provider_call("hosts:terminate");
                 self.provider(desired.spec.provider)?.terminate(cluster, instance_id).await?;
-                tracing::info!(instance = %instance_id, "terminated broker host");
+                tracing::info!(instance = %instance_id, "terminated host");
                 Ok(format!("terminated {instance_id}"))
             }
             Step::DeleteDnsRecord { name, set_identifier, values } => {

@@ -81,9 +81,14 @@ impl DnsZone for LocalDns {
                 return Ok(());
             }
         }
-        let path = local::record_dir(&self.root, &record.name).join(format!("{}.json", record.set_identifier));
+        let dir = local::record_dir(&self.root, &record.name);
+        let path = dir.join(format!("{}.json", record.set_identifier));
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // The name goes with its last set (fails, harmlessly, while others remain).
+                let _ = std::fs::remove_dir(&dir);
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(call_err("delete local route")(e)),
         }
