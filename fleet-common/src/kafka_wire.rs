@@ -615,8 +615,18 @@ pub async fn describe_log_dirs(address: &str, timeout: Duration) -> Result<Broke
     Ok(out)
 }
 
+/// One partition being reassigned, as the controller reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reassignment {
+    /// The replica set while the move lasts (old and new).
+    pub replicas: Vec<i32>,
+    /// Replicas being added: they catch up before joining the ISR.
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
 /// The partitions Kafka's controller is reassigning now (ListPartitionReassignments).
-pub async fn list_reassignments(bootstrap: &[String], timeout: Duration) -> Result<BTreeMap<(String, u32), Vec<i32>>, WireError> {
+pub async fn list_reassignments(bootstrap: &[String], timeout: Duration) -> Result<BTreeMap<(String, u32), Reassignment>, WireError> {
     let mut c = controller(bootstrap, timeout).await?;
     let request = ListPartitionReassignmentsRequest::default().with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32);
     let (answer, _) = c.call(&request).await?;
@@ -631,7 +641,11 @@ pub async fn list_reassignments(bootstrap: &[String], timeout: Duration) -> Resu
     let mut out = BTreeMap::new();
     for t in &answer.topics {
         for p in &t.partitions {
-            out.insert((t.name.0.to_string(), p.partition_index.max(0) as u32), p.replicas.iter().map(|b| b.0).collect());
+            let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+            out.insert(
+                (t.name.0.to_string(), p.partition_index.max(0) as u32),
+                Reassignment { replicas: ids(&p.replicas), adding: ids(&p.adding_replicas), removing: ids(&p.removing_replicas) },
+            );
         }
     }
     Ok(out)

@@ -244,8 +244,13 @@ pub async fn observe_kraft(
         }
         QuorumObservation::Unanswered(errors.join("; "))
     };
-    let (snapshot, quorum) = tokio::join!(kafka_wire::describe_partitions(std::slice::from_ref(&address), timeout), quorum);
+    let bootstrap = std::slice::from_ref(&address);
+    let (snapshot, moving, quorum) = tokio::join!(kafka_wire::describe_partitions(bootstrap, timeout), kafka_wire::list_reassignments(bootstrap, timeout), quorum);
     let snapshot = snapshot.map_err(kafka)?;
+    // Replicas a reassignment is adding catch up before joining the ISR: a move, not a
+    // replica falling behind. Not knowing which partitions move fails the scan rather than
+    // reporting each as under-replicated.
+    let moving = moving.map_err(kafka)?;
 
     let mut brokers = BTreeMap::new();
     let mut fenced = BTreeSet::new();
@@ -278,7 +283,8 @@ pub async fn observe_kraft(
                 .into_iter()
                 .map(|(p, m)| {
                     let state = PartitionState { controller_epoch: 0, leader: m.leader, version: 0, leader_epoch: m.leader_epoch, isr: m.isr };
-                    (p, PartitionObservation { replicas: m.replicas, state: Some(state), adding: Vec::new() })
+                    let adding = moving.get(&(name.clone(), p.max(0) as u32)).map(|r| r.adding.clone()).unwrap_or_default();
+                    (p, PartitionObservation { replicas: m.replicas, state: Some(state), adding })
                 })
                 .collect();
             let min_isr = snapshot.min_isr.get(&name).copied();
