@@ -25,7 +25,16 @@ fn cluster_yaml(version: &str, extra: &str) -> String {
 }
 
 fn topic_yaml() -> String {
-    format!("---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: orders }}\nspec: {{ cluster: {CLUSTER}, partitions: 6, replicationFactor: 3 }}\n")
+    format!(
+        "---\napiVersion: kafka-fleet.io/v1\nkind: Topic\nmetadata: {{ name: orders }}\nspec: {{ cluster: {CLUSTER}, partitions: 6, replicationFactor: 3 }}\n\
+         ---\napiVersion: kafka-fleet.io/v1\nkind: Route\nmetadata: {{ name: k4-orders }}\nspec: {{ cluster: {CLUSTER} }}\n"
+    )
+}
+
+/// The brokers route `k4-orders` gives clients now.
+async fn route_servers(fm: &FleetManager) -> Vec<String> {
+    let (_, binding) = fm.get("/v1/routes/k4-orders/binding").await;
+    binding["bootstrapServers"].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -220,7 +229,25 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
 
     // ---- kill -9 of a broker host: replaced (same zone), with the same node ID; partitions back in sync.
     let (victim_id, victim) = registry.iter().find(|(_, i)| role_of(i) == "broker").map(|(id, i)| (*id, i.clone())).expect("a broker host");
+    let mut served = route_servers(&fm).await;
+    served.sort();
+    let mut all_brokers: Vec<String> = endpoints(&fm, "broker");
+    all_brokers.sort();
+    assert_eq!(served, all_brokers, "route k4-orders serves the cluster's brokers");
+    let victim_endpoint = fm.local_hosts().into_iter().find(|h| h.instance_id == victim).and_then(|h| h.port).map(|p| format!("127.0.0.1:{p}")).expect("its port");
     fm.kill_host(&victim);
+    // Clients are given unfenced brokers only: once Kafka fences the killed broker the route
+    // leaves it out, while its host is still listed as running (not yet replaced).
+    wait_until("route k4-orders leaves the fenced broker out", Duration::from_secs(60), || async {
+        let served = route_servers(&fm).await;
+        let running = fm.local_hosts().iter().any(|h| h.instance_id == victim && h.state == fleet_common::local::LocalInstanceState::Running);
+        match (served.contains(&victim_endpoint), served.len()) {
+            (false, 2) if running => Ok(Some(())),
+            (false, _) if !running => Err(format!("the host was replaced before the route left it out: {served:?}")),
+            _ => Err(format!("served {served:?}")),
+        }
+    })
+    .await;
     let replacement = wait_until(&format!("broker {victim_id} on a new host"), Duration::from_secs(180), || async {
         let st = status(&fm).await;
         let holder = st["brokers"]["registry"]["value"][victim_id.to_string()].as_str().unwrap_or_default().to_string();

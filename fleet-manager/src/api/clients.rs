@@ -175,11 +175,8 @@ async fn provider_hosts(state: &Shared, cluster: &str, spec: Option<&spec::Clust
 async fn servers(state: &Shared, cluster: &str, spec: Option<&spec::ClusterSpec>) -> Result<Vec<String>, ApiError> {
     let kraft = spec.is_some_and(|s| s.is_kraft());
     let read = match (preview_client(state).await, provider_hosts(state, cluster, spec).await) {
-        // No ZooKeeper registrations to check against: the provider's running broker hosts
-        // (what the fleet launched), from which clients read the cluster's metadata.
-        (_, Ok(hosts)) if kraft => {
-            Ok((crate::observe::host_endpoints(&hosts, &[fleet_api::model::HostRole::Broker, fleet_api::model::HostRole::Combined]), Vec::new()))
-        }
+        // No ZooKeeper registrations: Kafka's own (DescribeCluster), unfenced brokers only.
+        (Some(zk), Ok(hosts)) if kraft => crate::observe::vouched_kraft_servers(&zk, &state.reconciler.paths.cluster(cluster), &hosts).await,
         (Some(zk), Ok(hosts)) => crate::observe::vouched_bootstrap_servers(&zk, &state.reconciler.paths.cluster(cluster), &hosts).await,
         (None, _) => Err("ZooKeeper unreachable".to_string()),
         (_, Err(e)) => Err(format!("its hosts cannot be listed: {e}")),

@@ -352,16 +352,17 @@ pub async fn bootstrap_servers(zk: &zk::Client, paths: &ClusterPaths) -> Result<
 /// registry (written under its ZooKeeper identity), leased to a host the provider lists as
 /// running, and the endpoint it registered is that host's address (and port, where the provider
 /// assigns one). Kafka's `/brokers/ids` is open to any ZooKeeper client in ZooKeeper mode, so a
-/// registration alone is not trusted. Returns the endpoints and why each other one was refused.
+/// registration alone is not trusted. `registrations` are the live brokers' endpoints (`None`:
+/// registered without one). Returns the endpoints and why each other one was refused.
 pub fn vouched_endpoints(
-    registrations: &BTreeMap<i32, BrokerRegistration>,
+    registrations: &BTreeMap<i32, Option<String>>,
     registry: &BTreeMap<i32, String>,
     hosts: &[crate::plan::ObservedHost],
 ) -> (Vec<String>, Vec<String>) {
     let mut servers = Vec::new();
     let mut refused = Vec::new();
-    for (id, reg) in registrations {
-        let Some(endpoint) = endpoint_of(reg) else {
+    for (id, endpoint) in registrations {
+        let Some(endpoint) = endpoint.clone() else {
             refused.push(format!("broker {id} registered no endpoint"));
             continue;
         };
@@ -390,7 +391,37 @@ pub fn vouched_endpoints(
 /// The cluster's brokers as clients should be given them: [`vouched_endpoints`] of its live
 /// registrations, read from ZooKeeper, and the hosts the provider lists.
 pub async fn vouched_bootstrap_servers(zk: &zk::Client, paths: &ClusterPaths, hosts: &[crate::plan::ObservedHost]) -> Result<(Vec<String>, Vec<String>), String> {
-    let regs = registrations(zk, &paths.kafka()).await?;
+    let regs: BTreeMap<i32, Option<String>> = registrations(zk, &paths.kafka()).await?.iter().map(|(id, reg)| (*id, endpoint_of(reg))).collect();
+    let registry: BTreeMap<i32, String> =
+        fleet_common::registry::read_registry(zk, paths).await.map_err(|e| e.to_string())?.into_iter().map(|(id, e)| (id, e.lease.instance_id)).collect();
+    Ok(vouched_endpoints(&regs, &registry, hosts))
+}
+
+/// A KRaft cluster's brokers as clients should be given them: the unfenced ones (a fenced broker
+/// is registered but not serving), as DescribeCluster through its running broker hosts reports
+/// them, vouched for against the fleet's registry and the provider's hosts like ZooKeeper-mode
+/// registrations.
+pub async fn vouched_kraft_servers(zk: &zk::Client, paths: &ClusterPaths, hosts: &[crate::plan::ObservedHost]) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut errors = Vec::new();
+    let mut described = None;
+    for address in host_endpoints(hosts, &[HostRole::Broker, HostRole::Combined]) {
+        match fleet_common::kafka_wire::describe_cluster(&address, false, KRAFT_CALL_TIMEOUT).await {
+            Ok(info) => {
+                described = Some(info);
+                break;
+            }
+            Err(e) => errors.push(format!("{address}: {e}")),
+        }
+    }
+    let Some(info) = described else {
+        return Err(if errors.is_empty() { "no running broker host to ask".to_string() } else { format!("no broker answered DescribeCluster: {}", errors.join("; ")) });
+    };
+    let regs: BTreeMap<i32, Option<String>> = info
+        .brokers
+        .iter()
+        .filter(|b| !b.fenced)
+        .map(|b| (b.broker_id, Some(if b.host.contains(':') { format!("[{}]:{}", b.host, b.port) } else { format!("{}:{}", b.host, b.port) })))
+        .collect();
     let registry: BTreeMap<i32, String> =
         fleet_common::registry::read_registry(zk, paths).await.map_err(|e| e.to_string())?.into_iter().map(|(id, e)| (id, e.lease.instance_id)).collect();
     Ok(vouched_endpoints(&regs, &registry, hosts))
@@ -402,8 +433,9 @@ mod tests {
     use crate::plan::ObservedHost;
     use fleet_api::model::HostState;
 
-    fn reg(endpoint: &str) -> BrokerRegistration {
-        serde_json::from_value(serde_json::json!({"version": 5, "endpoints": [format!("PLAINTEXT://{endpoint}")]})).expect("registration")
+    fn reg(endpoint: &str) -> Option<String> {
+        let registration: BrokerRegistration = serde_json::from_value(serde_json::json!({"version": 5, "endpoints": [format!("PLAINTEXT://{endpoint}")]})).expect("registration");
+        endpoint_of(&registration)
     }
 
     fn host(id: &str, state: HostState, port: u16) -> ObservedHost {
@@ -412,7 +444,7 @@ mod tests {
 
     #[test]
     fn only_registrations_the_fleet_vouches_for_are_served() {
-        let regs: BTreeMap<i32, BrokerRegistration> = [
+        let regs: BTreeMap<i32, Option<String>> = [
             (1, reg("127.0.0.1:9001")),
             (2, reg("127.0.0.1:19999")),  // port not its host's
             (3, reg("127.0.0.1:9003")),   // host terminated
