@@ -625,9 +625,10 @@ pub struct Reassignment {
     pub removing: Vec<i32>,
 }
 
-/// The partitions Kafka's controller is reassigning now (ListPartitionReassignments).
+/// The partitions a KRaft cluster's controller is reassigning now (ListPartitionReassignments,
+/// asked of any broker: KRaft brokers forward it to the active controller).
 pub async fn list_reassignments(bootstrap: &[String], timeout: Duration) -> Result<BTreeMap<(String, u32), Reassignment>, WireError> {
-    let mut c = controller(bootstrap, timeout).await?;
+    let mut c = any_broker(bootstrap, timeout).await?;
     let request = ListPartitionReassignmentsRequest::default().with_timeout_ms(timeout.as_millis().min(i32::MAX as u128) as i32);
     let (answer, _) = c.call(&request).await?;
     if answer.error_code != 0 {

@@ -248,9 +248,13 @@ pub async fn observe_kraft(
     let (snapshot, moving, quorum) = tokio::join!(kafka_wire::describe_partitions(bootstrap, timeout), kafka_wire::list_reassignments(bootstrap, timeout), quorum);
     let snapshot = snapshot.map_err(kafka)?;
     // Replicas a reassignment is adding catch up before joining the ISR: a move, not a
-    // replica falling behind. Not knowing which partitions move fails the scan rather than
-    // reporting each as under-replicated.
-    let moving = moving.map_err(kafka)?;
+    // replica falling behind. When the controller cannot say (no quorum leader, say), its
+    // out-of-sync replicas are reported as under-replicated, as if nothing moved: the scan's
+    // other findings (the quorum's first) matter more than telling a move apart.
+    let moving = moving.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "partition reassignments unknown: replicas being added count as out of sync");
+        BTreeMap::new()
+    });
 
     let mut brokers = BTreeMap::new();
     let mut fenced = BTreeSet::new();

@@ -238,13 +238,15 @@ async fn a_kraft_cluster_is_declared_built_observed_and_healed_by_the_fleet_mana
     fm.kill_host(&victim);
     // Clients are given unfenced brokers only: once Kafka fences the killed broker the route
     // leaves it out, while its host is still listed as running (not yet replaced).
+    let survivors: Vec<String> = all_brokers.iter().filter(|b| **b != victim_endpoint).cloned().collect();
     wait_until("route k4-orders leaves the fenced broker out", Duration::from_secs(60), || async {
-        let served = route_servers(&fm).await;
+        let mut served = route_servers(&fm).await;
+        served.sort();
         let running = fm.local_hosts().iter().any(|h| h.instance_id == victim && h.state == fleet_common::local::LocalInstanceState::Running);
-        match (served.contains(&victim_endpoint), served.len()) {
-            (false, 2) if running => Ok(Some(())),
-            (false, _) if !running => Err(format!("the host was replaced before the route left it out: {served:?}")),
-            _ => Err(format!("served {served:?}")),
+        match (served == survivors, running) {
+            (true, true) => Ok(Some(())),
+            (_, false) => panic!("the killed broker's host was replaced before the route left it out: served {served:?}"),
+            (false, true) => Err(format!("served {served:?}, want {survivors:?}")),
         }
     })
     .await;

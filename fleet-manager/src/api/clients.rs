@@ -170,13 +170,35 @@ async fn provider_hosts(state: &Shared, cluster: &str, spec: Option<&spec::Clust
     Ok(hosts)
 }
 
+/// How long a KRaft cluster's vouched brokers are served without asking again.
+const KRAFT_SERVERS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The cluster's brokers that the fleet vouches for (its registry, its hosts and Kafka's
 /// registrations agree), or the last ones served when they cannot be read now.
 async fn servers(state: &Shared, cluster: &str, spec: Option<&spec::ClusterSpec>) -> Result<Vec<String>, ApiError> {
     let kraft = spec.is_some_and(|s| s.is_kraft());
+    if kraft {
+        let fresh = state.kraft_servers.lock().unwrap_or_else(|p| p.into_inner()).get(cluster).filter(|(at, _)| at.elapsed() < KRAFT_SERVERS_TTL).map(|(_, s)| s.clone());
+        if let Some(list) = fresh {
+            return Ok(list);
+        }
+    }
     let read = match (preview_client(state).await, provider_hosts(state, cluster, spec).await) {
         // No ZooKeeper registrations: Kafka's own (DescribeCluster), unfenced brokers only.
-        (Some(zk), Ok(hosts)) if kraft => crate::observe::vouched_kraft_servers(&zk, &state.reconciler.paths.cluster(cluster), &hosts).await,
+        (Some(zk), Ok(hosts)) if kraft => {
+            let read = crate::observe::vouched_kraft_servers(&zk, &state.reconciler.paths.cluster(cluster), &hosts).await;
+            if let Ok((list, _)) = &read {
+                if !list.is_empty() {
+                    state.kraft_servers.lock().unwrap_or_else(|p| p.into_inner()).insert(cluster.to_string(), (std::time::Instant::now(), list.clone()));
+                }
+            }
+            read
+        }
+        // The fleet's registry unreadable: the provider's running broker hosts (what the fleet
+        // launched), as before Kafka's own view was asked.
+        (None, Ok(hosts)) if kraft => {
+            Ok((crate::observe::host_endpoints(&hosts, &[fleet_api::model::HostRole::Broker, fleet_api::model::HostRole::Combined]), Vec::new()))
+        }
         (Some(zk), Ok(hosts)) => crate::observe::vouched_bootstrap_servers(&zk, &state.reconciler.paths.cluster(cluster), &hosts).await,
         (None, _) => Err("ZooKeeper unreachable".to_string()),
         (_, Err(e)) => Err(format!("its hosts cannot be listed: {e}")),

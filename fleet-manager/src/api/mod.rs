@@ -177,6 +177,9 @@ pub struct AppState {
     pub revisions: tokio::sync::watch::Receiver<i64>,
     /// Last bootstrap servers read per cluster: served when ZooKeeper cannot be read.
     pub servers: std::sync::Mutex<BTreeMap<String, Vec<String>>>,
+    /// A KRaft cluster's vouched brokers and when they were read: DescribeCluster is a broker
+    /// round trip, so bindings asked within [`KRAFT_SERVERS_TTL`] share one.
+    pub kraft_servers: std::sync::Mutex<BTreeMap<String, (std::time::Instant, Vec<String>)>>,
     /// The hosts each cluster's provider last listed, and when (bindings check brokers against them).
     pub hosts: std::sync::Mutex<BTreeMap<String, (std::time::Instant, Vec<fleet_api::model::ObservedHost>)>>,
     pub limits: ApiLimits,
@@ -222,6 +225,7 @@ impl AppState {
             preview_zk: tokio::sync::Mutex::new(None),
             revisions: rx,
             servers: std::sync::Mutex::new(BTreeMap::new()),
+            kraft_servers: std::sync::Mutex::new(BTreeMap::new()),
             hosts: std::sync::Mutex::new(BTreeMap::new()),
             limits,
         })
