@@ -608,6 +608,21 @@ async fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
 }
 
 /// A fleet manager whose ec2 provider talks to moto, launching moto's first image.
+/// A launch template in moto holding only an image (what terraform's templates would add
+/// does not change what these tests check); its ID.
+async fn launch_template(ec2: &aws_sdk_ec2::Client, name: &str, image: &str) -> String {
+    ec2.create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(image).build())
+        .send()
+        .await
+        .expect("launch template")
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .expect("template id")
+        .to_string()
+}
+
 async fn ec2_options(zk: &ZkEnsemble, moto: &fleet_tests::Moto, ec2: &aws_sdk_ec2::Client) -> FleetManagerOptions {
     let ami = ec2.describe_images().send().await.expect("images").images().first().and_then(|i| i.image_id()).expect("ami").to_string();
     let mut options = FleetManagerOptions::new(&zk.connect_string());
@@ -641,32 +656,12 @@ async fn ec2_provider_launches_tagged_instances_that_become_brokers() {
         .and_then(|s| s.subnet_id())
         .expect("subnet id")
         .to_string();
-    let template = ec2
-        .create_launch_template()
-        .launch_template_name("kafka-fleet-broker-test")
-        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(&ami).build())
-        .send()
-        .await
-        .expect("launch template")
-        .launch_template()
-        .and_then(|t| t.launch_template_id())
-        .expect("template id")
-        .to_string();
+    let template = launch_template(&ec2, "kafka-fleet-broker-test", &ami).await;
     // KRaft controllers launch from a template of their own (terraform's controller template);
     // its image differs here so that an instance tells which template it came from.
     let images = ec2.describe_images().send().await.expect("images");
     let controller_ami = images.images().iter().filter_map(|i| i.image_id()).find(|id| *id != ami).expect("a second image").to_string();
-    let controller_template = ec2
-        .create_launch_template()
-        .launch_template_name("kafka-fleet-controller-test")
-        .launch_template_data(aws_sdk_ec2::types::RequestLaunchTemplateData::builder().image_id(&controller_ami).build())
-        .send()
-        .await
-        .expect("launch template")
-        .launch_template()
-        .and_then(|t| t.launch_template_id())
-        .expect("template id")
-        .to_string();
+    let controller_template = launch_template(&ec2, "kafka-fleet-controller-test", &controller_ami).await;
     moto.create_instance_profile("kafka-fleet-broker-amber").await;
     moto.create_instance_profile("kafka-fleet-broker-jade").await;
     // The launch template replaces the image flag, as in terraform's fleet_manager_env output.

@@ -830,6 +830,17 @@ mod tests {
             .collect()
     }
 
+    /// Controller hosts c0-c2 then broker hosts b0-b2 over zones a-c ([`observed`] numbers
+    /// them 1-6 in the registry).
+    fn controllers_then_brokers() -> Vec<ObservedHost> {
+        ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, az)| ObservedHost { role: HostRole::Controller, ..host(&format!("c{i}"), az) })
+            .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
+            .collect()
+    }
+
     fn kraft_cluster(brokers: u32) -> DesiredCluster {
         let mut c = cluster(brokers);
         c.spec.kafka_version = "4.4".into();
@@ -881,12 +892,7 @@ mod tests {
     #[test]
     fn a_controller_gone_from_the_quorum_is_replaced_in_its_zone_after_the_grace() {
         let desired = kraft_cluster(3);
-        let hosts: Vec<ObservedHost> = ["a", "b", "c"]
-            .iter()
-            .enumerate()
-            .map(|(i, az)| ObservedHost { role: HostRole::Controller, ..host(&format!("c{i}"), az) })
-            .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
-            .collect();
+        let hosts = controllers_then_brokers();
         // Registry: controllers 1-3, brokers 4-6 (the helper numbers hosts in order).
         let mut o = observed(hosts, &[4, 5, 6]);
         let now = 1_000_000;
@@ -914,12 +920,7 @@ mod tests {
 
     #[test]
     fn a_nodes_records_are_kept_by_its_role_and_the_rest_removed() {
-        let hosts: Vec<ObservedHost> = ["a", "b", "c"]
-            .iter()
-            .enumerate()
-            .map(|(i, az)| ObservedHost { role: HostRole::Controller, ..host(&format!("c{i}"), az) })
-            .chain(["a", "b", "c"].iter().enumerate().map(|(i, az)| host(&format!("b{i}"), az)))
-            .collect();
+        let hosts = controllers_then_brokers();
         // Registry: controllers 1-3, brokers 4-6.
         let mut o = observed(hosts, &[4, 5, 6]);
         let member = |id: i32| QuorumMember { node_id: id, directory_id: format!("dir{id}"), log_end_offset: 10, last_fetch_ms: 0 };
